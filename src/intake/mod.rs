@@ -1,0 +1,1 @@
+//! Intake: watching `tasks/` (inotify), the start-up scan, settling half-written files.

@@ -1,0 +1,4 @@
+//! The `orca` binary: parses the command line and hands over to the library.
+fn main() -> std::process::ExitCode {
+    orca::cli::main()
+}

@@ -1,0 +1,1 @@
+//! Mediation: rule-based routing and extractive summaries (an LLM may come later).

@@ -1,0 +1,82 @@
+//! Agents: starting a coding agent (Claude Code first) on one task attempt with an argument
+//! vector in its own process group, parsing its stream-json live, timeouts and cancellation.
+//!
+//! OWNER NOTE (skeleton): `RunRequest`, `RunOutcome`, `Progress` and the `Agent` trait are
+//! the contract the scheduler uses.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything one attempt needs.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub task_id: String,
+    pub attempt: u32,
+    /// The full prompt of DESIGN §4 (built by `runner::prompt`).
+    pub prompt: String,
+    /// The agent's cwd (already checked against the allowed root).
+    pub working_dir: PathBuf,
+    pub timeout: Duration,
+    pub max_turns: Option<u32>,
+    pub model: Option<String>,
+    pub skip_permissions: bool,
+    /// `--resume <session>` for this attempt.
+    pub resume_session: Option<String>,
+    /// Where the raw stdout stream is saved (logs/runs/<id>.<attempt>.ndjson).
+    pub raw_log: PathBuf,
+    /// Extra environment for the agent (e.g. IS_SANDBOX=1).
+    pub env: Vec<(String, String)>,
+}
+
+/// Live progress, sent as stream lines arrive.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Progress {
+    pub session_id: Option<String>,
+    pub turns: u32,
+    pub last_tool: Option<String>,
+    pub last_tool_target: Option<String>,
+    pub cost_usd: Option<f64>,
+    pub model: Option<String>,
+    pub pid: Option<u32>,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The agent finished and reported success.
+    Succeeded,
+    /// A failure of the task itself (max turns, the agent reported an error): no retry.
+    TaskFailed {
+        reason: String,
+    },
+    /// A transient failure (crash, API 5xx/529, no result line): retried with backoff.
+    Transient {
+        reason: String,
+    },
+    /// Authentication problem (401, not logged in): no retry, with a hint.
+    AuthFailed {
+        reason: String,
+    },
+    TimedOut,
+    Cancelled,
+    /// The agent binary could not be started.
+    SpawnFailed {
+        reason: String,
+    },
+}
+
+/// The data of a finished attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutcome {
+    pub outcome: Outcome,
+    pub exit_code: Option<i32>,
+    /// The final result text.
+    pub output: Option<String>,
+    pub session_id: Option<String>,
+    pub num_turns: Option<u32>,
+    pub cost_usd: Option<f64>,
+    pub usage: Option<serde_json::Value>,
+    pub model: Option<String>,
+    pub agent_version: Option<String>,
+    pub stderr_tail: String,
+}

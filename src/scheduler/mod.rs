@@ -1,0 +1,1 @@
+//! Scheduler and daemon: priority order, the worker pool, retries, leases, shutdown.

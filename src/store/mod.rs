@@ -1,0 +1,1 @@
+//! The durable queue: the `Store` trait (claim with lease, heartbeat, finish) and SQLite.

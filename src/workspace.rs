@@ -1,0 +1,132 @@
+//! The workspace folder layout of DESIGN §1: where tasks, results, summaries, logs and
+//! Orca's own state live, and creating what is missing.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Every path Orca uses inside one workspace root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workspace {
+    pub root: PathBuf,
+}
+
+impl Workspace {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Workspace { root: root.into() }
+    }
+    pub fn tasks(&self) -> PathBuf {
+        self.root.join("tasks")
+    }
+    pub fn processed(&self) -> PathBuf {
+        self.root.join("tasks").join("processed")
+    }
+    pub fn rejected(&self) -> PathBuf {
+        self.root.join("tasks").join("rejected")
+    }
+    pub fn results(&self) -> PathBuf {
+        self.root.join("results")
+    }
+    pub fn summaries(&self) -> PathBuf {
+        self.root.join("summaries")
+    }
+    pub fn logs(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+    pub fn runs(&self) -> PathBuf {
+        self.root.join("logs").join("runs")
+    }
+    pub fn events_file(&self) -> PathBuf {
+        self.root.join("logs").join("events.ndjson")
+    }
+    pub fn log_file(&self) -> PathBuf {
+        self.root.join("logs").join("orchestrator.log")
+    }
+    pub fn config_file(&self) -> PathBuf {
+        self.root.join("config").join("orca.toml")
+    }
+    pub fn env_file(&self) -> PathBuf {
+        self.root.join(".env")
+    }
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join(".orca")
+    }
+    pub fn db_file(&self) -> PathBuf {
+        self.root.join(".orca").join("orca.db")
+    }
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join(".orca").join("orca.lock")
+    }
+    pub fn result_file(&self, stem: &str) -> PathBuf {
+        self.results().join(format!("{stem}_result.json"))
+    }
+    pub fn summary_file(&self, stem: &str) -> PathBuf {
+        self.summaries().join(format!("{stem}_summary.txt"))
+    }
+    pub fn run_log(&self, task_id: &str, attempt: u32) -> PathBuf {
+        self.runs().join(format!("{task_id}.{attempt}.ndjson"))
+    }
+
+    /// The folders `orca run` needs; created when missing.
+    pub fn folders(&self) -> Vec<PathBuf> {
+        vec![
+            self.tasks(),
+            self.processed(),
+            self.rejected(),
+            self.results(),
+            self.summaries(),
+            self.logs(),
+            self.runs(),
+            self.state_dir(),
+        ]
+    }
+
+    /// Creates every missing folder of the layout.
+    pub fn create_all(&self) -> io::Result<()> {
+        for dir in self.folders() {
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// True for names that are task files: `*.task.md`, not hidden, not temporary.
+    pub fn is_task_file_name(name: &str) -> bool {
+        name.ends_with(".task.md") && !Self::is_ignored_name(name)
+    }
+
+    /// Hidden and temporary names (DESIGN §1) that intake never looks at.
+    pub fn is_ignored_name(name: &str) -> bool {
+        name.starts_with('.')
+            || name.ends_with('~')
+            || name.ends_with(".tmp")
+            || name.ends_with(".swp")
+            || name.ends_with(".part")
+    }
+
+    /// The stem of a task file: its name without `.task.md`.
+    pub fn stem_of(path: &Path) -> String {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        name.strip_suffix(".task.md")
+            .map(str::to_owned)
+            .unwrap_or(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(Workspace::is_task_file_name("a.task.md"));
+        assert!(!Workspace::is_task_file_name(".a.task.md"));
+        assert!(!Workspace::is_task_file_name("a.task.md~"));
+        assert!(!Workspace::is_task_file_name("a.task.md.tmp"));
+        assert!(!Workspace::is_task_file_name("a.md"));
+        assert_eq!(Workspace::stem_of(Path::new("x/fix_db.task.md")), "fix_db");
+    }
+}
