@@ -6,9 +6,11 @@
 
 pub mod artifacts;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod events;
 pub mod intake;
+pub mod logging;
 pub mod mediate;
 pub mod runner;
 pub mod scheduler;
