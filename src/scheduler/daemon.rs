@@ -1,0 +1,751 @@
+//! The daemon loop of `orca run`: takes ready files from intake into the store, claims
+//! queued tasks up to MAX_CONCURRENT_TASKS, runs each in a worker, and shuts down cleanly.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::json;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, watch};
+
+use crate::artifacts::result::{ResultError, SourceKind};
+use crate::clock::now_ms;
+use crate::config::Config;
+use crate::events::EventLog;
+use crate::intake::{self, IntakeHandle, Ready};
+use crate::runner::claude::ClaudeAgent;
+use crate::runner::{Outcome, Progress, RunOutcome, RunRequest};
+use crate::scheduler::backoff;
+use crate::scheduler::finalize::{finalize, rel};
+use crate::store::{Finish, NewTask, SqliteStore, Store, TaskRecord, TaskState};
+use crate::task::{self, TaskError, TaskErrorKind};
+use crate::workspace::Workspace;
+
+/// How often the daemon looks at the store for changes made by other processes
+/// (cancel, retry from the CLI), renews leases and checks the config files.
+const TICK: Duration = Duration::from_millis(250);
+
+/// Starts the daemon in the workspace at `root` and runs it until SIGINT/SIGTERM.
+/// Returns the process exit code (0 clean stop, 1 failure, 2 configuration/usage error).
+pub fn run(root: &Path, flags: &[(String, String)]) -> i32 {
+    let cfg = match Config::load(root, flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let ws = Workspace::new(cfg.root.clone());
+    if let Err(e) = ws.create_all() {
+        eprintln!("error: {e}\nhint: check that the workspace folder is writable");
+        return 1;
+    }
+    let _lock = match crate::store::lock::acquire(&ws) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let _log = match crate::logging::init(ws.log_file(), cfg.log_level, cfg.log_max_bytes, cfg.log_files) {
+        Ok(g) => Some(g),
+        Err(e) => {
+            eprintln!("warning: cannot set up logs/orchestrator.log: {e}");
+            None
+        }
+    };
+    let store = match SqliteStore::open_in_workspace(&ws) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    let events = match EventLog::open(ws.events_file(), cfg.events_max_bytes, cfg.events_files) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: cannot open {}: {e}", ws.events_file().display());
+            return 1;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    let daemon = Arc::new(Daemon {
+        agent: RwLock::new(Arc::new(ClaudeAgent::new(cfg.claude_bin.clone()))),
+        cfg: RwLock::new(cfg),
+        flags: flags.to_vec(),
+        ws,
+        store: Arc::new(store),
+        events,
+        running: Mutex::new(HashMap::new()),
+        shutting_down: AtomicBool::new(false),
+    });
+    rt.block_on(daemon.main())
+}
+
+struct RunningTask {
+    cancel: watch::Sender<bool>,
+}
+
+struct Daemon {
+    cfg: RwLock<Config>,
+    flags: Vec<(String, String)>,
+    ws: Workspace,
+    store: Arc<dyn Store>,
+    events: EventLog,
+    agent: RwLock<Arc<ClaudeAgent>>,
+    running: Mutex<HashMap<String, RunningTask>>,
+    shutting_down: AtomicBool,
+}
+
+fn config_stamp(ws: &Workspace) -> Vec<Option<SystemTime>> {
+    [ws.env_file(), ws.config_file()]
+        .iter()
+        .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .collect()
+}
+
+/// A file-system-safe id made from a file stem, for tasks rejected before their id is known.
+fn id_from_stem(stem: &str) -> String {
+    let mut id: String = stem
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '-') { c } else { '_' })
+        .take(64)
+        .collect();
+    if id.is_empty() {
+        id = "task".into();
+    }
+    id
+}
+
+impl Daemon {
+    fn cfg(&self) -> Config {
+        match self.cfg.read() {
+            Ok(c) => c.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn node(&self) -> String {
+        self.cfg().node_id
+    }
+
+    fn running_count(&self) -> usize {
+        self.running.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    async fn main(self: Arc<Self>) -> i32 {
+        let cfg = self.cfg();
+        self.events.emit(
+            "daemon_started",
+            None,
+            None,
+            json!({"pid": std::process::id(), "root": self.ws.root.display().to_string(), "node": cfg.node_id,
+                   "max_concurrent_tasks": cfg.max_concurrent_tasks, "version": crate::VERSION}),
+        );
+        tracing::info!(root = %self.ws.root.display(), pid = std::process::id(), "orca daemon started");
+
+        // Start-up repair: runs cut off by a crash go back to the queue; finished tasks
+        // whose artifacts or archive move were cut off are completed.
+        match self.store.recover_worker(None) {
+            Ok(ids) => {
+                for id in ids {
+                    self.events.emit("recovered", Some(&id), None, json!({"reason": "the previous run was cut off"}));
+                    tracing::warn!(task = %id, "recovered a task whose run was cut off");
+                }
+            }
+            Err(e) => tracing::error!("start-up recovery failed: {e}"),
+        }
+        self.finalize_pending();
+
+        let (intake, mut ready_rx) = match intake::start(self.ws.tasks()) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("error: cannot watch {}: {e}", self.ws.tasks().display());
+                return 1;
+            }
+        };
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<()>();
+        let mut sigint = signal(SignalKind::interrupt()).ok();
+        let mut sigterm = signal(SignalKind::terminate()).ok();
+        let mut sighup = signal(SignalKind::hangup()).ok();
+        let mut sigusr1 = signal(SignalKind::user_defined1()).ok();
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_version = self.store.data_version().unwrap_or(0);
+        let mut stamp = config_stamp(&self.ws);
+        eprintln!("orca {}: watching {} (Ctrl-C to stop)", crate::VERSION, self.ws.tasks().display());
+
+        loop {
+            self.dispatch(&done_tx);
+            let backoff_wake = self.backoff_sleep();
+            tokio::select! {
+                ready = ready_rx.recv() => {
+                    let Some(ready) = ready else { break };
+                    self.handle_ready(&intake, ready);
+                    // Take whatever else is already waiting before claiming.
+                    while let Ok(more) = ready_rx.try_recv() {
+                        self.handle_ready(&intake, more);
+                    }
+                }
+                Some(()) = done_rx.recv() => {}
+                _ = backoff_wake => {}
+                _ = recv_signal(&mut sigint) => break,
+                _ = recv_signal(&mut sigterm) => break,
+                _ = recv_signal(&mut sighup) => self.reload("SIGHUP"),
+                _ = recv_signal(&mut sigusr1) => {
+                    last_version = self.check_store(last_version, true);
+                }
+                _ = tick.tick() => {
+                    last_version = self.check_store(last_version, false);
+                    self.heartbeat();
+                    let now_stamp = config_stamp(&self.ws);
+                    if now_stamp != stamp {
+                        stamp = now_stamp;
+                        self.reload("configuration file changed");
+                    }
+                }
+            }
+        }
+        drop(intake);
+        self.shutdown(&mut done_rx).await;
+        0
+    }
+
+    /// Sleeps until the earliest backed-off task may run (or forever when none).
+    fn backoff_sleep(&self) -> tokio::time::Sleep {
+        let wait = match self.store.next_not_before() {
+            Ok(Some(at)) => Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)),
+            _ => Duration::from_secs(3600),
+        };
+        tokio::time::sleep(wait)
+    }
+
+    fn handle_ready(&self, intake: &IntakeHandle, ready: Ready) {
+        if let Err(e) = self.take_file(intake, &ready) {
+            tracing::error!(file = %ready.path.display(), "cannot take the task file: {e}");
+        }
+    }
+
+    /// One ready file: dedup against the store, parse, then queue or reject.
+    fn take_file(&self, intake: &IntakeHandle, ready: &Ready) -> Result<(), crate::store::StoreError> {
+        let path = &ready.path;
+        if !path.is_file() {
+            return Ok(());
+        }
+        let file_rel = rel(&self.ws, path);
+        if let Some(rec) = self.store.find_open_by_file(&file_rel)? {
+            if rec.state.is_final() {
+                self.finalize_one(&rec, None, None);
+            }
+            return Ok(());
+        }
+        let received = now_ms();
+        let stem = Workspace::stem_of(path);
+        let cfg = self.cfg();
+        let parsed = task::parse_file(path).and_then(|t| {
+            task::paths::resolve_task_paths(&t, path, &cfg.claude_base_cwd, &cfg.claude_allowed_root).map(|_| t)
+        });
+        match parsed {
+            Ok(t) => {
+                let from_cli = t.extra.get("x-orca-source").and_then(|v| v.as_str()) == Some("cli");
+                let rec = self.store.enqueue(NewTask {
+                    desired_id: t.id.clone(),
+                    stem,
+                    file: file_rel.clone(),
+                    source: if from_cli { SourceKind::Cli } else { SourceKind::File },
+                    source_user: None,
+                    priority: t.priority,
+                    max_retries: t.retries.unwrap_or(cfg.max_retries),
+                    task: Some(t.clone()),
+                    state: TaskState::Queued,
+                    error: None,
+                    received_at_ms: received,
+                })?;
+                let mut fields = json!({"file": file_rel, "source": if from_cli { "cli" } else { "file" }, "stem": rec.stem});
+                if rec.id != rec.desired_id {
+                    fields["renamed_from"] = json!(rec.desired_id);
+                    fields["note"] = json!(format!("id '{}' is taken; this task is '{}'", rec.desired_id, rec.id));
+                }
+                self.events.emit("task_received", Some(&rec.id), None, fields);
+                self.events.emit(
+                    "parsed",
+                    Some(&rec.id),
+                    None,
+                    json!({"type": t.task_type.map(|x| x.as_str()), "priority": t.priority.as_str(), "title": t.title,
+                           "targets": t.target_files.len(), "criteria": t.success_criteria.len()}),
+                );
+                self.events.emit("queued", Some(&rec.id), None, json!({"priority": rec.priority.as_str(), "seq": rec.seq}));
+                tracing::info!(task = %rec.id, file = %file_rel, "queued");
+            }
+            Err(err) => {
+                let may_be_half_written = !ready.settled
+                    && !matches!(err.kind, TaskErrorKind::TooLarge { .. })
+                    && recently_modified(path, Duration::from_secs(2));
+                if may_be_half_written {
+                    intake.defer(path.clone());
+                    return Ok(());
+                }
+                self.reject(&file_rel, &stem, &err, received)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn reject(&self, file_rel: &str, stem: &str, err: &TaskError, received: i64) -> Result<(), crate::store::StoreError> {
+        let error = ResultError {
+            kind: err.kind_name().to_owned(),
+            message: err.to_string().lines().next().unwrap_or_default().to_owned(),
+            line: err.line.map(|l| l as u64),
+            hint: Some(err.hint()),
+        };
+        let rec = self.store.enqueue(NewTask {
+            desired_id: id_from_stem(stem),
+            stem: stem.to_owned(),
+            file: file_rel.to_owned(),
+            source: SourceKind::File,
+            source_user: None,
+            task: None,
+            priority: Default::default(),
+            max_retries: 0,
+            state: TaskState::Rejected,
+            error: serde_json::to_value(&error).ok(),
+            received_at_ms: received,
+        })?;
+        self.events.emit("task_received", Some(&rec.id), None, json!({"file": file_rel, "source": "file", "stem": rec.stem}));
+        self.events.emit(
+            "task_rejected",
+            Some(&rec.id),
+            None,
+            json!({"file": file_rel, "error": error.message, "kind": error.kind, "line": error.line, "hint": error.hint}),
+        );
+        tracing::warn!(file = %file_rel, "rejected: {}", err);
+        self.finalize_one(&rec, None, None);
+        Ok(())
+    }
+
+    fn finalize_one(&self, rec: &TaskRecord, run: Option<&RunOutcome>, working_dir: Option<String>) {
+        if let Err(e) = finalize(&self.ws, self.store.as_ref(), &self.events, rec, run, working_dir) {
+            tracing::error!(task = %rec.id, "cannot write the artifacts or archive the task file (will try again): {e}");
+        }
+    }
+
+    fn finalize_pending(&self) {
+        match self.store.pending_finalize() {
+            Ok(recs) => {
+                for rec in recs {
+                    if rec.state == TaskState::Cancelled && rec.attempts == 0 {
+                        self.events.emit("cancelled", Some(&rec.id), None, json!({"while": "queued"}));
+                    }
+                    self.finalize_one(&rec, None, None);
+                }
+            }
+            Err(e) => tracing::error!("cannot list finished tasks: {e}"),
+        }
+    }
+
+    /// Looks for changes made by other processes (cancel, retry): signals cancels to
+    /// running agents and finishes tasks cancelled while queued.
+    fn check_store(&self, last: i64, force: bool) -> i64 {
+        let version = self.store.data_version().unwrap_or(last);
+        if version == last && !force {
+            return last;
+        }
+        let ids: Vec<(String, watch::Sender<bool>)> = match self.running.lock() {
+            Ok(m) => m.iter().map(|(k, v)| (k.clone(), v.cancel.clone())).collect(),
+            Err(_) => Vec::new(),
+        };
+        for (id, cancel) in ids {
+            if matches!(self.store.is_cancel_requested(&id), Ok(true)) && !*cancel.borrow() {
+                tracing::info!(task = %id, "cancel requested: stopping the agent");
+                let _ = cancel.send(true);
+            }
+        }
+        self.finalize_pending();
+        version
+    }
+
+    fn heartbeat(&self) {
+        let ids: Vec<String> = match self.running.lock() {
+            Ok(m) => m.keys().cloned().collect(),
+            Err(_) => Vec::new(),
+        };
+        if ids.is_empty() {
+            return;
+        }
+        let cfg = self.cfg();
+        let lease = i64::try_from(cfg.lease_sec.saturating_mul(1000)).unwrap_or(i64::MAX);
+        for id in ids {
+            if let Err(e) = self.store.heartbeat(&id, &cfg.node_id, lease, now_ms()) {
+                tracing::warn!(task = %id, "heartbeat failed: {e}");
+            }
+        }
+    }
+
+    fn reload(&self, why: &str) {
+        match Config::load(&self.ws.root, &self.flags) {
+            Ok(new) => {
+                let mut changed = Vec::new();
+                if let Ok(mut cur) = self.cfg.write() {
+                    changed = cur.reloadable(&new);
+                    if changed.is_empty() {
+                        return;
+                    }
+                    if cur.claude_bin != new.claude_bin {
+                        if let Ok(mut a) = self.agent.write() {
+                            *a = Arc::new(ClaudeAgent::new(new.claude_bin.clone()));
+                        }
+                    }
+                    cur.max_concurrent_tasks = new.max_concurrent_tasks;
+                    cur.claude_timeout_sec = new.claude_timeout_sec;
+                    cur.claude_max_turns = new.claude_max_turns;
+                    cur.claude_skip_permissions = new.claude_skip_permissions;
+                    cur.claude_base_cwd = new.claude_base_cwd.clone();
+                    cur.claude_allowed_root = new.claude_allowed_root.clone();
+                    cur.claude_bin = new.claude_bin.clone();
+                    cur.claude_model = new.claude_model.clone();
+                    cur.log_level = new.log_level;
+                    crate::logging::set_level(new.log_level);
+                }
+                tracing::info!(?changed, "configuration reloaded ({why})");
+                self.events.emit("config_reloaded", None, None, json!({"changed": changed, "reason": why}));
+            }
+            Err(e) => {
+                tracing::error!("configuration reload refused, keeping the old values: {e}");
+                self.events.emit("config_reloaded", None, None, json!({"error": e.to_string(), "applied": false, "reason": why}));
+            }
+        }
+    }
+
+    /// Claims queued tasks while worker slots are free.
+    fn dispatch(self: &Arc<Self>, done: &mpsc::UnboundedSender<()>) {
+        if self.shutting_down.load(Ordering::SeqCst) {
+            return;
+        }
+        let cfg = self.cfg();
+        let lease = i64::try_from(cfg.lease_sec.saturating_mul(1000)).unwrap_or(i64::MAX);
+        while self.running_count() < cfg.max_concurrent_tasks {
+            let rec = match self.store.claim(&cfg.node_id, &cfg.node_labels, lease, now_ms()) {
+                Ok(Some(rec)) => rec,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!("cannot claim a task: {e}");
+                    break;
+                }
+            };
+            let (tx, rx) = watch::channel(false);
+            if let Ok(mut m) = self.running.lock() {
+                m.insert(rec.id.clone(), RunningTask { cancel: tx });
+            }
+            let me = Arc::clone(self);
+            let done = done.clone();
+            tokio::spawn(async move {
+                let id = rec.id.clone();
+                me.work(rec, rx).await;
+                if let Ok(mut m) = me.running.lock() {
+                    m.remove(&id);
+                }
+                let _ = done.send(());
+            });
+        }
+    }
+
+    /// Runs one attempt of a claimed task and records what happened.
+    async fn work(self: &Arc<Self>, rec: TaskRecord, cancel: watch::Receiver<bool>) {
+        let cfg = self.cfg();
+        let node = cfg.node_id.clone();
+        let attempt = rec.attempts;
+        let Some(task) = rec.task.clone() else {
+            self.fail_now(&rec, &node, "internal", "the task has no parsed task file in the store", None);
+            return;
+        };
+        let resolved = match task::paths::resolve_task_paths(&task, &self.ws.root.join(&rec.file), &cfg.claude_base_cwd, &cfg.claude_allowed_root) {
+            Ok(r) => r,
+            Err(e) => {
+                self.fail_now(&rec, &node, e.kind_name(), &e.message(), Some(e.hint()));
+                return;
+            }
+        };
+        if !resolved.working_dir.is_dir() {
+            let msg = format!("the working folder {} does not exist", resolved.working_dir.display());
+            self.fail_now(&rec, &node, "working_dir", &msg, Some("create it or fix `working_dir` in the task file".into()));
+            return;
+        }
+        let req = RunRequest {
+            task_id: rec.id.clone(),
+            attempt,
+            prompt: crate::runner::prompt::build_prompt(&task),
+            working_dir: resolved.working_dir.clone(),
+            timeout: Duration::from_secs(task.timeout_sec.unwrap_or(cfg.claude_timeout_sec)),
+            max_turns: task.max_turns.or(if cfg.claude_max_turns > 0 { Some(cfg.claude_max_turns) } else { None }),
+            model: task.model.clone().or(cfg.claude_model.clone()),
+            skip_permissions: cfg.claude_skip_permissions,
+            resume_session: None,
+            raw_log: self.ws.run_log(&rec.id, attempt),
+            env: Vec::new(),
+        };
+        let working_dir = resolved.working_dir.display().to_string();
+        self.events.emit(
+            "claude_started",
+            Some(&rec.id),
+            Some(attempt),
+            json!({"working_dir": working_dir, "bin": cfg.claude_bin, "timeout_sec": req.timeout.as_secs()}),
+        );
+        let (ptx, prx) = mpsc::unbounded_channel::<Progress>();
+        let forwarder = tokio::spawn(forward_progress(Arc::clone(self), rec.id.clone(), attempt, node.clone(), prx));
+        let agent = match self.agent.read() {
+            Ok(a) => Arc::clone(&a),
+            Err(p) => Arc::clone(&p.into_inner()),
+        };
+        let out = agent.run(req, cancel, ptx).await;
+        let _ = forwarder.await;
+        self.events.emit(
+            "claude_finished",
+            Some(&rec.id),
+            Some(attempt),
+            json!({"outcome": outcome_name(&out.outcome), "exit_code": out.exit_code, "num_turns": out.num_turns,
+                   "cost_usd": out.cost_usd, "session_id": out.session_id}),
+        );
+        self.record_outcome(&rec, &node, &out, Some(working_dir));
+    }
+
+    fn record_outcome(&self, rec: &TaskRecord, node: &str, out: &RunOutcome, working_dir: Option<String>) {
+        let id = rec.id.as_str();
+        let attempt = rec.attempts;
+        let (state, kind, message, hint): (TaskState, &str, Option<String>, Option<String>) = match &out.outcome {
+            Outcome::Succeeded => (TaskState::Succeeded, "", None, None),
+            Outcome::TaskFailed { reason } => {
+                let kind = if reason.contains("max turns") { "max_turns" } else { "agent_error" };
+                (TaskState::Failed, kind, Some(reason.clone()), None)
+            }
+            Outcome::AuthFailed { reason } => (
+                TaskState::Failed,
+                "auth",
+                Some(reason.clone()),
+                Some("set ANTHROPIC_API_KEY (in .env or the environment) or log in with `claude`; `orca doctor` checks it".into()),
+            ),
+            Outcome::SpawnFailed { reason } => (
+                TaskState::Failed,
+                "agent_missing",
+                Some(reason.clone()),
+                Some("install Claude Code with `npm install -g @anthropic-ai/claude-code` or set CLAUDE_BIN; `orca doctor` checks it".into()),
+            ),
+            Outcome::TimedOut => (
+                TaskState::TimedOut,
+                "timeout",
+                Some(format!("the agent did not finish within its timeout (attempt {attempt})")),
+                Some("raise `timeout_sec` in the task file or CLAUDE_TIMEOUT_SEC".into()),
+            ),
+            Outcome::Cancelled => {
+                if self.shutting_down.load(Ordering::SeqCst) {
+                    if let Err(e) = self.store.release(id, node, "daemon stopped") {
+                        tracing::error!(task = %id, "cannot put the task back in the queue: {e}");
+                    }
+                    return;
+                }
+                (TaskState::Cancelled, "cancelled", Some("cancelled by request".into()), None)
+            }
+            Outcome::Transient { reason } => {
+                let retries_done = self
+                    .store
+                    .attempts(id)
+                    .map(|a| a.iter().filter(|x| x.outcome.as_deref() == Some("retry")).count() as u32)
+                    .unwrap_or(0);
+                if retries_done < rec.max_retries && !self.shutting_down.load(Ordering::SeqCst) {
+                    let cfg = self.cfg();
+                    let delay = backoff::delay(
+                        Duration::from_millis(cfg.retry_base_ms),
+                        Duration::from_secs(60),
+                        retries_done + 1,
+                    );
+                    let at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
+                    match self.store.requeue(id, node, at, reason, out.exit_code) {
+                        Ok(()) => {
+                            self.events.emit(
+                                "retry",
+                                Some(id),
+                                Some(attempt),
+                                json!({"reason": reason, "retry": retries_done + 1, "max_retries": rec.max_retries,
+                                       "delay_ms": delay.as_millis() as u64}),
+                            );
+                            tracing::warn!(task = %id, "attempt {attempt} failed ({reason}); retry {} in {:?}", retries_done + 1, delay);
+                        }
+                        Err(e) => tracing::error!(task = %id, "cannot requeue: {e}"),
+                    }
+                    return;
+                }
+                (
+                    TaskState::Failed,
+                    "transient",
+                    Some(format!("{reason} (gave up after {} attempts)", attempt)),
+                    Some("see logs/runs/ for the agent's output; `orca retry` runs it again".into()),
+                )
+            }
+        };
+        let error = message.map(|m| {
+            json!(ResultError { kind: kind.to_owned(), message: m, line: None, hint })
+        });
+        let finish = Finish {
+            state,
+            outcome: state.to_string(),
+            error,
+            exit_code: out.exit_code,
+            session_id: out.session_id.clone(),
+            now_ms: now_ms(),
+        };
+        if let Err(e) = self.store.finish(id, node, finish) {
+            tracing::error!(task = %id, "cannot record the end of the task: {e}");
+            return;
+        }
+        match state {
+            TaskState::TimedOut => self.events.emit("timed_out", Some(id), Some(attempt), json!({})),
+            TaskState::Cancelled => self.events.emit("cancelled", Some(id), Some(attempt), json!({"while": "running"})),
+            _ => {}
+        }
+        match self.store.get(id) {
+            Ok(Some(rec)) => self.finalize_one(&rec, Some(out), working_dir),
+            Ok(None) => tracing::error!(task = %id, "the task vanished from the store"),
+            Err(e) => tracing::error!(task = %id, "cannot read the task back: {e}"),
+        }
+    }
+
+    /// Ends a claimed task as failed before its agent started.
+    fn fail_now(&self, rec: &TaskRecord, node: &str, kind: &str, message: &str, hint: Option<String>) {
+        let out = RunOutcome {
+            outcome: Outcome::TaskFailed { reason: message.to_owned() },
+            exit_code: None,
+            output: None,
+            session_id: None,
+            num_turns: None,
+            cost_usd: None,
+            usage: None,
+            model: None,
+            agent_version: None,
+            stderr_tail: String::new(),
+        };
+        let error = json!(ResultError { kind: kind.to_owned(), message: message.to_owned(), line: None, hint });
+        let finish = Finish { state: TaskState::Failed, outcome: "failed".into(), error: Some(error), exit_code: None, session_id: None, now_ms: now_ms() };
+        if let Err(e) = self.store.finish(&rec.id, node, finish) {
+            tracing::error!(task = %rec.id, "cannot record the failure: {e}");
+            return;
+        }
+        if let Ok(Some(r)) = self.store.get(&rec.id) {
+            self.finalize_one(&r, Some(&out), None);
+        }
+    }
+
+    /// Stops intake (already dropped), lets running agents finish within the grace period,
+    /// then stops them and leaves their tasks queued for the next start.
+    async fn shutdown(&self, done_rx: &mut mpsc::UnboundedReceiver<()>) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        let grace = Duration::from_secs(self.cfg().shutdown_grace_sec);
+        let running = self.running_count();
+        if running > 0 {
+            eprintln!("orca: stopping; waiting up to {}s for {running} running task(s)", grace.as_secs());
+            tracing::info!(running, "stopping: waiting for running agents");
+        }
+        let deadline = Instant::now() + grace;
+        while self.running_count() > 0 && Instant::now() < deadline {
+            let _ = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), done_rx.recv()).await;
+        }
+        if self.running_count() > 0 {
+            if let Ok(m) = self.running.lock() {
+                for t in m.values() {
+                    let _ = t.cancel.send(true);
+                }
+            }
+            while self.running_count() > 0 {
+                if tokio::time::timeout(Duration::from_secs(30), done_rx.recv()).await.is_err() {
+                    break;
+                }
+            }
+        }
+        self.events.emit("daemon_stopped", None, None, json!({"pid": std::process::id()}));
+        tracing::info!("orca daemon stopped");
+    }
+}
+
+async fn recv_signal(s: &mut Option<tokio::signal::unix::Signal>) {
+    match s {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+fn recently_modified(path: &Path, within: Duration) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .map(|age| age < within)
+        .unwrap_or(false)
+}
+
+fn outcome_name(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Succeeded => "succeeded",
+        Outcome::TaskFailed { .. } => "failed",
+        Outcome::Transient { .. } => "transient",
+        Outcome::AuthFailed { .. } => "auth_failed",
+        Outcome::TimedOut => "timed_out",
+        Outcome::Cancelled => "cancelled",
+        Outcome::SpawnFailed { .. } => "spawn_failed",
+    }
+}
+
+/// Records live progress in the store (for `status`/`show`) and as `claude_progress` events,
+/// at most every 250 ms per task unless the turn or tool changed.
+async fn forward_progress(d: Arc<Daemon>, id: String, attempt: u32, node: String, mut rx: mpsc::UnboundedReceiver<Progress>) {
+    let mut last: Option<(u32, Option<String>)> = None;
+    let mut last_write = Instant::now() - Duration::from_secs(1);
+    let mut pending: Option<Progress> = None;
+    while let Some(p) = rx.recv().await {
+        let key = (p.turns, p.last_tool.clone());
+        let changed = last.as_ref() != Some(&key);
+        if changed || last_write.elapsed() >= Duration::from_millis(250) {
+            write_progress(&d, &id, attempt, &node, &p, changed);
+            last = Some(key);
+            last_write = Instant::now();
+            pending = None;
+        } else {
+            pending = Some(p);
+        }
+    }
+    if let Some(p) = pending {
+        write_progress(&d, &id, attempt, &node, &p, false);
+    }
+}
+
+fn write_progress(d: &Daemon, id: &str, attempt: u32, node: &str, p: &Progress, event: bool) {
+    let v = json!({"attempt": attempt, "turns": p.turns, "last_tool": p.last_tool, "last_tool_target": p.last_tool_target,
+                   "cost_usd": p.cost_usd, "model": p.model, "pid": p.pid, "session_id": p.session_id,
+                   "updated_at": crate::clock::now_rfc3339()});
+    if let Err(e) = d.store.set_progress(id, node, &v, p.session_id.as_deref()) {
+        tracing::warn!(task = %id, "cannot record progress: {e}");
+    }
+    if event {
+        d.events.emit("claude_progress", Some(id), Some(attempt), v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_from_stems_are_safe() {
+        assert_eq!(id_from_stem("fix db"), "fix_db");
+        assert_eq!(id_from_stem(""), "task");
+        assert_eq!(id_from_stem("a.b"), "a_b");
+    }
+}

@@ -1,0 +1,224 @@
+//! Finishing a task: build its result document from the store's record (and the last run),
+//! write result and summary, archive the task file, in the crash-safe order of DESIGN §3.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use crate::artifacts::archive::{archive, ArchiveDest};
+use crate::artifacts::result::{
+    AgentInfo, Attempt, ResultError, ResultStatus, Routing, Method, Summary, SummaryMethod,
+    TaskResult, TaskSource, Verification, SCHEMA_VERSION,
+};
+use crate::artifacts::summary::extractive_summary;
+use crate::artifacts::write::{write_result, write_summary};
+use crate::clock::{now_ms, rfc3339_ms};
+use crate::events::EventLog;
+use crate::mediate::rules::{judge_criteria, route};
+use crate::runner::RunOutcome;
+use crate::store::{AttemptRecord, Store, StoreError, TaskRecord, TaskState};
+use crate::workspace::Workspace;
+
+/// Why finishing a task could not complete; the task stays pending and is tried again.
+#[derive(Debug, thiserror::Error)]
+pub enum FinalizeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Artifact(#[from] crate::artifacts::ArtifactError),
+    #[error("task '{0}' is not in a final state")]
+    NotFinal(String),
+}
+
+/// The result status for a final store state.
+pub fn status_of(state: TaskState) -> Option<ResultStatus> {
+    Some(match state {
+        TaskState::Succeeded => ResultStatus::Succeeded,
+        TaskState::Failed => ResultStatus::Failed,
+        TaskState::TimedOut => ResultStatus::TimedOut,
+        TaskState::Cancelled => ResultStatus::Cancelled,
+        TaskState::Rejected => ResultStatus::Rejected,
+        TaskState::Queued | TaskState::Running => return None,
+    })
+}
+
+/// Where the task file will be archived to: the first free name in the destination.
+pub fn predict_archive(ws: &Workspace, file_name: &str, dest: ArchiveDest) -> PathBuf {
+    let dir = match dest {
+        ArchiveDest::Processed => ws.processed(),
+        ArchiveDest::Rejected => ws.rejected(),
+    };
+    let stem = file_name.strip_suffix(".task.md").unwrap_or(file_name);
+    let mut candidate = dir.join(file_name);
+    let mut n = 2;
+    while candidate.exists() {
+        candidate = dir.join(format!("{stem}-{n}.task.md"));
+        n += 1;
+    }
+    candidate
+}
+
+/// A path relative to the workspace root where possible, for results and events.
+pub fn rel(ws: &Workspace, p: &Path) -> String {
+    p.strip_prefix(&ws.root).unwrap_or(p).to_string_lossy().into_owned()
+}
+
+fn attempt_of(a: &AttemptRecord) -> Attempt {
+    Attempt {
+        attempt: a.attempt,
+        started_at: rfc3339_ms(a.started_at_ms),
+        finished_at: a.finished_at_ms.map(rfc3339_ms),
+        outcome: a.outcome.clone().unwrap_or_else(|| "running".into()),
+        error: a.error.clone(),
+        exit_code: a.exit_code,
+        session_id: a.session_id.clone(),
+        resumed: a.resumed,
+    }
+}
+
+/// Builds the result document of a final task.
+pub fn build_result(
+    rec: &TaskRecord,
+    attempts: &[AttemptRecord],
+    run: Option<&RunOutcome>,
+    agent_name: &str,
+    archived_to: Option<String>,
+    working_dir: Option<String>,
+) -> Option<TaskResult> {
+    let status = status_of(rec.state)?;
+    let error: Option<ResultError> = rec.error.as_ref().and_then(|e| serde_json::from_value(e.clone()).ok());
+    let finished_ms = rec.finished_at_ms.unwrap_or_else(now_ms);
+    let (task_type, routing) = match &rec.task {
+        Some(t) => {
+            let (ty, r) = route(t);
+            (Some(ty), r)
+        }
+        None => (
+            None,
+            Routing { method: Method::Rules, model: None, reason: "not routed: the task was rejected".into() },
+        ),
+    };
+    let output = run.and_then(|r| r.output.clone());
+    let criteria = rec
+        .task
+        .as_ref()
+        .map(|t| judge_criteria(&t.success_criteria, output.as_deref(), status))
+        .unwrap_or_default();
+    let agent = run.map(|r| AgentInfo {
+        name: agent_name.to_owned(),
+        version: r.agent_version.clone(),
+        session_id: r.session_id.clone().or_else(|| rec.session_id.clone()),
+        model: r.model.clone(),
+        num_turns: r.num_turns,
+        cost_usd: r.cost_usd,
+        usage: r.usage.clone(),
+        exit_code: r.exit_code,
+    });
+    let summary_text = match (&output, &error) {
+        (Some(o), _) if !o.trim().is_empty() => extractive_summary(o, 600),
+        (_, Some(e)) => format!("{}: {}", status.as_str(), e.message),
+        _ => status.as_str().to_owned(),
+    };
+    let transcript = if rec.attempts > 0 {
+        Some(format!("logs/runs/{}.{}.ndjson", rec.id, rec.attempts))
+    } else {
+        None
+    };
+    Some(TaskResult {
+        schema_version: SCHEMA_VERSION,
+        orca_version: crate::VERSION.to_owned(),
+        task_id: rec.id.clone(),
+        file: rec.file.clone(),
+        archived_to,
+        title: rec.task.as_ref().and_then(|t| t.title.clone()),
+        task_type,
+        priority: rec.priority,
+        status,
+        error,
+        created_at: rec.task.as_ref().and_then(|t| t.created.clone()),
+        received_at: rfc3339_ms(rec.received_at_ms),
+        started_at: rec.started_at_ms.map(rfc3339_ms),
+        finished_at: rfc3339_ms(finished_ms),
+        duration_ms: u64::try_from(finished_ms - rec.started_at_ms.unwrap_or(rec.received_at_ms)).unwrap_or(0),
+        attempts: rec.attempts,
+        attempt_history: attempts.iter().map(attempt_of).collect(),
+        working_dir,
+        target_files: rec.task.as_ref().map(|t| t.target_files.clone()).unwrap_or_default(),
+        prompt: rec.task.as_ref().map(|t| t.prompt.clone()).unwrap_or_default(),
+        success_criteria: criteria,
+        routing,
+        agent,
+        output,
+        transcript,
+        changed_files: Vec::new(),
+        verification: Verification { method: "none".into(), claims: Vec::new() },
+        source: TaskSource { kind: rec.source, user: rec.source_user.clone() },
+        summary: Summary { method: SummaryMethod::Extract, text: summary_text },
+    })
+}
+
+/// Writes the artifacts of a final task and archives its file, recording each step in the
+/// store and the event log. Safe to call again after a crash at any point.
+pub fn finalize(
+    ws: &Workspace,
+    store: &dyn Store,
+    events: &EventLog,
+    rec: &TaskRecord,
+    run: Option<&RunOutcome>,
+    working_dir: Option<String>,
+) -> Result<(), FinalizeError> {
+    if !rec.state.is_final() {
+        return Err(FinalizeError::NotFinal(rec.id.clone()));
+    }
+    let dest = if rec.state == TaskState::Rejected { ArchiveDest::Rejected } else { ArchiveDest::Processed };
+    let src = ws.root.join(&rec.file);
+    let file_name = src.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let src_exists = src.is_file() && rec.file.starts_with("tasks/");
+    let predicted = if src_exists {
+        Some(rel(ws, &predict_archive(ws, &file_name, dest)))
+    } else {
+        rec.archived_to.clone()
+    };
+    let attempt = rec.attempts;
+    if !rec.artifacts_written {
+        let result = match (&rec.result, run) {
+            // A result stored by an earlier, interrupted finalize: keep its run data.
+            (Some(stored), None) => match serde_json::from_value::<TaskResult>(stored.clone()) {
+                Ok(mut r) => {
+                    r.archived_to = predicted.clone();
+                    r
+                }
+                Err(_) => build_result(rec, &store.attempts(&rec.id)?, run, "claude", predicted.clone(), working_dir.clone())
+                    .ok_or_else(|| FinalizeError::NotFinal(rec.id.clone()))?,
+            },
+            _ => build_result(rec, &store.attempts(&rec.id)?, run, "claude", predicted.clone(), working_dir.clone())
+                .ok_or_else(|| FinalizeError::NotFinal(rec.id.clone()))?,
+        };
+        let result_path = write_result(ws, &rec.stem, &result)?;
+        events.emit("validated", Some(&rec.id), Some(attempt), json!({"result": rel(ws, &result_path)}));
+        let summary_path = write_summary(ws, &rec.stem, &result)?;
+        events.emit("summarized", Some(&rec.id), Some(attempt), json!({"method": "extract", "summary": rel(ws, &summary_path)}));
+        let value = serde_json::to_value(&result).unwrap_or(serde_json::Value::Null);
+        store.mark_artifacts_written(&rec.id, &value)?;
+        events.emit(
+            "artifacts_written",
+            Some(&rec.id),
+            Some(attempt),
+            json!({"result": rel(ws, &result_path), "summary": rel(ws, &summary_path), "status": result.status.as_str()}),
+        );
+    }
+    let archived_to = if src_exists {
+        match archive(ws, &src, dest)? {
+            Some(to) => {
+                let to = rel(ws, &to);
+                events.emit("task_archived", Some(&rec.id), Some(attempt), json!({"from": rec.file, "to": to}));
+                to
+            }
+            None => predicted.unwrap_or_default(),
+        }
+    } else {
+        rec.archived_to.clone().or(predicted).unwrap_or_default()
+    };
+    store.mark_archived(&rec.id, &archived_to)?;
+    Ok(())
+}
