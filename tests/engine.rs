@@ -151,7 +151,7 @@ fn cancel_a_queued_and_a_running_task() {
     ws.drop_task("running.task.md", &task("running", "high", "hang"));
     ws.wait_for(|| ws.events_named("claude_started").len() == 1, "running started");
     ws.drop_task("waiting.task.md", &task("waiting", "low", "noop"));
-    ws.wait_for(|| !ws.events_named("queued").iter().filter(|e| e["task_id"] == "waiting").count() == 0, "waiting queued");
+    ws.wait_for(|| ws.events_named("queued").iter().any(|e| e["task_id"] == "waiting"), "waiting queued");
     let out = ws.run(&["cancel", "waiting"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = ws.run(&["cancel", "running"]);
