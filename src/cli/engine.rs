@@ -569,23 +569,35 @@ pub fn tail_events(root: &Path, flags: &[(String, String)], task: Option<&str>, 
     };
     let ws = Workspace::new(cfg.root.clone());
     let file = ws.events_file();
-    match crate::events::read_events(&file, task, Some(lines)) {
-        Ok(evs) => {
-            let mut out = std::io::stdout().lock();
-            for e in evs {
-                if writeln!(out, "{e}").is_err() {
-                    return 0;
-                }
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+    let (events, follower) = match crate::events::tail(&file, task, Some(lines)) {
+        Ok(x) => x,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), crate::events::follow(&file, task)),
         Err(e) => {
             eprintln!("error: cannot read {}: {e}", file.display());
             return 1;
         }
+    };
+    let mut out = std::io::stdout().lock();
+    for e in events {
+        if writeln!(out, "{e}").is_err() {
+            return 0;
+        }
     }
+    let _ = out.flush();
     if follow {
-        return crate::events::follow_print(&file, task);
+        for e in follower {
+            match e {
+                Ok(e) => {
+                    if writeln!(out, "{e}").and_then(|_| out.flush()).is_err() {
+                        return 0;
+                    }
+                }
+                Err(e) => {
+                    eprintln!("error: cannot read {}: {e}", file.display());
+                    return 1;
+                }
+            }
+        }
     }
     0
 }
