@@ -483,3 +483,32 @@ fn follow_sees_new_events_across_rotation() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0]["x"], 1);
 }
+
+// ---------------------------------------------------------------- logging
+
+/// The only test in this binary that installs the global subscriber.
+#[test]
+fn logging_init_writes_file_and_set_level_applies() {
+    use orca::config::LogLevel;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("logs").join("orchestrator.log");
+    let guard = orca::logging::init(path.clone(), LogLevel::Info, 1 << 20, 3).unwrap();
+    tracing::info!(target: "orca::probe", "info line one");
+    tracing::debug!(target: "orca::probe", "debug line hidden");
+    orca::logging::set_level(LogLevel::Debug);
+    tracing::debug!(target: "orca::probe", "debug line shown");
+    orca::logging::set_level(LogLevel::Error);
+    tracing::warn!(target: "orca::probe", "warn line hidden");
+    let again = orca::logging::init(path.clone(), LogLevel::Info, 1 << 20, 3);
+    assert!(matches!(
+        again,
+        Err(orca::logging::LoggingError::AlreadyInitialized)
+    ));
+    drop(guard);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let probe: Vec<&str> = text.lines().filter(|l| l.contains("orca::probe")).collect();
+    assert_eq!(probe.len(), 2, "{text}");
+    assert!(probe[0].contains("INFO") && probe[0].contains("info line one"));
+    assert!(probe[1].contains("DEBUG") && probe[1].contains("debug line shown"));
+    assert!(!text.contains('\u{1b}'), "no ANSI escapes");
+}
