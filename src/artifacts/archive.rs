@@ -130,7 +130,9 @@ fn move_no_replace(from: &Path, to: &Path) -> io::Result<()> {
     }
     match std::fs::hard_link(from, to) {
         Ok(()) => return std::fs::remove_file(from),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists || e.kind() == io::ErrorKind::NotFound => {
+        Err(e)
+            if e.kind() == io::ErrorKind::AlreadyExists || e.kind() == io::ErrorKind::NotFound =>
+        {
             return Err(e)
         }
         Err(_) => {} // no hard links here (or across devices): copy instead
@@ -182,7 +184,10 @@ mod tests {
         );
         // Nothing was overwritten.
         for (i, p) in got.iter().enumerate() {
-            assert_eq!(std::fs::read_to_string(p).unwrap(), format!("content {}", i + 1));
+            assert_eq!(
+                std::fs::read_to_string(p).unwrap(),
+                format!("content {}", i + 1)
+            );
         }
         // Source gone: idempotent no-op.
         assert_eq!(archive(&ws, &f, ArchiveDest::Processed).unwrap(), None);

@@ -118,7 +118,13 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let ws = Workspace::new(d.path());
         ws.create_all().unwrap();
-        for n in ["b.task.md", "a.task.md", ".hidden.task.md", "notes.txt", "c.task.md.tmp"] {
+        for n in [
+            "b.task.md",
+            "a.task.md",
+            ".hidden.task.md",
+            "notes.txt",
+            "c.task.md.tmp",
+        ] {
             std::fs::write(ws.tasks().join(n), n).unwrap();
         }
         std::fs::write(ws.processed().join("a.task.md"), "old").unwrap();
@@ -126,8 +132,14 @@ mod tests {
         assert_eq!(
             moved,
             vec![
-                (ws.tasks().join("a.task.md"), ws.processed().join("a-2.task.md")),
-                (ws.tasks().join("b.task.md"), ws.processed().join("b.task.md")),
+                (
+                    ws.tasks().join("a.task.md"),
+                    ws.processed().join("a-2.task.md")
+                ),
+                (
+                    ws.tasks().join("b.task.md"),
+                    ws.processed().join("b.task.md")
+                ),
             ]
         );
         for n in [".hidden.task.md", "notes.txt", "c.task.md.tmp"] {

@@ -50,10 +50,16 @@ fn io_hint(e: &io::Error, path: &Path) -> String {
         .unwrap_or(path);
     match e.kind() {
         io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
-            format!("the disk is full: free some space on the disk holding {}", dir.display())
+            format!(
+                "the disk is full: free some space on the disk holding {}",
+                dir.display()
+            )
         }
         io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
-            format!("check permissions of {} (Orca needs to write there)", dir.display())
+            format!(
+                "check permissions of {} (Orca needs to write there)",
+                dir.display()
+            )
         }
         io::ErrorKind::NotADirectory | io::ErrorKind::AlreadyExists => format!(
             "{} must be a folder: move away the file of that name",
@@ -64,13 +70,36 @@ fn io_hint(e: &io::Error, path: &Path) -> String {
     }
 }
 
-/// The first ancestor of `path` that exists and is not a folder (the usual cause of
-/// NotADirectory), if any.
+/// The shallowest of `path` and its ancestors that exists and is not a folder (the usual
+/// cause of NotADirectory / "File exists" when creating a folder), if any.
 fn first_non_dir(path: &Path) -> Option<&Path> {
     path.ancestors()
-        .skip(1)
         .collect::<Vec<_>>()
         .into_iter()
         .rev()
         .find(|p| !p.as_os_str().is_empty() && p.exists() && !p.is_dir())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_by_kind() {
+        let p = Path::new("/ws/results/x_result.json");
+        let full = ArtifactError::io("write", p, io::ErrorKind::StorageFull.into()).to_string();
+        assert!(
+            full.starts_with("cannot write /ws/results/x_result.json: "),
+            "{full}"
+        );
+        assert!(
+            full.contains("disk is full") && full.contains("/ws/results"),
+            "{full}"
+        );
+        let perm =
+            ArtifactError::io("write", p, io::ErrorKind::PermissionDenied.into()).to_string();
+        assert!(perm.contains("check permissions of /ws/results"), "{perm}");
+        let other = ArtifactError::io("write", p, io::ErrorKind::Other.into()).to_string();
+        assert!(other.contains("exists and is writable"), "{other}");
+    }
 }

@@ -207,8 +207,8 @@ pub struct TaskResult {
 /// Every field is required (written even when `null`), except those with a `default`:
 /// a reader can rely on each key being present.
 pub fn schema() -> serde_json::Value {
-    let mut s = serde_json::to_value(schemars::schema_for!(TaskResult))
-        .unwrap_or(serde_json::Value::Null);
+    let mut s =
+        serde_json::to_value(schemars::schema_for!(TaskResult)).unwrap_or(serde_json::Value::Null);
     require_all_fields(&mut s);
     s
 }
@@ -231,7 +231,6 @@ fn require_all_fields(v: &mut serde_json::Value) {
         _ => {}
     }
 }
-
 
 impl TaskResult {
     /// The result of a task file that could not be accepted (status `rejected`): no run, no
@@ -321,7 +320,10 @@ mod tests {
         let e = r.error.as_ref().unwrap();
         assert_eq!(e.kind, "invalid");
         assert_eq!(e.line, Some(4));
-        assert_eq!(e.message, "priority 'urgent' is not one of high, medium, low");
+        assert_eq!(
+            e.message,
+            "priority 'urgent' is not one of high, medium, low"
+        );
         assert!(r.summary.text.starts_with("tasks/bad.task.md:4: priority"));
         assert_eq!(r.routing.reason, "not routed: rejected");
         // Clock going backwards never underflows.

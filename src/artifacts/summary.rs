@@ -328,7 +328,7 @@ fn cut_text(s: &str, max: usize) -> String {
             matches!(c, '.' | '!' | '?') && s[i + c.len_utf8()..].starts_with(char::is_whitespace)
         })
         .map(|(i, c)| i + c.len_utf8())
-        .last()
+        .next_back()
     {
         if end >= head.len() / 3 {
             return s[..end].to_owned();
@@ -342,13 +342,14 @@ fn cut_text(s: &str, max: usize) -> String {
 
 /// Markdown horizontal rules and table separator rows carry no content.
 fn is_decoration(line: &str) -> bool {
-    line.chars().all(|c| matches!(c, '-' | '=' | '*' | '_' | '|' | ':' | ' '))
+    line.chars()
+        .all(|c| matches!(c, '-' | '=' | '*' | '_' | '|' | ':' | ' '))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::artifacts::result::{ResultError, TaskSource, SourceKind};
+    use crate::artifacts::result::{ResultError, SourceKind, TaskSource};
     use crate::task::{TaskError, TaskErrorKind};
     use std::path::PathBuf;
 
@@ -496,6 +497,9 @@ mod tests {
         let s = extractive_summary(&"é".repeat(100), 10);
         assert_eq!(s.chars().count(), 10);
         // A second line is dropped when it does not fit and little room is left.
-        assert_eq!(extractive_summary("short\nanother line that is long", 12), "short");
+        assert_eq!(
+            extractive_summary("short\nanother line that is long", 12),
+            "short"
+        );
     }
 }

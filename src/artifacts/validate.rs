@@ -87,8 +87,8 @@ pub fn validate_value(v: &Value) -> Result<(), Vec<Violation>> {
             return Err(vec![Violation {
                 pointer: String::new(),
                 message: format!(
-                    "the result schema does not compile ({e}); this is a bug in Orca, please report it"
-                ),
+                "the result schema does not compile ({e}); this is a bug in Orca, please report it"
+            ),
                 keyword: "schema".into(),
             }])
         }
@@ -346,7 +346,10 @@ mod tests {
             ("/schema_version", "const"),
             ("/finished_at", "format"),
         ] {
-            assert!(got.contains(&(p.into(), k.into())), "{p} {k} not in {got:?}");
+            assert!(
+                got.contains(&(p.into(), k.into())),
+                "{p} {k} not in {got:?}"
+            );
         }
     }
 
@@ -355,14 +358,20 @@ mod tests {
         let mut v = example();
         v["output"] = serde_json::json!({"x": "y".repeat(2000)});
         let errs = validate_value(&v).unwrap_err();
-        assert!(errs.iter().all(|e| e.message.chars().count() <= MAX_MESSAGE_CHARS + 1));
+        assert!(errs
+            .iter()
+            .all(|e| e.message.chars().count() <= MAX_MESSAGE_CHARS + 1));
     }
 
     #[test]
     fn files_and_dir_report() {
         let d = tempfile::tempdir().unwrap();
         let dir = d.path();
-        std::fs::write(dir.join("a_result.json"), serde_json::to_string(&example()).unwrap()).unwrap();
+        std::fs::write(
+            dir.join("a_result.json"),
+            serde_json::to_string(&example()).unwrap(),
+        )
+        .unwrap();
         std::fs::write(dir.join("b_result.json"), "{\n  \"x\": 1,\n  oops\n}").unwrap();
         let mut bad = example();
         bad["priority"] = "urgent".into();
@@ -392,9 +401,15 @@ mod tests {
         assert_eq!(doc["invalid"], 2);
         assert_eq!(doc["files"][0]["valid"], true);
         assert_eq!(doc["files"][1]["error"]["kind"], "not_json");
-        assert_eq!(doc["files"][2]["error"]["violations"][0]["pointer"], "/priority");
+        assert_eq!(
+            doc["files"][2]["error"]["violations"][0]["pointer"],
+            "/priority"
+        );
 
-        assert_eq!(render_report(&[], false), ("no result files to check\n".into(), 0));
+        assert_eq!(
+            render_report(&[], false),
+            ("no result files to check\n".into(), 0)
+        );
         assert!(validate_dir(&dir.join("missing")).is_empty());
         assert!(matches!(
             validate_file(&dir.join("missing.json")),

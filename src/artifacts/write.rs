@@ -18,7 +18,11 @@ use crate::workspace::Workspace;
 
 /// Writes `results/<stem>_result.json` atomically, after validating it; not fsynced.
 /// A result that breaks the schema is an error and nothing is written.
-pub fn write_result(ws: &Workspace, stem: &str, result: &TaskResult) -> Result<PathBuf, ArtifactError> {
+pub fn write_result(
+    ws: &Workspace,
+    stem: &str,
+    result: &TaskResult,
+) -> Result<PathBuf, ArtifactError> {
     write_result_with(ws, stem, result, false)
 }
 
@@ -57,7 +61,11 @@ fn write_result_with(
 }
 
 /// Writes `summaries/<stem>_summary.txt` (the text of [`render_summary`]) atomically; not fsynced.
-pub fn write_summary(ws: &Workspace, stem: &str, result: &TaskResult) -> Result<PathBuf, ArtifactError> {
+pub fn write_summary(
+    ws: &Workspace,
+    stem: &str,
+    result: &TaskResult,
+) -> Result<PathBuf, ArtifactError> {
     check_stem(stem)?;
     let path = ws.summary_file(stem);
     write_atomic(&path, render_summary(result).as_bytes(), false)?;
@@ -192,7 +200,10 @@ mod tests {
         let err = write_result(&ws, "x", &TaskResult::example()).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("results"), "{msg}");
-        assert!(msg.contains("must be a folder") || msg.contains("check"), "{msg}");
+        assert!(
+            msg.contains("must be a folder") || msg.contains("check"),
+            "{msg}"
+        );
         std::fs::write(ws.root.join("summaries"), "nope").unwrap();
         assert!(write_summary(&ws, "x", &TaskResult::example()).is_err());
     }

@@ -17,14 +17,28 @@ const KEYWORDS: &[(TaskType, &[&str])] = &[
     (
         TaskType::CodeReview,
         &[
-            "review", "reviews", "reviewing", "pr", "prs", "diff", "diffs",
+            "review",
+            "reviews",
+            "reviewing",
+            "pr",
+            "prs",
+            "diff",
+            "diffs",
         ],
     ),
     (
         TaskType::Summarize,
         &[
-            "summarize", "summarise", "summarized", "summarised", "summarizing", "summarising",
-            "summary", "summaries", "tl;dr", "tldr",
+            "summarize",
+            "summarise",
+            "summarized",
+            "summarised",
+            "summarizing",
+            "summarising",
+            "summary",
+            "summaries",
+            "tl;dr",
+            "tldr",
         ],
     ),
 ];
@@ -40,7 +54,10 @@ pub fn route(task: &Task) -> (TaskType, Routing) {
     if let Some(t) = task.task_type {
         return (t, routing("type given in the task file".to_owned()));
     }
-    let places = [("title", task.title.as_deref().unwrap_or("")), ("prompt", task.prompt.as_str())];
+    let places = [
+        ("title", task.title.as_deref().unwrap_or("")),
+        ("prompt", task.prompt.as_str()),
+    ];
     for (place, text) in places {
         if let Some((t, word)) = first_keyword(text) {
             return (t, routing(format!("keyword '{word}' in the {place}")));
@@ -142,7 +159,11 @@ mod tests {
 
     #[test]
     fn given_type_wins() {
-        let (t, r) = route(&task(Some("Fix the bug"), "fix it", Some(TaskType::Summarize)));
+        let (t, r) = route(&task(
+            Some("Fix the bug"),
+            "fix it",
+            Some(TaskType::Summarize),
+        ));
         assert_eq!(t, TaskType::Summarize);
         assert_eq!(r.reason, "type given in the task file");
     }
@@ -165,12 +186,24 @@ mod tests {
             routed(None, "look at this diff").1,
             "keyword 'diff' in the prompt"
         );
-        assert_eq!(routed(None, "tl;dr of the design doc, please").0, TaskType::Summarize);
-        assert_eq!(routed(None, "Summarise the meeting notes").0, TaskType::Summarize);
+        assert_eq!(
+            routed(None, "tl;dr of the design doc, please").0,
+            TaskType::Summarize
+        );
+        assert_eq!(
+            routed(None, "Summarise the meeting notes").0,
+            TaskType::Summarize
+        );
         // The first keyword decides: summarising errors is a summary.
-        assert_eq!(routed(None, "Summarize the errors in the log").0, TaskType::Summarize);
+        assert_eq!(
+            routed(None, "Summarize the errors in the log").0,
+            TaskType::Summarize
+        );
         // The title is read before the prompt.
-        assert_eq!(routed(Some("Weekly summary"), "fix nothing").0, TaskType::Summarize);
+        assert_eq!(
+            routed(Some("Weekly summary"), "fix nothing").0,
+            TaskType::Summarize
+        );
     }
 
     #[test]
@@ -202,7 +235,10 @@ mod tests {
         assert!(failed.iter().all(|v| v.verdict == Verdict::Unmet));
         assert_eq!(failed[0].text, "Tests pass");
         let empty = judge_criteria(&cs, Some("  "), ResultStatus::Succeeded);
-        assert_eq!(empty[0].reason.as_deref(), Some("the agent gave no output to judge"));
+        assert_eq!(
+            empty[0].reason.as_deref(),
+            Some("the agent gave no output to judge")
+        );
         let cancelled = judge_criteria(&cs, None, ResultStatus::Cancelled);
         assert!(cancelled.iter().all(|v| v.verdict == Verdict::Unknown));
         assert!(judge_criteria(&[], None, ResultStatus::Failed).is_empty());
