@@ -214,3 +214,34 @@ fn failed_result_round_trip_keeps_status() {
     assert_eq!(back.status, ResultStatus::TimedOut);
     assert_eq!(listing(&ws.results()), ["t_result.json"]);
 }
+
+#[test]
+fn concurrent_archives_never_overwrite() {
+    let (_d, ws) = workspace();
+    let sources: Vec<_> = (0..8)
+        .map(|i| {
+            let dir = ws.root.join(format!("in{i}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let f = dir.join("same.task.md");
+            std::fs::write(&f, format!("{i}")).unwrap();
+            f
+        })
+        .collect();
+    let handles: Vec<_> = sources
+        .into_iter()
+        .map(|f| {
+            let ws = ws.clone();
+            std::thread::spawn(move || archive(&ws, &f, ArchiveDest::Processed).unwrap().unwrap())
+        })
+        .collect();
+    let mut dests: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    dests.sort();
+    dests.dedup();
+    assert_eq!(dests.len(), 8);
+    let mut contents: Vec<String> = dests
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect();
+    contents.sort();
+    assert_eq!(contents, ["0", "1", "2", "3", "4", "5", "6", "7"]);
+}
