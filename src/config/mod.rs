@@ -156,6 +156,7 @@ pub const SETTINGS: &[&str] = &[
     "ORCA_NODE_LABELS",
     "ORCA_LEASE_SEC",
     "ORCA_SHUTDOWN_GRACE_SEC",
+    "ORCA_RETRY_BASE_MS",
     "ORCA_LOG_MAX_BYTES",
     "ORCA_LOG_FILES",
     "ORCA_EVENTS_MAX_BYTES",
@@ -204,6 +205,8 @@ pub struct Config {
     pub lease_sec: u64,
     /// Grace period for running agents at shutdown (ORCA_SHUTDOWN_GRACE_SEC, default 30).
     pub shutdown_grace_sec: u64,
+    /// First retry delay in ms, doubled per retry up to 60 s (ORCA_RETRY_BASE_MS, default 1000).
+    pub retry_base_ms: u64,
     /// orchestrator.log rotation: size in bytes and kept files (ORCA_LOG_MAX_BYTES 1 MiB, ORCA_LOG_FILES 3).
     pub log_max_bytes: u64,
     pub log_files: u32,
@@ -257,6 +260,7 @@ impl std::fmt::Debug for Config {
             .field("node_labels", &self.node_labels)
             .field("lease_sec", &self.lease_sec)
             .field("shutdown_grace_sec", &self.shutdown_grace_sec)
+            .field("retry_base_ms", &self.retry_base_ms)
             .field("log_max_bytes", &self.log_max_bytes)
             .field("log_files", &self.log_files)
             .field("events_max_bytes", &self.events_max_bytes)
@@ -793,6 +797,7 @@ fn build(root: &Path, layers: &Layers, home: Option<&Path>) -> Result<Config, Co
     b.record("ORCA_NODE_LABELS", node_labels.join(","));
     let lease_sec = b.int("ORCA_LEASE_SEC", 30, 1, 3600)?;
     let shutdown_grace_sec = b.int("ORCA_SHUTDOWN_GRACE_SEC", 30, 0, 3600)?;
+    let retry_base_ms = b.int("ORCA_RETRY_BASE_MS", 1000, 1, 600_000)?;
     let log_max_bytes = b.int("ORCA_LOG_MAX_BYTES", 1_048_576, 1024, 1 << 40)?;
     let log_files = b.int32("ORCA_LOG_FILES", 3, 1, 1000)?;
     let events_max_bytes = b.int("ORCA_EVENTS_MAX_BYTES", 10_485_760, 1024, 1 << 40)?;
@@ -828,6 +833,7 @@ fn build(root: &Path, layers: &Layers, home: Option<&Path>) -> Result<Config, Co
         node_labels,
         lease_sec,
         shutdown_grace_sec,
+        retry_base_ms,
         log_max_bytes,
         log_files,
         events_max_bytes,
