@@ -86,7 +86,8 @@ fn uuid_like(salt: u64) -> String {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
-    let mut x = nanos ^ (u64::from(std::process::id()) << 32) ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut x =
+        nanos ^ (u64::from(std::process::id()) << 32) ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     let mut next = || {
         // xorshift64*
         x ^= x >> 12;
@@ -144,7 +145,11 @@ impl Out {
 
     fn next_msg_id(&mut self) -> String {
         self.msg_seq += 1;
-        format!("msg_fake_{:04}_{}", self.msg_seq, self.session.chars().take(8).collect::<String>())
+        format!(
+            "msg_fake_{:04}_{}",
+            self.msg_seq,
+            self.session.chars().take(8).collect::<String>()
+        )
     }
 
     fn assistant(&mut self, content: Value) -> String {
@@ -414,7 +419,11 @@ fn main() -> ExitCode {
             let limit = max_turns.unwrap_or(2);
             for i in 0..limit {
                 let t = out.tool_use("Bash", json!({"command": format!("echo step {i}")}));
-                out.tool_result(&t, &format!("step {i}"), json!({"stdout": format!("step {i}"), "stderr": ""}));
+                out.tool_result(
+                    &t,
+                    &format!("step {i}"),
+                    json!({"stdout": format!("step {i}"), "stderr": ""}),
+                );
             }
             out.max_turns(limit)
         }
@@ -443,7 +452,11 @@ fn main() -> ExitCode {
                     std::thread::sleep(Duration::from_millis(ms));
                 }
                 let t = out.tool_use("Bash", json!({"command": format!("echo step {}", i + 1)}));
-                out.tool_result(&t, &format!("step {}", i + 1), json!({"stdout": "", "stderr": ""}));
+                out.tool_result(
+                    &t,
+                    &format!("step {}", i + 1),
+                    json!({"stdout": "", "stderr": ""}),
+                );
             }
             std::thread::sleep(Duration::from_millis(ms));
             out.text(&answer);

@@ -85,7 +85,12 @@ impl ClaudeAgent {
         if req.skip_permissions {
             args.push("--dangerously-skip-permissions".into());
         }
-        if let Some(m) = req.model.as_deref().map(str::trim).filter(|m| !m.is_empty()) {
+        if let Some(m) = req
+            .model
+            .as_deref()
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+        {
             args.push("--model".into());
             args.push(m.into());
         }
@@ -162,17 +167,9 @@ impl ClaudeAgent {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        for (k, v) in &req.env {
-            cmd.env(k, v);
-        }
-        cmd.env("ORCA_TASK_ID", &req.task_id)
-            .env("ORCA_ATTEMPT", req.attempt.to_string());
-        // As root the CLI refuses --dangerously-skip-permissions unless IS_SANDBOX=1.
         // SAFETY: geteuid has no preconditions and cannot fail.
         let is_root = unsafe { libc::geteuid() } == 0;
-        if req.skip_permissions && is_root && !req.env.iter().any(|(k, _)| k == "IS_SANDBOX") {
-            cmd.env("IS_SANDBOX", "1");
-        }
+        cmd.envs(agent_env(&req, is_root));
 
         let mut child = match cmd.spawn() {
             Ok(c) => c,
@@ -257,7 +254,10 @@ impl ClaudeAgent {
             None => StreamState::default(),
         };
         if let Some(mut handle) = stderr_task {
-            if tokio::time::timeout_at(drain_until, &mut handle).await.is_err() {
+            if tokio::time::timeout_at(drain_until, &mut handle)
+                .await
+                .is_err()
+            {
                 handle.abort();
             }
         }
@@ -314,6 +314,19 @@ impl Agent for ClaudeAgent {
     fn version(&self) -> BoxFuture<'_, Option<String>> {
         Box::pin(ClaudeAgent::version(self))
     }
+}
+
+/// The environment an attempt adds to Orca's own: `req.env`, `ORCA_TASK_ID`, `ORCA_ATTEMPT`,
+/// and `IS_SANDBOX=1` when permissions are skipped as root (the CLI refuses
+/// `--dangerously-skip-permissions` as root otherwise) unless `req.env` sets it.
+pub fn agent_env(req: &RunRequest, is_root: bool) -> Vec<(String, String)> {
+    let mut env = req.env.clone();
+    env.push(("ORCA_TASK_ID".into(), req.task_id.clone()));
+    env.push(("ORCA_ATTEMPT".into(), req.attempt.to_string()));
+    if req.skip_permissions && is_root && !req.env.iter().any(|(k, _)| k == "IS_SANDBOX") {
+        env.push(("IS_SANDBOX".into(), "1".into()));
+    }
+    env
 }
 
 /// Parses `2.1.197 (Claude Code)` into `2.1.197`.
@@ -588,7 +601,10 @@ impl StreamState {
 async fn open_raw_log(path: &Path) -> Option<BufWriter<tokio::fs::File>> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if let Err(e) = tokio::fs::create_dir_all(dir).await {
-            tracing::warn!("cannot create {} for the agent's raw log: {e}", dir.display());
+            tracing::warn!(
+                "cannot create {} for the agent's raw log: {e}",
+                dir.display()
+            );
             return None;
         }
     }
@@ -647,7 +663,10 @@ async fn read_stdout(
     }
     if let Some(mut l) = log {
         if let Err(e) = l.flush().await {
-            tracing::warn!("cannot write the agent's raw log {}: {e}", raw_log.display());
+            tracing::warn!(
+                "cannot write the agent's raw log {}: {e}",
+                raw_log.display()
+            );
         }
     }
     if st.garbage_lines + st.too_long_lines > 0 {
@@ -693,6 +712,48 @@ mod tests {
     }
 
     #[test]
+    fn environment() {
+        let mut req = RunRequest {
+            task_id: "t".into(),
+            attempt: 3,
+            prompt: String::new(),
+            working_dir: "/w".into(),
+            timeout: Duration::from_secs(1),
+            max_turns: None,
+            model: None,
+            skip_permissions: true,
+            resume_session: None,
+            raw_log: "/w/log".into(),
+            env: vec![("A".into(), "b".into())],
+        };
+        let pairs = |env: Vec<(String, String)>| {
+            env.into_iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(
+            pairs(agent_env(&req, true)),
+            "A=b ORCA_TASK_ID=t ORCA_ATTEMPT=3 IS_SANDBOX=1"
+        );
+        assert_eq!(
+            pairs(agent_env(&req, false)),
+            "A=b ORCA_TASK_ID=t ORCA_ATTEMPT=3"
+        );
+        req.env = vec![("IS_SANDBOX".into(), "0".into())];
+        assert_eq!(
+            pairs(agent_env(&req, true)),
+            "IS_SANDBOX=0 ORCA_TASK_ID=t ORCA_ATTEMPT=3"
+        );
+        req.skip_permissions = false;
+        req.env.clear();
+        assert_eq!(
+            pairs(agent_env(&req, true)),
+            "ORCA_TASK_ID=t ORCA_ATTEMPT=3"
+        );
+    }
+
+    #[test]
     fn versions() {
         assert_eq!(
             parse_version("2.1.197 (Claude Code)\n").as_deref(),
@@ -721,14 +782,24 @@ mod tests {
                 reason: "max turns reached: Reached maximum number of turns (2)".into()
             }
         );
-        let e529 = res("success", true, Some(529), Some("API Error: 529 overloaded"));
+        let e529 = res(
+            "success",
+            true,
+            Some(529),
+            Some("API Error: 529 overloaded"),
+        );
         assert_eq!(
             classify(Some(1), Some(&e529), ""),
             Outcome::Transient {
                 reason: "API Error: 529 overloaded".into()
             }
         );
-        let auth = res("success", true, None, Some("Not logged in · Please run /login"));
+        let auth = res(
+            "success",
+            true,
+            None,
+            Some("Not logged in · Please run /login"),
+        );
         assert!(matches!(
             classify(Some(1), Some(&auth), ""),
             Outcome::AuthFailed { reason } if reason.contains("ANTHROPIC_API_KEY")
@@ -738,7 +809,12 @@ mod tests {
             classify(Some(1), Some(&e401), ""),
             Outcome::AuthFailed { .. }
         ));
-        let e400 = res("success", true, Some(400), Some("API Error: 400 prompt too long"));
+        let e400 = res(
+            "success",
+            true,
+            Some(400),
+            Some("API Error: 400 prompt too long"),
+        );
         assert!(matches!(
             classify(Some(1), Some(&e400), ""),
             Outcome::TaskFailed { .. }

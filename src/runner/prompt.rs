@@ -32,7 +32,12 @@ pub fn build_prompt(task: &Task) -> String {
             out.push_str(c);
         }
     }
-    if let Some(ctx) = task.context.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
+    if let Some(ctx) = task
+        .context
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
         out.push_str("\n\nContext:\n");
         out.push_str(ctx);
     }
