@@ -465,6 +465,8 @@ fn main() -> ExitCode {
         "child" => {
             let (detached, plain) = spawn_children();
             eprintln!("fake-agent child pids: {detached} {plain}");
+            // Also in the start log, so tests can check that no process is left behind.
+            log_start(&format!("children {detached} {plain}"));
             out.init();
             sleep_forever()
         }
