@@ -1,4 +1,21 @@
 //! Artifacts of a finished task: the result JSON (types, schema, validation, atomic write),
 //! the summary text, and archive moves of task files out of `tasks/`.
 
+pub mod archive;
+pub mod clean;
+pub mod error;
 pub mod result;
+pub mod summary;
+pub mod validate;
+pub mod write;
+
+pub use archive::{archive, free_stem, unique_stem_free, ArchiveDest};
+pub use clean::{clean_artifacts, clean_tasks, clean_tasks_where};
+pub use error::ArtifactError;
+pub use summary::{extractive_summary, render_summary};
+pub use validate::{
+    render_report, validate_dir, validate_file, validate_value, FileInvalid, Violation,
+};
+pub use write::{
+    write_atomic, write_result, write_result_durable, write_summary, write_summary_durable,
+};

@@ -1,1 +1,547 @@
-fn main() {}
+//! orca-fake-agent: a stand-in for the Claude Code CLI that speaks its stream-json and exit
+//! codes, with behaviour chosen per prompt; used by the test suite and the benchmarks.
+//!
+//! Mode: the first prompt line `fake-agent: MODE [ARGS]`, else env ORCA_FAKE_AGENT_MODE,
+//! else `success`. Modes: success, fail, api-error STATUS, auth, max-turns, hang, garbage,
+//! slow MS N, child, crash, flaky N, write PATH TEXT, sleep MS, noop.
+//! With ORCA_FAKE_AGENT_LOG set, each start appends `pid\ttask_id\tattempt\tmode` to it.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+const VERSION: &str = "0.0.0-fake";
+const DEFAULT_MODEL: &str = "claude-fake-1";
+
+/// Flags of the real CLI that take a value (so the value is not read as the prompt).
+const VALUE_FLAGS: &[&str] = &[
+    "--output-format",
+    "--input-format",
+    "--max-turns",
+    "--model",
+    "--resume",
+    "-r",
+    "--session-id",
+    "--permission-mode",
+    "--allowedTools",
+    "--allowed-tools",
+    "--disallowedTools",
+    "--disallowed-tools",
+    "--add-dir",
+    "--max-budget-usd",
+    "--fallback-model",
+    "--append-system-prompt",
+    "--system-prompt",
+    "--settings",
+    "--mcp-config",
+    "--effort",
+    "--json-schema",
+];
+
+#[derive(Default)]
+struct Args {
+    version: bool,
+    prompt: Option<String>,
+    max_turns: Option<u32>,
+    model: Option<String>,
+    resume: Option<String>,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args::default();
+    let mut it = std::env::args().skip(1);
+    let mut positional = Vec::new();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        match flag.as_str() {
+            "--version" | "-v" => a.version = true,
+            f if VALUE_FLAGS.contains(&f) => {
+                let v = inline.or_else(|| it.next());
+                match f {
+                    "--max-turns" => a.max_turns = v.and_then(|v| v.parse().ok()),
+                    "--model" => a.model = v,
+                    "--resume" | "-r" => a.resume = v,
+                    _ => {}
+                }
+            }
+            f if f.starts_with('-') => {} // unknown or boolean flags are ignored
+            _ => positional.push(arg),
+        }
+    }
+    if !positional.is_empty() {
+        a.prompt = Some(positional.join(" "));
+    }
+    a
+}
+
+/// A uuid-shaped id from the pid, the time and a salt.
+fn uuid_like(salt: u64) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mut x =
+        nanos ^ (u64::from(std::process::id()) << 32) ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut next = || {
+        // xorshift64*
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    };
+    let (a, b) = (next(), next());
+    format!(
+        "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xfff,
+        b >> 52,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+struct Out {
+    session: String,
+    model: String,
+    msg_seq: u64,
+    tool_seq: u64,
+}
+
+impl Out {
+    fn line(&self, v: &Value) {
+        let mut out = std::io::stdout().lock();
+        if writeln!(out, "{v}").and_then(|_| out.flush()).is_err() {
+            // The reader is gone: behave like a CLI killed by SIGPIPE.
+            std::process::exit(141);
+        }
+    }
+
+    fn raw(&self, text: &str) {
+        let mut out = std::io::stdout().lock();
+        if writeln!(out, "{text}").and_then(|_| out.flush()).is_err() {
+            std::process::exit(141);
+        }
+    }
+
+    fn init(&self) {
+        let cwd = std::env::current_dir()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        self.line(&json!({
+            "type": "system", "subtype": "init", "cwd": cwd, "session_id": self.session,
+            "tools": ["Task", "Bash", "Edit", "Read", "Write"], "mcp_servers": [],
+            "model": self.model, "permissionMode": "default", "slash_commands": [],
+            "apiKeySource": "ANTHROPIC_API_KEY", "claude_code_version": VERSION,
+            "output_style": "default", "agents": [], "skills": [], "plugins": [],
+            "uuid": uuid_like(1), "fast_mode_state": "off"
+        }));
+    }
+
+    fn next_msg_id(&mut self) -> String {
+        self.msg_seq += 1;
+        format!(
+            "msg_fake_{:04}_{}",
+            self.msg_seq,
+            self.session.chars().take(8).collect::<String>()
+        )
+    }
+
+    fn assistant(&mut self, content: Value) -> String {
+        let id = self.next_msg_id();
+        self.assistant_in(&id, content, &self.model.clone(), None);
+        id
+    }
+
+    fn assistant_in(&self, id: &str, content: Value, model: &str, error: Option<&str>) {
+        let mut v = json!({
+            "type": "assistant",
+            "message": {
+                "id": id, "type": "message", "role": "assistant", "model": model,
+                "content": [content], "stop_reason": null, "stop_sequence": null,
+                "usage": {"input_tokens": 100, "output_tokens": 20}, "context_management": null
+            },
+            "parent_tool_use_id": null, "session_id": self.session, "uuid": uuid_like(self.msg_seq + 7),
+            "request_id": format!("req_fake_{}", self.msg_seq)
+        });
+        if let Some(e) = error {
+            v["error"] = json!(e);
+        }
+        self.line(&v);
+    }
+
+    fn text(&mut self, text: &str) {
+        self.assistant(json!({"type": "text", "text": text}));
+    }
+
+    /// A tool_use line; returns the tool_use id.
+    fn tool_use(&mut self, name: &str, input: Value) -> String {
+        self.tool_seq += 1;
+        let tid = format!("toolu_fake_{:04}", self.tool_seq);
+        self.assistant(json!({"type": "tool_use", "id": tid, "name": name, "input": input}));
+        tid
+    }
+
+    fn tool_result(&self, tool_use_id: &str, content: &str, extra: Value) {
+        self.line(&json!({
+            "type": "user",
+            "message": {"role": "user", "content": [
+                {"tool_use_id": tool_use_id, "type": "tool_result", "content": content, "is_error": false}
+            ]},
+            "parent_tool_use_id": null, "session_id": self.session, "uuid": uuid_like(self.tool_seq + 99),
+            "timestamp": "2026-11-25T19:11:40.138Z", "tool_use_result": extra
+        }));
+    }
+
+    fn result(&self, subtype: &str, is_error: bool, turns: u32, fields: Value) {
+        let cost = 0.001 * f64::from(turns);
+        let mut v = json!({
+            "type": "result", "subtype": subtype, "is_error": is_error, "api_error_status": null,
+            "duration_ms": 12, "duration_api_ms": 3, "num_turns": turns,
+            "stop_reason": "end_turn", "session_id": self.session, "total_cost_usd": cost,
+            "usage": {
+                "input_tokens": 100 * turns, "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0, "output_tokens": 20 * turns,
+                "service_tier": "standard"
+            },
+            "modelUsage": {self.model.clone(): {"inputTokens": 100 * turns, "outputTokens": 20 * turns, "costUSD": cost}},
+            "permission_denials": [], "terminal_reason": "completed", "fast_mode_state": "off",
+            "uuid": uuid_like(42)
+        });
+        if let (Some(obj), Some(extra)) = (v.as_object_mut(), fields.as_object()) {
+            for (k, val) in extra {
+                if val.is_null() && k != "api_error_status" {
+                    obj.remove(k);
+                } else {
+                    obj.insert(k.clone(), val.clone());
+                }
+            }
+        }
+        self.line(&v);
+    }
+
+    fn success(&self, text: &str, turns: u32) -> ExitCode {
+        self.result("success", false, turns, json!({"result": text}));
+        ExitCode::SUCCESS
+    }
+
+    fn max_turns(&self, limit: u32) -> ExitCode {
+        self.result(
+            "error_max_turns",
+            true,
+            limit + 1,
+            json!({
+                "result": null, "stop_reason": "tool_use", "terminal_reason": "max_turns",
+                "errors": [format!("Reached maximum number of turns ({limit})")]
+            }),
+        );
+        ExitCode::from(1)
+    }
+
+    fn api_error(&mut self, status: u16) -> ExitCode {
+        let kind = match status {
+            401 => "authentication_failed",
+            429 => "rate_limit",
+            529 => "overloaded",
+            500..=599 => "server_error",
+            _ => "unknown",
+        };
+        let text = match status {
+            401 => format!("API Error: {status} {{\"type\":\"error\",\"error\":{{\"type\":\"authentication_error\",\"message\":\"invalid x-api-key\"}}}}"),
+            _ => format!("API Error: {status} fake {kind}. This is a server-side issue, usually temporary."),
+        };
+        let id = uuid_like(5);
+        self.assistant_in(
+            &id,
+            json!({"type": "text", "text": text}),
+            "<synthetic>",
+            Some(kind),
+        );
+        self.result(
+            "success",
+            true,
+            1,
+            json!({
+                "api_error_status": status, "result": text, "stop_reason": "stop_sequence",
+                "total_cost_usd": 0, "modelUsage": {}
+            }),
+        );
+        ExitCode::from(1)
+    }
+}
+
+fn sleep_forever() -> ! {
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+fn log_start(mode: &str) {
+    let Some(path) = std::env::var_os("ORCA_FAKE_AGENT_LOG") else {
+        return;
+    };
+    let line = format!(
+        "{}\t{}\t{}\t{}\n",
+        std::process::id(),
+        std::env::var("ORCA_TASK_ID").unwrap_or_default(),
+        std::env::var("ORCA_ATTEMPT").unwrap_or_default(),
+        mode
+    );
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    {
+        // One write of a short line with O_APPEND: concurrent agents do not interleave.
+        let _ = f.write_all(line.as_bytes());
+    }
+}
+
+/// `sleep 300` in its own session (as Claude's Bash tool does) and a plain `sleep 300`.
+fn spawn_children() -> (u32, u32) {
+    use std::os::unix::process::CommandExt;
+    let mut detached = Command::new("sleep");
+    detached
+        .arg("300")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    // SAFETY: setsid is async-signal-safe and is the only call made between fork and exec.
+    unsafe {
+        detached.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let a = detached.spawn().map(|c| c.id()).unwrap_or(0);
+    let b = Command::new("sleep")
+        .arg("300")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .map(|c| c.id())
+        .unwrap_or(0);
+    (a, b)
+}
+
+fn main() -> ExitCode {
+    let args = parse_args();
+    if args.version {
+        println!("{VERSION} (Claude Code)");
+        return ExitCode::SUCCESS;
+    }
+    let prompt = match args.prompt.clone() {
+        Some(p) => p,
+        None => {
+            let mut s = String::new();
+            let _ = std::io::stdin().read_to_string(&mut s);
+            s
+        }
+    };
+    let directive = prompt
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("fake-agent:").map(str::trim))
+        .map(str::to_owned)
+        .or_else(|| std::env::var("ORCA_FAKE_AGENT_MODE").ok())
+        .filter(|d| !d.trim().is_empty())
+        .unwrap_or_else(|| "success".into());
+    let mut words = directive.split_whitespace();
+    let mode = words.next().unwrap_or("success").to_owned();
+    let rest: Vec<&str> = words.collect();
+    log_start(&mode);
+    let num = |i: usize, default: u64| -> u64 {
+        rest.get(i).and_then(|v| v.parse().ok()).unwrap_or(default)
+    };
+
+    let mut out = Out {
+        session: args.resume.clone().unwrap_or_else(|| uuid_like(0)),
+        model: args.model.clone().unwrap_or_else(|| DEFAULT_MODEL.into()),
+        msg_seq: 0,
+        tool_seq: 0,
+    };
+    let max_turns = args.max_turns.filter(|n| *n > 0);
+    let summary = prompt
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with("fake-agent:"))
+        .unwrap_or("the task")
+        .chars()
+        .take(80)
+        .collect::<String>();
+    let answer = format!("Done: {summary}");
+
+    match mode.as_str() {
+        "noop" => {
+            out.init();
+            out.success(&answer, 1)
+        }
+        "fail" => {
+            out.init();
+            out.text("I could not complete the task.");
+            out.result(
+                "error_during_execution",
+                true,
+                1,
+                json!({"result": "The fake agent failed on purpose.", "errors": ["fake failure"]}),
+            );
+            ExitCode::from(1)
+        }
+        "api-error" => {
+            out.init();
+            out.api_error(u16::try_from(num(0, 500)).unwrap_or(500))
+        }
+        "auth" => {
+            out.init();
+            let text = "Not logged in · Please run /login";
+            let id = uuid_like(3);
+            out.assistant_in(
+                &id,
+                json!({"type": "text", "text": text}),
+                "<synthetic>",
+                Some("authentication_failed"),
+            );
+            out.result(
+                "success",
+                true,
+                1,
+                json!({"result": text, "total_cost_usd": 0, "modelUsage": {}}),
+            );
+            ExitCode::from(1)
+        }
+        "max-turns" => {
+            out.init();
+            let limit = max_turns.unwrap_or(2);
+            for i in 0..limit {
+                let t = out.tool_use("Bash", json!({"command": format!("echo step {i}")}));
+                out.tool_result(
+                    &t,
+                    &format!("step {i}"),
+                    json!({"stdout": format!("step {i}"), "stderr": ""}),
+                );
+            }
+            out.max_turns(limit)
+        }
+        "hang" => {
+            out.init();
+            sleep_forever()
+        }
+        "garbage" => {
+            out.init();
+            out.raw("this is not json");
+            out.raw("{\"type\": \"assistant\", broken");
+            out.raw("");
+            out.raw(&"x".repeat(2 * 1024 * 1024));
+            out.text(&answer);
+            out.success(&answer, 1)
+        }
+        "slow" => {
+            let ms = num(0, 100);
+            let n = u32::try_from(num(1, 3)).unwrap_or(3);
+            out.init();
+            for i in 0..n {
+                if max_turns.is_some_and(|m| i >= m) {
+                    return out.max_turns(i);
+                }
+                if i > 0 {
+                    std::thread::sleep(Duration::from_millis(ms));
+                }
+                let t = out.tool_use("Bash", json!({"command": format!("echo step {}", i + 1)}));
+                out.tool_result(
+                    &t,
+                    &format!("step {}", i + 1),
+                    json!({"stdout": "", "stderr": ""}),
+                );
+            }
+            std::thread::sleep(Duration::from_millis(ms));
+            out.text(&answer);
+            out.success(&answer, n + 1)
+        }
+        "child" => {
+            let (detached, plain) = spawn_children();
+            eprintln!("fake-agent child pids: {detached} {plain}");
+            // Also in the start log, so tests can check that no process is left behind.
+            log_start(&format!("children {detached} {plain}"));
+            out.init();
+            sleep_forever()
+        }
+        "crash" => {
+            out.init();
+            eprintln!("fake-agent: simulated crash");
+            ExitCode::from(1)
+        }
+        "flaky" => {
+            let n = num(0, 1);
+            let attempt: u64 = std::env::var("ORCA_ATTEMPT")
+                .ok()
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(1);
+            out.init();
+            if attempt <= n {
+                out.api_error(529)
+            } else {
+                out.text(&answer);
+                out.success(&answer, 1)
+            }
+        }
+        "write" => {
+            let (Some(path), text) = (rest.first(), rest.get(1..).unwrap_or(&[]).join(" ")) else {
+                eprintln!("fake-agent: usage: fake-agent: write PATH TEXT");
+                return ExitCode::from(2);
+            };
+            out.init();
+            if max_turns == Some(1) {
+                out.tool_use("Write", json!({"file_path": path, "content": text}));
+                return out.max_turns(1);
+            }
+            let abs = std::env::current_dir()
+                .map(|d| d.join(path))
+                .unwrap_or_else(|_| Path::new(path).to_path_buf());
+            let tid = out.tool_use(
+                "Write",
+                json!({"file_path": abs.display().to_string(), "content": format!("{text}\n")}),
+            );
+            if let Some(dir) = abs.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            if let Err(e) = std::fs::write(&abs, format!("{text}\n")) {
+                eprintln!("fake-agent: cannot write {}: {e}", abs.display());
+            }
+            out.tool_result(
+                &tid,
+                &format!("File created successfully at: {}", abs.display()),
+                json!({"type": "create", "filePath": abs.display().to_string(), "content": text, "structuredPatch": [], "originalFile": null}),
+            );
+            let done = format!("Wrote {path}.");
+            out.text(&done);
+            out.success(&done, 2)
+        }
+        "sleep" => {
+            out.init();
+            std::thread::sleep(Duration::from_millis(num(0, 1000)));
+            out.text(&answer);
+            out.success(&answer, 1)
+        }
+        "success" => {
+            out.init();
+            out.text(&answer);
+            out.success(&answer, 1)
+        }
+        other => {
+            eprintln!("fake-agent: unknown mode '{other}'");
+            out.init();
+            out.result(
+                "error_during_execution",
+                true,
+                0,
+                json!({"result": format!("fake-agent: unknown mode '{other}'")}),
+            );
+            ExitCode::from(2)
+        }
+    }
+}

@@ -4,8 +4,37 @@
 //! OWNER NOTE (skeleton): `RunRequest`, `RunOutcome`, `Progress` and the `Agent` trait are
 //! the contract the scheduler uses.
 
+pub mod claude;
+pub mod process;
+pub mod prompt;
+pub mod stream;
+
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::time::Duration;
+
+pub use claude::ClaudeAgent;
+pub use prompt::build_prompt;
+
+/// A boxed, sendable future (what [`Agent`] methods return, so the trait is object safe).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A coding agent Orca can run (Claude Code now; Codex CLI and Gemini CLI can follow).
+pub trait Agent: Send + Sync {
+    /// Short name written into results (`agent.name`), e.g. `claude`.
+    fn name(&self) -> &str;
+    /// Runs one attempt to its end. Turning `cancel` to true stops the agent (and every
+    /// process it started) within about a second; `progress` gets live updates.
+    fn run(
+        &self,
+        req: RunRequest,
+        cancel: tokio::sync::watch::Receiver<bool>,
+        progress: tokio::sync::mpsc::UnboundedSender<Progress>,
+    ) -> BoxFuture<'_, RunOutcome>;
+    /// The agent's version (`None` when it cannot be found out); cached after the first call.
+    fn version(&self) -> BoxFuture<'_, Option<String>>;
+}
 
 /// Everything one attempt needs.
 #[derive(Debug, Clone)]
