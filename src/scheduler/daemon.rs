@@ -395,7 +395,7 @@ impl Daemon {
             Ok(new) => {
                 let mut changed = Vec::new();
                 if let Ok(mut cur) = self.cfg.write() {
-                    changed = cur.reloadable(&new);
+                    changed = cur.reloadable_changes(&new);
                     if changed.is_empty() {
                         return;
                     }
@@ -404,15 +404,7 @@ impl Daemon {
                             *a = Arc::new(ClaudeAgent::new(new.claude_bin.clone()));
                         }
                     }
-                    cur.max_concurrent_tasks = new.max_concurrent_tasks;
-                    cur.claude_timeout_sec = new.claude_timeout_sec;
-                    cur.claude_max_turns = new.claude_max_turns;
-                    cur.claude_skip_permissions = new.claude_skip_permissions;
-                    cur.claude_base_cwd = new.claude_base_cwd.clone();
-                    cur.claude_allowed_root = new.claude_allowed_root.clone();
-                    cur.claude_bin = new.claude_bin.clone();
-                    cur.claude_model = new.claude_model.clone();
-                    cur.log_level = new.log_level;
+                    cur.apply_reloadable(&new);
                     crate::logging::set_level(new.log_level);
                 }
                 tracing::info!(?changed, "configuration reloaded ({why})");
