@@ -4,6 +4,7 @@
 //! OWNER NOTE (skeleton): `RunRequest`, `RunOutcome`, `Progress` and the `Agent` trait are
 //! the contract the scheduler uses.
 
+pub mod changes;
 pub mod claude;
 pub mod process;
 pub mod prompt;
