@@ -554,3 +554,6 @@ pub fn default_id(file: &Path) -> String {
     }
     id
 }
+
+#[cfg(test)]
+mod tests;
