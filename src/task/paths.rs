@@ -87,7 +87,10 @@ pub fn resolve_task_paths(
         TaskError {
             file: file.to_path_buf(),
             line,
-            kind: TaskErrorKind::Path { field, error },
+            kind: TaskErrorKind::Path {
+                field,
+                error: Box::new(error),
+            },
         }
     };
     let wd_rel = task.working_dir.as_deref().unwrap_or(".");
