@@ -125,13 +125,24 @@ fn resolve_paths(
     file: &Path,
     config: &Config,
 ) -> Result<(PathBuf, Vec<PathBuf>), TaskError> {
-    let resolved = crate::task::paths::resolve_task_paths(
-        task,
-        file,
-        &config.claude_base_cwd,
-        &config.claude_allowed_root,
-    )?;
-    Ok((resolved.working_dir, resolved.target_files))
+    // TEMPORARY until the task branch's `resolve_task_paths` lands.
+    let err = |e: crate::task::paths::PathError| TaskError {
+        file: file.to_path_buf(),
+        line: None,
+        kind: crate::task::TaskErrorKind::Other(e.to_string()),
+    };
+    let base = &config.claude_base_cwd;
+    let root = &config.claude_allowed_root;
+    let wd = match &task.working_dir {
+        Some(d) => crate::task::paths::resolve_inside(base, root, d).map_err(err)?,
+        None => crate::task::paths::resolve_inside(base, root, ".").map_err(err)?,
+    };
+    let targets = task
+        .target_files
+        .iter()
+        .map(|t| crate::task::paths::resolve_inside(&wd, root, t).map_err(err))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((wd, targets))
 }
 
 fn understood(task: &Task, working_dir: PathBuf, target_files: Vec<PathBuf>) -> Understood {
@@ -200,10 +211,7 @@ fn write_text(out: &mut dyn Write, file: &Path, u: &Understood) -> io::Result<()
             u.task_type.clone().unwrap_or_else(|| "(routed)".into()),
         ),
         ("priority", u.priority.clone()),
-        (
-            "title",
-            u.title.clone().unwrap_or_else(|| "(none)".into()),
-        ),
+        ("title", u.title.clone().unwrap_or_else(|| "(none)".into())),
     ];
     if let Some(c) = &u.created {
         rows.push(("created", c.clone()));
@@ -273,7 +281,12 @@ fn write_text(out: &mut dyn Write, file: &Path, u: &Understood) -> io::Result<()
         u.success_criteria.len()
     )?;
     for c in &u.success_criteria {
-        writeln!(out, "    - [{}] {}", if c.checked { "x" } else { " " }, c.text)?;
+        writeln!(
+            out,
+            "    - [{}] {}",
+            if c.checked { "x" } else { " " },
+            c.text
+        )?;
     }
     for (k, v) in &tail {
         writeln!(out, "  {:<width$} {v}", format!("{k}:"))?;

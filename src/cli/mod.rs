@@ -42,7 +42,13 @@ Docs: README.md; result format: `orca schema`.";
 pub struct Cli {
     /// Workspace root: the folder holding tasks/, results/, logs/ and .orca/
     /// [default: the current folder]
-    #[arg(long, global = true, env = "ORCA_ROOT", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "ORCA_ROOT",
+        hide_env_values = true,
+        value_name = "DIR"
+    )]
     pub root: Option<PathBuf>,
 
     /// Set a configuration variable, winning over every other source (repeatable),
@@ -269,11 +275,13 @@ impl Ctx {
 }
 
 fn task_type_parser() -> impl TypedValueParser<Value = TaskType> {
-    PossibleValuesParser::new(TaskType::ALL.map(TaskType::as_str)).try_map(|s| s.parse::<TaskType>())
+    PossibleValuesParser::new(TaskType::ALL.map(TaskType::as_str))
+        .try_map(|s| s.parse::<TaskType>())
 }
 
 fn priority_parser() -> impl TypedValueParser<Value = Priority> {
-    PossibleValuesParser::new(Priority::ALL.map(Priority::as_str)).try_map(|s| s.parse::<Priority>())
+    PossibleValuesParser::new(Priority::ALL.map(Priority::as_str))
+        .try_map(|s| s.parse::<Priority>())
 }
 
 /// Parses `NAME=VALUE` for `--set`.
@@ -282,11 +290,7 @@ fn parse_setting(s: &str) -> Result<(String, String), String> {
         .split_once('=')
         .ok_or_else(|| format!("`{s}` is not NAME=VALUE (e.g. MAX_CONCURRENT_TASKS=5)"))?;
     let name = name.trim();
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_')
-    {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
         return Err(format!(
             "`{name}` is not a configuration variable name (letters, digits and _)"
         ));
@@ -432,7 +436,10 @@ mod tests {
         assert!(err.use_stderr());
         assert!(err.to_string().contains("is not NAME=VALUE"), "{err}");
         let err = Cli::try_parse_from(["orca", "--set", "=1", "doctor"]).unwrap_err();
-        assert!(err.to_string().contains("not a configuration variable"), "{err}");
+        assert!(
+            err.to_string().contains("not a configuration variable"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -465,8 +472,8 @@ mod tests {
     #[test]
     fn clean_artifacts_needs_days() {
         assert!(Cli::try_parse_from(["orca", "clean", "artifacts"]).is_err());
-        let cli =
-            Cli::try_parse_from(["orca", "clean", "artifacts", "--days", "7", "--dry-run"]).unwrap();
+        let cli = Cli::try_parse_from(["orca", "clean", "artifacts", "--days", "7", "--dry-run"])
+            .unwrap();
         let Some(Command::Clean(CleanCommand::Artifacts(a))) = cli.command else {
             panic!("not clean artifacts")
         };

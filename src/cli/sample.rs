@@ -51,7 +51,11 @@ const MAX_TRIES: u32 = 10_000;
 /// `sample_<type>.task.md`, or `sample_<type>-2.task.md`, ... when the name is taken.
 /// The file appears whole: it is written under a hidden temp name that the watcher
 /// ignores, then hard-linked to the first free name (so nothing is ever overwritten).
-pub fn write_sample(dir: &Path, task_type: TaskType, priority: Priority) -> Result<PathBuf, SampleError> {
+pub fn write_sample(
+    dir: &Path,
+    task_type: TaskType,
+    priority: Priority,
+) -> Result<PathBuf, SampleError> {
     fs::create_dir_all(dir).map_err(|source| SampleError::CreateDir {
         path: dir.to_path_buf(),
         source,
@@ -206,13 +210,19 @@ pub fn sample_text(task_type: TaskType, priority: Priority) -> String {
     s.push_str("# working_dir: backend    # where the agent starts, relative to CLAUDE_BASE_CWD; must stay inside CLAUDE_ALLOWED_ROOT\n");
     s.push_str("# timeout_sec: 600        # seconds per attempt; overrides CLAUDE_TIMEOUT_SEC\n");
     s.push_str("# max_turns: 20           # agent turns; overrides CLAUDE_MAX_TURNS\n");
-    s.push_str("# retries: 1              # retries of transient failures; overrides ORCA_MAX_RETRIES\n");
+    s.push_str(
+        "# retries: 1              # retries of transient failures; overrides ORCA_MAX_RETRIES\n",
+    );
     s.push_str("# model: sonnet           # model passed to the agent; overrides CLAUDE_MODEL\n");
     s.push_str("# resume_on_retry: true   # a retried attempt resumes the agent's session\n");
-    s.push_str("# requires: [repo-a]      # only workers with these labels run it (ORCA_NODE_LABELS)\n");
+    s.push_str(
+        "# requires: [repo-a]      # only workers with these labels run it (ORCA_NODE_LABELS)\n",
+    );
     s.push_str("# x-owner: you            # keys starting with x- are kept and ignored\n");
     s.push_str("#\n");
-    s.push_str("# The body: the first `# ` heading is the title; sections start with a bold label\n");
+    s.push_str(
+        "# The body: the first `# ` heading is the title; sections start with a bold label\n",
+    );
     s.push_str("# (**Prompt:**) or a heading (## Prompt). Only the prompt is required.\n");
     s.push_str("---\n\n");
     s.push_str(&format!("# {}\n\n", b.title));
@@ -259,7 +269,11 @@ mod tests {
         names.sort();
         assert_eq!(
             names,
-            ["sample_analyze.task.md", "sample_fix-2.task.md", "sample_fix.task.md"]
+            [
+                "sample_analyze.task.md",
+                "sample_fix-2.task.md",
+                "sample_fix.task.md"
+            ]
         );
     }
 
@@ -281,8 +295,15 @@ mod tests {
             let text = sample_text(t, Priority::Medium);
             assert!(text.contains(&format!("type: {} ", t.as_str())), "{text}");
             for key in [
-                "# id:", "# created:", "# working_dir:", "# timeout_sec:", "# max_turns:",
-                "# retries:", "# model:", "# resume_on_retry:", "# requires:",
+                "# id:",
+                "# created:",
+                "# working_dir:",
+                "# timeout_sec:",
+                "# max_turns:",
+                "# retries:",
+                "# model:",
+                "# resume_on_retry:",
+                "# requires:",
             ] {
                 assert!(text.contains(key), "{t}: {key} missing");
             }
