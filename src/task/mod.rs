@@ -1,10 +1,47 @@
 //! The `.task.md` file format of DESIGN §2: the `Task` type, parsing (encodings, front
 //! matter, sections), rendering back to text, the error type, and the path policy.
 //!
-//! OWNER NOTE (skeleton): the types and function signatures below are the contract other
-//! modules build on; the bodies are filled in by the task-format work.
+//! Parsing runs in four steps, each in its own file:
+//! - [`decode`]: bytes to text (UTF-8 with or without BOM, UTF-16 with a BOM, CRLF to LF;
+//!   NUL bytes and invalid sequences are refused with their byte offset);
+//! - [`front`]: the optional `---` front matter, read as YAML into typed fields with the
+//!   file line of every key, unknown keys refused with a did-you-mean;
+//! - [`body`]: the markdown body, split into title, target files, prompt, success criteria
+//!   and context by bold labels (`**Prompt:**`) or headings (`## Prompt`);
+//! - [`render()`](render()): the canonical text of a task (`parse_bytes(render(t)) == t`).
+//!
+//! # Why serde-saphyr for YAML
+//!
+//! Task files come from people, scripts and agents, and a daemon parses them unattended, so
+//! the YAML reader must be safe on hostile input. `serde_yaml` is deprecated and archived;
+//! `serde_yml`, its fork, has had unsound `unsafe` code. `serde-saphyr` is pure Rust with
+//! `#![forbid(unsafe_code)]`, fuzzed, and enforces *budgets* while it parses: we set tight
+//! limits on nesting depth, flow nesting, node/event counts, anchors, aliases and alias
+//! replay (see [`front::yaml_options`]), so a billion-laughs bomb or 10,000 nested `[` is
+//! refused in bounded time and memory with a `yaml_limit` error instead of exhausting the
+//! machine. It also reports line numbers for every key, which our errors need.
+//!
+//! # Body rules worth knowing
+//!
+//! - Labels are `Target Files`, `Prompt`, `Success Criteria` and `Context` (any case, also
+//!   `Targets`, `Criteria`, `Acceptance Criteria`); a section runs until the next label.
+//!   Headings that are not labels stay in the section they appear in.
+//! - Nothing inside a fenced code block (```` ``` ```` or `~~~`) is a label or a title.
+//! - The title is the first `# ` heading before the first section.
+//! - Without a Prompt section, the text before the first section (minus the title) is the
+//!   prompt. List sections keep only list items (`- x`, `* x`, `+ x`, `1. x`), plus text
+//!   written on the label's own line.
+//! - Without `id:`, the id is the file name minus `.task.md`, with characters outside
+//!   `[A-Za-z0-9_.-]` replaced by `_` (cut to 64 characters).
 
+mod body;
+mod decode;
+mod front;
 pub mod paths;
+mod render;
+
+pub use paths::{resolve_task_paths, ResolvedPaths};
+pub use render::render;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -176,15 +213,68 @@ impl TaskError {
     }
 }
 
-/// What is wrong with a task file. The task-format work extends this enum.
+/// What is wrong with a task file: one variant per rule, each with a [`name`](Self::name)
+/// (the result's `error.kind`) and a [`hint`](Self::hint) saying how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TaskErrorKind {
     #[error("cannot read the file: {0}")]
     Io(String),
     #[error("the file is {size} bytes; task files are limited to {limit} bytes")]
     TooLarge { size: u64, limit: u64 },
+    #[error("the file is empty")]
+    EmptyFile,
+    #[error("the file contains binary data (a NUL byte at byte {offset})")]
+    Binary { offset: usize },
+    #[error("invalid UTF-8 at byte {offset}")]
+    InvalidUtf8 { offset: usize },
+    #[error("invalid UTF-16 at byte {offset}")]
+    InvalidUtf16 { offset: usize },
+    #[error("the front matter opened with '---' is never closed")]
+    UnclosedFrontMatter,
+    #[error("the front matter is not valid YAML: {0}")]
+    Yaml(String),
+    #[error("the front matter exceeds the YAML safety limits: {0}")]
+    YamlLimit(String),
+    #[error("the front matter must be a mapping of `key: value` lines, not {found}")]
+    FrontMatterNotMapping { found: &'static str },
+    #[error("unknown field '{field}'{}", suggestion.as_ref().map(|s| format!(" (did you mean '{s}'?)")).unwrap_or_default())]
+    UnknownField {
+        field: String,
+        suggestion: Option<String>,
+    },
+    #[error("a key must be a plain name, not {found}")]
+    BadKey { found: &'static str },
+    #[error("the key '{field}' appears twice")]
+    DuplicateKey { field: String },
+    #[error("{field} must be a single value, not {found}")]
+    NotScalar { field: String, found: &'static str },
+    #[error("{field} must not be empty")]
+    EmptyValue { field: String },
+    #[error("id '{id}' is not valid: use 1 to 64 of A-Z a-z 0-9 _ . - (ids become file names)")]
+    BadId { id: String },
+    #[error("type '{value}' is not one of fix, code_review, analyze, summarize")]
+    BadType { value: String },
+    #[error("priority '{value}' is not one of high, medium, low")]
+    BadPriority { value: String },
+    #[error("created '{value}' is not an RFC 3339 timestamp")]
+    BadCreated { value: String },
+    #[error("{field} '{value}' is not {expected}")]
+    BadNumber {
+        field: String,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("{field} '{value}' is not true or false")]
+    BadBool { field: String, value: String },
+    #[error("{field} must be a list of labels, not {found}")]
+    BadList { field: String, found: &'static str },
     #[error("the prompt is empty")]
     EmptyPrompt,
+    #[error("{field}: {error}")]
+    Path {
+        field: &'static str,
+        error: paths::PathError,
+    },
     #[error("{0}")]
     Other(String),
 }
@@ -194,46 +284,273 @@ impl TaskErrorKind {
         match self {
             TaskErrorKind::Io(_) => "io",
             TaskErrorKind::TooLarge { .. } => "too_large",
+            TaskErrorKind::EmptyFile => "empty_file",
+            TaskErrorKind::Binary { .. } => "binary",
+            TaskErrorKind::InvalidUtf8 { .. } => "invalid_utf8",
+            TaskErrorKind::InvalidUtf16 { .. } => "invalid_utf16",
+            TaskErrorKind::UnclosedFrontMatter => "unclosed_front_matter",
+            TaskErrorKind::Yaml(_) => "yaml_syntax",
+            TaskErrorKind::YamlLimit(_) => "yaml_limit",
+            TaskErrorKind::FrontMatterNotMapping { .. } => "front_matter_not_mapping",
+            TaskErrorKind::UnknownField { .. } => "unknown_field",
+            TaskErrorKind::BadKey { .. } => "bad_key",
+            TaskErrorKind::DuplicateKey { .. } => "duplicate_key",
+            TaskErrorKind::NotScalar { .. } => "not_scalar",
+            TaskErrorKind::EmptyValue { .. } => "empty_value",
+            TaskErrorKind::BadId { .. } => "bad_id",
+            TaskErrorKind::BadType { .. } => "bad_type",
+            TaskErrorKind::BadPriority { .. } => "bad_priority",
+            TaskErrorKind::BadCreated { .. } => "bad_created",
+            TaskErrorKind::BadNumber { .. } => "bad_number",
+            TaskErrorKind::BadBool { .. } => "bad_bool",
+            TaskErrorKind::BadList { .. } => "bad_list",
             TaskErrorKind::EmptyPrompt => "empty_prompt",
+            TaskErrorKind::Path { error, .. } => match error {
+                paths::PathError::OutsideRoot { .. } => "path_outside_root",
+                paths::PathError::BadId(_) => "bad_id",
+                paths::PathError::Unresolvable { .. } => "path_unresolvable",
+            },
             TaskErrorKind::Other(_) => "invalid",
         }
     }
+
     pub fn hint(&self) -> String {
         match self {
             TaskErrorKind::Io(_) => "check that the file exists and is readable".into(),
             TaskErrorKind::TooLarge { .. } => {
                 "split the task or move large context into files it names".into()
             }
+            TaskErrorKind::EmptyFile => {
+                "write the task: a `**Prompt:**` section or some body text".into()
+            }
+            TaskErrorKind::Binary { .. } => {
+                "task files are text; save it as UTF-8 markdown".into()
+            }
+            TaskErrorKind::InvalidUtf8 { .. } | TaskErrorKind::InvalidUtf16 { .. } => {
+                "save the file as UTF-8 (or UTF-16 with a byte-order mark)".into()
+            }
+            TaskErrorKind::UnclosedFrontMatter => {
+                "end the front matter with a line holding only `---`, or remove the `---` on line 1"
+                    .into()
+            }
+            TaskErrorKind::Yaml(_) => {
+                "fix the YAML between the `---` lines; quote values that contain `: ` or `#`".into()
+            }
+            TaskErrorKind::YamlLimit(_) => {
+                "keep the front matter to flat `key: value` lines without deep nesting or many aliases"
+                    .into()
+            }
+            TaskErrorKind::FrontMatterNotMapping { .. } => {
+                "write one `key: value` per line, e.g. `priority: high`".into()
+            }
+            TaskErrorKind::UnknownField { suggestion, .. } => {
+                let mut h = match suggestion {
+                    Some(s) => format!("rename it to '{s}'; known fields are "),
+                    None => "known fields are ".to_string(),
+                };
+                h.push_str(&front::KNOWN_KEYS.join(", "));
+                h.push_str("; keys starting with `x-` are kept and ignored");
+                h
+            }
+            TaskErrorKind::BadKey { .. } => {
+                "write one `key: value` per line, with a field name as the key".into()
+            }
+            TaskErrorKind::DuplicateKey { field } => format!("keep one `{field}:` line"),
+            TaskErrorKind::NotScalar { field, .. } => {
+                format!("write `{field}: value` on one line")
+            }
+            TaskErrorKind::EmptyValue { field } => {
+                format!("give {field} a value or remove the line")
+            }
+            TaskErrorKind::BadId { .. } => {
+                "use letters, digits, `_`, `.` and `-` only, e.g. `id: fix_db_timeout`".into()
+            }
+            TaskErrorKind::BadType { value } => {
+                let all: Vec<&str> = TaskType::ALL.iter().map(|t| t.as_str()).collect();
+                suggest_line(value, &all, "write e.g. `type: fix`, or remove it to let Orca route the task")
+            }
+            TaskErrorKind::BadPriority { value } => {
+                let all: Vec<&str> = Priority::ALL.iter().map(|p| p.as_str()).collect();
+                suggest_line(value, &all, "write e.g. `priority: high`, or remove it for medium")
+            }
+            TaskErrorKind::BadCreated { .. } => {
+                "write a UTC or offset timestamp, e.g. `created: 2026-11-25T10:30:00Z`".into()
+            }
+            TaskErrorKind::BadNumber { field, .. } => {
+                format!("write a whole number, e.g. `{field}: 10`")
+            }
+            TaskErrorKind::BadBool { field, .. } => format!("write `{field}: true` or `{field}: false`"),
+            TaskErrorKind::BadList { field, .. } => {
+                format!("write `{field}: [label-a, label-b]`")
+            }
             TaskErrorKind::EmptyPrompt => "add a `**Prompt:**` section or some body text".into(),
+            TaskErrorKind::Path { error, .. } => match error {
+                paths::PathError::OutsideRoot { .. } => {
+                    "use a path inside CLAUDE_ALLOWED_ROOT (relative paths start at CLAUDE_BASE_CWD)"
+                        .into()
+                }
+                paths::PathError::BadId(_) => {
+                    "use letters, digits, `_`, `.` and `-` only".into()
+                }
+                paths::PathError::Unresolvable { .. } => {
+                    "check the path: it must be readable and not a dangling symlink".into()
+                }
+            },
             TaskErrorKind::Other(_) => "see the task format in the README".into(),
         }
     }
 }
 
+/// A hint naming the closest allowed value when there is one, else `fallback`.
+fn suggest_line(value: &str, allowed: &[&str], fallback: &str) -> String {
+    match front::closest(value, allowed.iter().copied()) {
+        Some(s) => format!("did you mean '{s}'? {fallback}"),
+        None => fallback.to_string(),
+    }
+}
+
 /// Reads and parses a task file; refuses files over [`MAX_TASK_FILE_BYTES`] before reading.
+///
+/// Only regular files are read (a FIFO or device is refused without opening it for long),
+/// and the read is capped, so a file that grows while being read cannot make us read more.
 pub fn parse_file(path: &Path) -> Result<Task, TaskError> {
-    let bytes = std::fs::read(path).map_err(|e| TaskError {
+    let bytes = read_limited(path).map_err(|kind| TaskError {
         file: path.to_path_buf(),
         line: None,
-        kind: TaskErrorKind::Io(e.to_string()),
+        kind,
     })?;
     parse_bytes(path, &bytes)
 }
 
+/// Reads at most [`MAX_TASK_FILE_BYTES`] of a regular file, checking its size first.
+pub(crate) fn read_limited(path: &Path) -> Result<Vec<u8>, TaskErrorKind> {
+    use std::io::Read;
+    let io = |e: std::io::Error| TaskErrorKind::Io(e.to_string());
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(TaskErrorKind::Io("not a regular file".into()));
+    }
+    if meta.len() > MAX_TASK_FILE_BYTES {
+        return Err(TaskErrorKind::TooLarge {
+            size: meta.len(),
+            limit: MAX_TASK_FILE_BYTES,
+        });
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        // Never block on open if the path was swapped for a FIFO after the check above.
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = opts.open(path).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(TaskErrorKind::Io("not a regular file".into()));
+    }
+    if meta.len() > MAX_TASK_FILE_BYTES {
+        return Err(TaskErrorKind::TooLarge {
+            size: meta.len(),
+            limit: MAX_TASK_FILE_BYTES,
+        });
+    }
+    // The size is at most 1 MiB here, so the cast cannot truncate.
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_TASK_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_TASK_FILE_BYTES {
+        return Err(TaskErrorKind::TooLarge {
+            size: bytes.len() as u64,
+            limit: MAX_TASK_FILE_BYTES,
+        });
+    }
+    Ok(bytes)
+}
+
 /// Parses task-file bytes; `file` names the file in errors and gives the default id (stem).
 pub fn parse_bytes(file: &Path, bytes: &[u8]) -> Result<Task, TaskError> {
-    let _ = bytes;
-    Err(TaskError {
+    let err = |line: Option<usize>, kind: TaskErrorKind| TaskError {
         file: file.to_path_buf(),
-        line: None,
-        kind: TaskErrorKind::Other("parser not written yet".into()),
+        line,
+        kind,
+    };
+    if bytes.len() as u64 > MAX_TASK_FILE_BYTES {
+        return Err(err(
+            None,
+            TaskErrorKind::TooLarge {
+                size: bytes.len() as u64,
+                limit: MAX_TASK_FILE_BYTES,
+            },
+        ));
+    }
+    let text = decode::decode(bytes).map_err(|k| err(None, k))?;
+    if text.trim().is_empty() {
+        return Err(err(None, TaskErrorKind::EmptyFile));
+    }
+    let split = front::split(&text).map_err(|(line, k)| err(Some(line), k))?;
+    let fm = match split.yaml {
+        Some(yaml) => front::parse(yaml).map_err(|(line, k)| err(line, k))?,
+        None => front::FrontMatter::default(),
+    };
+    let body = body::parse(split.body, split.body_line);
+    let prompt = match body.prompt {
+        Some(p) if !p.is_empty() => p,
+        _ => return Err(err(body.prompt_line, TaskErrorKind::EmptyPrompt)),
+    };
+    let id = match fm.id {
+        Some(id) => id,
+        None => default_id(file),
+    };
+    Ok(Task {
+        id,
+        task_type: fm.task_type,
+        priority: fm.priority.unwrap_or_default(),
+        created: fm.created,
+        working_dir: fm.working_dir,
+        timeout_sec: fm.timeout_sec,
+        max_turns: fm.max_turns,
+        retries: fm.retries,
+        model: fm.model,
+        resume_on_retry: fm.resume_on_retry,
+        requires: fm.requires,
+        extra: fm.extra,
+        title: body.title,
+        prompt,
+        target_files: body.target_files,
+        success_criteria: body.success_criteria,
+        context: body.context,
     })
 }
 
-/// Renders a task back to `.task.md` text; `parse_bytes(render(t)) == t`.
-pub fn render(task: &Task) -> String {
-    format!(
-        "---\nid: {}\n---\n\n**Prompt:**\n{}\n",
-        task.id, task.prompt
-    )
+/// The id of a task without `id:`: the file name minus `.task.md` (or its extension),
+/// with characters outside `[A-Za-z0-9_.-]` replaced by `_`, cut to 64 characters.
+pub fn default_id(file: &Path) -> String {
+    let name = file
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let stem = match name.strip_suffix(".task.md") {
+        Some(s) => s.to_string(),
+        None => file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    };
+    let mut id: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    if id.is_empty() || id == "." || id == ".." {
+        id = "task".into();
+    }
+    id
 }

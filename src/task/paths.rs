@@ -1,7 +1,9 @@
 //! Path policy: resolve working dirs and target files against CLAUDE_BASE_CWD, normalise
 //! `..`, resolve symlinks where they exist, refuse anything outside CLAUDE_ALLOWED_ROOT.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
+
+use super::{Task, TaskError, TaskErrorKind};
 
 /// Why a path was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,12 +23,156 @@ pub enum PathError {
 /// Resolves `rel` (relative or absolute) against `base`, normalising `..` and following
 /// symlinks of the longest existing prefix, and checks the result lies inside `allowed_root`
 /// (itself canonicalised). A not-yet-existing path inside the root is accepted.
+///
+/// `..` is normalised lexically first (`a/link/..` is `a`), then the longest prefix that
+/// exists is canonicalised (following its symlinks) and the rest appended; so what is
+/// checked is exactly the path the agent will be given. A dangling symlink is refused, as
+/// its target cannot be checked.
 pub fn resolve_inside(base: &Path, allowed_root: &Path, rel: &str) -> Result<PathBuf, PathError> {
-    let _ = (base, allowed_root);
-    Err(PathError::Unresolvable {
+    let unresolvable = |reason: String| PathError::Unresolvable {
         path: rel.into(),
-        reason: "not written yet".into(),
+        reason,
+    };
+    if rel.contains('\0') {
+        return Err(unresolvable("it contains a NUL character".into()));
+    }
+    let rel_path = Path::new(if rel.is_empty() { "." } else { rel });
+    let joined = if rel_path.is_absolute() {
+        rel_path.to_path_buf()
+    } else {
+        absolute(base)
+            .map_err(|e| unresolvable(e.to_string()))?
+            .join(rel_path)
+    };
+    let resolved = resolve_existing_prefix(&normalise(&joined)).map_err(unresolvable)?;
+    let root = resolve_existing_prefix(&normalise(
+        &absolute(allowed_root).map_err(|e| unresolvable(e.to_string()))?,
+    ))
+    .map_err(|reason| PathError::Unresolvable {
+        path: allowed_root.display().to_string(),
+        reason,
+    })?;
+    if resolved.starts_with(&root) {
+        Ok(resolved)
+    } else {
+        Err(PathError::OutsideRoot {
+            path: rel.into(),
+            resolved,
+            root,
+        })
+    }
+}
+
+/// Where a task's agent runs and the files it names, resolved and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedPaths {
+    pub working_dir: PathBuf,
+    pub target_files: Vec<PathBuf>,
+}
+
+/// Resolves a task's `working_dir` (against `base_cwd`, default `.`) and its target files
+/// (against the working dir), all inside `allowed_root`. A refusal names the line of the
+/// `working_dir` key or target item, found by re-reading `file` (only on the error path).
+pub fn resolve_task_paths(
+    task: &Task,
+    file: &Path,
+    base_cwd: &Path,
+    allowed_root: &Path,
+) -> Result<ResolvedPaths, TaskError> {
+    let fail = |field: &'static str, error: PathError, find: &dyn Fn(&str) -> Option<usize>| {
+        let line = super::read_limited(file)
+            .ok()
+            .and_then(|bytes| super::decode::decode(&bytes).ok().map(|t| t.into_owned()))
+            .and_then(|text| find(&text));
+        TaskError {
+            file: file.to_path_buf(),
+            line,
+            kind: TaskErrorKind::Path { field, error },
+        }
+    };
+    let wd_rel = task.working_dir.as_deref().unwrap_or(".");
+    let working_dir = resolve_inside(base_cwd, allowed_root, wd_rel)
+        .map_err(|e| fail("working_dir", e, &|text| key_line(text, "working_dir")))?;
+    let mut target_files = Vec::with_capacity(task.target_files.len());
+    for t in &task.target_files {
+        let p = resolve_inside(&working_dir, allowed_root, t).map_err(|e| {
+            fail("target file", e, &|text| {
+                let split = super::front::split(text).ok()?;
+                super::body::find_target_line(split.body, split.body_line, t)
+            })
+        })?;
+        target_files.push(p);
+    }
+    Ok(ResolvedPaths {
+        working_dir,
+        target_files,
     })
+}
+
+/// File line of a top-level front-matter key (`key:` at column 0), if any.
+fn key_line(text: &str, key: &str) -> Option<usize> {
+    let split = super::front::split(text).ok()?;
+    let yaml = split.yaml?;
+    yaml.split('\n').enumerate().find_map(|(i, line)| {
+        let rest = line.strip_prefix(key)?;
+        rest.trim_start().starts_with(':').then_some(i + 2)
+    })
+}
+
+fn absolute(p: &Path) -> std::io::Result<PathBuf> {
+    if p.is_absolute() {
+        Ok(p.to_path_buf())
+    } else {
+        Ok(std::env::current_dir()?.join(p))
+    }
+}
+
+/// Lexical normalisation: drops `.`, applies `..` (never above the root).
+fn normalise(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                // `pop` refuses to remove the root, so `/..` stays `/`.
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// Canonicalises the longest existing prefix of an absolute, normalised path and appends
+/// the rest. Errors (as a reason) on a dangling symlink or an unreadable component.
+fn resolve_existing_prefix(p: &Path) -> Result<PathBuf, String> {
+    let mut prefix = p;
+    let mut rest: Vec<&std::ffi::OsStr> = Vec::new();
+    loop {
+        match std::fs::symlink_metadata(prefix) {
+            Ok(_) => {
+                let mut canon = std::fs::canonicalize(prefix).map_err(|e| {
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        format!("{} is a dangling symlink", prefix.display())
+                    } else {
+                        format!("{}: {e}", prefix.display())
+                    }
+                })?;
+                for name in rest.iter().rev() {
+                    canon.push(name);
+                }
+                return Ok(canon);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let (Some(parent), Some(name)) = (prefix.parent(), prefix.file_name()) else {
+                    return Err(format!("no part of {} exists", p.display()));
+                };
+                rest.push(name);
+                prefix = parent;
+            }
+            Err(e) => return Err(format!("{}: {e}", prefix.display())),
+        }
+    }
 }
 
 /// Checks a task id: `[A-Za-z0-9_.-]`, 1..=64 chars, not `.` or `..`.
