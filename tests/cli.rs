@@ -382,6 +382,49 @@ fn check_with_an_invalid_configuration_exits_2() {
     );
     assert!(err.starts_with("error: "), "{err}");
     assert!(err.contains("MAX_CONCURRENT_TASKS"), "{err}");
+    // A --set before the command still counts when another follows it.
+    let err = stderr_of(
+        &mut ws.orca(&[
+            "--set",
+            "MAX_CONCURRENT_TASKS=many",
+            "check",
+            "--set",
+            "CLAUDE_TIMEOUT_SEC=5",
+            "tasks/fix.task.md",
+        ]),
+        2,
+    );
+    assert!(err.contains("MAX_CONCURRENT_TASKS"), "{err}");
+}
+
+#[test]
+fn check_uses_the_configured_base_cwd() {
+    let ws = Ws::new();
+    ws.write("tasks/minimal.task.md", MINIMAL);
+    std::fs::create_dir_all(ws.root.join("repo")).unwrap();
+    let out = stdout_of(
+        &mut ws.orca(&[
+            "check",
+            "--json",
+            "--set",
+            "CLAUDE_BASE_CWD=repo",
+            "tasks/minimal.task.md",
+        ]),
+        0,
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        Path::new(v[0]["task"]["working_dir"].as_str().unwrap()),
+        ws.root.join("repo")
+    );
+    // From .env as well, and a working_dir that leaves CLAUDE_ALLOWED_ROOT is refused.
+    ws.write(".env", "CLAUDE_BASE_CWD=repo\n");
+    ws.write(
+        "tasks/up.task.md",
+        "---\nworking_dir: ..\n---\n\n**Prompt:**\nDo it.\n",
+    );
+    let out = stdout_of(&mut ws.orca(&["check", "tasks/up.task.md"]), 1);
+    assert!(out.starts_with("tasks/up.task.md:2: "), "{out}");
 }
 
 #[test]

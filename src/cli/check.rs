@@ -112,37 +112,22 @@ pub fn run(ctx: &Ctx, args: &CheckArgs, out: &mut dyn Write) -> io::Result<i32> 
     Ok(if failed > 0 { EXIT_FAILED } else { EXIT_OK })
 }
 
-/// Parses one file and applies the path policy of `config`.
-pub fn check_file(file: &Path, config: &Config) -> Result<Understood, TaskError> {
-    let task = crate::task::parse_file(file)?;
-    let paths = resolve_paths(&task, file, config)?;
-    Ok(understood(&task, paths.0, paths.1))
-}
-
-/// The path policy of DESIGN §2 for one task: its working dir and target files, resolved.
-fn resolve_paths(
-    task: &Task,
-    file: &Path,
-    config: &Config,
-) -> Result<(PathBuf, Vec<PathBuf>), TaskError> {
-    // TEMPORARY until the task branch's `resolve_task_paths` lands.
-    let err = |e: crate::task::paths::PathError| TaskError {
-        file: file.to_path_buf(),
-        line: None,
-        kind: crate::task::TaskErrorKind::Other(e.to_string()),
-    };
-    let base = &config.claude_base_cwd;
-    let root = &config.claude_allowed_root;
-    let wd = match &task.working_dir {
-        Some(d) => crate::task::paths::resolve_inside(base, root, d).map_err(err)?,
-        None => crate::task::paths::resolve_inside(base, root, ".").map_err(err)?,
-    };
-    let targets = task
-        .target_files
-        .iter()
-        .map(|t| crate::task::paths::resolve_inside(&wd, root, t).map_err(err))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((wd, targets))
+/// Parses one file and applies the path policy of DESIGN §2 with `config`'s
+/// CLAUDE_BASE_CWD and CLAUDE_ALLOWED_ROOT.
+pub fn check_file(file: &Path, config: &Config) -> Result<Understood, Box<TaskError>> {
+    let task = crate::task::parse_file(file).map_err(Box::new)?;
+    let resolved = crate::task::paths::resolve_task_paths(
+        &task,
+        file,
+        &config.claude_base_cwd,
+        &config.claude_allowed_root,
+    )
+    .map_err(Box::new)?;
+    Ok(understood(
+        &task,
+        resolved.working_dir,
+        resolved.target_files,
+    ))
 }
 
 fn understood(task: &Task, working_dir: PathBuf, target_files: Vec<PathBuf>) -> Understood {
@@ -175,7 +160,7 @@ fn understood(task: &Task, working_dir: PathBuf, target_files: Vec<PathBuf>) -> 
     }
 }
 
-fn report(file: &Path, result: &Result<Understood, TaskError>) -> FileReport {
+fn report(file: &Path, result: &Result<Understood, Box<TaskError>>) -> FileReport {
     let file = file.display().to_string();
     match result {
         Ok(u) => FileReport {

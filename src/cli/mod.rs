@@ -63,15 +63,15 @@ pub struct Cli {
 /// The commands of DESIGN §7.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
-    /// Start the daemon in the workspace (foreground; Ctrl-C drains and stops) [default]
+    /// Start the daemon (foreground; Ctrl-C drains and stops) [default]
     Run,
     /// Show components, queue counts and running tasks
     Status(JsonArgs),
-    /// Show the effective configuration (secrets redacted), run checks and suggest fixes
+    /// Show the effective configuration (secrets redacted), checks and fixes
     Doctor,
     /// Write a commented sample task into tasks/ and print its path
     CreateSample(CreateSampleArgs),
-    /// Parse task files and print what Orca understood, or every error; exit 1 on any error
+    /// Print what Orca understands from task files, or every error
     Check(CheckArgs),
     /// Queue a task from a file, from stdin (-) or from the command line
     Submit(SubmitArgs),
@@ -310,7 +310,8 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
             // Help and version go to stdout with code 0; usage errors to stderr with 2.
@@ -318,7 +319,16 @@ where
             return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
         }
     };
-    let ctx = match make_ctx(cli.root.as_deref(), cli.set) {
+    // clap keeps only the last level's values of a global option given both before and
+    // after the subcommand, so the `--set` pairs are collected from the (valid) arguments.
+    let flags = match set_flags(&args) {
+        Ok(flags) => flags,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            return EXIT_USAGE;
+        }
+    };
+    let ctx = match make_ctx(cli.root.as_deref(), flags) {
         Ok(ctx) => ctx,
         Err(msg) => {
             eprintln!("error: {msg}");
@@ -327,6 +337,30 @@ where
     };
     let command = cli.command.unwrap_or(Command::Run);
     dispatch(&command, &ctx)
+}
+
+/// Every `--set NAME=VALUE` / `--set=NAME=VALUE` of `args` (program name first), in order,
+/// up to a `--` that ends the options.
+fn set_flags(args: &[OsString]) -> Result<Vec<(String, String)>, String> {
+    let mut flags = Vec::new();
+    let mut iter = args.iter().skip(1).map(|a| a.to_str());
+    while let Some(arg) = iter.next() {
+        match arg {
+            Some("--") => break,
+            Some("--set") => {
+                if let Some(Some(value)) = iter.next() {
+                    flags.push(parse_setting(value)?);
+                }
+            }
+            Some(a) => {
+                if let Some(value) = a.strip_prefix("--set=") {
+                    flags.push(parse_setting(value)?);
+                }
+            }
+            None => {}
+        }
+    }
+    Ok(flags)
 }
 
 fn make_ctx(root: Option<&Path>, flags: Vec<(String, String)>) -> Result<Ctx, String> {
@@ -411,18 +445,22 @@ mod tests {
     }
 
     #[test]
-    fn set_flags_are_collected_in_order() {
-        let cli = Cli::try_parse_from([
+    fn set_flags_are_collected_in_order_from_every_level() {
+        let args: Vec<OsString> = [
             "orca",
             "--set",
             "MAX_CONCURRENT_TASKS=5",
-            "doctor",
+            "check",
+            "--set=log_level=DEBUG=x",
+            "a.task.md",
+            "--",
             "--set",
-            "log_level=DEBUG=x",
-        ])
-        .unwrap();
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
         assert_eq!(
-            cli.set,
+            set_flags(&args).unwrap(),
             vec![
                 ("MAX_CONCURRENT_TASKS".to_string(), "5".to_string()),
                 ("LOG_LEVEL".to_string(), "DEBUG=x".to_string()),

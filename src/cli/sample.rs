@@ -193,7 +193,7 @@ pub fn sample_text(task_type: TaskType, priority: Priority) -> String {
     let mut s = String::new();
     s.push_str("---\n");
     s.push_str(&format!(
-        "# Orca sample task ({}). Edit it and save it in tasks/: a running `orca` picks it up.\n",
+        "# Orca sample task ({}). A running `orca` runs it at once; for your own tasks, copy it\n# outside tasks/, edit it, then move it into tasks/.\n",
         task_type.as_str()
     ));
     s.push_str("# `orca check FILE` shows what Orca understood. Every key below is optional.\n");
