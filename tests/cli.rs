@@ -518,3 +518,15 @@ fn check_rejects_every_bad_example_of_the_task_format() {
         assert!(out.contains("\nhint: "), "{out}");
     }
 }
+
+#[test]
+fn completions_name_the_commands() {
+    let ws = Ws::new();
+    let out = stdout_of(&mut ws.orca(&["completions", "bash"]), 0);
+    assert!(out.contains("create-sample"), "{out}");
+    assert!(out.contains("validate-artifacts"), "{out}");
+    stderr_of(&mut ws.orca(&["completions", "tcsh"]), 2);
+    // Hidden from the help page.
+    let help = stdout_of(&mut ws.orca(&["--help"]), 0);
+    assert!(!help.contains("completions"), "{help}");
+}

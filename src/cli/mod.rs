@@ -92,6 +92,12 @@ pub enum Command {
     ValidateArtifacts(JsonArgs),
     /// Print the JSON Schema of results/<stem>_result.json
     Schema,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(hide = true)]
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
 }
 
 impl Command {
@@ -113,6 +119,7 @@ impl Command {
             Command::Clean(CleanCommand::Artifacts(_)) => "clean artifacts",
             Command::ValidateArtifacts(_) => "validate-artifacts",
             Command::Schema => "schema",
+            Command::Completions { .. } => "completions",
         }
     }
 }
@@ -392,6 +399,11 @@ fn dispatch(command: &Command, ctx: &Ctx) -> i32 {
         Command::CreateSample(args) => Ok(sample::run(ctx, args, &mut out)),
         Command::Check(args) => check::run(ctx, args, &mut out),
         Command::Schema => print_schema(&mut out),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(*shell, &mut Cli::command(), "orca", &mut out);
+            Ok(EXIT_OK)
+        }
         _ => Ok(engine_command(command, ctx)),
     };
     let result = result.and_then(|code| out.flush().map(|()| code));
