@@ -84,13 +84,16 @@ pub(crate) struct FrontMatter {
     pub extra: BTreeMap<String, serde_json::Value>,
 }
 
+/// Deepest nesting of lists and mappings accepted in front matter.
+const MAX_DEPTH: usize = 16;
+
 /// The YAML reader's options: strict budgets sized for a few dozen `key: value` lines, so
 /// hostile input (alias bombs, deep nesting, huge node counts) fails fast and small.
 pub(crate) fn yaml_options() -> serde_saphyr::Options {
     serde_saphyr::options! {
         budget: serde_saphyr::budget! {
-            max_depth: 16,
-            flow_nesting_limit: 16,
+            max_depth: MAX_DEPTH,
+            flow_nesting_limit: MAX_DEPTH,
             max_events: 20_000,
             max_nodes: 10_000,
             max_aliases: 64,
@@ -148,6 +151,26 @@ fn file_line(yaml_line: u64) -> Option<usize> {
     })
 }
 
+/// A person-readable account of a budget breach.
+fn budget_text(breach: &serde_saphyr::budget::BudgetBreach) -> String {
+    use serde_saphyr::budget::BudgetBreach as B;
+    match breach {
+        B::Depth { .. } => format!("nesting deeper than {MAX_DEPTH} levels"),
+        B::Aliases { .. }
+        | B::Anchors { .. }
+        | B::AliasAnchorRatio { .. }
+        | B::RecordedAnchorEvents { .. }
+        | B::RecordedAnchorBytes { .. } => {
+            "too many anchors or aliases (`&a` / `*a`): alias expansion is capped".into()
+        }
+        B::Events { .. } | B::Nodes { .. } => "too many values".into(),
+        B::ScalarBytes { .. } => "too much text in values".into(),
+        B::Documents { .. } => "more than one YAML document".into(),
+        B::MergeKeys { .. } => "too many merge keys (`<<`)".into(),
+        other => format!("{other:?}"),
+    }
+}
+
 fn yaml_error(e: serde_saphyr::Error) -> (Option<usize>, TaskErrorKind) {
     use serde_saphyr::Error as E;
     let line = e.location().and_then(|l| file_line(l.line()));
@@ -160,17 +183,27 @@ fn yaml_error(e: serde_saphyr::Error) -> (Option<usize>, TaskErrorKind) {
         let field = key.clone().unwrap_or_else(|| "?".into());
         return (line, TaskErrorKind::DuplicateKey { field });
     }
+    if let E::Budget { breach, .. } = inner {
+        return (
+            Some(line.unwrap_or(1)),
+            TaskErrorKind::YamlLimit(budget_text(breach)),
+        );
+    }
     let mut msg = inner.to_string();
-    let limit = matches!(
-        inner,
-        E::Budget { .. }
-            | E::AliasReplayLimitExceeded { .. }
-            | E::AliasExpansionLimitExceeded { .. }
-            | E::AliasReplayStackDepthExceeded { .. }
-            | E::AliasReplayCounterOverflow { .. }
-    ) || msg.contains("budget breached")
-        || msg.contains("nesting limit")
-        || msg.contains("recursion limit");
+    let too_deep = msg.contains("recursion limit") || msg.contains("nesting limit");
+    if too_deep {
+        msg = format!("nesting deeper than {MAX_DEPTH} levels");
+    }
+    let limit = too_deep
+        || matches!(
+            inner,
+            E::Budget { .. }
+                | E::AliasReplayLimitExceeded { .. }
+                | E::AliasExpansionLimitExceeded { .. }
+                | E::AliasReplayStackDepthExceeded { .. }
+                | E::AliasReplayCounterOverflow { .. }
+        )
+        || msg.contains("budget breached");
     // Our error names the line itself; drop serde-saphyr's own position suffix.
     if let Some(i) = msg.find(" at line ") {
         msg.truncate(i);

@@ -273,7 +273,7 @@ pub enum TaskErrorKind {
     #[error("{field}: {error}")]
     Path {
         field: &'static str,
-        error: paths::PathError,
+        error: Box<paths::PathError>,
     },
     #[error("{0}")]
     Other(String),
@@ -305,7 +305,7 @@ impl TaskErrorKind {
             TaskErrorKind::BadBool { .. } => "bad_bool",
             TaskErrorKind::BadList { .. } => "bad_list",
             TaskErrorKind::EmptyPrompt => "empty_prompt",
-            TaskErrorKind::Path { error, .. } => match error {
+            TaskErrorKind::Path { error, .. } => match **error {
                 paths::PathError::OutsideRoot { .. } => "path_outside_root",
                 paths::PathError::BadId(_) => "bad_id",
                 paths::PathError::Unresolvable { .. } => "path_unresolvable",
@@ -384,7 +384,7 @@ impl TaskErrorKind {
                 format!("write `{field}: [label-a, label-b]`")
             }
             TaskErrorKind::EmptyPrompt => "add a `**Prompt:**` section or some body text".into(),
-            TaskErrorKind::Path { error, .. } => match error {
+            TaskErrorKind::Path { error, .. } => match **error {
                 paths::PathError::OutsideRoot { .. } => {
                     "use a path inside CLAUDE_ALLOWED_ROOT (relative paths start at CLAUDE_BASE_CWD)"
                         .into()
@@ -554,3 +554,6 @@ pub fn default_id(file: &Path) -> String {
     }
     id
 }
+
+#[cfg(test)]
+mod tests;

@@ -87,7 +87,10 @@ pub fn resolve_task_paths(
         TaskError {
             file: file.to_path_buf(),
             line,
-            kind: TaskErrorKind::Path { field, error },
+            kind: TaskErrorKind::Path {
+                field,
+                error: Box::new(error),
+            },
         }
     };
     let wd_rel = task.working_dir.as_deref().unwrap_or(".");
@@ -188,5 +191,224 @@ pub fn validate_id(id: &str) -> Result<(), PathError> {
         Ok(())
     } else {
         Err(PathError::BadId(id.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        root: PathBuf,
+        outside: PathBuf,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let base = fs::canonicalize(dir.path()).unwrap();
+        let root = base.join("root");
+        let outside = base.join("outside");
+        fs::create_dir_all(root.join("backend/src")).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        fs::write(outside.join("secret.txt"), "s").unwrap();
+        Fixture {
+            _dir: dir,
+            root,
+            outside,
+        }
+    }
+
+    fn outside(r: Result<PathBuf, PathError>) -> bool {
+        matches!(r, Err(PathError::OutsideRoot { .. }))
+    }
+
+    #[test]
+    fn inside_paths_resolve() {
+        let f = fixture();
+        assert_eq!(
+            resolve_inside(&f.root, &f.root, "backend").unwrap(),
+            f.root.join("backend")
+        );
+        assert_eq!(
+            resolve_inside(&f.root, &f.root, "backend/../backend/./src").unwrap(),
+            f.root.join("backend/src")
+        );
+        assert_eq!(resolve_inside(&f.root, &f.root, ".").unwrap(), f.root);
+        assert_eq!(resolve_inside(&f.root, &f.root, "").unwrap(), f.root);
+        let abs = f.root.join("backend").display().to_string();
+        assert_eq!(
+            resolve_inside(Path::new("/"), &f.root, &abs).unwrap(),
+            f.root.join("backend")
+        );
+    }
+
+    #[test]
+    fn not_yet_existing_file_inside_is_accepted() {
+        let f = fixture();
+        assert_eq!(
+            resolve_inside(&f.root.join("backend"), &f.root, "new/dir/file.rs").unwrap(),
+            f.root.join("backend/new/dir/file.rs")
+        );
+    }
+
+    #[test]
+    fn dotdot_traversal_is_refused() {
+        let f = fixture();
+        let r = resolve_inside(&f.root.join("backend"), &f.root, "../../outside/secret.txt");
+        match r {
+            Err(PathError::OutsideRoot {
+                path,
+                resolved,
+                root,
+            }) => {
+                assert_eq!(path, "../../outside/secret.txt");
+                assert_eq!(resolved, f.outside.join("secret.txt"));
+                assert_eq!(root, f.root);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(outside(resolve_inside(
+            &f.root,
+            &f.root,
+            "../../../../../../.."
+        )));
+    }
+
+    #[test]
+    fn absolute_outside_is_refused() {
+        let f = fixture();
+        assert!(outside(resolve_inside(&f.root, &f.root, "/etc/passwd")));
+        let abs = f.outside.display().to_string();
+        assert!(outside(resolve_inside(&f.root, &f.root, &abs)));
+    }
+
+    #[test]
+    fn sibling_with_common_prefix_is_refused() {
+        let f = fixture();
+        let sibling = f.root.with_file_name("root2");
+        fs::create_dir_all(&sibling).unwrap();
+        assert!(outside(resolve_inside(&f.root, &f.root, "../root2")));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlink_inside_pointing_outside_is_refused() {
+        let f = fixture();
+        std::os::unix::fs::symlink(&f.outside, f.root.join("escape")).unwrap();
+        assert!(outside(resolve_inside(&f.root, &f.root, "escape")));
+        assert!(outside(resolve_inside(
+            &f.root,
+            &f.root,
+            "escape/secret.txt"
+        )));
+        assert!(outside(resolve_inside(
+            &f.root,
+            &f.root,
+            "escape/not/yet.txt"
+        )));
+        // A dangling link cannot be checked: refused.
+        std::os::unix::fs::symlink(f.outside.join("nope"), f.root.join("dangling")).unwrap();
+        assert!(matches!(
+            resolve_inside(&f.root, &f.root, "dangling"),
+            Err(PathError::Unresolvable { .. })
+        ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinked_root_and_inner_links_are_followed() {
+        let f = fixture();
+        let link_root = f.root.with_file_name("root_link");
+        std::os::unix::fs::symlink(&f.root, &link_root).unwrap();
+        std::os::unix::fs::symlink(f.root.join("backend"), f.root.join("be")).unwrap();
+        assert_eq!(
+            resolve_inside(&link_root, &link_root, "be/src/x.rs").unwrap(),
+            f.root.join("backend/src/x.rs")
+        );
+    }
+
+    #[test]
+    fn ids() {
+        for bad in [
+            "../x",
+            "a/b",
+            "/abs",
+            "..",
+            ".",
+            "",
+            "a b",
+            "é",
+            &"a".repeat(65),
+        ] {
+            assert_eq!(validate_id(bad), Err(PathError::BadId(bad.to_string())));
+        }
+        for good in ["a", "fix_db-timeout.2", "...", &"a".repeat(64)] {
+            assert_eq!(validate_id(good), Ok(()));
+        }
+    }
+
+    fn task_file(f: &Fixture, text: &str) -> (PathBuf, Task) {
+        let tasks = f.root.join("tasks");
+        fs::create_dir_all(&tasks).unwrap();
+        let file = tasks.join("t.task.md");
+        fs::write(&file, text).unwrap();
+        let task = super::super::parse_file(&file).unwrap();
+        (file, task)
+    }
+
+    #[test]
+    fn task_paths_resolve_against_working_dir() {
+        let f = fixture();
+        let (file, task) = task_file(
+            &f,
+            "---\nworking_dir: backend\n---\n**Target Files:**\n- src/db.py\n- `../README.md`\n**Prompt:** x\n",
+        );
+        let r = resolve_task_paths(&task, &file, &f.root, &f.root).unwrap();
+        assert_eq!(r.working_dir, f.root.join("backend"));
+        assert_eq!(
+            r.target_files,
+            vec![f.root.join("backend/src/db.py"), f.root.join("README.md")]
+        );
+        // No working_dir: the base.
+        let (file, task) = task_file(&f, "x\n");
+        let r = resolve_task_paths(&task, &file, &f.root, &f.root).unwrap();
+        assert_eq!(r.working_dir, f.root);
+    }
+
+    #[test]
+    fn task_path_errors_name_their_line() {
+        let f = fixture();
+        let (file, task) = task_file(&f, "---\nid: t\nworking_dir: ../outside\n---\nx\n");
+        let e = resolve_task_paths(&task, &file, &f.root, &f.root).unwrap_err();
+        assert_eq!(e.line, Some(3));
+        assert_eq!(e.kind_name(), "path_outside_root");
+        assert_eq!(
+            e.message(),
+            format!(
+                "working_dir: path '../outside' resolves to {}, outside the allowed root {}",
+                f.outside.display(),
+                f.root.display()
+            )
+        );
+
+        let (file, task) = task_file(
+            &f,
+            "# T\n\n**Target Files:**\n- ok.rs\n- `../../etc/passwd`\n\n**Prompt:** x\n",
+        );
+        let e = resolve_task_paths(&task, &file, &f.root.join("backend"), &f.root).unwrap_err();
+        assert_eq!(e.line, Some(5));
+        assert!(e
+            .message()
+            .starts_with("target file: path '../../etc/passwd'"));
+        assert!(e
+            .to_string()
+            .contains("\nhint: use a path inside CLAUDE_ALLOWED_ROOT"));
+
+        // The file is gone: the error still comes, without a line.
+        fs::remove_file(&file).unwrap();
+        let e = resolve_task_paths(&task, &file, &f.root.join("backend"), &f.root).unwrap_err();
+        assert_eq!(e.line, None);
     }
 }

@@ -100,8 +100,24 @@ pub fn render(task: &Task) -> String {
 fn field_str(out: &mut String, key: &str, value: &str) {
     out.push_str(key);
     out.push_str(": ");
-    yaml_quote(out, value);
+    if is_plain_safe(value) {
+        out.push_str(value);
+    } else {
+        yaml_quote(out, value);
+    }
     out.push('\n');
+}
+
+/// Whether a string reads back as the same string when written unquoted: a letter, then
+/// letters, digits and `_ . - /`, and no word YAML gives another meaning.
+fn is_plain_safe(s: &str) -> bool {
+    const SPECIAL: [&str; 11] = [
+        "null", "true", "false", "yes", "no", "on", "off", "y", "n", "nan", "inf",
+    ];
+    s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/'))
+        && !SPECIAL.iter().any(|w| s.eq_ignore_ascii_case(w))
 }
 
 /// A YAML double-quoted scalar: `"` and `\` escaped, and every control or otherwise
