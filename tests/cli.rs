@@ -190,8 +190,9 @@ fn create_sample_writes_a_task_that_check_accepts() {
         let text = std::fs::read_to_string(ws.root.join(path)).unwrap();
         assert!(text.contains(&format!("type: {t} ")), "{text}");
         let out = stdout_of(&mut ws.orca(&["check", path]), 0);
-        assert!(out.contains(&format!("  type: ")), "{out}");
-        assert!(out.contains(&format!(" {t}\n")), "{out}");
+        let type_line = out.lines().find(|l| l.starts_with("  type:")).unwrap();
+        assert_eq!(type_line.split_whitespace().nth(1), Some(t), "{out}");
+        assert!(out.contains("  success criteria: 2\n"), "{out}");
     }
     // Only the four samples: no temp file is left in tasks/.
     let mut names: Vec<_> = std::fs::read_dir(ws.root.join("tasks"))
