@@ -531,3 +531,25 @@ fn completions_name_the_commands() {
     let help = stdout_of(&mut ws.orca(&["--help"]), 0);
     assert!(!help.contains("completions"), "{help}");
 }
+
+#[test]
+fn doctor_gets_the_root_and_the_set_flags() {
+    let ws = Ws::new();
+    let out = ws
+        .orca(&["--set", "MAX_CONCURRENT_TASKS=7", "doctor"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("MAX_CONCURRENT_TASKS"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(line.split_whitespace().nth(1), Some("7"), "{text}");
+    assert!(text.contains(&ws.root.display().to_string()), "{text}");
+    // An invalid value is a configuration error: exit 2.
+    let out = ws
+        .orca(&["doctor", "--set", "MAX_CONCURRENT_TASKS=x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
