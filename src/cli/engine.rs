@@ -10,22 +10,8 @@ use crate::clock::{now_ms, rfc3339_ms};
 use crate::config::Config;
 use crate::events::EventLog;
 use crate::store::{CancelOutcome, SqliteStore, Store, TaskRecord, TaskState};
-use crate::task::{Criterion, Priority, Task, TaskType};
+use crate::task::{Criterion, Priority, Task};
 use crate::workspace::Workspace;
-
-/// What `orca submit` was given.
-#[derive(Debug, Clone, Default)]
-pub struct SubmitArgs {
-    /// A task file, `-` for standard input, or None to build the task from the flags.
-    pub file: Option<String>,
-    pub prompt: Option<String>,
-    pub task_type: Option<TaskType>,
-    pub priority: Option<Priority>,
-    pub targets: Vec<String>,
-    pub criteria: Vec<String>,
-    pub dir: Option<String>,
-    pub id: Option<String>,
-}
 
 /// Loaded configuration, workspace and store for one command.
 struct Ctx {
@@ -437,14 +423,14 @@ fn read_submit_source(file: &str) -> Result<(PathBuf, Vec<u8>), String> {
 }
 
 /// `orca submit`: writes a task file into tasks/ atomically and prints its id.
-pub fn submit(root: &Path, flags: &[(String, String)], args: &SubmitArgs) -> i32 {
+pub fn submit(root: &Path, flags: &[(String, String)], args: &super::SubmitArgs) -> i32 {
     let ctx = match open(root, flags) {
         Ok(c) => c,
         Err(code) => return code,
     };
     let mut task = match &args.file {
         Some(file) => {
-            let (path, bytes) = match read_submit_source(file) {
+            let (path, bytes) = match read_submit_source(&file.to_string_lossy()) {
                 Ok(x) => x,
                 Err(e) => {
                     eprintln!("error: {e}");

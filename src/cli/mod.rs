@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod doctor;
+pub mod engine;
 pub mod sample;
 
 use std::ffi::OsString;
@@ -184,8 +185,7 @@ pub struct SubmitArgs {
 }
 
 /// The task states `list --state` accepts.
-pub const STATES: [&str; 8] = [
-    "received",
+pub const STATES: [&str; 7] = [
     "queued",
     "running",
     "succeeded",
@@ -421,9 +421,24 @@ fn dispatch(command: &Command, ctx: &Ctx) -> i32 {
 /// The commands that need the engine (store, scheduler, runner). Until the engine lands
 /// they report that they are not available and exit 1.
 fn engine_command(cmd: &Command, ctx: &Ctx) -> i32 {
-    let _ = ctx;
-    eprintln!("orca: '{}' is not available yet", cmd.name());
-    EXIT_FAILED
+    let (root, flags) = (ctx.root.as_path(), ctx.flags.as_slice());
+    match cmd {
+        Command::Run => crate::scheduler::run(root, flags),
+        Command::Status(a) => engine::status(root, flags, a.json),
+        Command::Submit(a) => engine::submit(root, flags, a),
+        Command::List(a) => engine::list(root, flags, a.state.as_deref(), a.json),
+        Command::Show(a) => engine::show(root, flags, &a.id, a.json),
+        Command::Cancel(a) => engine::cancel(root, flags, &a.id),
+        Command::Retry(a) => engine::retry(root, flags, &a.id),
+        Command::TailEvents(a) => engine::tail_events(root, flags, a.task.as_deref(), a.lines, a.follow),
+        Command::Clean(CleanCommand::Tasks) => engine::clean_tasks(root, flags),
+        Command::Clean(CleanCommand::Artifacts(a)) => engine::clean_artifacts(root, flags, a.days, a.dry_run),
+        Command::ValidateArtifacts(a) => engine::validate_artifacts(root, flags, a.json),
+        other => {
+            eprintln!("error: '{}' is not an engine command", other.name());
+            EXIT_FAILED
+        }
+    }
 }
 
 fn print_schema(out: &mut dyn Write) -> io::Result<i32> {

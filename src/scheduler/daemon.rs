@@ -134,10 +134,6 @@ impl Daemon {
         }
     }
 
-    fn node(&self) -> String {
-        self.cfg().node_id
-    }
-
     fn running_count(&self) -> usize {
         self.running.lock().map(|m| m.len()).unwrap_or(0)
     }
