@@ -1,1 +1,407 @@
 //! The durable queue: the `Store` trait (claim with lease, heartbeat, finish) and SQLite.
+//! The store is the single source of truth for task state; `lock` guards one daemon per workspace.
+//!
+//! The trait is shaped for many workers from the start: a worker *claims* the best queued
+//! task under a lease, renews it by *heartbeat*, and *finishes*, *requeues* (transient
+//! failure, with backoff) or *releases* (shutdown) it. Leases that run out are put back by
+//! [`Store::requeue_expired`], so a PostgreSQL implementation (`FOR UPDATE SKIP LOCKED`)
+//! is a second implementation of the same trait, not a rewrite.
+//!
+//! Retry budget: attempts are numbered from 1 over the whole life of a record. A failed
+//! attempt number `a` may be retried while `a <= max_retries` ([`TaskRecord::may_retry`]).
+//! [`Store::retry`] renews the budget by raising `max_retries` to `attempts + budget`, so the
+//! numbering goes on and the same test keeps working.
+
+pub mod lock;
+mod migrate;
+pub mod sqlite;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::artifacts::result::SourceKind;
+use crate::task::{Priority, Task};
+
+pub use lock::{acquire, holder, LockError, WorkspaceLock};
+pub use sqlite::SqliteStore;
+
+/// Where a task is in its life (DESIGN §3). Stored as snake_case text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Cancelled,
+    Rejected,
+}
+
+impl TaskState {
+    pub const ALL: [TaskState; 7] = [
+        TaskState::Queued,
+        TaskState::Running,
+        TaskState::Succeeded,
+        TaskState::Failed,
+        TaskState::TimedOut,
+        TaskState::Cancelled,
+        TaskState::Rejected,
+    ];
+
+    /// The final states: nothing runs any more.
+    pub const FINAL: [TaskState; 5] = [
+        TaskState::Succeeded,
+        TaskState::Failed,
+        TaskState::TimedOut,
+        TaskState::Cancelled,
+        TaskState::Rejected,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Queued => "queued",
+            TaskState::Running => "running",
+            TaskState::Succeeded => "succeeded",
+            TaskState::Failed => "failed",
+            TaskState::TimedOut => "timed_out",
+            TaskState::Cancelled => "cancelled",
+            TaskState::Rejected => "rejected",
+        }
+    }
+
+    /// True for every state but `queued` and `running`.
+    pub fn is_final(self) -> bool {
+        !matches!(self, TaskState::Queued | TaskState::Running)
+    }
+}
+
+impl fmt::Display for TaskState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for TaskState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        TaskState::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "'{s}' is not a task state (one of queued, running, succeeded, failed, \
+                     timed_out, cancelled, rejected)"
+                )
+            })
+    }
+}
+
+/// A task to put into the queue (or a rejected file to record).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTask {
+    /// The id the task asked for; suffixed `-2`, `-3`, ... when taken.
+    pub desired_id: String,
+    /// The file stem; suffixed `-2`, `-3`, ... when taken.
+    pub stem: String,
+    /// Path as received, relative to the workspace root, e.g. `tasks/x.task.md`.
+    pub file: String,
+    pub source: SourceKind,
+    pub source_user: Option<String>,
+    /// None only for `Rejected`.
+    pub task: Option<Task>,
+    pub priority: Priority,
+    pub max_retries: u32,
+    /// `Queued` or `Rejected`.
+    pub state: TaskState,
+    /// For `Rejected`: the result's error object.
+    pub error: Option<serde_json::Value>,
+    pub received_at_ms: i64,
+}
+
+/// One task as the store knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    pub id: String,
+    pub desired_id: String,
+    pub stem: String,
+    pub file: String,
+    pub source: SourceKind,
+    pub source_user: Option<String>,
+    pub state: TaskState,
+    pub priority: Priority,
+    /// Arrival order (strictly increasing, never reused).
+    pub seq: i64,
+    pub task: Option<Task>,
+    /// Attempts started so far, over the whole life of the record.
+    pub attempts: u32,
+    /// A failed attempt `a` may be retried while `a <= max_retries` (see module docs).
+    pub max_retries: u32,
+    pub not_before_ms: Option<i64>,
+    pub lease_owner: Option<String>,
+    pub lease_expires_ms: Option<i64>,
+    pub cancel_requested: bool,
+    pub received_at_ms: i64,
+    /// First start.
+    pub started_at_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
+    pub session_id: Option<String>,
+    pub progress: Option<serde_json::Value>,
+    pub error: Option<serde_json::Value>,
+    pub result: Option<serde_json::Value>,
+    pub artifacts_written: bool,
+    /// Where the task file was archived; kept across [`Store::retry`] (the file is already
+    /// out of `tasks/` then).
+    pub archived_to: Option<String>,
+    /// Artifacts written AND file archived.
+    pub finalized: bool,
+}
+
+impl TaskRecord {
+    /// Whether a transient failure of the current attempt may be retried.
+    pub fn may_retry(&self) -> bool {
+        self.attempts <= self.max_retries
+    }
+}
+
+/// One run of a task by a worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    pub task_id: String,
+    /// 1, 2, ... over the life of the task.
+    pub attempt: u32,
+    pub worker: String,
+    pub started_at_ms: i64,
+    pub finished_at_ms: Option<i64>,
+    /// `succeeded|failed|timed_out|cancelled|retry|interrupted`; None while running.
+    pub outcome: Option<String>,
+    pub error: Option<String>,
+    pub exit_code: Option<i32>,
+    pub session_id: Option<String>,
+    /// The agent session of an earlier attempt was resumed.
+    pub resumed: bool,
+}
+
+/// How a running task ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finish {
+    /// A final state (not `Rejected`).
+    pub state: TaskState,
+    /// The attempt's outcome text, e.g. `succeeded`.
+    pub outcome: String,
+    pub error: Option<serde_json::Value>,
+    pub exit_code: Option<i32>,
+    pub session_id: Option<String>,
+    pub now_ms: i64,
+}
+
+/// What `request_cancel` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// It was queued: now final `Cancelled` (it never starts).
+    Cancelled,
+    /// It is running: the flag is set; the worker stops it.
+    Requested,
+    AlreadyFinished(TaskState),
+    NotFound,
+}
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the state folder {}: {source}; check that the workspace is writable", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot open the task database {}: {source}; check that the file is a readable, writable SQLite database (move it away to start with an empty queue)", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("the task database {} is locked by another process (waited {waited_ms} ms); another orca command is writing to it: try again, or stop the other process", path.display())]
+    Busy { path: PathBuf, waited_ms: u64 },
+    #[error("the task database {} has schema version {found}, but this orca knows versions up to {supported}; it was written by a newer orca: upgrade orca, or move the file away to start with an empty queue", path.display())]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error("no task with id `{0}`")]
+    NotFound(String),
+    #[error("task `{id}` is {state}, not finished; only finished tasks can be retried (cancel it first)")]
+    NotFinished { id: String, state: TaskState },
+    #[error("task `{id}` was rejected and cannot be retried; fix the task file and drop it into tasks/ again")]
+    NotRetryable { id: String },
+    #[error("task `{id}` is not running under worker `{worker}` (its lease expired or it was taken over); this change was not recorded")]
+    LeaseLost { id: String, worker: String },
+    #[error("invalid store request: {0}")]
+    Invalid(String),
+    #[error("task `{id}` in {} cannot be read: {detail}", path.display())]
+    Corrupt {
+        path: PathBuf,
+        id: String,
+        detail: String,
+    },
+    #[error("task database error on {}: {source}", path.display())]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+/// The durable queue. All methods are short synchronous transactions; call them from
+/// blocking threads. Implementations must be safe with several workers (threads,
+/// processes, machines) claiming at once.
+pub trait Store: Send + Sync {
+    /// Adds a task (or a rejected file's record). `id` is unique over all records ever
+    /// (`desired_id`, then `-2`, `-3`, ...), `stem` likewise. One transaction.
+    fn enqueue(&self, t: NewTask) -> Result<TaskRecord, StoreError>;
+    /// Several `enqueue`s in one transaction (a burst of files found by one scan): all or
+    /// none. Much cheaper per task than one call each.
+    fn enqueue_many(&self, tasks: Vec<NewTask>) -> Result<Vec<TaskRecord>, StoreError> {
+        tasks.into_iter().map(|t| self.enqueue(t)).collect()
+    }
+    /// The not-yet-finalized record for this file path (the newest if several).
+    fn find_open_by_file(&self, file: &str) -> Result<Option<TaskRecord>, StoreError>;
+    /// Takes the best queued task: priority (high first), then arrival; `not_before <= now`;
+    /// no cancel requested; `task.requires ⊆ labels`. It becomes `Running` under a lease.
+    fn claim(
+        &self,
+        worker: &str,
+        labels: &[String],
+        lease_ms: i64,
+        now_ms: i64,
+    ) -> Result<Option<TaskRecord>, StoreError>;
+    /// Renews the lease; false when it is no longer ours.
+    fn heartbeat(
+        &self,
+        id: &str,
+        worker: &str,
+        lease_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// Records progress (best effort: ignored when the lease is no longer ours).
+    fn set_progress(
+        &self,
+        id: &str,
+        worker: &str,
+        progress: &serde_json::Value,
+        session_id: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// Marks an attempt as resuming an earlier agent session.
+    fn mark_resumed(&self, id: &str, attempt: u32) -> Result<(), StoreError>;
+    /// Final state of a running task we own; closes the attempt, clears the lease.
+    fn finish(&self, id: &str, worker: &str, f: Finish) -> Result<(), StoreError>;
+    /// Transient failure: attempt outcome `retry`, back to `Queued` not before `not_before_ms`.
+    fn requeue(
+        &self,
+        id: &str,
+        worker: &str,
+        not_before_ms: i64,
+        reason: &str,
+        exit_code: Option<i32>,
+    ) -> Result<(), StoreError>;
+    /// Shutdown or lost run: attempt outcome `interrupted`, back to `Queued` at once.
+    fn release(&self, id: &str, worker: &str, reason: &str) -> Result<(), StoreError>;
+    /// Running tasks whose lease ran out go back to `Queued`; returns their ids.
+    fn requeue_expired(&self, now_ms: i64) -> Result<Vec<String>, StoreError>;
+    /// Start-up repair: running tasks of workers whose name starts with the prefix (all
+    /// when None) go back to `Queued`; returns their ids.
+    fn recover_worker(&self, worker_prefix_or_all: Option<&str>)
+        -> Result<Vec<String>, StoreError>;
+    fn request_cancel(&self, id: &str, now_ms: i64) -> Result<CancelOutcome, StoreError>;
+    fn is_cancel_requested(&self, id: &str) -> Result<bool, StoreError>;
+    /// The result JSON is written (and stored here).
+    fn mark_artifacts_written(
+        &self,
+        id: &str,
+        result: &serde_json::Value,
+    ) -> Result<(), StoreError>;
+    /// The task file is archived; the record is finalized.
+    fn mark_archived(&self, id: &str, archived_to: &str) -> Result<(), StoreError>;
+    /// `mark_artifacts_written` + `mark_archived` in one transaction, for a finalize step
+    /// whose artifact writes are idempotent (a crash before this call just redoes them).
+    fn mark_finalized(
+        &self,
+        id: &str,
+        result: &serde_json::Value,
+        archived_to: &str,
+    ) -> Result<(), StoreError> {
+        self.mark_artifacts_written(id, result)?;
+        self.mark_archived(id, archived_to)
+    }
+    /// Final and not finalized (includes rejected records), by arrival.
+    fn pending_finalize(&self) -> Result<Vec<TaskRecord>, StoreError>;
+    fn get(&self, id: &str) -> Result<Option<TaskRecord>, StoreError>;
+    /// By arrival order.
+    fn list(&self, state: Option<TaskState>) -> Result<Vec<TaskRecord>, StoreError>;
+    /// State text → count; every state present.
+    fn counts(&self) -> Result<BTreeMap<String, u64>, StoreError>;
+    fn attempts(&self, id: &str) -> Result<Vec<AttemptRecord>, StoreError>;
+    /// A finished (not rejected) task runs again with a renewed retry budget.
+    fn retry(&self, id: &str, now_ms: i64) -> Result<TaskRecord, StoreError>;
+    /// Earliest future `not_before_ms` among queued tasks (for the backoff timer).
+    fn next_not_before(&self) -> Result<Option<i64>, StoreError>;
+    /// Changes when another connection commits (notices CLI changes cheaply).
+    fn data_version(&self) -> Result<i64, StoreError>;
+}
+
+/// The text stored for a source kind.
+pub(crate) fn source_str(s: SourceKind) -> &'static str {
+    match s {
+        SourceKind::File => "file",
+        SourceKind::Cli => "cli",
+        SourceKind::Telegram => "telegram",
+    }
+}
+
+pub(crate) fn source_from_str(s: &str) -> Option<SourceKind> {
+    match s {
+        "file" => Some(SourceKind::File),
+        "cli" => Some(SourceKind::Cli),
+        "telegram" => Some(SourceKind::Telegram),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_text_round_trips() {
+        for s in TaskState::ALL {
+            assert_eq!(s.as_str().parse::<TaskState>(), Ok(s));
+            assert_eq!(
+                serde_json::to_value(s).unwrap(),
+                serde_json::Value::String(s.to_string())
+            );
+        }
+        assert_eq!(TaskState::TimedOut.to_string(), "timed_out");
+        assert!("done".parse::<TaskState>().is_err());
+        let finals: Vec<_> = TaskState::ALL
+            .into_iter()
+            .filter(|s| s.is_final())
+            .collect();
+        assert_eq!(finals, TaskState::FINAL.to_vec());
+    }
+
+    #[test]
+    fn source_text_round_trips() {
+        for s in [SourceKind::File, SourceKind::Cli, SourceKind::Telegram] {
+            assert_eq!(source_from_str(source_str(s)), Some(s));
+            assert_eq!(
+                serde_json::to_value(s).unwrap(),
+                serde_json::Value::String(source_str(s).into())
+            );
+        }
+    }
+}

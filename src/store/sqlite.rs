@@ -1,0 +1,1052 @@
+//! The embedded store: the queue in one SQLite file (`.orca/orca.db`), WAL mode.
+//! Every operation is one short transaction; claims use `BEGIN IMMEDIATE`, so any number of
+//! threads and processes (each with its own `SqliteStore`) can claim at once safely.
+//!
+//! Durability trade-off: `synchronous = NORMAL` in WAL mode does not fsync on every commit,
+//! only at checkpoints. A process crash (or `kill -9`) loses nothing that was committed; a
+//! power loss or OS crash may lose the last few transactions, but never corrupts the
+//! database. Lost transactions are repaired by the start-up scan (the task file is still in
+//! `tasks/` until its final state is committed AND its artifacts are written), which is why
+//! Orca can afford it: thousands of tasks per second instead of one fsync per state change.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rusqlite::types::Type;
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior};
+
+use super::migrate::{self, MigrateError};
+use super::{
+    source_from_str, source_str, AttemptRecord, CancelOutcome, Finish, NewTask, Store, StoreError,
+    TaskRecord, TaskState,
+};
+use crate::task::{Priority, Task};
+use crate::workspace::Workspace;
+
+/// How long a statement waits for another process's write lock before giving up.
+pub const BUSY_TIMEOUT_MS: u64 = 5_000;
+
+/// The columns of a `TaskRecord`, in the order [`record`] reads them.
+const COLS: &str = "id, desired_id, stem, file, source, source_user, state, priority, seq, \
+    task_json, attempts, max_retries, not_before_ms, lease_owner, lease_expires_ms, \
+    cancel_requested, received_at_ms, started_at_ms, finished_at_ms, session_id, progress, \
+    error, result, artifacts_written, archived_to, finalized";
+
+/// The SQLite implementation of [`Store`]. One connection behind a mutex; open one per
+/// process (or per thread, for parallel claimers).
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(open_err)?;
+        conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))
+            .map_err(open_err)?;
+        let store_err = |e| map_err(path, e);
+        // journal_mode answers with a row; WAL is persistent in the file once set.
+        let _mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(store_err)?;
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            .map_err(store_err)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        match migrate::migrate(&mut conn) {
+            Ok(_) => {}
+            Err(MigrateError::Newer { found }) => {
+                return Err(StoreError::NewerSchema {
+                    path: path.to_path_buf(),
+                    found,
+                    supported: migrate::LATEST,
+                })
+            }
+            Err(MigrateError::Sql(e)) => return Err(map_err(path, e)),
+        }
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Opens `.orca/orca.db` of the workspace, creating `.orca/` when missing.
+    pub fn open_in_workspace(ws: &Workspace) -> Result<Self, StoreError> {
+        let dir = ws.state_dir();
+        std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        Self::open(&ws.db_file())
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic in another thread mid-transaction rolled that transaction back (the
+        // `Transaction` guard drops), so the connection is still usable.
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn err(&self, e: rusqlite::Error) -> StoreError {
+        map_err(&self.path, e)
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction; commits when it returns Ok.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))?;
+        let out = f(&tx)?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(out)
+    }
+
+    fn query_records(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<TaskRecord>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params, record)
+            .map_err(|e| self.err(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        Ok(rows)
+    }
+
+    /// Running → back to the queue (or `Cancelled` when a cancel was requested meanwhile),
+    /// closing the current attempt with `outcome`.
+    #[allow(clippy::too_many_arguments)]
+    fn back_to_queue(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        id: &str,
+        attempt: u32,
+        cancel_requested: bool,
+        not_before_ms: Option<i64>,
+        outcome: &str,
+        reason: &str,
+        exit_code: Option<i32>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let e = |e| self.err(e);
+        if cancel_requested {
+            tx.prepare_cached(
+                "UPDATE tasks SET state = 'cancelled', finished_at_ms = ?2, lease_owner = NULL, \
+                 lease_expires_ms = NULL, not_before_ms = NULL WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![id, now_ms]))
+            .map_err(e)?;
+        } else {
+            tx.prepare_cached(
+                "UPDATE tasks SET state = 'queued', not_before_ms = ?2, lease_owner = NULL, \
+                 lease_expires_ms = NULL WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![id, not_before_ms]))
+            .map_err(e)?;
+        }
+        close_attempt(
+            tx,
+            id,
+            attempt,
+            now_ms,
+            outcome,
+            Some(reason),
+            exit_code,
+            None,
+        )
+        .map_err(e)?;
+        Ok(())
+    }
+
+    /// The current attempt and cancel flag of a task running under `worker`.
+    fn owned(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        id: &str,
+        worker: &str,
+    ) -> Result<(u32, bool), StoreError> {
+        let row: Option<(String, Option<String>, u32, bool)> = tx
+            .prepare_cached(
+                "SELECT state, lease_owner, attempts, cancel_requested FROM tasks WHERE id = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                    .optional()
+            })
+            .map_err(|e| self.err(e))?;
+        match row {
+            None => Err(StoreError::NotFound(id.to_owned())),
+            Some((state, owner, attempts, cancel))
+                if state == TaskState::Running.as_str() && owner.as_deref() == Some(worker) =>
+            {
+                Ok((attempts, cancel))
+            }
+            Some(_) => Err(StoreError::LeaseLost {
+                id: id.to_owned(),
+                worker: worker.to_owned(),
+            }),
+        }
+    }
+
+    /// Requeues every running task matched by `sql` (which selects id, attempts,
+    /// cancel_requested, lease_owner), as `interrupted`.
+    fn requeue_where(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        why: &str,
+        now_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        self.write(|tx| {
+            let rows: Vec<(String, u32, bool, Option<String>)> = tx
+                .prepare_cached(sql)
+                .and_then(|mut s| {
+                    s.query_map(params, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                        .collect()
+                })
+                .map_err(|e| self.err(e))?;
+            let mut ids = Vec::with_capacity(rows.len());
+            for (id, attempt, cancel, owner) in rows {
+                let reason = format!("{why} (worker {})", owner.as_deref().unwrap_or("?"));
+                self.back_to_queue(
+                    tx,
+                    &id,
+                    attempt,
+                    cancel,
+                    None,
+                    "interrupted",
+                    &reason,
+                    None,
+                    now_ms,
+                )?;
+                ids.push(id);
+            }
+            Ok(ids)
+        })
+    }
+}
+
+/// Maps a rusqlite error, singling out "database is locked" (another process held the
+/// write lock longer than the busy timeout).
+fn map_err(path: &Path, e: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(f, _) = &e {
+        if matches!(f.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) {
+            return StoreError::Busy {
+                path: path.to_path_buf(),
+                waited_ms: BUSY_TIMEOUT_MS,
+            };
+        }
+    }
+    StoreError::Sqlite {
+        path: path.to_path_buf(),
+        source: e,
+    }
+}
+
+fn conversion(
+    idx: usize,
+    e: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(idx, Type::Text, e.into())
+}
+
+fn json_col<T: serde::de::DeserializeOwned>(
+    row: &Row<'_>,
+    idx: usize,
+) -> rusqlite::Result<Option<T>> {
+    match row.get::<_, Option<String>>(idx)? {
+        None => Ok(None),
+        Some(text) => serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| conversion(idx, e)),
+    }
+}
+
+fn parse_col<T>(
+    row: &Row<'_>,
+    idx: usize,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> rusqlite::Result<T> {
+    let text: String = row.get(idx)?;
+    parse(&text).ok_or_else(|| conversion(idx, format!("unknown value '{text}'")))
+}
+
+/// Reads a row selected with [`COLS`].
+fn record(row: &Row<'_>) -> rusqlite::Result<TaskRecord> {
+    Ok(TaskRecord {
+        id: row.get(0)?,
+        desired_id: row.get(1)?,
+        stem: row.get(2)?,
+        file: row.get(3)?,
+        source: parse_col(row, 4, source_from_str)?,
+        source_user: row.get(5)?,
+        state: parse_col(row, 6, |s| s.parse().ok())?,
+        priority: parse_col(row, 7, |s| s.parse::<Priority>().ok())?,
+        seq: row.get(8)?,
+        task: json_col::<Task>(row, 9)?,
+        attempts: row.get(10)?,
+        max_retries: row.get(11)?,
+        not_before_ms: row.get(12)?,
+        lease_owner: row.get(13)?,
+        lease_expires_ms: row.get(14)?,
+        cancel_requested: row.get(15)?,
+        received_at_ms: row.get(16)?,
+        started_at_ms: row.get(17)?,
+        finished_at_ms: row.get(18)?,
+        session_id: row.get(19)?,
+        progress: json_col(row, 20)?,
+        error: json_col(row, 21)?,
+        result: json_col(row, 22)?,
+        artifacts_written: row.get(23)?,
+        archived_to: row.get(24)?,
+        finalized: row.get(25)?,
+    })
+}
+
+fn attempt_row(row: &Row<'_>) -> rusqlite::Result<AttemptRecord> {
+    Ok(AttemptRecord {
+        task_id: row.get(0)?,
+        attempt: row.get(1)?,
+        worker: row.get(2)?,
+        started_at_ms: row.get(3)?,
+        finished_at_ms: row.get(4)?,
+        outcome: row.get(5)?,
+        error: row.get(6)?,
+        exit_code: row.get(7)?,
+        session_id: row.get(8)?,
+        resumed: row.get(9)?,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn close_attempt(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    attempt: u32,
+    now_ms: i64,
+    outcome: &str,
+    error: Option<&str>,
+    exit_code: Option<i32>,
+    session_id: Option<&str>,
+) -> rusqlite::Result<usize> {
+    tx.prepare_cached(
+        "UPDATE attempts SET finished_at_ms = ?3, outcome = ?4, error = ?5, exit_code = ?6, \
+         session_id = COALESCE(?7, session_id) WHERE task_id = ?1 AND attempt = ?2",
+    )?
+    .execute(params![
+        id, attempt, now_ms, outcome, error, exit_code, session_id
+    ])
+}
+
+/// `base`, or `base-2`, `base-3`, ... : the first value not yet used in `col`.
+fn unique_value(tx: &rusqlite::Transaction<'_>, col: &str, base: &str) -> rusqlite::Result<String> {
+    let sql = format!("SELECT 1 FROM tasks WHERE {col} = ?1");
+    let mut stmt = tx.prepare_cached(&sql)?;
+    let mut candidate = base.to_owned();
+    let mut n = 1u64;
+    while stmt.exists([&candidate])? {
+        n += 1;
+        candidate = format!("{base}-{n}");
+    }
+    Ok(candidate)
+}
+
+/// A short human text for an attempt row from a result error object.
+fn error_text(error: &serde_json::Value) -> String {
+    match error.get("message").and_then(|m| m.as_str()) {
+        Some(m) => m.to_owned(),
+        None => match error.as_str() {
+            Some(s) => s.to_owned(),
+            None => error.to_string(),
+        },
+    }
+}
+
+fn to_json(v: &impl serde::Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Invalid(format!("cannot encode JSON: {e}")))
+}
+
+/// A validated, encoded `NewTask`, ready to insert.
+struct EnqueueRow {
+    t: NewTask,
+    task_json: Option<String>,
+    requires: Option<String>,
+    error: Option<String>,
+}
+
+impl EnqueueRow {
+    fn new(t: NewTask) -> Result<Self, StoreError> {
+        match (t.state, &t.task) {
+            (TaskState::Queued, Some(_)) | (TaskState::Rejected, _) => {}
+            (TaskState::Queued, None) => {
+                return Err(StoreError::Invalid(format!(
+                    "queued task `{}` has no parsed task",
+                    t.desired_id
+                )))
+            }
+            (other, _) => {
+                return Err(StoreError::Invalid(format!(
+                    "a new task must be queued or rejected, not {other}"
+                )))
+            }
+        }
+        let task_json = t.task.as_ref().map(to_json).transpose()?;
+        let requires = match &t.task {
+            Some(task) if !task.requires.is_empty() => Some(to_json(&task.requires)?),
+            _ => None,
+        };
+        let error = t.error.as_ref().map(to_json).transpose()?;
+        Ok(EnqueueRow {
+            t,
+            task_json,
+            requires,
+            error,
+        })
+    }
+}
+
+impl SqliteStore {
+    /// Inserts one record, choosing a free id and stem, inside `tx`.
+    fn insert(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        row: &EnqueueRow,
+    ) -> Result<TaskRecord, StoreError> {
+        let e = |e| self.err(e);
+        let t = &row.t;
+        let finished = (t.state == TaskState::Rejected).then_some(t.received_at_ms);
+        let id = unique_value(tx, "id", &t.desired_id).map_err(e)?;
+        let stem = unique_value(tx, "stem", &t.stem).map_err(e)?;
+        let sql = format!(
+            "INSERT INTO tasks (id, desired_id, stem, file, source, source_user, state, \
+             priority, prio_rank, task_json, requires, max_retries, retry_budget, \
+             received_at_ms, finished_at_ms, error) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15) \
+             RETURNING {COLS}"
+        );
+        tx.prepare_cached(&sql)
+            .and_then(|mut s| {
+                s.query_row(
+                    params![
+                        id,
+                        t.desired_id,
+                        stem,
+                        t.file,
+                        source_str(t.source),
+                        t.source_user,
+                        t.state.as_str(),
+                        t.priority.as_str(),
+                        t.priority.rank(),
+                        row.task_json,
+                        row.requires,
+                        t.max_retries,
+                        t.received_at_ms,
+                        finished,
+                        row.error,
+                    ],
+                    record,
+                )
+            })
+            .map_err(e)
+    }
+}
+
+impl Store for SqliteStore {
+    fn enqueue(&self, t: NewTask) -> Result<TaskRecord, StoreError> {
+        let row = EnqueueRow::new(t)?;
+        self.write(|tx| self.insert(tx, &row))
+    }
+
+    fn enqueue_many(&self, tasks: Vec<NewTask>) -> Result<Vec<TaskRecord>, StoreError> {
+        let rows = tasks
+            .into_iter()
+            .map(EnqueueRow::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        self.write(|tx| rows.iter().map(|row| self.insert(tx, row)).collect())
+    }
+
+    fn find_open_by_file(&self, file: &str) -> Result<Option<TaskRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {COLS} FROM tasks WHERE file = ?1 AND finalized = 0 ORDER BY seq DESC LIMIT 1"
+        );
+        Ok(self.query_records(&sql, [file])?.into_iter().next())
+    }
+
+    fn claim(
+        &self,
+        worker: &str,
+        labels: &[String],
+        lease_ms: i64,
+        now_ms: i64,
+    ) -> Result<Option<TaskRecord>, StoreError> {
+        let labels = to_json(&labels)?;
+        self.write(|tx| {
+            let e = |e| self.err(e);
+            let sql = format!(
+                "UPDATE tasks SET state = 'running', attempts = attempts + 1, \
+                 lease_owner = ?1, lease_expires_ms = ?2 + ?3, \
+                 started_at_ms = COALESCE(started_at_ms, ?2), not_before_ms = NULL \
+                 WHERE seq = (SELECT seq FROM tasks \
+                   WHERE state = 'queued' AND cancel_requested = 0 \
+                     AND (not_before_ms IS NULL OR not_before_ms <= ?2) \
+                     AND (requires IS NULL OR NOT EXISTS ( \
+                       SELECT 1 FROM json_each(tasks.requires) AS r \
+                       WHERE r.value NOT IN (SELECT value FROM json_each(?4)))) \
+                   ORDER BY prio_rank, seq LIMIT 1) \
+                 RETURNING {COLS}"
+            );
+            let rec = tx
+                .prepare_cached(&sql)
+                .and_then(|mut s| {
+                    s.query_row(params![worker, now_ms, lease_ms, labels], record)
+                        .optional()
+                })
+                .map_err(e)?;
+            if let Some(rec) = &rec {
+                tx.prepare_cached(
+                    "INSERT INTO attempts (task_id, attempt, worker, started_at_ms) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                )
+                .and_then(|mut s| s.execute(params![rec.id, rec.attempts, worker, now_ms]))
+                .map_err(e)?;
+            }
+            Ok(rec)
+        })
+    }
+
+    fn heartbeat(
+        &self,
+        id: &str,
+        worker: &str,
+        lease_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let conn = self.conn();
+        let n = conn
+            .prepare_cached(
+                "UPDATE tasks SET lease_expires_ms = ?3 + ?4 \
+                 WHERE id = ?1 AND state = 'running' AND lease_owner = ?2",
+            )
+            .and_then(|mut s| s.execute(params![id, worker, now_ms, lease_ms]))
+            .map_err(|e| self.err(e))?;
+        Ok(n == 1)
+    }
+
+    fn set_progress(
+        &self,
+        id: &str,
+        worker: &str,
+        progress: &serde_json::Value,
+        session_id: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let progress = to_json(progress)?;
+        self.write(|tx| {
+            let e = |e| self.err(e);
+            let attempt: Option<u32> = tx
+                .prepare_cached(
+                    "UPDATE tasks SET progress = ?3, session_id = COALESCE(?4, session_id) \
+                     WHERE id = ?1 AND state = 'running' AND lease_owner = ?2 RETURNING attempts",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![id, worker, progress, session_id], |r| r.get(0))
+                        .optional()
+                })
+                .map_err(e)?;
+            if let (Some(attempt), Some(sid)) = (attempt, session_id) {
+                tx.prepare_cached(
+                    "UPDATE attempts SET session_id = ?3 WHERE task_id = ?1 AND attempt = ?2",
+                )
+                .and_then(|mut s| s.execute(params![id, attempt, sid]))
+                .map_err(e)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn mark_resumed(&self, id: &str, attempt: u32) -> Result<(), StoreError> {
+        let conn = self.conn();
+        let n = conn
+            .prepare_cached("UPDATE attempts SET resumed = 1 WHERE task_id = ?1 AND attempt = ?2")
+            .and_then(|mut s| s.execute(params![id, attempt]))
+            .map_err(|e| self.err(e))?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("{id} (attempt {attempt})")));
+        }
+        Ok(())
+    }
+
+    fn finish(&self, id: &str, worker: &str, f: Finish) -> Result<(), StoreError> {
+        if !f.state.is_final() || f.state == TaskState::Rejected {
+            return Err(StoreError::Invalid(format!(
+                "cannot finish task `{id}` as {}: use succeeded, failed, timed_out or cancelled",
+                f.state
+            )));
+        }
+        let error_json = f.error.as_ref().map(to_json).transpose()?;
+        let error_line = f.error.as_ref().map(error_text);
+        self.write(|tx| {
+            let e = |e| self.err(e);
+            let (attempt, _) = self.owned(tx, id, worker)?;
+            tx.prepare_cached(
+                "UPDATE tasks SET state = ?2, error = ?3, finished_at_ms = ?4, \
+                 lease_owner = NULL, lease_expires_ms = NULL, not_before_ms = NULL, \
+                 session_id = COALESCE(?5, session_id) WHERE id = ?1",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    id,
+                    f.state.as_str(),
+                    error_json,
+                    f.now_ms,
+                    f.session_id
+                ])
+            })
+            .map_err(e)?;
+            close_attempt(
+                tx,
+                id,
+                attempt,
+                f.now_ms,
+                &f.outcome,
+                error_line.as_deref(),
+                f.exit_code,
+                f.session_id.as_deref(),
+            )
+            .map_err(e)?;
+            Ok(())
+        })
+    }
+
+    fn requeue(
+        &self,
+        id: &str,
+        worker: &str,
+        not_before_ms: i64,
+        reason: &str,
+        exit_code: Option<i32>,
+    ) -> Result<(), StoreError> {
+        let now = crate::clock::now_ms();
+        self.write(|tx| {
+            let (attempt, cancel) = self.owned(tx, id, worker)?;
+            self.back_to_queue(
+                tx,
+                id,
+                attempt,
+                cancel,
+                Some(not_before_ms),
+                "retry",
+                reason,
+                exit_code,
+                now,
+            )
+        })
+    }
+
+    fn release(&self, id: &str, worker: &str, reason: &str) -> Result<(), StoreError> {
+        let now = crate::clock::now_ms();
+        self.write(|tx| {
+            let (attempt, cancel) = self.owned(tx, id, worker)?;
+            self.back_to_queue(
+                tx,
+                id,
+                attempt,
+                cancel,
+                None,
+                "interrupted",
+                reason,
+                None,
+                now,
+            )
+        })
+    }
+
+    fn requeue_expired(&self, now_ms: i64) -> Result<Vec<String>, StoreError> {
+        self.requeue_where(
+            "SELECT id, attempts, cancel_requested, lease_owner FROM tasks \
+             WHERE state = 'running' AND lease_expires_ms < ?1 ORDER BY seq",
+            [now_ms],
+            "lease expired",
+            now_ms,
+        )
+    }
+
+    fn recover_worker(
+        &self,
+        worker_prefix_or_all: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
+        self.requeue_where(
+            "SELECT id, attempts, cancel_requested, lease_owner FROM tasks \
+             WHERE state = 'running' \
+               AND (?1 IS NULL OR substr(lease_owner, 1, length(?1)) = ?1) ORDER BY seq",
+            [worker_prefix_or_all],
+            "recovered after a restart",
+            crate::clock::now_ms(),
+        )
+    }
+
+    fn request_cancel(&self, id: &str, now_ms: i64) -> Result<CancelOutcome, StoreError> {
+        self.write(|tx| {
+            let e = |e| self.err(e);
+            let state: Option<String> = tx
+                .prepare_cached("SELECT state FROM tasks WHERE id = ?1")
+                .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+                .map_err(e)?;
+            let Some(state) = state else {
+                return Ok(CancelOutcome::NotFound);
+            };
+            let state: TaskState = state.parse().map_err(|detail| StoreError::Corrupt {
+                path: self.path.clone(),
+                id: id.to_owned(),
+                detail,
+            })?;
+            match state {
+                TaskState::Queued => {
+                    tx.prepare_cached(
+                        "UPDATE tasks SET state = 'cancelled', cancel_requested = 1, \
+                         finished_at_ms = ?2, not_before_ms = NULL WHERE id = ?1",
+                    )
+                    .and_then(|mut s| s.execute(params![id, now_ms]))
+                    .map_err(e)?;
+                    Ok(CancelOutcome::Cancelled)
+                }
+                TaskState::Running => {
+                    tx.prepare_cached("UPDATE tasks SET cancel_requested = 1 WHERE id = ?1")
+                        .and_then(|mut s| s.execute([id]))
+                        .map_err(e)?;
+                    Ok(CancelOutcome::Requested)
+                }
+                done => Ok(CancelOutcome::AlreadyFinished(done)),
+            }
+        })
+    }
+
+    fn is_cancel_requested(&self, id: &str) -> Result<bool, StoreError> {
+        let conn = self.conn();
+        conn.prepare_cached("SELECT cancel_requested FROM tasks WHERE id = ?1")
+            .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+            .map_err(|e| self.err(e))?
+            .ok_or_else(|| StoreError::NotFound(id.to_owned()))
+    }
+
+    fn mark_artifacts_written(
+        &self,
+        id: &str,
+        result: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let result = to_json(result)?;
+        let conn = self.conn();
+        let n = conn
+            .prepare_cached("UPDATE tasks SET result = ?2, artifacts_written = 1 WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![id, result]))
+            .map_err(|e| self.err(e))?;
+        if n == 0 {
+            return Err(StoreError::NotFound(id.to_owned()));
+        }
+        Ok(())
+    }
+
+    fn mark_archived(&self, id: &str, archived_to: &str) -> Result<(), StoreError> {
+        let conn = self.conn();
+        let n = conn
+            .prepare_cached("UPDATE tasks SET archived_to = ?2, finalized = 1 WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![id, archived_to]))
+            .map_err(|e| self.err(e))?;
+        if n == 0 {
+            return Err(StoreError::NotFound(id.to_owned()));
+        }
+        Ok(())
+    }
+
+    fn mark_finalized(
+        &self,
+        id: &str,
+        result: &serde_json::Value,
+        archived_to: &str,
+    ) -> Result<(), StoreError> {
+        let result = to_json(result)?;
+        let conn = self.conn();
+        let n = conn
+            .prepare_cached(
+                "UPDATE tasks SET result = ?2, artifacts_written = 1, archived_to = ?3, \
+                 finalized = 1 WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![id, result, archived_to]))
+            .map_err(|e| self.err(e))?;
+        if n == 0 {
+            return Err(StoreError::NotFound(id.to_owned()));
+        }
+        Ok(())
+    }
+
+    fn pending_finalize(&self) -> Result<Vec<TaskRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {COLS} FROM tasks WHERE finalized = 0 \
+             AND state NOT IN ('queued', 'running') ORDER BY seq"
+        );
+        self.query_records(&sql, [])
+    }
+
+    fn get(&self, id: &str) -> Result<Option<TaskRecord>, StoreError> {
+        let sql = format!("SELECT {COLS} FROM tasks WHERE id = ?1");
+        Ok(self.query_records(&sql, [id])?.into_iter().next())
+    }
+
+    fn list(&self, state: Option<TaskState>) -> Result<Vec<TaskRecord>, StoreError> {
+        match state {
+            Some(s) => {
+                let sql = format!("SELECT {COLS} FROM tasks WHERE state = ?1 ORDER BY seq");
+                self.query_records(&sql, [s.as_str()])
+            }
+            None => {
+                let sql = format!("SELECT {COLS} FROM tasks ORDER BY seq");
+                self.query_records(&sql, [])
+            }
+        }
+    }
+
+    fn counts(&self) -> Result<BTreeMap<String, u64>, StoreError> {
+        let mut out: BTreeMap<String, u64> = TaskState::ALL
+            .iter()
+            .map(|s| (s.as_str().to_owned(), 0))
+            .collect();
+        let conn = self.conn();
+        let rows: Vec<(String, i64)> = conn
+            .prepare_cached("SELECT state, count(*) FROM tasks GROUP BY state")
+            .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+            .map_err(|e| self.err(e))?;
+        for (state, n) in rows {
+            out.insert(state, u64::try_from(n).unwrap_or(0));
+        }
+        Ok(out)
+    }
+
+    fn attempts(&self, id: &str) -> Result<Vec<AttemptRecord>, StoreError> {
+        let conn = self.conn();
+        conn.prepare_cached(
+            "SELECT task_id, attempt, worker, started_at_ms, finished_at_ms, outcome, error, \
+             exit_code, session_id, resumed FROM attempts WHERE task_id = ?1 ORDER BY attempt",
+        )
+        .and_then(|mut s| s.query_map([id], attempt_row)?.collect())
+        .map_err(|e| self.err(e))
+    }
+
+    fn retry(&self, id: &str, now_ms: i64) -> Result<TaskRecord, StoreError> {
+        // The record keeps its arrival order; `now_ms` is not needed by SQLite.
+        let _ = now_ms;
+        self.write(|tx| {
+            let e = |e| self.err(e);
+            let state: Option<String> = tx
+                .prepare_cached("SELECT state FROM tasks WHERE id = ?1")
+                .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
+                .map_err(e)?;
+            let Some(state) = state else {
+                return Err(StoreError::NotFound(id.to_owned()));
+            };
+            let state: TaskState = state.parse().map_err(|detail| StoreError::Corrupt {
+                path: self.path.clone(),
+                id: id.to_owned(),
+                detail,
+            })?;
+            match state {
+                TaskState::Queued | TaskState::Running => {
+                    return Err(StoreError::NotFinished {
+                        id: id.to_owned(),
+                        state,
+                    })
+                }
+                TaskState::Rejected => return Err(StoreError::NotRetryable { id: id.to_owned() }),
+                _ => {}
+            }
+            let sql = format!(
+                "UPDATE tasks SET state = 'queued', cancel_requested = 0, finalized = 0, \
+                 artifacts_written = 0, result = NULL, error = NULL, progress = NULL, \
+                 finished_at_ms = NULL, not_before_ms = NULL, lease_owner = NULL, \
+                 lease_expires_ms = NULL, max_retries = attempts + retry_budget \
+                 WHERE id = ?1 RETURNING {COLS}"
+            );
+            tx.prepare_cached(&sql)
+                .and_then(|mut s| s.query_row([id], record))
+                .map_err(e)
+        })
+    }
+
+    fn next_not_before(&self) -> Result<Option<i64>, StoreError> {
+        let now = crate::clock::now_ms();
+        let conn = self.conn();
+        conn.prepare_cached(
+            "SELECT min(not_before_ms) FROM tasks WHERE state = 'queued' AND not_before_ms > ?1",
+        )
+        .and_then(|mut s| s.query_row([now], |r| r.get(0)))
+        .map_err(|e| self.err(e))
+    }
+
+    fn data_version(&self) -> Result<i64, StoreError> {
+        let conn = self.conn();
+        conn.query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::artifacts::result::SourceKind;
+
+    fn task(id: &str) -> Task {
+        Task {
+            id: id.to_owned(),
+            task_type: None,
+            priority: Priority::Medium,
+            created: None,
+            working_dir: None,
+            timeout_sec: None,
+            max_turns: None,
+            retries: None,
+            model: None,
+            resume_on_retry: false,
+            requires: vec![],
+            extra: Default::default(),
+            title: None,
+            prompt: "p".into(),
+            target_files: vec![],
+            success_criteria: vec![],
+            context: None,
+        }
+    }
+
+    fn new_task(id: &str) -> NewTask {
+        NewTask {
+            desired_id: id.to_owned(),
+            stem: id.to_owned(),
+            file: format!("tasks/{id}.task.md"),
+            source: SourceKind::File,
+            source_user: None,
+            task: Some(task(id)),
+            priority: Priority::Medium,
+            max_retries: 0,
+            state: TaskState::Queued,
+            error: None,
+            received_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn pragmas_are_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("o.db")).unwrap();
+        let conn = s.conn();
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let sync: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sync, 1, "NORMAL");
+        let fk: i64 = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(fk, 1);
+        let ver: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(ver, migrate::LATEST);
+    }
+
+    #[test]
+    fn claim_uses_the_queue_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("o.db")).unwrap();
+        let conn = s.conn();
+        let plan: Vec<String> = conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT seq FROM tasks WHERE state = 'queued' \
+                 AND cancel_requested = 0 ORDER BY prio_rank, seq LIMIT 1",
+            )
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let plan = plan.join("\n");
+        assert!(plan.contains("tasks_claim"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "no sort needed: {plan}");
+    }
+
+    #[test]
+    fn attempts_reference_tasks() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("o.db")).unwrap();
+        let conn = s.conn();
+        let err = conn
+            .execute(
+                "INSERT INTO attempts (task_id, attempt, worker, started_at_ms) \
+                 VALUES ('ghost', 1, 'w', 0)",
+                [],
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("FOREIGN KEY"), "{err}");
+    }
+
+    /// Throughput probe (prints, never asserts timing): 1,000 enqueue + claim + finish,
+    /// each its own transaction, on a file database.
+    #[test]
+    fn throughput_1000_enqueue_claim_finish() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("o.db")).unwrap();
+        let start = std::time::Instant::now();
+        for i in 0..1000 {
+            s.enqueue(new_task(&format!("t{i}"))).unwrap();
+        }
+        let enq = start.elapsed();
+        let mut n = 0;
+        while let Some(rec) = s.claim("w", &[], 30_000, 1).unwrap() {
+            s.finish(
+                &rec.id,
+                "w",
+                Finish {
+                    state: TaskState::Succeeded,
+                    outcome: "succeeded".into(),
+                    error: None,
+                    exit_code: Some(0),
+                    session_id: None,
+                    now_ms: 2,
+                },
+            )
+            .unwrap();
+            n += 1;
+        }
+        let total = start.elapsed();
+        assert_eq!(n, 1000);
+        eprintln!(
+            "store throughput: 1000 enqueue in {enq:?}, 1000 enqueue+claim+finish in {total:?} \
+             ({:.0} tasks/s)",
+            1000.0 / total.as_secs_f64()
+        );
+    }
+}
