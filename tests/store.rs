@@ -830,3 +830,63 @@ fn mark_finalized_does_both_steps_at_once() {
         Err(StoreError::NotFound(_))
     ));
 }
+
+const CLAIM_CHILD_ENV: &str = "ORCA_TEST_CLAIM_CHILD_ROOT";
+
+/// Not a test of its own: when started by `processes_claiming_at_once_never_share_a_task`
+/// with `CLAIM_CHILD_ENV` set, it claims and finishes until the queue is empty, printing
+/// one `claimed <id>` line per task.
+#[test]
+fn claim_child_process() {
+    let Ok(root) = std::env::var(CLAIM_CHILD_ENV) else {
+        return;
+    };
+    let s = open(Path::new(&root));
+    let worker = format!("pid{}", std::process::id());
+    while let Some(rec) = s.claim(&worker, &[], LEASE, T0).unwrap() {
+        s.finish(&rec.id, &worker, finish(TaskState::Succeeded, T0))
+            .unwrap();
+        println!("claimed {}", rec.id);
+    }
+}
+
+#[test]
+fn processes_claiming_at_once_never_share_a_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    s.enqueue_many(
+        (0..300)
+            .map(|i| new_task(&format!("p{i:03}"), Priority::Medium))
+            .collect(),
+    )
+    .unwrap();
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "claim_child_process",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env(CLAIM_CHILD_ENV, dir.path())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut all = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        all.extend(
+            text.lines()
+                // libtest prints `test claim_child_process ... ` before the first line.
+                .filter_map(|l| l.split_once("claimed ").map(|(_, id)| id.trim().to_owned())),
+        );
+    }
+    assert_eq!(all.len(), 300, "every task claimed exactly once");
+    assert_eq!(all.iter().collect::<HashSet<_>>().len(), 300);
+    assert_eq!(s.counts().unwrap()["succeeded"], 300);
+}

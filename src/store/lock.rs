@@ -84,15 +84,26 @@ pub fn acquire(ws: &Workspace) -> Result<WorkspaceLock, LockError> {
         .truncate(false)
         .open(&path)
         .map_err(io_err(&path))?;
-    let mut file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-        Ok(locked) => locked,
-        Err((mut file, Errno::EWOULDBLOCK)) => {
-            return Err(LockError::Held {
-                pid: read_pid(&mut file),
-                path,
-            })
+    let mut file = file;
+    let mut tries = 0;
+    let mut file = loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(locked) => break locked,
+            // `holder()` (e.g. `orca status`) takes a shared lock for an instant: look twice
+            // more before calling the workspace taken.
+            Err((back, Errno::EWOULDBLOCK)) if tries < 2 => {
+                tries += 1;
+                file = back;
+                std::thread::sleep(std::time::Duration::from_millis(15));
+            }
+            Err((mut back, Errno::EWOULDBLOCK)) => {
+                return Err(LockError::Held {
+                    pid: read_pid(&mut back),
+                    path,
+                })
+            }
+            Err((_, errno)) => return Err(io_err(&path)(io::Error::from(errno))),
         }
-        Err((_, errno)) => return Err(io_err(&path)(io::Error::from(errno))),
     };
     file.set_len(0).map_err(io_err(&path))?;
     file.seek(SeekFrom::Start(0)).map_err(io_err(&path))?;
