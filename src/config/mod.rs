@@ -220,6 +220,9 @@ pub struct Config {
     pub origins: BTreeMap<String, String>,
     /// Names defined in `.env` that Orca does not read (kept for `orca doctor`).
     pub unknown_dotenv: Vec<String>,
+    /// Those `.env` variables with their values: handed to the agent's environment (as a
+    /// shell that sourced `.env` would), unless the process environment sets them.
+    pub dotenv_passthrough: Vec<(String, Secret)>,
 }
 
 impl std::fmt::Debug for Config {
@@ -329,7 +332,8 @@ impl Config {
         let root = absolute(root)?;
         let mut layers = Layers::new();
         sources::read_toml(&root, &mut layers)?;
-        let unknown_dotenv = sources::read_dotenv(&root, &mut layers)?;
+        let dotenv_pairs = sources::read_dotenv(&root, &mut layers)?;
+        let unknown_dotenv: Vec<String> = dotenv_pairs.iter().map(|(k, _)| k.clone()).collect();
         sources::read_env(env, &mut layers);
         sources::read_flags(flags, &mut layers)?;
         let home = env
@@ -338,6 +342,11 @@ impl Config {
             .map(|(_, v)| PathBuf::from(v));
         let mut config = build(&root, &layers, home.as_deref())?;
         config.unknown_dotenv = unknown_dotenv;
+        config.dotenv_passthrough = dotenv_pairs
+            .into_iter()
+            .filter(|(k, _)| !env.iter().any(|(ek, _)| ek == k))
+            .map(|(k, v)| (k, Secret::new(v)))
+            .collect();
         Ok(config)
     }
 
@@ -841,6 +850,7 @@ fn build(root: &Path, layers: &Layers, home: Option<&Path>) -> Result<Config, Co
         sources: b.sources,
         origins: b.origins,
         unknown_dotenv: Vec::new(),
+        dotenv_passthrough: Vec::new(),
     })
 }
 

@@ -478,7 +478,7 @@ impl Daemon {
             skip_permissions: cfg.claude_skip_permissions,
             resume_session: None,
             raw_log: self.ws.run_log(&rec.id, attempt),
-            env: Vec::new(),
+            env: agent_env(&cfg),
         };
         let working_dir = resolved.working_dir.display().to_string();
         self.events.emit(
@@ -668,6 +668,19 @@ async fn recv_signal(s: &mut Option<tokio::signal::unix::Signal>) {
         }
         None => std::future::pending::<()>().await,
     }
+}
+
+/// Environment for the agent beyond Orca's own: `.env` variables that are not Orca settings,
+/// and ANTHROPIC_API_KEY when it was configured in `.env` or config/orca.toml.
+fn agent_env(cfg: &Config) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> =
+        cfg.dotenv_passthrough.iter().map(|(k, v)| (k.clone(), v.expose().to_owned())).collect();
+    if let Some(key) = &cfg.anthropic_api_key {
+        if std::env::var_os("ANTHROPIC_API_KEY").is_none() {
+            env.push(("ANTHROPIC_API_KEY".into(), key.expose().to_owned()));
+        }
+    }
+    env
 }
 
 fn recently_modified(path: &Path, within: Duration) -> bool {
