@@ -587,7 +587,6 @@ fn orca_doctor(root: &Path, env: &[(&str, &str)]) -> std::process::Output {
 }
 
 #[test]
-#[ignore = "needs `orca doctor` wired in src/cli/mod.rs (cli branch); passes after merge"]
 fn binary_doctor_ready_and_redacted() {
     let w = ws();
     let claude = w.fake_claude();
@@ -602,7 +601,6 @@ fn binary_doctor_ready_and_redacted() {
 }
 
 #[test]
-#[ignore = "needs `orca doctor` wired in src/cli/mod.rs (cli branch); passes after merge"]
 fn binary_doctor_exit_codes() {
     let w = ws();
     let out = orca_doctor(&w.root, &[("CLAUDE_BIN", "/nonexistent/claude")]);

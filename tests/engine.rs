@@ -19,21 +19,52 @@ fn one_task_runs_and_every_step_has_an_event() {
     assert_eq!(r["task_id"], "hello");
     assert_eq!(r["file"], "tasks/hello.task.md");
     assert_eq!(r["archived_to"], "tasks/processed/hello.task.md");
-    assert!(r["agent"]["session_id"].as_str().is_some_and(|s| !s.is_empty()), "{r:#}");
+    assert!(
+        r["agent"]["session_id"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty()),
+        "{r:#}"
+    );
     assert_eq!(r["attempts"], 1);
     ws.wait_archived("hello");
     assert!(ws.path().join("tasks/processed/hello.task.md").is_file());
     assert!(!ws.path().join("tasks/hello.task.md").exists());
     assert!(ws.path().join("summaries/hello_summary.txt").is_file());
     assert!(ws.path().join("logs/runs/hello.1.ndjson").is_file());
-    let names: Vec<String> = ws.events().iter().filter(|e| e["task_id"] == "hello").map(|e| e["event"].as_str().unwrap_or("").to_owned()).collect();
-    for want in ["task_received", "parsed", "queued", "claude_started", "claude_finished", "validated", "summarized", "artifacts_written", "task_archived"] {
-        assert!(names.iter().any(|n| n == want), "missing event {want}: {names:?}");
+    let names: Vec<String> = ws
+        .events()
+        .iter()
+        .filter(|e| e["task_id"] == "hello")
+        .map(|e| e["event"].as_str().unwrap_or("").to_owned())
+        .collect();
+    for want in [
+        "task_received",
+        "parsed",
+        "queued",
+        "claude_started",
+        "claude_finished",
+        "validated",
+        "summarized",
+        "artifacts_written",
+        "task_archived",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "missing event {want}: {names:?}"
+        );
     }
     let pos = |n: &str| names.iter().position(|x| x == n).unwrap_or(usize::MAX);
-    assert!(pos("queued") < pos("claude_started") && pos("claude_finished") < pos("artifacts_written") && pos("artifacts_written") < pos("task_archived"));
+    assert!(
+        pos("queued") < pos("claude_started")
+            && pos("claude_finished") < pos("artifacts_written")
+            && pos("artifacts_written") < pos("task_archived")
+    );
     let out = ws.run(&["validate-artifacts"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert_eq!(ws.stop(), Some(0));
     assert!(ws.events_named("daemon_stopped").len() == 1);
 }
@@ -44,15 +75,25 @@ fn two_hundred_tasks_dropped_at_once_all_succeed() {
     ws.set_env(&[("MAX_CONCURRENT_TASKS", "8")]);
     ws.start();
     for i in 0..200 {
-        ws.drop_task(&format!("t{i:03}.task.md"), &task(&format!("t{i:03}"), "medium", "noop"));
+        ws.drop_task(
+            &format!("t{i:03}.task.md"),
+            &task(&format!("t{i:03}"), "medium", "noop"),
+        );
     }
     ws.wait_for(|| ws.files_in("results").len() >= 200, "200 results");
     for i in 0..200 {
         let r = ws.wait_result(&format!("t{i:03}"));
         assert_eq!(r["status"], "succeeded");
     }
-    ws.wait_for(|| ws.files_in("tasks/processed").len() == 200, "200 archived");
-    assert_eq!(ws.agent_starts().len(), 200, "each task started exactly once");
+    ws.wait_for(
+        || ws.files_in("tasks/processed").len() == 200,
+        "200 archived",
+    );
+    assert_eq!(
+        ws.agent_starts().len(),
+        200,
+        "each task started exactly once"
+    );
     let out = ws.run(&["validate-artifacts"]);
     assert!(out.status.success());
     assert_eq!(ws.stop(), Some(0));
@@ -64,14 +105,24 @@ fn priority_then_arrival_order_with_one_worker() {
     ws.set_env(&[("MAX_CONCURRENT_TASKS", "1")]);
     ws.start();
     ws.drop_task("blocker.task.md", &task("blocker", "low", "sleep 1500"));
-    ws.wait_for(|| !ws.events_named("claude_started").is_empty(), "blocker started");
+    ws.wait_for(
+        || !ws.events_named("claude_started").is_empty(),
+        "blocker started",
+    );
     ws.drop_task("low1.task.md", &task("low1", "low", "noop"));
     ws.drop_task("med1.task.md", &task("med1", "medium", "noop"));
     ws.drop_task("high1.task.md", &task("high1", "high", "noop"));
     ws.drop_task("med2.task.md", &task("med2", "medium", "noop"));
     ws.drop_task("high2.task.md", &task("high2", "high", "noop"));
-    ws.wait_for(|| ws.events_named("task_archived").len() == 6, "six archived");
-    let order: Vec<String> = ws.events_named("claude_started").iter().map(|e| e["task_id"].as_str().unwrap_or("").to_owned()).collect();
+    ws.wait_for(
+        || ws.events_named("task_archived").len() == 6,
+        "six archived",
+    );
+    let order: Vec<String> = ws
+        .events_named("claude_started")
+        .iter()
+        .map(|e| e["task_id"].as_str().unwrap_or("").to_owned())
+        .collect();
     assert_eq!(order, ["blocker", "high1", "high2", "med1", "med2", "low1"]);
 }
 
@@ -119,7 +170,10 @@ fn task_level_failures_are_not_retried() {
     let a = ws.wait_result("auth");
     assert_eq!(a["status"], "failed");
     assert_eq!(a["error"]["kind"], "auth");
-    assert!(a["error"]["hint"].as_str().unwrap_or("").contains("ANTHROPIC_API_KEY"));
+    assert!(a["error"]["hint"]
+        .as_str()
+        .unwrap_or("")
+        .contains("ANTHROPIC_API_KEY"));
     assert!(ws.events_named("retry").is_empty());
 }
 
@@ -140,7 +194,10 @@ fn a_timeout_kills_the_agent_and_its_own_children() {
         .filter(|p: &i32| *p > 1)
         .collect();
     assert!(!pids.is_empty());
-    ws.wait_for(|| pids.iter().all(|p| !alive(*p)), "agent and children gone");
+    ws.wait_for(
+        || pids.iter().all(|p| !alive(*p)),
+        "agent and children gone",
+    );
 }
 
 #[test]
@@ -149,19 +206,43 @@ fn cancel_a_queued_and_a_running_task() {
     ws.set_env(&[("MAX_CONCURRENT_TASKS", "1")]);
     ws.start();
     ws.drop_task("running.task.md", &task("running", "high", "hang"));
-    ws.wait_for(|| ws.events_named("claude_started").len() == 1, "running started");
+    ws.wait_for(
+        || ws.events_named("claude_started").len() == 1,
+        "running started",
+    );
     ws.drop_task("waiting.task.md", &task("waiting", "low", "noop"));
-    ws.wait_for(|| ws.events_named("queued").iter().any(|e| e["task_id"] == "waiting"), "waiting queued");
+    ws.wait_for(
+        || {
+            ws.events_named("queued")
+                .iter()
+                .any(|e| e["task_id"] == "waiting")
+        },
+        "waiting queued",
+    );
     let out = ws.run(&["cancel", "waiting"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = ws.run(&["cancel", "running"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r = ws.wait_result("running");
     assert_eq!(r["status"], "cancelled");
     let w = ws.wait_result("waiting");
     assert_eq!(w["status"], "cancelled");
-    assert_eq!(w["attempts"], 0, "a task cancelled while queued never starts");
-    assert!(ws.agent_starts().iter().all(|l| l.get(1).map(String::as_str) != Some("waiting")));
+    assert_eq!(
+        w["attempts"], 0,
+        "a task cancelled while queued never starts"
+    );
+    assert!(ws
+        .agent_starts()
+        .iter()
+        .all(|l| l.get(1).map(String::as_str) != Some("waiting")));
     let again = ws.run(&["cancel", "running"]);
     assert_eq!(again.status.code(), Some(1));
     let missing = ws.run(&["cancel", "nope"]);
@@ -174,25 +255,43 @@ fn kill_nine_mid_run_then_restart_finishes_every_task_exactly_once() {
     ws.set_env(&[("MAX_CONCURRENT_TASKS", "4")]);
     ws.start();
     for i in 0..20 {
-        ws.drop_task(&format!("k{i:02}.task.md"), &task(&format!("k{i:02}"), "medium", "sleep 300"));
+        ws.drop_task(
+            &format!("k{i:02}.task.md"),
+            &task(&format!("k{i:02}"), "medium", "sleep 300"),
+        );
     }
-    ws.wait_for(|| ws.events_named("claude_started").len() >= 4, "some running");
+    ws.wait_for(
+        || ws.events_named("claude_started").len() >= 4,
+        "some running",
+    );
     ws.kill9();
     ws.start();
-    ws.wait_for(|| ws.files_in("tasks/processed").len() == 20, "all archived");
+    ws.wait_for(
+        || ws.files_in("tasks/processed").len() == 20,
+        "all archived",
+    );
     ws.wait_for(|| ws.files_in("results").len() == 20, "all results");
     for i in 0..20 {
         let r = ws.wait_result(&format!("k{i:02}"));
         assert_eq!(r["status"], "succeeded", "{r:#}");
     }
-    assert!(ws.files_in("tasks").is_empty(), "nothing left in tasks/: {:?}", ws.files_in("tasks"));
+    assert!(
+        ws.files_in("tasks").is_empty(),
+        "nothing left in tasks/: {:?}",
+        ws.files_in("tasks")
+    );
     let mut per_task: BTreeMap<String, usize> = BTreeMap::new();
     for e in ws.events_named("task_archived") {
-        *per_task.entry(e["task_id"].as_str().unwrap_or("").to_owned()).or_default() += 1;
+        *per_task
+            .entry(e["task_id"].as_str().unwrap_or("").to_owned())
+            .or_default() += 1;
     }
     assert_eq!(per_task.len(), 20);
     assert!(per_task.values().all(|n| *n == 1), "{per_task:?}");
-    assert!(!ws.events_named("recovered").is_empty(), "the cut-off runs were recovered");
+    assert!(
+        !ws.events_named("recovered").is_empty(),
+        "the cut-off runs were recovered"
+    );
 }
 
 #[test]
@@ -208,7 +307,7 @@ fn hostile_files_are_moved_aside_and_the_daemon_lives() {
         ("badprio.task.md", b"---\npriority: urgent\n---\n**Prompt:**\nx\n".to_vec()),
         ("badutf8.task.md", b"**Prompt:**\nbad \xff\xfe bytes\n".to_vec()),
         ("binary.task.md", vec![0u8, 1, 2, 3, 0, 159, 146, 150, 0, 0]),
-        ("bomb.task.md", format!("---\na: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n---\n**Prompt:**\nx\n").into_bytes()),
+        ("bomb.task.md", "---\na: &a [x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n---\n**Prompt:**\nx\n".as_bytes().to_vec()),
         ("outside.task.md", format!("**Target Files:**\n- {}/secret.txt\n\n**Prompt:**\nx\n", outside.path().display()).into_bytes()),
         ("traversal.task.md", b"---\nworking_dir: ../../..\n---\n**Prompt:**\nx\n".to_vec()),
         ("badid.task.md", b"---\nid: ../evil\n---\n**Prompt:**\nx\n".to_vec()),
@@ -220,19 +319,36 @@ fn hostile_files_are_moved_aside_and_the_daemon_lives() {
     }
     ws.write_task("huge.task.md", &big);
     ws.drop_task("good.task.md", &task("good", "medium", "noop"));
-    let stems: Vec<String> = cases.iter().map(|(n, _)| n.trim_end_matches(".task.md").to_owned()).chain(["huge".to_owned()]).collect();
+    let stems: Vec<String> = cases
+        .iter()
+        .map(|(n, _)| n.trim_end_matches(".task.md").to_owned())
+        .chain(["huge".to_owned()])
+        .collect();
     for stem in &stems {
         let r = ws.wait_result(stem);
         assert_eq!(r["status"], "rejected", "{stem}: {r:#}");
         let msg = r["error"]["message"].as_str().unwrap_or("");
         assert!(!msg.is_empty(), "{stem} has an error message");
-        assert!(ws.path().join(format!("tasks/rejected/{stem}.task.md")).is_file(), "{stem} moved aside");
+        assert!(
+            ws.path()
+                .join(format!("tasks/rejected/{stem}.task.md"))
+                .is_file(),
+            "{stem} moved aside"
+        );
     }
     assert_eq!(ws.wait_result("good")["status"], "succeeded");
-    assert_eq!(ws.agent_starts().len(), 1, "the agent only ran for the good task");
+    assert_eq!(
+        ws.agent_starts().len(),
+        1,
+        "the agent only ran for the good task"
+    );
     assert_eq!(ws.events_named("task_rejected").len(), stems.len());
     let out = ws.run(&["validate-artifacts"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert_eq!(ws.stop(), Some(0), "the daemon lived");
 }
 
@@ -254,7 +370,10 @@ fn shutdown_leaves_a_running_task_queued_for_the_next_start() {
     ws.drop_task("long.task.md", &task("long", "medium", "sleep 20000"));
     ws.wait_for(|| ws.events_named("claude_started").len() == 1, "started");
     assert_eq!(ws.stop(), Some(0));
-    assert!(ws.path().join("tasks/long.task.md").is_file(), "the file stays until the task ends");
+    assert!(
+        ws.path().join("tasks/long.task.md").is_file(),
+        "the file stays until the task ends"
+    );
     assert!(!ws.result_path("long").exists());
     let out = ws.run(&["list", "--json"]);
     let v: Value = serde_json::from_slice(&out.stdout).expect("json");
@@ -270,14 +389,32 @@ fn duplicate_ids_get_a_suffix() {
     ws.drop_task("b.task.md", &task("same", "medium", "noop"));
     ws.wait_archived("same-2");
     let ev = ws.events_named("task_received");
-    assert!(ev.iter().any(|e| e["task_id"] == "same-2" && e["renamed_from"] == "same"), "{ev:?}");
+    assert!(
+        ev.iter()
+            .any(|e| e["task_id"] == "same-2" && e["renamed_from"] == "same"),
+        "{ev:?}"
+    );
 }
 
 #[test]
 fn commands_work_without_a_daemon() {
     let ws = Ws::new();
-    let out = ws.run(&["submit", "-p", "Summarise the README", "--type", "summarize", "--priority", "high", "--id", "sum1"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = ws.run(&[
+        "submit",
+        "-p",
+        "Summarise the README",
+        "--type",
+        "summarize",
+        "--priority",
+        "high",
+        "--id",
+        "sum1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "sum1");
     assert!(ws.path().join("tasks/sum1.task.md").is_file());
     let again = ws.run(&["submit", "-p", "again", "--id", "sum1"]);
@@ -300,7 +437,10 @@ fn status_show_list_and_retry_with_a_daemon() {
     let mut ws = Ws::new();
     ws.start();
     ws.drop_task("slow.task.md", &task("slow", "medium", "slow 200 30"));
-    ws.wait_for(|| !ws.events_named("claude_progress").is_empty(), "progress");
+    ws.wait_for(
+        || !ws.events_named("claude_progress").is_empty(),
+        "progress",
+    );
     let st = ws.run(&["status", "--json"]);
     let v: Value = serde_json::from_slice(&st.stdout).expect("status json");
     assert_eq!(v["daemon"]["running"], true);
@@ -316,14 +456,28 @@ fn status_show_list_and_retry_with_a_daemon() {
     assert_eq!(ws.wait_result("slow")["status"], "cancelled");
     ws.wait_archived("slow");
     let out = ws.run(&["retry", "slow"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    ws.wait_for(|| std::fs::read_to_string(ws.result_path("slow")).unwrap_or_default().contains("\"succeeded\""), "retried run succeeds");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ws.wait_for(
+        || {
+            std::fs::read_to_string(ws.result_path("slow"))
+                .unwrap_or_default()
+                .contains("\"succeeded\"")
+        },
+        "retried run succeeds",
+    );
     let list = ws.run(&["list", "--state", "succeeded", "--json"]);
     let l: Value = serde_json::from_slice(&list.stdout).expect("list json");
     assert_eq!(l[0]["id"], "slow");
     assert_eq!(l[0]["attempts"], 2);
     let tail = ws.run(&["tail-events", "--task", "slow", "--lines", "3"]);
-    let lines: Vec<&str> = std::str::from_utf8(&tail.stdout).unwrap_or("").lines().collect();
+    let lines: Vec<&str> = std::str::from_utf8(&tail.stdout)
+        .unwrap_or("")
+        .lines()
+        .collect();
     assert_eq!(lines.len(), 3);
     std::thread::sleep(Duration::from_millis(10));
 }

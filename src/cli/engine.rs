@@ -34,14 +34,22 @@ fn open(root: &Path, flags: &[(String, String)]) -> Result<Ctx, i32> {
 }
 
 fn events_of(ctx: &Ctx) -> Option<EventLog> {
-    EventLog::open(ctx.ws.events_file(), ctx.cfg.events_max_bytes, ctx.cfg.events_files).ok()
+    EventLog::open(
+        ctx.ws.events_file(),
+        ctx.cfg.events_max_bytes,
+        ctx.cfg.events_files,
+    )
+    .ok()
 }
 
 /// Wakes a running daemon so it acts on a change at once (it would notice within a tick anyway).
 fn poke_daemon(ws: &Workspace) -> Option<u32> {
     let pid = crate::store::lock::holder(ws)?;
     if let Ok(p) = i32::try_from(pid) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGUSR1);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(p),
+            nix::sys::signal::Signal::SIGUSR1,
+        );
     }
     Some(pid)
 }
@@ -137,7 +145,10 @@ pub fn status(root: &Path, flags: &[(String, String)], as_json: bool) -> i32 {
         None => println!("daemon    not running (start it with `orca run`)"),
     }
     println!("store     sqlite {}", ctx.ws.db_file().display());
-    println!("agent     {}  (at most {} at once)", ctx.cfg.claude_bin, ctx.cfg.max_concurrent_tasks);
+    println!(
+        "agent     {}  (at most {} at once)",
+        ctx.cfg.claude_bin, ctx.cfg.max_concurrent_tasks
+    );
     let line: Vec<String> = TaskState::ALL
         .iter()
         .map(|s| format!("{} {}", s, counts.get(&s.to_string()).copied().unwrap_or(0)))
@@ -150,13 +161,26 @@ pub fn status(root: &Path, flags: &[(String, String)], as_json: bool) -> i32 {
         println!("running   none");
     } else {
         println!("running");
-        println!("  {:<24} {:>7} {:>8} {:>5} {:>9}  NOW", "ID", "ATTEMPT", "ELAPSED", "TURNS", "COST");
+        println!(
+            "  {:<24} {:>7} {:>8} {:>5} {:>9}  NOW",
+            "ID", "ATTEMPT", "ELAPSED", "TURNS", "COST"
+        );
         for r in &running {
             let p = r.progress.clone().unwrap_or(Value::Null);
             let turns = p.get("turns").and_then(Value::as_u64).unwrap_or(0);
-            let cost = p.get("cost_usd").and_then(Value::as_f64).map(|c| format!("${c:.4}")).unwrap_or_else(|| "-".into());
-            let tool = p.get("last_tool").and_then(Value::as_str).unwrap_or("starting");
-            let target = p.get("last_tool_target").and_then(Value::as_str).unwrap_or("");
+            let cost = p
+                .get("cost_usd")
+                .and_then(Value::as_f64)
+                .map(|c| format!("${c:.4}"))
+                .unwrap_or_else(|| "-".into());
+            let tool = p
+                .get("last_tool")
+                .and_then(Value::as_str)
+                .unwrap_or("starting");
+            let target = p
+                .get("last_tool_target")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             println!(
                 "  {:<24} {:>7} {:>8} {:>5} {:>9}  {} {}",
                 r.id,
@@ -184,7 +208,11 @@ pub fn list(root: &Path, flags: &[(String, String)], state: Option<&str>, as_jso
         Some(Ok(s)) => Some(s),
         Some(Err(_)) => {
             let all: Vec<String> = TaskState::ALL.iter().map(|s| s.to_string()).collect();
-            eprintln!("error: unknown state '{}': expected one of {}", state.unwrap_or_default(), all.join(", "));
+            eprintln!(
+                "error: unknown state '{}': expected one of {}",
+                state.unwrap_or_default(),
+                all.join(", ")
+            );
             return 2;
         }
     };
@@ -207,9 +235,16 @@ pub fn list(root: &Path, flags: &[(String, String)], state: Option<&str>, as_jso
         println!("no tasks");
         return 0;
     }
-    println!("{:<28} {:<10} {:<8} {:>8}  {:<24} TITLE", "ID", "STATE", "PRIORITY", "ATTEMPTS", "RECEIVED");
+    println!(
+        "{:<28} {:<10} {:<8} {:>8}  {:<24} TITLE",
+        "ID", "STATE", "PRIORITY", "ATTEMPTS", "RECEIVED"
+    );
     for r in recs {
-        let title = r.task.as_ref().and_then(|t| t.title.clone()).unwrap_or_default();
+        let title = r
+            .task
+            .as_ref()
+            .and_then(|t| t.title.clone())
+            .unwrap_or_default();
         println!(
             "{:<28} {:<10} {:<8} {:>8}  {:<24} {}",
             r.id,
@@ -241,7 +276,8 @@ pub fn show(root: &Path, flags: &[(String, String)], id: &str, as_json: bool) ->
         }
     };
     let attempts = ctx.store.attempts(id).unwrap_or_default();
-    let events = crate::events::read_events(&ctx.ws.events_file(), Some(id), Some(10)).unwrap_or_default();
+    let events =
+        crate::events::read_events(&ctx.ws.events_file(), Some(id), Some(10)).unwrap_or_default();
     let result_path = ctx.ws.result_file(&rec.stem);
     if as_json {
         let mut v = record_json(&rec);
@@ -253,18 +289,31 @@ pub fn show(root: &Path, flags: &[(String, String)], id: &str, as_json: bool) ->
                        "exit_code": a.exit_code, "session_id": a.session_id, "resumed": a.resumed})
             })
             .collect();
-        v["result_file"] = json!(result_path.is_file().then(|| format!("results/{}_result.json", rec.stem)));
+        v["result_file"] = json!(result_path
+            .is_file()
+            .then(|| format!("results/{}_result.json", rec.stem)));
         v["last_events"] = Value::Array(events);
         print_json(&v);
         return 0;
     }
     println!("id         {}", rec.id);
-    println!("state      {}{}", rec.state, if rec.cancel_requested && !rec.state.is_final() { " (cancel requested)" } else { "" });
+    println!(
+        "state      {}{}",
+        rec.state,
+        if rec.cancel_requested && !rec.state.is_final() {
+            " (cancel requested)"
+        } else {
+            ""
+        }
+    );
     if let Some(t) = &rec.task {
         if let Some(title) = &t.title {
             println!("title      {title}");
         }
-        println!("type       {}", t.task_type.map(|x| x.as_str()).unwrap_or("(routed)"));
+        println!(
+            "type       {}",
+            t.task_type.map(|x| x.as_str()).unwrap_or("(routed)")
+        );
     }
     println!("priority   {}", rec.priority);
     println!("file       {}", rec.file);
@@ -283,14 +332,21 @@ pub fn show(root: &Path, flags: &[(String, String)], id: &str, as_json: bool) ->
             println!(
                 "now        turn {} · {} {} · cost ${:.4}",
                 p.get("turns").and_then(Value::as_u64).unwrap_or(0),
-                p.get("last_tool").and_then(Value::as_str).unwrap_or("thinking"),
-                p.get("last_tool_target").and_then(Value::as_str).unwrap_or(""),
+                p.get("last_tool")
+                    .and_then(Value::as_str)
+                    .unwrap_or("thinking"),
+                p.get("last_tool_target")
+                    .and_then(Value::as_str)
+                    .unwrap_or(""),
                 p.get("cost_usd").and_then(Value::as_f64).unwrap_or(0.0)
             );
         }
     }
     if let Some(e) = &rec.error {
-        println!("error      {}", e.get("message").and_then(Value::as_str).unwrap_or(""));
+        println!(
+            "error      {}",
+            e.get("message").and_then(Value::as_str).unwrap_or("")
+        );
         if let Some(h) = e.get("hint").and_then(Value::as_str) {
             println!("hint       {h}");
         }
@@ -307,7 +363,10 @@ pub fn show(root: &Path, flags: &[(String, String)], id: &str, as_json: bool) ->
                 a.attempt,
                 rfc3339_ms(a.started_at_ms),
                 a.outcome.as_deref().unwrap_or("running"),
-                a.error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+                a.error
+                    .as_ref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
             );
         }
     }
@@ -341,7 +400,12 @@ pub fn cancel(root: &Path, flags: &[(String, String)], id: &str) -> i32 {
     match outcome {
         CancelOutcome::Cancelled => {
             if let Some(ev) = &events {
-                ev.emit("cancel_requested", Some(id), None, json!({"by": "cli", "while": "queued"}));
+                ev.emit(
+                    "cancel_requested",
+                    Some(id),
+                    None,
+                    json!({"by": "cli", "while": "queued"}),
+                );
             }
             match poke_daemon(&ctx.ws) {
                 Some(_) => {}
@@ -349,7 +413,9 @@ pub fn cancel(root: &Path, flags: &[(String, String)], id: &str) -> i32 {
                     // No daemon: write the result and archive the file now.
                     if let (Some(ev), Ok(Some(rec))) = (&events, ctx.store.get(id)) {
                         ev.emit("cancelled", Some(id), None, json!({"while": "queued"}));
-                        if let Err(e) = crate::scheduler::finalize::finalize(&ctx.ws, &ctx.store, ev, &rec, None, None) {
+                        if let Err(e) = crate::scheduler::finalize::finalize(
+                            &ctx.ws, &ctx.store, ev, &rec, None, None,
+                        ) {
                             eprintln!("warning: the task is cancelled but its result could not be written yet: {e}");
                         }
                     }
@@ -360,7 +426,12 @@ pub fn cancel(root: &Path, flags: &[(String, String)], id: &str) -> i32 {
         }
         CancelOutcome::Requested => {
             if let Some(ev) = &events {
-                ev.emit("cancel_requested", Some(id), None, json!({"by": "cli", "while": "running"}));
+                ev.emit(
+                    "cancel_requested",
+                    Some(id),
+                    None,
+                    json!({"by": "cli", "while": "running"}),
+                );
             }
             poke_daemon(&ctx.ws);
             println!("cancel requested for {id}: the running agent is being stopped");
@@ -386,15 +457,28 @@ pub fn retry(root: &Path, flags: &[(String, String)], id: &str) -> i32 {
     match ctx.store.retry(id, now_ms()) {
         Ok(rec) => {
             if let Some(ev) = events_of(&ctx) {
-                ev.emit("queued", Some(id), None, json!({"priority": rec.priority.as_str(), "retry": true, "by": "cli"}));
+                ev.emit(
+                    "queued",
+                    Some(id),
+                    None,
+                    json!({"priority": rec.priority.as_str(), "retry": true, "by": "cli"}),
+                );
             }
             let daemon = poke_daemon(&ctx.ws);
             println!(
                 "queued {id} again (attempt {} next){}",
                 rec.attempts + 1,
-                if daemon.is_some() { "" } else { "; start `orca run` to run it" }
+                if daemon.is_some() {
+                    ""
+                } else {
+                    "; start `orca run` to run it"
+                }
             );
             0
+        }
+        Err(crate::store::StoreError::NotFound(_)) => {
+            eprintln!("error: no task '{id}' in the store\nhint: `orca list` shows the task ids");
+            1
         }
         Err(e) => {
             eprintln!("error: {e}");
@@ -415,7 +499,10 @@ fn read_submit_source(file: &str) -> Result<(PathBuf, Vec<u8>), String> {
         let p = PathBuf::from(file);
         let meta = std::fs::metadata(&p).map_err(|e| format!("cannot read {file}: {e}"))?;
         if meta.len() > crate::task::MAX_TASK_FILE_BYTES {
-            return Err(format!("{file}: the file is {} bytes; task files are limited to 1 MiB", meta.len()));
+            return Err(format!(
+                "{file}: the file is {} bytes; task files are limited to 1 MiB",
+                meta.len()
+            ));
         }
         let bytes = std::fs::read(&p).map_err(|e| format!("cannot read {file}: {e}"))?;
         Ok((p, bytes))
@@ -486,7 +573,11 @@ pub fn submit(root: &Path, flags: &[(String, String)], args: &super::SubmitArgs)
         task.working_dir = Some(d.clone());
     }
     task.target_files.extend(args.targets.iter().cloned());
-    task.success_criteria.extend(args.criteria.iter().map(|c| Criterion { text: c.clone(), checked: false }));
+    task.success_criteria
+        .extend(args.criteria.iter().map(|c| Criterion {
+            text: c.clone(),
+            checked: false,
+        }));
     if let Some(id) = &args.id {
         task.id = id.clone();
     }
@@ -513,8 +604,13 @@ pub fn submit(root: &Path, flags: &[(String, String)], args: &super::SubmitArgs)
     let final_path = ctx.ws.tasks().join(format!("{}.task.md", task.id));
     // Check the rendered file parses and its paths are allowed before it reaches tasks/.
     let check = crate::task::parse_bytes(&final_path, text.as_bytes()).and_then(|t| {
-        crate::task::paths::resolve_task_paths(&t, &final_path, &ctx.cfg.claude_base_cwd, &ctx.cfg.claude_allowed_root)
-            .map(|_| t)
+        crate::task::paths::resolve_task_paths(
+            &t,
+            &final_path,
+            &ctx.cfg.claude_base_cwd,
+            &ctx.cfg.claude_allowed_root,
+        )
+        .map(|_| t)
     });
     if let Err(e) = check {
         eprintln!("error: {e}");
@@ -532,7 +628,10 @@ pub fn submit(root: &Path, flags: &[(String, String)], args: &super::SubmitArgs)
 /// replacing an existing file) and removes the temporary name.
 pub fn write_new_atomically(dir: &Path, dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     {
         let mut f = std::fs::File::create(&tmp)?;
@@ -545,7 +644,13 @@ pub fn write_new_atomically(dir: &Path, dest: &Path, bytes: &[u8]) -> std::io::R
 }
 
 /// `orca tail-events [--task ID] [--lines N] [--follow]`.
-pub fn tail_events(root: &Path, flags: &[(String, String)], task: Option<&str>, lines: usize, follow: bool) -> i32 {
+pub fn tail_events(
+    root: &Path,
+    flags: &[(String, String)],
+    task: Option<&str>,
+    lines: usize,
+    follow: bool,
+) -> i32 {
     let cfg = match Config::load(root, flags) {
         Ok(c) => c,
         Err(e) => {
@@ -557,7 +662,9 @@ pub fn tail_events(root: &Path, flags: &[(String, String)], task: Option<&str>, 
     let file = ws.events_file();
     let (events, follower) = match crate::events::tail(&file, task, Some(lines)) {
         Ok(x) => x,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), crate::events::follow(&file, task)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            (Vec::new(), crate::events::follow(&file, task))
+        }
         Err(e) => {
             eprintln!("error: cannot read {}: {e}", file.display());
             return 1;
@@ -630,9 +737,17 @@ pub fn clean_artifacts(root: &Path, flags: &[(String, String)], days: u64, dry_r
     match crate::artifacts::clean::clean_artifacts(&ws, days, dry_run) {
         Ok(files) => {
             for f in &files {
-                println!("{}{}", if dry_run { "would remove " } else { "removed " }, f.display());
+                println!(
+                    "{}{}",
+                    if dry_run { "would remove " } else { "removed " },
+                    f.display()
+                );
             }
-            println!("{} {} file(s) older than {days} day(s)", if dry_run { "would remove" } else { "removed" }, files.len());
+            println!(
+                "{} {} file(s) older than {days} day(s)",
+                if dry_run { "would remove" } else { "removed" },
+                files.len()
+            );
             0
         }
         Err(e) => {

@@ -430,9 +430,13 @@ fn engine_command(cmd: &Command, ctx: &Ctx) -> i32 {
         Command::Show(a) => engine::show(root, flags, &a.id, a.json),
         Command::Cancel(a) => engine::cancel(root, flags, &a.id),
         Command::Retry(a) => engine::retry(root, flags, &a.id),
-        Command::TailEvents(a) => engine::tail_events(root, flags, a.task.as_deref(), a.lines, a.follow),
+        Command::TailEvents(a) => {
+            engine::tail_events(root, flags, a.task.as_deref(), a.lines, a.follow)
+        }
         Command::Clean(CleanCommand::Tasks) => engine::clean_tasks(root, flags),
-        Command::Clean(CleanCommand::Artifacts(a)) => engine::clean_artifacts(root, flags, a.days, a.dry_run),
+        Command::Clean(CleanCommand::Artifacts(a)) => {
+            engine::clean_artifacts(root, flags, a.days, a.dry_run)
+        }
         Command::ValidateArtifacts(a) => engine::validate_artifacts(root, flags, a.json),
         other => {
             eprintln!("error: '{}' is not an engine command", other.name());

@@ -93,7 +93,10 @@ pub(crate) fn read_toml(root: &Path, layers: &mut Layers) -> Result<(), ConfigEr
 
 /// Reads `.env` (when present) into `layers` with dotenvy, without touching the process
 /// environment. The last definition of a name wins. Returns the names it does not know.
-pub(crate) fn read_dotenv(root: &Path, layers: &mut Layers) -> Result<Vec<(String, String)>, ConfigError> {
+pub(crate) fn read_dotenv(
+    root: &Path,
+    layers: &mut Layers,
+) -> Result<Vec<(String, String)>, ConfigError> {
     let path = root.join(dotenv_rel());
     let rel = dotenv_rel();
     let text = match read_optional(&path)? {

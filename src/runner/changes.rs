@@ -51,13 +51,25 @@ fn stamp(path: &Path) -> Option<Stamp> {
     if !m.is_file() {
         return None;
     }
-    Some(Stamp { len: m.len(), modified: m.modified().ok(), hash: hash_file(path, m.len()) })
+    Some(Stamp {
+        len: m.len(),
+        modified: m.modified().ok(),
+        hash: hash_file(path, m.len()),
+    })
 }
 
 /// Paths (relative to `dir`) that `git status` reports as modified, added or untracked.
 fn git_dirty(dir: &Path) -> Option<BTreeSet<String>> {
     let out = Command::new("git")
-        .args(["status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--", "."])
+        .args([
+            "status",
+            "--porcelain=v1",
+            "-z",
+            "--untracked-files=all",
+            "--no-renames",
+            "--",
+            ".",
+        ])
         .current_dir(dir)
         .stdin(Stdio::null())
         .stderr(Stdio::null())
@@ -76,14 +88,20 @@ fn git_dirty(dir: &Path) -> Option<BTreeSet<String>> {
         .ok()?;
     let top = PathBuf::from(String::from_utf8_lossy(&top.stdout).trim());
     let dir_c = dir.canonicalize().ok()?;
-    let prefix = dir_c.strip_prefix(top.canonicalize().ok()?).ok()?.to_path_buf();
+    let prefix = dir_c
+        .strip_prefix(top.canonicalize().ok()?)
+        .ok()?
+        .to_path_buf();
     let mut set = BTreeSet::new();
     for entry in out.stdout.split(|b| *b == 0) {
         if entry.len() < 4 {
             continue;
         }
         let p = String::from_utf8_lossy(&entry[3..]).into_owned();
-        let rel = Path::new(&p).strip_prefix(&prefix).map(|r| r.to_string_lossy().into_owned()).unwrap_or(p);
+        let rel = Path::new(&p)
+            .strip_prefix(&prefix)
+            .map(|r| r.to_string_lossy().into_owned())
+            .unwrap_or(p);
         set.insert(rel);
     }
     Some(set)
@@ -92,7 +110,9 @@ fn git_dirty(dir: &Path) -> Option<BTreeSet<String>> {
 fn walk(root: &Path, skip: &[PathBuf], out: &mut BTreeMap<String, Stamp>) {
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&dir) else { continue };
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for e in rd.flatten() {
             if out.len() >= MAX_FILES {
                 return;
@@ -119,12 +139,23 @@ impl Snapshot {
     /// when the working folder is the workspace root).
     pub fn take(dir: &Path, skip: &[PathBuf]) -> Snapshot {
         if let Some(dirty) = git_dirty(dir) {
-            let files = dirty.into_iter().filter_map(|p| stamp(&dir.join(&p)).map(|s| (p, s))).collect();
-            return Snapshot { root: dir.to_path_buf(), git: true, files };
+            let files = dirty
+                .into_iter()
+                .filter_map(|p| stamp(&dir.join(&p)).map(|s| (p, s)))
+                .collect();
+            return Snapshot {
+                root: dir.to_path_buf(),
+                git: true,
+                files,
+            };
         }
         let mut files = BTreeMap::new();
         walk(dir, skip, &mut files);
-        Snapshot { root: dir.to_path_buf(), git: false, files }
+        Snapshot {
+            root: dir.to_path_buf(),
+            git: false,
+            files,
+        }
     }
 
     /// How the snapshot was taken: `git` or `stamps`.
@@ -186,14 +217,22 @@ mod tests {
         std::fs::write(d.path().join("new.txt"), "n").expect("write");
         std::fs::remove_file(d.path().join("gone.txt")).expect("rm");
         std::fs::write(d.path().join("skipme/ignored.txt"), "i").expect("write");
-        assert_eq!(before.changed_since(&skip), ["edit.txt", "gone.txt", "new.txt"]);
+        assert_eq!(
+            before.changed_since(&skip),
+            ["edit.txt", "gone.txt", "new.txt"]
+        );
     }
 
     #[test]
     fn git_status_is_used_in_a_repository() {
         let d = tempfile::tempdir().expect("tempdir");
         let git = |args: &[&str]| {
-            Command::new("git").args(args).current_dir(d.path()).stdout(Stdio::null()).stderr(Stdio::null()).status()
+            Command::new("git")
+                .args(args)
+                .current_dir(d.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
         };
         if !git(&["init", "-q"]).map(|s| s.success()).unwrap_or(false) {
             panic!("git is needed for this test");

@@ -50,7 +50,12 @@ pub fn run(root: &Path, flags: &[(String, String)]) -> i32 {
             return 2;
         }
     };
-    let _log = match crate::logging::init(ws.log_file(), cfg.log_level, cfg.log_max_bytes, cfg.log_files) {
+    let _log = match crate::logging::init(
+        ws.log_file(),
+        cfg.log_level,
+        cfg.log_max_bytes,
+        cfg.log_files,
+    ) {
         Ok(g) => Some(g),
         Err(e) => {
             eprintln!("warning: cannot set up logs/orchestrator.log: {e}");
@@ -71,7 +76,11 @@ pub fn run(root: &Path, flags: &[(String, String)]) -> i32 {
             return 1;
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -117,7 +126,13 @@ fn config_stamp(ws: &Workspace) -> Vec<Option<SystemTime>> {
 fn id_from_stem(stem: &str) -> String {
     let mut id: String = stem
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '-') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(64)
         .collect();
     if id.is_empty() {
@@ -154,7 +169,12 @@ impl Daemon {
         match self.store.recover_worker(None) {
             Ok(ids) => {
                 for id in ids {
-                    self.events.emit("recovered", Some(&id), None, json!({"reason": "the previous run was cut off"}));
+                    self.events.emit(
+                        "recovered",
+                        Some(&id),
+                        None,
+                        json!({"reason": "the previous run was cut off"}),
+                    );
                     tracing::warn!(task = %id, "recovered a task whose run was cut off");
                 }
             }
@@ -178,7 +198,11 @@ impl Daemon {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_version = self.store.data_version().unwrap_or(0);
         let mut stamp = config_stamp(&self.ws);
-        eprintln!("orca {}: watching {} (Ctrl-C to stop)", crate::VERSION, self.ws.tasks().display());
+        eprintln!(
+            "orca {}: watching {} (Ctrl-C to stop)",
+            crate::VERSION,
+            self.ws.tasks().display()
+        );
 
         loop {
             self.dispatch(&done_tx);
@@ -232,7 +256,11 @@ impl Daemon {
     }
 
     /// One ready file: dedup against the store, parse, then queue or reject.
-    fn take_file(&self, intake: &IntakeHandle, ready: &Ready) -> Result<(), crate::store::StoreError> {
+    fn take_file(
+        &self,
+        intake: &IntakeHandle,
+        ready: &Ready,
+    ) -> Result<(), crate::store::StoreError> {
         let path = &ready.path;
         if !path.is_file() {
             return Ok(());
@@ -248,7 +276,13 @@ impl Daemon {
         let stem = Workspace::stem_of(path);
         let cfg = self.cfg();
         let parsed = task::parse_file(path).and_then(|t| {
-            task::paths::resolve_task_paths(&t, path, &cfg.claude_base_cwd, &cfg.claude_allowed_root).map(|_| t)
+            task::paths::resolve_task_paths(
+                &t,
+                path,
+                &cfg.claude_base_cwd,
+                &cfg.claude_allowed_root,
+            )
+            .map(|_| t)
         });
         match parsed {
             Ok(t) => {
@@ -257,7 +291,11 @@ impl Daemon {
                     desired_id: t.id.clone(),
                     stem,
                     file: file_rel.clone(),
-                    source: if from_cli { SourceKind::Cli } else { SourceKind::File },
+                    source: if from_cli {
+                        SourceKind::Cli
+                    } else {
+                        SourceKind::File
+                    },
                     source_user: None,
                     priority: t.priority,
                     max_retries: t.retries.unwrap_or(cfg.max_retries),
@@ -269,9 +307,13 @@ impl Daemon {
                 let mut fields = json!({"file": file_rel, "source": if from_cli { "cli" } else { "file" }, "stem": rec.stem});
                 if rec.id != rec.desired_id {
                     fields["renamed_from"] = json!(rec.desired_id);
-                    fields["note"] = json!(format!("id '{}' is taken; this task is '{}'", rec.desired_id, rec.id));
+                    fields["note"] = json!(format!(
+                        "id '{}' is taken; this task is '{}'",
+                        rec.desired_id, rec.id
+                    ));
                 }
-                self.events.emit("task_received", Some(&rec.id), None, fields);
+                self.events
+                    .emit("task_received", Some(&rec.id), None, fields);
                 self.events.emit(
                     "parsed",
                     Some(&rec.id),
@@ -279,7 +321,12 @@ impl Daemon {
                     json!({"type": t.task_type.map(|x| x.as_str()), "priority": t.priority.as_str(), "title": t.title,
                            "targets": t.target_files.len(), "criteria": t.success_criteria.len()}),
                 );
-                self.events.emit("queued", Some(&rec.id), None, json!({"priority": rec.priority.as_str(), "seq": rec.seq}));
+                self.events.emit(
+                    "queued",
+                    Some(&rec.id),
+                    None,
+                    json!({"priority": rec.priority.as_str(), "seq": rec.seq}),
+                );
                 tracing::info!(task = %rec.id, file = %file_rel, "queued");
             }
             Err(err) => {
@@ -296,10 +343,21 @@ impl Daemon {
         Ok(())
     }
 
-    fn reject(&self, file_rel: &str, stem: &str, err: &TaskError, received: i64) -> Result<(), crate::store::StoreError> {
+    fn reject(
+        &self,
+        file_rel: &str,
+        stem: &str,
+        err: &TaskError,
+        received: i64,
+    ) -> Result<(), crate::store::StoreError> {
         let error = ResultError {
             kind: err.kind_name().to_owned(),
-            message: err.to_string().lines().next().unwrap_or_default().to_owned(),
+            message: err
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
             line: err.line.map(|l| l as u64),
             hint: Some(err.hint()),
         };
@@ -316,7 +374,12 @@ impl Daemon {
             error: serde_json::to_value(&error).ok(),
             received_at_ms: received,
         })?;
-        self.events.emit("task_received", Some(&rec.id), None, json!({"file": file_rel, "source": "file", "stem": rec.stem}));
+        self.events.emit(
+            "task_received",
+            Some(&rec.id),
+            None,
+            json!({"file": file_rel, "source": "file", "stem": rec.stem}),
+        );
         self.events.emit(
             "task_rejected",
             Some(&rec.id),
@@ -328,8 +391,20 @@ impl Daemon {
         Ok(())
     }
 
-    fn finalize_one(&self, rec: &TaskRecord, run: Option<&RunOutcome>, working_dir: Option<String>) {
-        if let Err(e) = finalize(&self.ws, self.store.as_ref(), &self.events, rec, run, working_dir) {
+    fn finalize_one(
+        &self,
+        rec: &TaskRecord,
+        run: Option<&RunOutcome>,
+        working_dir: Option<String>,
+    ) {
+        if let Err(e) = finalize(
+            &self.ws,
+            self.store.as_ref(),
+            &self.events,
+            rec,
+            run,
+            working_dir,
+        ) {
             tracing::error!(task = %rec.id, "cannot write the artifacts or archive the task file (will try again): {e}");
         }
     }
@@ -339,7 +414,12 @@ impl Daemon {
             Ok(recs) => {
                 for rec in recs {
                     if rec.state == TaskState::Cancelled && rec.attempts == 0 {
-                        self.events.emit("cancelled", Some(&rec.id), None, json!({"while": "queued"}));
+                        self.events.emit(
+                            "cancelled",
+                            Some(&rec.id),
+                            None,
+                            json!({"while": "queued"}),
+                        );
                     }
                     self.finalize_one(&rec, None, None);
                 }
@@ -356,7 +436,10 @@ impl Daemon {
             return last;
         }
         let ids: Vec<(String, watch::Sender<bool>)> = match self.running.lock() {
-            Ok(m) => m.iter().map(|(k, v)| (k.clone(), v.cancel.clone())).collect(),
+            Ok(m) => m
+                .iter()
+                .map(|(k, v)| (k.clone(), v.cancel.clone()))
+                .collect(),
             Err(_) => Vec::new(),
         };
         for (id, cancel) in ids {
@@ -404,11 +487,21 @@ impl Daemon {
                     crate::logging::set_level(new.log_level);
                 }
                 tracing::info!(?changed, "configuration reloaded ({why})");
-                self.events.emit("config_reloaded", None, None, json!({"changed": changed, "reason": why}));
+                self.events.emit(
+                    "config_reloaded",
+                    None,
+                    None,
+                    json!({"changed": changed, "reason": why}),
+                );
             }
             Err(e) => {
                 tracing::error!("configuration reload refused, keeping the old values: {e}");
-                self.events.emit("config_reloaded", None, None, json!({"error": e.to_string(), "applied": false, "reason": why}));
+                self.events.emit(
+                    "config_reloaded",
+                    None,
+                    None,
+                    json!({"error": e.to_string(), "applied": false, "reason": why}),
+                );
             }
         }
     }
@@ -421,7 +514,10 @@ impl Daemon {
         let cfg = self.cfg();
         let lease = i64::try_from(cfg.lease_sec.saturating_mul(1000)).unwrap_or(i64::MAX);
         while self.running_count() < cfg.max_concurrent_tasks {
-            let rec = match self.store.claim(&cfg.node_id, &cfg.node_labels, lease, now_ms()) {
+            let rec = match self
+                .store
+                .claim(&cfg.node_id, &cfg.node_labels, lease, now_ms())
+            {
                 Ok(Some(rec)) => rec,
                 Ok(None) => break,
                 Err(e) => {
@@ -452,10 +548,21 @@ impl Daemon {
         let node = cfg.node_id.clone();
         let attempt = rec.attempts;
         let Some(task) = rec.task.clone() else {
-            self.fail_now(&rec, &node, "internal", "the task has no parsed task file in the store", None);
+            self.fail_now(
+                &rec,
+                &node,
+                "internal",
+                "the task has no parsed task file in the store",
+                None,
+            );
             return;
         };
-        let resolved = match task::paths::resolve_task_paths(&task, &self.ws.root.join(&rec.file), &cfg.claude_base_cwd, &cfg.claude_allowed_root) {
+        let resolved = match task::paths::resolve_task_paths(
+            &task,
+            &self.ws.root.join(&rec.file),
+            &cfg.claude_base_cwd,
+            &cfg.claude_allowed_root,
+        ) {
             Ok(r) => r,
             Err(e) => {
                 self.fail_now(&rec, &node, e.kind_name(), &e.message(), Some(e.hint()));
@@ -463,8 +570,17 @@ impl Daemon {
             }
         };
         if !resolved.working_dir.is_dir() {
-            let msg = format!("the working folder {} does not exist", resolved.working_dir.display());
-            self.fail_now(&rec, &node, "working_dir", &msg, Some("create it or fix `working_dir` in the task file".into()));
+            let msg = format!(
+                "the working folder {} does not exist",
+                resolved.working_dir.display()
+            );
+            self.fail_now(
+                &rec,
+                &node,
+                "working_dir",
+                &msg,
+                Some("create it or fix `working_dir` in the task file".into()),
+            );
             return;
         }
         let req = RunRequest {
@@ -473,7 +589,11 @@ impl Daemon {
             prompt: crate::runner::prompt::build_prompt(&task),
             working_dir: resolved.working_dir.clone(),
             timeout: Duration::from_secs(task.timeout_sec.unwrap_or(cfg.claude_timeout_sec)),
-            max_turns: task.max_turns.or(if cfg.claude_max_turns > 0 { Some(cfg.claude_max_turns) } else { None }),
+            max_turns: task.max_turns.or(if cfg.claude_max_turns > 0 {
+                Some(cfg.claude_max_turns)
+            } else {
+                None
+            }),
             model: task.model.clone().or(cfg.claude_model.clone()),
             skip_permissions: cfg.claude_skip_permissions,
             resume_session: None,
@@ -488,7 +608,13 @@ impl Daemon {
             json!({"working_dir": working_dir, "bin": cfg.claude_bin, "timeout_sec": req.timeout.as_secs()}),
         );
         let (ptx, prx) = mpsc::unbounded_channel::<Progress>();
-        let forwarder = tokio::spawn(forward_progress(Arc::clone(self), rec.id.clone(), attempt, node.clone(), prx));
+        let forwarder = tokio::spawn(forward_progress(
+            Arc::clone(self),
+            rec.id.clone(),
+            attempt,
+            node.clone(),
+            prx,
+        ));
         let agent = match self.agent.read() {
             Ok(a) => Arc::clone(&a),
             Err(p) => Arc::clone(&p.into_inner()),
@@ -505,7 +631,13 @@ impl Daemon {
         self.record_outcome(&rec, &node, &out, Some(working_dir));
     }
 
-    fn record_outcome(&self, rec: &TaskRecord, node: &str, out: &RunOutcome, working_dir: Option<String>) {
+    fn record_outcome(
+        &self,
+        rec: &TaskRecord,
+        node: &str,
+        out: &RunOutcome,
+        working_dir: Option<String>,
+    ) {
         let id = rec.id.as_str();
         let attempt = rec.attempts;
         let (state, kind, message, hint): (TaskState, &str, Option<String>, Option<String>) = match &out.outcome {
@@ -579,7 +711,12 @@ impl Daemon {
             }
         };
         let error = message.map(|m| {
-            json!(ResultError { kind: kind.to_owned(), message: m, line: None, hint })
+            json!(ResultError {
+                kind: kind.to_owned(),
+                message: m,
+                line: None,
+                hint
+            })
         });
         let finish = Finish {
             state,
@@ -594,8 +731,16 @@ impl Daemon {
             return;
         }
         match state {
-            TaskState::TimedOut => self.events.emit("timed_out", Some(id), Some(attempt), json!({})),
-            TaskState::Cancelled => self.events.emit("cancelled", Some(id), Some(attempt), json!({"while": "running"})),
+            TaskState::TimedOut => {
+                self.events
+                    .emit("timed_out", Some(id), Some(attempt), json!({}))
+            }
+            TaskState::Cancelled => self.events.emit(
+                "cancelled",
+                Some(id),
+                Some(attempt),
+                json!({"while": "running"}),
+            ),
             _ => {}
         }
         match self.store.get(id) {
@@ -606,9 +751,18 @@ impl Daemon {
     }
 
     /// Ends a claimed task as failed before its agent started.
-    fn fail_now(&self, rec: &TaskRecord, node: &str, kind: &str, message: &str, hint: Option<String>) {
+    fn fail_now(
+        &self,
+        rec: &TaskRecord,
+        node: &str,
+        kind: &str,
+        message: &str,
+        hint: Option<String>,
+    ) {
         let out = RunOutcome {
-            outcome: Outcome::TaskFailed { reason: message.to_owned() },
+            outcome: Outcome::TaskFailed {
+                reason: message.to_owned(),
+            },
             exit_code: None,
             output: None,
             session_id: None,
@@ -619,8 +773,20 @@ impl Daemon {
             agent_version: None,
             stderr_tail: String::new(),
         };
-        let error = json!(ResultError { kind: kind.to_owned(), message: message.to_owned(), line: None, hint });
-        let finish = Finish { state: TaskState::Failed, outcome: "failed".into(), error: Some(error), exit_code: None, session_id: None, now_ms: now_ms() };
+        let error = json!(ResultError {
+            kind: kind.to_owned(),
+            message: message.to_owned(),
+            line: None,
+            hint
+        });
+        let finish = Finish {
+            state: TaskState::Failed,
+            outcome: "failed".into(),
+            error: Some(error),
+            exit_code: None,
+            session_id: None,
+            now_ms: now_ms(),
+        };
         if let Err(e) = self.store.finish(&rec.id, node, finish) {
             tracing::error!(task = %rec.id, "cannot record the failure: {e}");
             return;
@@ -637,12 +803,19 @@ impl Daemon {
         let grace = Duration::from_secs(self.cfg().shutdown_grace_sec);
         let running = self.running_count();
         if running > 0 {
-            eprintln!("orca: stopping; waiting up to {}s for {running} running task(s)", grace.as_secs());
+            eprintln!(
+                "orca: stopping; waiting up to {}s for {running} running task(s)",
+                grace.as_secs()
+            );
             tracing::info!(running, "stopping: waiting for running agents");
         }
         let deadline = Instant::now() + grace;
         while self.running_count() > 0 && Instant::now() < deadline {
-            let _ = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), done_rx.recv()).await;
+            let _ = tokio::time::timeout(
+                deadline.saturating_duration_since(Instant::now()),
+                done_rx.recv(),
+            )
+            .await;
         }
         if self.running_count() > 0 {
             if let Ok(m) = self.running.lock() {
@@ -651,12 +824,20 @@ impl Daemon {
                 }
             }
             while self.running_count() > 0 {
-                if tokio::time::timeout(Duration::from_secs(30), done_rx.recv()).await.is_err() {
+                if tokio::time::timeout(Duration::from_secs(30), done_rx.recv())
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }
         }
-        self.events.emit("daemon_stopped", None, None, json!({"pid": std::process::id()}));
+        self.events.emit(
+            "daemon_stopped",
+            None,
+            None,
+            json!({"pid": std::process::id()}),
+        );
         tracing::info!("orca daemon stopped");
     }
 }
@@ -673,8 +854,11 @@ async fn recv_signal(s: &mut Option<tokio::signal::unix::Signal>) {
 /// Environment for the agent beyond Orca's own: `.env` variables that are not Orca settings,
 /// and ANTHROPIC_API_KEY when it was configured in `.env` or config/orca.toml.
 fn agent_env(cfg: &Config) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> =
-        cfg.dotenv_passthrough.iter().map(|(k, v)| (k.clone(), v.expose().to_owned())).collect();
+    let mut env: Vec<(String, String)> = cfg
+        .dotenv_passthrough
+        .iter()
+        .map(|(k, v)| (k.clone(), v.expose().to_owned()))
+        .collect();
     if let Some(key) = &cfg.anthropic_api_key {
         if std::env::var_os("ANTHROPIC_API_KEY").is_none() {
             env.push(("ANTHROPIC_API_KEY".into(), key.expose().to_owned()));
@@ -706,7 +890,13 @@ fn outcome_name(o: &Outcome) -> &'static str {
 
 /// Records live progress in the store (for `status`/`show`) and as `claude_progress` events,
 /// at most every 250 ms per task unless the turn or tool changed.
-async fn forward_progress(d: Arc<Daemon>, id: String, attempt: u32, node: String, mut rx: mpsc::UnboundedReceiver<Progress>) {
+async fn forward_progress(
+    d: Arc<Daemon>,
+    id: String,
+    attempt: u32,
+    node: String,
+    mut rx: mpsc::UnboundedReceiver<Progress>,
+) {
     let mut last: Option<(u32, Option<String>)> = None;
     let mut last_write = Instant::now() - Duration::from_secs(1);
     let mut pending: Option<Progress> = None;

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::artifacts::archive::{archive, ArchiveDest};
 use crate::artifacts::result::{
-    AgentInfo, Attempt, ResultError, ResultStatus, Routing, Method, Summary, SummaryMethod,
+    AgentInfo, Attempt, Method, ResultError, ResultStatus, Routing, Summary, SummaryMethod,
     TaskResult, TaskSource, Verification, SCHEMA_VERSION,
 };
 use crate::artifacts::summary::extractive_summary;
@@ -60,7 +60,10 @@ pub fn predict_archive(ws: &Workspace, file_name: &str, dest: ArchiveDest) -> Pa
 
 /// A path relative to the workspace root where possible, for results and events.
 pub fn rel(ws: &Workspace, p: &Path) -> String {
-    p.strip_prefix(&ws.root).unwrap_or(p).to_string_lossy().into_owned()
+    p.strip_prefix(&ws.root)
+        .unwrap_or(p)
+        .to_string_lossy()
+        .into_owned()
 }
 
 fn attempt_of(a: &AttemptRecord) -> Attempt {
@@ -86,7 +89,10 @@ pub fn build_result(
     working_dir: Option<String>,
 ) -> Option<TaskResult> {
     let status = status_of(rec.state)?;
-    let error: Option<ResultError> = rec.error.as_ref().and_then(|e| serde_json::from_value(e.clone()).ok());
+    let error: Option<ResultError> = rec
+        .error
+        .as_ref()
+        .and_then(|e| serde_json::from_value(e.clone()).ok());
     let finished_ms = rec.finished_at_ms.unwrap_or_else(now_ms);
     let (task_type, routing) = match &rec.task {
         Some(t) => {
@@ -95,7 +101,11 @@ pub fn build_result(
         }
         None => (
             None,
-            Routing { method: Method::Rules, model: None, reason: "not routed: the task was rejected".into() },
+            Routing {
+                method: Method::Rules,
+                model: None,
+                reason: "not routed: the task was rejected".into(),
+            },
         ),
     };
     let output = run.and_then(|r| r.output.clone());
@@ -139,21 +149,39 @@ pub fn build_result(
         received_at: rfc3339_ms(rec.received_at_ms),
         started_at: rec.started_at_ms.map(rfc3339_ms),
         finished_at: rfc3339_ms(finished_ms),
-        duration_ms: u64::try_from(finished_ms - rec.started_at_ms.unwrap_or(rec.received_at_ms)).unwrap_or(0),
+        duration_ms: u64::try_from(finished_ms - rec.started_at_ms.unwrap_or(rec.received_at_ms))
+            .unwrap_or(0),
         attempts: rec.attempts,
         attempt_history: attempts.iter().map(attempt_of).collect(),
         working_dir,
-        target_files: rec.task.as_ref().map(|t| t.target_files.clone()).unwrap_or_default(),
-        prompt: rec.task.as_ref().map(|t| t.prompt.clone()).unwrap_or_default(),
+        target_files: rec
+            .task
+            .as_ref()
+            .map(|t| t.target_files.clone())
+            .unwrap_or_default(),
+        prompt: rec
+            .task
+            .as_ref()
+            .map(|t| t.prompt.clone())
+            .unwrap_or_default(),
         success_criteria: criteria,
         routing,
         agent,
         output,
         transcript,
         changed_files: Vec::new(),
-        verification: Verification { method: "none".into(), claims: Vec::new() },
-        source: TaskSource { kind: rec.source, user: rec.source_user.clone() },
-        summary: Summary { method: SummaryMethod::Extract, text: summary_text },
+        verification: Verification {
+            method: "none".into(),
+            claims: Vec::new(),
+        },
+        source: TaskSource {
+            kind: rec.source,
+            user: rec.source_user.clone(),
+        },
+        summary: Summary {
+            method: SummaryMethod::Extract,
+            text: summary_text,
+        },
     })
 }
 
@@ -170,9 +198,16 @@ pub fn finalize(
     if !rec.state.is_final() {
         return Err(FinalizeError::NotFinal(rec.id.clone()));
     }
-    let dest = if rec.state == TaskState::Rejected { ArchiveDest::Rejected } else { ArchiveDest::Processed };
+    let dest = if rec.state == TaskState::Rejected {
+        ArchiveDest::Rejected
+    } else {
+        ArchiveDest::Processed
+    };
     let src = ws.root.join(&rec.file);
-    let file_name = src.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = src
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let src_exists = src.is_file() && rec.file.starts_with("tasks/");
     let predicted = if src_exists {
         Some(rel(ws, &predict_archive(ws, &file_name, dest)))
@@ -188,16 +223,40 @@ pub fn finalize(
                     r.archived_to = predicted.clone();
                     r
                 }
-                Err(_) => build_result(rec, &store.attempts(&rec.id)?, run, "claude", predicted.clone(), working_dir.clone())
-                    .ok_or_else(|| FinalizeError::NotFinal(rec.id.clone()))?,
-            },
-            _ => build_result(rec, &store.attempts(&rec.id)?, run, "claude", predicted.clone(), working_dir.clone())
+                Err(_) => build_result(
+                    rec,
+                    &store.attempts(&rec.id)?,
+                    run,
+                    "claude",
+                    predicted.clone(),
+                    working_dir.clone(),
+                )
                 .ok_or_else(|| FinalizeError::NotFinal(rec.id.clone()))?,
+            },
+            _ => build_result(
+                rec,
+                &store.attempts(&rec.id)?,
+                run,
+                "claude",
+                predicted.clone(),
+                working_dir.clone(),
+            )
+            .ok_or_else(|| FinalizeError::NotFinal(rec.id.clone()))?,
         };
         let result_path = write_result(ws, &rec.stem, &result)?;
-        events.emit("validated", Some(&rec.id), Some(attempt), json!({"result": rel(ws, &result_path)}));
+        events.emit(
+            "validated",
+            Some(&rec.id),
+            Some(attempt),
+            json!({"result": rel(ws, &result_path)}),
+        );
         let summary_path = write_summary(ws, &rec.stem, &result)?;
-        events.emit("summarized", Some(&rec.id), Some(attempt), json!({"method": "extract", "summary": rel(ws, &summary_path)}));
+        events.emit(
+            "summarized",
+            Some(&rec.id),
+            Some(attempt),
+            json!({"method": "extract", "summary": rel(ws, &summary_path)}),
+        );
         let value = serde_json::to_value(&result).unwrap_or(serde_json::Value::Null);
         store.mark_artifacts_written(&rec.id, &value)?;
         events.emit(
@@ -211,7 +270,12 @@ pub fn finalize(
         match archive(ws, &src, dest)? {
             Some(to) => {
                 let to = rel(ws, &to);
-                events.emit("task_archived", Some(&rec.id), Some(attempt), json!({"from": rec.file, "to": to}));
+                events.emit(
+                    "task_archived",
+                    Some(&rec.id),
+                    Some(attempt),
+                    json!({"from": rec.file, "to": to}),
+                );
                 to
             }
             None => predicted.unwrap_or_default(),

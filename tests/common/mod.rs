@@ -22,9 +22,23 @@ pub fn fake_agent() -> &'static str {
 
 /// Settings of Orca and the fake agent that the test process must not leak into the daemon.
 const SCRUB: &[&str] = &[
-    "MAX_CONCURRENT_TASKS", "CLAUDE_TIMEOUT_SEC", "CLAUDE_MAX_TURNS", "CLAUDE_SKIP_PERMISSIONS", "CLAUDE_BASE_CWD",
-    "CLAUDE_ALLOWED_ROOT", "CLAUDE_BIN", "CLAUDE_MODEL", "LOG_LEVEL", "ORCA_MAX_RETRIES", "ORCA_LLM", "ORCA_ROOT",
-    "ORCA_DATABASE_URL", "ORCA_FAKE_AGENT_MODE", "ORCA_FAKE_AGENT_LOG", "TELEGRAM_BOT_TOKEN", "ORCA_RETRY_BASE_MS",
+    "MAX_CONCURRENT_TASKS",
+    "CLAUDE_TIMEOUT_SEC",
+    "CLAUDE_MAX_TURNS",
+    "CLAUDE_SKIP_PERMISSIONS",
+    "CLAUDE_BASE_CWD",
+    "CLAUDE_ALLOWED_ROOT",
+    "CLAUDE_BIN",
+    "CLAUDE_MODEL",
+    "LOG_LEVEL",
+    "ORCA_MAX_RETRIES",
+    "ORCA_LLM",
+    "ORCA_ROOT",
+    "ORCA_DATABASE_URL",
+    "ORCA_FAKE_AGENT_MODE",
+    "ORCA_FAKE_AGENT_LOG",
+    "TELEGRAM_BOT_TOKEN",
+    "ORCA_RETRY_BASE_MS",
 ];
 
 pub struct Ws {
@@ -43,7 +57,10 @@ impl Ws {
             ("ORCA_RETRY_BASE_MS", "50"),
             ("ORCA_LLM", "off"),
             ("ORCA_SHUTDOWN_GRACE_SEC", "5"),
-            ("ORCA_FAKE_AGENT_LOG", &ws.path().join("agent-starts.log").display().to_string()),
+            (
+                "ORCA_FAKE_AGENT_LOG",
+                &ws.path().join("agent-starts.log").display().to_string(),
+            ),
         ]);
         ws
     }
@@ -54,7 +71,11 @@ impl Ws {
 
     /// Appends settings to the workspace's .env.
     pub fn set_env(&self, pairs: &[(&str, &str)]) {
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(self.path().join(".env")).expect(".env");
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path().join(".env"))
+            .expect(".env");
         for (k, v) in pairs {
             writeln!(f, "{k}={v}").expect("write .env");
         }
@@ -71,16 +92,34 @@ impl Ws {
 
     /// Runs `orca ARGS` to completion.
     pub fn run(&self, args: &[&str]) -> Output {
-        self.cmd().args(args).stdin(Stdio::null()).output().expect("run orca")
+        self.cmd()
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run orca")
     }
 
     /// Starts `orca run` in the background.
     pub fn start(&mut self) {
         let log = std::fs::File::create(self.path().join("daemon.out")).expect("daemon.out");
         let err = log.try_clone().expect("clone");
-        let child = self.cmd().arg("run").stdin(Stdio::null()).stdout(log).stderr(err).spawn().expect("spawn orca run");
+        let child = self
+            .cmd()
+            .arg("run")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .expect("spawn orca run");
         self.daemon = Some(child);
-        self.wait_for(|| self.events().iter().any(|e| e["event"] == "daemon_started" && e["pid"] == self.pid()), "daemon_started");
+        self.wait_for(
+            || {
+                self.events()
+                    .iter()
+                    .any(|e| e["event"] == "daemon_started" && e["pid"] == self.pid())
+            },
+            "daemon_started",
+        );
     }
 
     pub fn pid(&self) -> u32 {
@@ -107,7 +146,10 @@ impl Ws {
             }
             if Instant::now() > deadline {
                 let _ = c.kill();
-                panic!("daemon did not stop within {TIMEOUT:?}:\n{}", self.daemon_output());
+                panic!(
+                    "daemon did not stop within {TIMEOUT:?}:\n{}",
+                    self.daemon_output()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -143,7 +185,9 @@ impl Ws {
     }
 
     pub fn result_path(&self, stem: &str) -> PathBuf {
-        self.path().join("results").join(format!("{stem}_result.json"))
+        self.path()
+            .join("results")
+            .join(format!("{stem}_result.json"))
     }
 
     /// Waits for results/<stem>_result.json and returns it parsed.
@@ -158,7 +202,11 @@ impl Ws {
     /// Waits until the task is finalized (its file archived and the event written).
     pub fn wait_archived(&self, task_id: &str) {
         self.wait_for(
-            || self.events().iter().any(|e| e["event"] == "task_archived" && e["task_id"] == task_id),
+            || {
+                self.events()
+                    .iter()
+                    .any(|e| e["event"] == "task_archived" && e["task_id"] == task_id)
+            },
             &format!("task_archived of {task_id}"),
         );
     }
@@ -168,7 +216,11 @@ impl Ws {
         let deadline = Instant::now() + TIMEOUT;
         while !cond() {
             if Instant::now() > deadline {
-                panic!("timed out waiting for {what}\n--- daemon output:\n{}\n--- events:\n{}", self.daemon_output(), self.events_text());
+                panic!(
+                    "timed out waiting for {what}\n--- daemon output:\n{}\n--- events:\n{}",
+                    self.daemon_output(),
+                    self.events_text()
+                );
             }
             if let Some(c) = &self.daemon {
                 let _ = c.id();
@@ -186,12 +238,18 @@ impl Ws {
         self.events_text()
             .lines()
             .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("event line is not JSON ({e}): {l}")))
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("event line is not JSON ({e}): {l}"))
+            })
             .collect()
     }
 
     pub fn events_named(&self, name: &str) -> Vec<Value> {
-        self.events().into_iter().filter(|e| e["event"] == name).collect()
+        self.events()
+            .into_iter()
+            .filter(|e| e["event"] == name)
+            .collect()
     }
 
     /// Lines of the fake agent's start log: `pid\ttask_id\tattempt\tmode`.
@@ -205,7 +263,12 @@ impl Ws {
 
     pub fn files_in(&self, rel: &str) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.path().join(rel))
-            .map(|rd| rd.filter_map(|e| e.ok()).filter(|e| e.path().is_file()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter(|e| e.path().is_file())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         v.sort();
         v
@@ -230,7 +293,11 @@ pub fn task(id: &str, priority: &str, mode: &str) -> String {
 pub fn alive(pid: i32) -> bool {
     // A zombie counts as gone.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s.rsplit(')').next().map(|r| r.trim_start().starts_with('Z')).unwrap_or(false),
+        Ok(s) => !s
+            .rsplit(')')
+            .next()
+            .map(|r| r.trim_start().starts_with('Z'))
+            .unwrap_or(false),
         Err(_) => false,
     }
 }
