@@ -329,12 +329,8 @@ fn hostile_files_are_moved_aside_and_the_daemon_lives() {
         assert_eq!(r["status"], "rejected", "{stem}: {r:#}");
         let msg = r["error"]["message"].as_str().unwrap_or("");
         assert!(!msg.is_empty(), "{stem} has an error message");
-        assert!(
-            ws.path()
-                .join(format!("tasks/rejected/{stem}.task.md"))
-                .is_file(),
-            "{stem} moved aside"
-        );
+        let moved = ws.path().join(format!("tasks/rejected/{stem}.task.md"));
+        ws.wait_for(|| moved.is_file(), &format!("{stem} moved aside"));
     }
     assert_eq!(ws.wait_result("good")["status"], "succeeded");
     assert_eq!(
