@@ -273,7 +273,9 @@ impl Daemon {
             return Ok(());
         }
         let received = now_ms();
-        let stem = Workspace::stem_of(path);
+        // A stem whose artifacts already exist (say, from before the store was reset) is
+        // suffixed too, so no task's artifacts are ever overwritten by another's.
+        let stem = crate::artifacts::free_stem(&self.ws, &Workspace::stem_of(path));
         let cfg = self.cfg();
         let parsed = task::parse_file(path).and_then(|t| {
             task::paths::resolve_task_paths(
