@@ -477,3 +477,65 @@ fn status_show_list_and_retry_with_a_daemon() {
     assert_eq!(lines.len(), 3);
     std::thread::sleep(Duration::from_millis(10));
 }
+
+#[test]
+fn config_reload_changes_the_worker_count_and_refuses_bad_values() {
+    let mut ws = Ws::new();
+    ws.set_env(&[("MAX_CONCURRENT_TASKS", "1")]);
+    ws.start();
+    ws.set_env(&[("MAX_CONCURRENT_TASKS", "3")]);
+    ws.wait_for(
+        || {
+            ws.events_named("config_reloaded").iter().any(|e| {
+                e["changed"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().any(|n| n == "MAX_CONCURRENT_TASKS"))
+            })
+        },
+        "config_reloaded with MAX_CONCURRENT_TASKS",
+    );
+    for i in 0..3 {
+        ws.drop_task(
+            &format!("p{i}.task.md"),
+            &task(&format!("p{i}"), "medium", "sleep 1500"),
+        );
+    }
+    // All three run at once: three starts before the first finish.
+    ws.wait_for(
+        || ws.events_named("claude_started").len() == 3,
+        "three started",
+    );
+    assert!(
+        ws.events_named("claude_finished").is_empty(),
+        "three ran at the same time"
+    );
+    // An invalid value is refused and the old one kept.
+    ws.set_env(&[("MAX_CONCURRENT_TASKS", "many")]);
+    ws.wait_for(
+        || {
+            ws.events_named("config_reloaded")
+                .iter()
+                .any(|e| e["applied"] == false)
+        },
+        "refused reload",
+    );
+    let refused = ws
+        .events_named("config_reloaded")
+        .into_iter()
+        .find(|e| e["applied"] == false)
+        .expect("refused");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("MAX_CONCURRENT_TASKS"),
+        "{refused}"
+    );
+    ws.wait_for(
+        || ws.events_named("task_archived").len() == 3,
+        "three archived",
+    );
+    ws.drop_task("after.task.md", &task("after", "medium", "noop"));
+    assert_eq!(ws.wait_result("after")["status"], "succeeded");
+    assert_eq!(ws.stop(), Some(0));
+}
