@@ -539,3 +539,25 @@ fn config_reload_changes_the_worker_count_and_refuses_bad_values() {
     assert_eq!(ws.wait_result("after")["status"], "succeeded");
     assert_eq!(ws.stop(), Some(0));
 }
+
+#[test]
+fn a_file_written_in_two_steps_is_not_rejected_for_being_half_written() {
+    use std::io::Write as _;
+    let mut ws = Ws::new();
+    ws.start();
+    let path = ws.path().join("tasks/half.task.md");
+    // First write and close: the front matter is not closed yet.
+    std::fs::write(&path, "---\nid: half\npriority: high\n").expect("first part");
+    std::thread::sleep(Duration::from_millis(200));
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .expect("reopen");
+    f.write_all(b"---\n\n**Prompt:**\nfake-agent: noop\n")
+        .expect("second part");
+    drop(f);
+    let r = ws.wait_result("half");
+    assert_eq!(r["status"], "succeeded", "{r:#}");
+    assert_eq!(r["priority"], "high");
+    assert!(ws.events_named("task_rejected").is_empty());
+}
