@@ -110,10 +110,15 @@ pub fn status(root: &Path, flags: &[(String, String)], as_json: bool) -> i32 {
     };
     let running = ctx.store.list(Some(TaskState::Running)).unwrap_or_default();
     let now = now_ms();
+    // Task files in tasks/ that no daemon has taken yet.
     let loose = std::fs::read_dir(ctx.ws.tasks())
         .map(|rd| {
             rd.filter_map(|e| e.ok())
                 .filter(|e| Workspace::is_task_file_name(&e.file_name().to_string_lossy()))
+                .filter(|e| {
+                    let rel = format!("tasks/{}", e.file_name().to_string_lossy());
+                    !matches!(ctx.store.find_open_by_file(&rel), Ok(Some(_)))
+                })
                 .count()
         })
         .unwrap_or(0);
@@ -155,7 +160,7 @@ pub fn status(root: &Path, flags: &[(String, String)], as_json: bool) -> i32 {
         .collect();
     println!("tasks     {}", line.join(" · "));
     if loose > 0 {
-        println!("waiting   {loose} task file(s) in tasks/");
+        println!("waiting   {loose} task file(s) in tasks/ not taken yet (is `orca run` running?)");
     }
     if running.is_empty() {
         println!("running   none");
