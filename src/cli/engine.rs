@@ -20,12 +20,18 @@ struct Ctx {
     store: SqliteStore,
 }
 
-fn open(root: &Path, flags: &[(String, String)]) -> Result<Ctx, i32> {
+/// Loads the configuration (printing its error: exit 2) and the workspace it names.
+fn load(root: &Path, flags: &[(String, String)]) -> Result<(Config, Workspace), i32> {
     let cfg = Config::load(root, flags).map_err(|e| {
         eprintln!("error: {e}");
         2
     })?;
     let ws = Workspace::new(cfg.root.clone());
+    Ok((cfg, ws))
+}
+
+fn open(root: &Path, flags: &[(String, String)]) -> Result<Ctx, i32> {
+    let (cfg, ws) = load(root, flags)?;
     let store = SqliteStore::open_in_workspace(&ws).map_err(|e| {
         eprintln!("error: {e}");
         1
@@ -656,14 +662,10 @@ pub fn tail_events(
     lines: usize,
     follow: bool,
 ) -> i32 {
-    let cfg = match Config::load(root, flags) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
+    let (_cfg, ws) = match load(root, flags) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
-    let ws = Workspace::new(cfg.root.clone());
     let file = ws.events_file();
     let (events, follower) = match crate::events::tail(&file, task, Some(lines)) {
         Ok(x) => x,
@@ -702,14 +704,10 @@ pub fn tail_events(
 
 /// `orca clean tasks`.
 pub fn clean_tasks(root: &Path, flags: &[(String, String)]) -> i32 {
-    let cfg = match Config::load(root, flags) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
+    let (_cfg, ws) = match load(root, flags) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
-    let ws = Workspace::new(cfg.root.clone());
     if let Some(pid) = crate::store::lock::holder(&ws) {
         eprintln!("error: a daemon (pid {pid}) is running and owns tasks/\nhint: stop it first (Ctrl-C or `kill {pid}`), then clean");
         return 1;
@@ -731,14 +729,10 @@ pub fn clean_tasks(root: &Path, flags: &[(String, String)]) -> i32 {
 
 /// `orca clean artifacts --days N [--dry-run]`.
 pub fn clean_artifacts(root: &Path, flags: &[(String, String)], days: u64, dry_run: bool) -> i32 {
-    let cfg = match Config::load(root, flags) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
+    let (_cfg, ws) = match load(root, flags) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
-    let ws = Workspace::new(cfg.root.clone());
     match crate::artifacts::clean::clean_artifacts(&ws, days, dry_run) {
         Ok(files) => {
             for f in &files {
@@ -764,14 +758,10 @@ pub fn clean_artifacts(root: &Path, flags: &[(String, String)], days: u64, dry_r
 
 /// `orca validate-artifacts [--json]`.
 pub fn validate_artifacts(root: &Path, flags: &[(String, String)], as_json: bool) -> i32 {
-    let cfg = match Config::load(root, flags) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 2;
-        }
+    let (_cfg, ws) = match load(root, flags) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
-    let ws = Workspace::new(cfg.root.clone());
     let reports = crate::artifacts::validate::validate_dir(&ws.results());
     let (text, code) = crate::artifacts::validate::render_report(&reports, as_json);
     print!("{text}");
