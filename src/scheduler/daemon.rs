@@ -833,7 +833,11 @@ impl Daemon {
         let retries_done = self
             .store
             .attempts(id)
-            .map(|a| a.iter().filter(|x| x.outcome.as_deref() == Some("retry")).count() as u32)
+            .map(|a| {
+                a.iter()
+                    .filter(|x| x.outcome.as_deref() == Some("retry"))
+                    .count() as u32
+            })
             .unwrap_or(0);
         if retries_done >= rec.max_retries || self.shutting_down.load(Ordering::SeqCst) {
             return false;

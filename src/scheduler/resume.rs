@@ -35,7 +35,8 @@ pub fn resumable_session(
 fn safe_session_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// The CLI's project folder name for a working folder.
@@ -128,13 +129,19 @@ mod tests {
             Some(("s-2".into(), "interrupted"))
         );
         assert_eq!(resumable_session(&a, 2, false), None);
-        assert_eq!(resumable_session(&a, 2, true), Some(("s-1".into(), "retry")));
+        assert_eq!(
+            resumable_session(&a, 2, true),
+            Some(("s-1".into(), "retry"))
+        );
         assert_eq!(resumable_session(&a, 1, true), None);
         let failed = vec![att(1, Some("failed"), Some("s")), att(2, None, None)];
         assert_eq!(resumable_session(&failed, 2, true), None);
         let no_session = vec![att(1, Some("interrupted"), None), att(2, None, None)];
         assert_eq!(resumable_session(&no_session, 2, true), None);
-        let unsafe_id = vec![att(1, Some("interrupted"), Some("../x")), att(2, None, None)];
+        let unsafe_id = vec![
+            att(1, Some("interrupted"), Some("../x")),
+            att(2, None, None),
+        ];
         assert_eq!(resumable_session(&unsafe_id, 2, true), None);
     }
 
@@ -152,11 +159,17 @@ mod tests {
         let dir = d.path().join("projects/-srv-app-1");
         std::fs::create_dir_all(&dir).expect("mkdir");
         std::fs::write(dir.join("abc.jsonl"), "{}\n").expect("write");
-        assert_eq!(transcript(d.path(), cwd, "abc"), Some(dir.join("abc.jsonl")));
+        assert_eq!(
+            transcript(d.path(), cwd, "abc"),
+            Some(dir.join("abc.jsonl"))
+        );
         let other = d.path().join("projects/-shortened-123");
         std::fs::create_dir_all(&other).expect("mkdir");
         std::fs::write(other.join("def.jsonl"), "{}\n").expect("write");
-        assert_eq!(transcript(d.path(), cwd, "def"), Some(other.join("def.jsonl")));
+        assert_eq!(
+            transcript(d.path(), cwd, "def"),
+            Some(other.join("def.jsonl"))
+        );
         assert_eq!(transcript(d.path(), cwd, "../abc"), None);
     }
 
