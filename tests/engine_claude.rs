@@ -489,3 +489,59 @@ fn doctor_shows_the_cli_version_and_never_the_key() {
     assert!(text.contains("no ANTHROPIC_API_KEY"), "{text}");
     assert!(text.contains("log in"), "{text}");
 }
+
+#[test]
+fn a_run_cut_off_by_a_daemon_crash_is_recovered_and_resumed() {
+    let ws = Ws::new();
+    let root = ws.path().canonicalize().unwrap();
+    let mut rig = Rig::launch(
+        ws,
+        vec![
+            Reply::tool(
+                "Write",
+                json!({"file_path": root.join("step1.txt"), "content": "one\n"}),
+            ),
+            Reply::Hang,
+            Reply::text("Finished after the restart."),
+        ],
+        &[
+            ("CLAUDE_SKIP_PERMISSIONS", "true"),
+            ("API_TIMEOUT_MS", "600000"),
+        ],
+    );
+    rig.ws
+        .drop_task("crash.task.md", &task("type: fix", "Write the steps."));
+    // Wait until the CLI hangs on its second request, after the Write.
+    rig.ws.wait_for(
+        || rig.fake.messages_requests().len() >= 2,
+        "the second API request",
+    );
+    let pid = rig
+        .ws
+        .events_named("claude_progress")
+        .iter()
+        .find_map(|e| e["pid"].as_i64())
+        .expect("the CLI's pid") as i32;
+    rig.ws.kill9();
+    assert!(
+        alive(pid),
+        "the CLI outlived the daemon (this is what recovery must handle)"
+    );
+    rig.ws.start();
+    let r = rig.result("crash");
+    assert!(!alive(pid), "the orphaned CLI (pid {pid}) was stopped");
+    assert_eq!(r["status"], "succeeded", "{r:#}");
+    assert_eq!(r["output"], "Finished after the restart.");
+    let hist = r["attempt_history"].as_array().unwrap();
+    assert_eq!(hist.len(), 2, "{r:#}");
+    assert_eq!(hist[0]["outcome"], "interrupted");
+    assert_eq!(hist[1]["resumed"], true, "{r:#}");
+    assert_eq!(rig.ws.events_named("recovered").len(), 1);
+    let posts = rig.fake.messages_requests();
+    assert_eq!(posts.len(), 3);
+    let body = posts[2].body["messages"].to_string();
+    assert!(
+        body.contains("step1.txt") && body.contains("tool_result"),
+        "{body}"
+    );
+}

@@ -170,8 +170,15 @@ impl Daemon {
         );
         tracing::info!(root = %self.ws.root.display(), pid = std::process::id(), "orca daemon started");
 
-        // Start-up repair: runs cut off by a crash go back to the queue; finished tasks
-        // whose artifacts or archive move were cut off are completed.
+        // Start-up repair: runs cut off by a crash go back to the queue (their agents, if
+        // they outlived the crash, are stopped first); finished tasks whose artifacts or
+        // archive move were cut off are completed.
+        stop_orphaned_agents(
+            self.store
+                .list(Some(TaskState::Running))
+                .unwrap_or_default(),
+        )
+        .await;
         match self.store.recover_worker(None) {
             Ok(ids) => {
                 for id in ids {
@@ -996,6 +1003,43 @@ fn orca_folders(ws: &Workspace) -> Vec<std::path::PathBuf> {
     let resolved: Vec<_> = v.iter().filter_map(|p| p.canonicalize().ok()).collect();
     v.extend(resolved);
     v
+}
+
+/// Stops agents that outlived a crashed daemon (found by the pid in their task's progress
+/// and recognised by their environment), so a recovered task never runs twice at once:
+/// SIGTERM to the agent's process tree, SIGKILL after a few seconds.
+async fn stop_orphaned_agents(running: Vec<TaskRecord>) {
+    use crate::runner::process::{proc_info, ProcessTree};
+    use nix::sys::signal::Signal;
+    let mut trees = Vec::new();
+    for rec in running {
+        let Some(p) = &rec.progress else { continue };
+        let pid = p.get("pid").and_then(serde_json::Value::as_u64);
+        let attempt = p.get("attempt").and_then(serde_json::Value::as_u64);
+        let (Some(pid), Some(attempt)) = (pid.and_then(|x| u32::try_from(x).ok()), attempt) else {
+            continue;
+        };
+        if pid <= 1 || !resume::is_agent_of(pid, &rec.id, attempt) {
+            continue;
+        }
+        tracing::warn!(task = %rec.id, pid, "stopping the agent left over from the previous daemon");
+        let mut tree = ProcessTree::new(pid);
+        tree.refresh();
+        tree.signal_all(Signal::SIGTERM);
+        trees.push((pid, tree));
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let gone =
+        |pid: u32| proc_info(i32::try_from(pid).unwrap_or(i32::MAX)).is_none_or(|p| p.zombie);
+    while Instant::now() < deadline && trees.iter().any(|(pid, _)| !gone(*pid)) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (pid, tree) in &trees {
+        if !gone(*pid) {
+            tree.signal_all(Signal::SIGKILL);
+        }
+        tree.kill_survivors();
+    }
 }
 
 /// The files changed in the working folder since `before` (off the async threads).

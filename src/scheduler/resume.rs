@@ -85,6 +85,23 @@ pub fn transcript(config_dir: &Path, cwd: &Path, session_id: &str) -> Option<Pat
         .find(|p| p.is_file())
 }
 
+/// Whether process `pid` is the agent Orca started for `task_id`'s attempt `attempt`
+/// (its environment carries `ORCA_TASK_ID` and `ORCA_ATTEMPT`), so that a pid from an
+/// earlier daemon's progress record is never mistaken for an unrelated process.
+pub fn is_agent_of(pid: u32, task_id: &str, attempt: u64) -> bool {
+    let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    let id = format!("ORCA_TASK_ID={task_id}");
+    let att = format!("ORCA_ATTEMPT={attempt}");
+    let mut found = (false, false);
+    for var in env.split(|b| *b == 0) {
+        found.0 |= var == id.as_bytes();
+        found.1 |= var == att.as_bytes();
+    }
+    found == (true, true)
+}
+
 /// What a resumed attempt is told (the session already holds the task's prompt).
 pub fn continuation_prompt(why: &str) -> String {
     let what = if why == "interrupted" {
@@ -171,6 +188,24 @@ mod tests {
             Some(other.join("def.jsonl"))
         );
         assert_eq!(transcript(d.path(), cwd, "../abc"), None);
+    }
+
+    #[test]
+    fn agents_are_recognised_by_their_environment() {
+        let me = std::process::id();
+        assert!(!is_agent_of(me, "t", 1));
+        assert!(!is_agent_of(u32::MAX, "t", 1));
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .env("ORCA_TASK_ID", "t")
+            .env("ORCA_ATTEMPT", "2")
+            .spawn()
+            .expect("sleep");
+        assert!(is_agent_of(child.id(), "t", 2));
+        assert!(!is_agent_of(child.id(), "t", 1));
+        assert!(!is_agent_of(child.id(), "u", 2));
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     #[test]
