@@ -141,6 +141,10 @@ impl Snapshot {
         if let Some(dirty) = git_dirty(dir) {
             let files = dirty
                 .into_iter()
+                .filter(|p| {
+                    let full = dir.join(p);
+                    !skip.iter().any(|s| full.starts_with(s))
+                })
                 .filter_map(|p| stamp(&dir.join(&p)).map(|s| (p, s)))
                 .collect();
             return Snapshot {
@@ -245,5 +249,12 @@ mod tests {
         std::fs::create_dir(d.path().join("sub")).expect("mkdir");
         std::fs::write(d.path().join("sub/b.txt"), "b").expect("write");
         assert_eq!(before.changed_since(&[]), ["a.txt", "sub/b.txt"]);
+        // Skipped folders stay out in a repository too.
+        let skip = vec![d.path().join("logs")];
+        let before = Snapshot::take(d.path(), &skip);
+        std::fs::create_dir(d.path().join("logs")).expect("mkdir");
+        std::fs::write(d.path().join("logs/x.log"), "l").expect("write");
+        std::fs::write(d.path().join("c.txt"), "c").expect("write");
+        assert_eq!(before.changed_since(&skip), ["c.txt"]);
     }
 }

@@ -16,10 +16,12 @@ use crate::clock::now_ms;
 use crate::config::Config;
 use crate::events::EventLog;
 use crate::intake::{self, IntakeHandle, Ready};
+use crate::runner::changes::Snapshot;
 use crate::runner::claude::ClaudeAgent;
 use crate::runner::{Outcome, Progress, RunOutcome, RunRequest};
 use crate::scheduler::backoff;
-use crate::scheduler::finalize::{finalize, rel};
+use crate::scheduler::finalize::{finalize, finalize_with, rel};
+use crate::scheduler::resume;
 use crate::store::{Finish, NewTask, SqliteStore, Store, TaskRecord, TaskState};
 use crate::task::{self, TaskError, TaskErrorKind};
 use crate::workspace::Workspace;
@@ -96,6 +98,7 @@ pub fn run(root: &Path, flags: &[(String, String)]) -> i32 {
         events,
         running: Mutex::new(HashMap::new()),
         shutting_down: AtomicBool::new(false),
+        snapshots: Mutex::new(HashMap::new()),
     });
     rt.block_on(daemon.main())
 }
@@ -113,6 +116,9 @@ struct Daemon {
     agent: RwLock<Arc<ClaudeAgent>>,
     running: Mutex<HashMap<String, RunningTask>>,
     shutting_down: AtomicBool,
+    /// The working folder as it was before a task's first attempt in this daemon, kept
+    /// across retries so `changed_files` covers every attempt.
+    snapshots: Mutex<HashMap<String, Snapshot>>,
 }
 
 fn config_stamp(ws: &Workspace) -> Vec<Option<SystemTime>> {
@@ -164,8 +170,15 @@ impl Daemon {
         );
         tracing::info!(root = %self.ws.root.display(), pid = std::process::id(), "orca daemon started");
 
-        // Start-up repair: runs cut off by a crash go back to the queue; finished tasks
-        // whose artifacts or archive move were cut off are completed.
+        // Start-up repair: runs cut off by a crash go back to the queue (their agents, if
+        // they outlived the crash, are stopped first); finished tasks whose artifacts or
+        // archive move were cut off are completed.
+        stop_orphaned_agents(
+            self.store
+                .list(Some(TaskState::Running))
+                .unwrap_or_default(),
+        )
+        .await;
         match self.store.recover_worker(None) {
             Ok(ids) => {
                 for id in ids {
@@ -411,6 +424,27 @@ impl Daemon {
         }
     }
 
+    /// Finishes a task whose agent ran: artifacts with the run's data and changed files.
+    fn finalize_run(
+        &self,
+        rec: &TaskRecord,
+        run: &RunOutcome,
+        working_dir: Option<String>,
+        changed: Vec<String>,
+    ) {
+        if let Err(e) = finalize_with(
+            &self.ws,
+            self.store.as_ref(),
+            &self.events,
+            rec,
+            Some(run),
+            working_dir,
+            changed,
+        ) {
+            tracing::error!(task = %rec.id, "cannot write the artifacts or archive the task file (will try again): {e}");
+        }
+    }
+
     fn finalize_pending(&self) {
         match self.store.pending_finalize() {
             Ok(recs) => {
@@ -585,10 +619,16 @@ impl Daemon {
             );
             return;
         }
+        let env = agent_env(&cfg);
+        let resumed = self.resume_for(&rec, &task, &env, &resolved.working_dir);
+        let prompt = match &resumed {
+            Some((_, why)) => resume::continuation_prompt(why),
+            None => crate::runner::prompt::build_prompt(&task),
+        };
         let req = RunRequest {
             task_id: rec.id.clone(),
             attempt,
-            prompt: crate::runner::prompt::build_prompt(&task),
+            prompt,
             working_dir: resolved.working_dir.clone(),
             timeout: Duration::from_secs(task.timeout_sec.unwrap_or(cfg.claude_timeout_sec)),
             max_turns: task.max_turns.or(if cfg.claude_max_turns > 0 {
@@ -598,16 +638,21 @@ impl Daemon {
             }),
             model: task.model.clone().or(cfg.claude_model.clone()),
             skip_permissions: cfg.claude_skip_permissions,
-            resume_session: None,
+            resume_session: resumed.as_ref().map(|(sid, _)| sid.clone()),
             raw_log: self.ws.run_log(&rec.id, attempt),
-            env: agent_env(&cfg),
+            env,
         };
         let working_dir = resolved.working_dir.display().to_string();
+        let skip = orca_folders(&self.ws);
+        let before = self
+            .snapshot_before(&rec.id, &resolved.working_dir, &skip)
+            .await;
         self.events.emit(
             "claude_started",
             Some(&rec.id),
             Some(attempt),
-            json!({"working_dir": working_dir, "bin": cfg.claude_bin, "timeout_sec": req.timeout.as_secs()}),
+            json!({"working_dir": working_dir, "bin": cfg.claude_bin, "timeout_sec": req.timeout.as_secs(),
+                   "resume_session": req.resume_session}),
         );
         let (ptx, prx) = mpsc::unbounded_channel::<Progress>();
         let forwarder = tokio::spawn(forward_progress(
@@ -621,16 +666,67 @@ impl Daemon {
             Ok(a) => Arc::clone(&a),
             Err(p) => Arc::clone(&p.into_inner()),
         };
-        let out = agent.run(req, cancel, ptx).await;
+        let mut out = agent.run(req, cancel, ptx).await;
         let _ = forwarder.await;
+        if out.agent_version.is_none() {
+            out.agent_version = agent.version().await;
+        }
+        let changed = changed_files(before, skip).await;
         self.events.emit(
             "claude_finished",
             Some(&rec.id),
             Some(attempt),
             json!({"outcome": outcome_name(&out.outcome), "exit_code": out.exit_code, "num_turns": out.num_turns,
-                   "cost_usd": out.cost_usd, "session_id": out.session_id}),
+                   "cost_usd": out.cost_usd, "session_id": out.session_id, "changed_files": changed.len()}),
         );
-        self.record_outcome(&rec, &node, &out, Some(working_dir));
+        self.record_outcome(&rec, &node, &out, Some(working_dir), changed);
+    }
+
+    /// The session to resume for this attempt: the previous attempt's, when it was cut off
+    /// (see [`resume::resumable_session`]) and the CLI still has its transcript. Marks the
+    /// attempt as resumed.
+    fn resume_for(
+        &self,
+        rec: &TaskRecord,
+        task: &task::Task,
+        env: &[(String, String)],
+        cwd: &Path,
+    ) -> Option<(String, &'static str)> {
+        if rec.attempts < 2 {
+            return None;
+        }
+        let attempts = self.store.attempts(&rec.id).ok()?;
+        let (sid, why) = resume::resumable_session(&attempts, rec.attempts, task.resume_on_retry)?;
+        let Some(config) = resume::claude_config_dir(env) else {
+            tracing::info!(task = %rec.id, "not resuming: neither HOME nor CLAUDE_CONFIG_DIR is set");
+            return None;
+        };
+        if resume::transcript(&config, cwd, &sid).is_none() {
+            tracing::info!(task = %rec.id, session = %sid, "not resuming: the agent no longer has the session; starting afresh");
+            return None;
+        }
+        if let Err(e) = self.store.mark_resumed(&rec.id, rec.attempts) {
+            tracing::warn!(task = %rec.id, "cannot mark the attempt as resumed: {e}");
+        }
+        tracing::info!(task = %rec.id, session = %sid, "resuming the agent's session ({why})");
+        Some((sid, why))
+    }
+
+    /// The snapshot of the working folder before the task's first attempt (kept across
+    /// retries), or a new one.
+    async fn snapshot_before(&self, id: &str, dir: &Path, skip: &[std::path::PathBuf]) -> Snapshot {
+        if let Some(s) = self.snapshots.lock().ok().and_then(|m| m.get(id).cloned()) {
+            return s;
+        }
+        let (d, sk) = (dir.to_path_buf(), skip.to_vec());
+        let snap = match tokio::task::spawn_blocking(move || Snapshot::take(&d, &sk)).await {
+            Ok(s) => s,
+            Err(_) => Snapshot::take(dir, skip),
+        };
+        if let Ok(mut m) = self.snapshots.lock() {
+            m.insert(id.to_owned(), snap.clone());
+        }
+        snap
     }
 
     fn record_outcome(
@@ -639,9 +735,11 @@ impl Daemon {
         node: &str,
         out: &RunOutcome,
         working_dir: Option<String>,
+        changed: Vec<String>,
     ) {
         let id = rec.id.as_str();
         let attempt = rec.attempts;
+        let resume_on_retry = rec.task.as_ref().is_some_and(|t| t.resume_on_retry);
         let (state, kind, message, hint): (TaskState, &str, Option<String>, Option<String>) = match &out.outcome {
             Outcome::Succeeded => (TaskState::Succeeded, "", None, None),
             Outcome::TaskFailed { reason } => {
@@ -660,6 +758,12 @@ impl Daemon {
                 Some(reason.clone()),
                 Some("install Claude Code with `npm install -g @anthropic-ai/claude-code` or set CLAUDE_BIN; `orca doctor` checks it".into()),
             ),
+            Outcome::TimedOut
+                if resume_on_retry
+                    && self.retry_later(rec, node, "the agent did not finish within its timeout", out) =>
+            {
+                return;
+            }
             Outcome::TimedOut => (
                 TaskState::TimedOut,
                 "timeout",
@@ -676,32 +780,7 @@ impl Daemon {
                 (TaskState::Cancelled, "cancelled", Some("cancelled by request".into()), None)
             }
             Outcome::Transient { reason } => {
-                let retries_done = self
-                    .store
-                    .attempts(id)
-                    .map(|a| a.iter().filter(|x| x.outcome.as_deref() == Some("retry")).count() as u32)
-                    .unwrap_or(0);
-                if retries_done < rec.max_retries && !self.shutting_down.load(Ordering::SeqCst) {
-                    let cfg = self.cfg();
-                    let delay = backoff::delay(
-                        Duration::from_millis(cfg.retry_base_ms),
-                        Duration::from_secs(60),
-                        retries_done + 1,
-                    );
-                    let at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
-                    match self.store.requeue(id, node, at, reason, out.exit_code) {
-                        Ok(()) => {
-                            self.events.emit(
-                                "retry",
-                                Some(id),
-                                Some(attempt),
-                                json!({"reason": reason, "retry": retries_done + 1, "max_retries": rec.max_retries,
-                                       "delay_ms": delay.as_millis() as u64}),
-                            );
-                            tracing::warn!(task = %id, "attempt {attempt} failed ({reason}); retry {} in {:?}", retries_done + 1, delay);
-                        }
-                        Err(e) => tracing::error!(task = %id, "cannot requeue: {e}"),
-                    }
+                if self.retry_later(rec, node, reason, out) {
                     return;
                 }
                 (
@@ -745,11 +824,54 @@ impl Daemon {
             ),
             _ => {}
         }
+        if let Ok(mut m) = self.snapshots.lock() {
+            m.remove(id);
+        }
         match self.store.get(id) {
-            Ok(Some(rec)) => self.finalize_one(&rec, Some(out), working_dir),
+            Ok(Some(rec)) => self.finalize_run(&rec, out, working_dir, changed),
             Ok(None) => tracing::error!(task = %id, "the task vanished from the store"),
             Err(e) => tracing::error!(task = %id, "cannot read the task back: {e}"),
         }
+    }
+
+    /// Puts the task back in the queue with backoff when retries are left (and the daemon is
+    /// not stopping); true when it did.
+    fn retry_later(&self, rec: &TaskRecord, node: &str, reason: &str, out: &RunOutcome) -> bool {
+        let id = rec.id.as_str();
+        let attempt = rec.attempts;
+        let retries_done = self
+            .store
+            .attempts(id)
+            .map(|a| {
+                a.iter()
+                    .filter(|x| x.outcome.as_deref() == Some("retry"))
+                    .count() as u32
+            })
+            .unwrap_or(0);
+        if retries_done >= rec.max_retries || self.shutting_down.load(Ordering::SeqCst) {
+            return false;
+        }
+        let cfg = self.cfg();
+        let delay = backoff::delay(
+            Duration::from_millis(cfg.retry_base_ms),
+            Duration::from_secs(60),
+            retries_done + 1,
+        );
+        let at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
+        match self.store.requeue(id, node, at, reason, out.exit_code) {
+            Ok(()) => {
+                self.events.emit(
+                    "retry",
+                    Some(id),
+                    Some(attempt),
+                    json!({"reason": reason, "retry": retries_done + 1, "max_retries": rec.max_retries,
+                           "delay_ms": delay.as_millis() as u64, "session_id": out.session_id}),
+                );
+                tracing::warn!(task = %id, "attempt {attempt} failed ({reason}); retry {} in {:?}", retries_done + 1, delay);
+            }
+            Err(e) => tracing::error!(task = %id, "cannot requeue: {e}"),
+        }
+        true
     }
 
     /// Ends a claimed task as failed before its agent started.
@@ -867,6 +989,66 @@ fn agent_env(cfg: &Config) -> Vec<(String, String)> {
         }
     }
     env
+}
+
+/// Orca's own folders in the workspace, left out of `changed_files` when the
+/// working folder contains them (both as given and with symlinks resolved).
+fn orca_folders(ws: &Workspace) -> Vec<std::path::PathBuf> {
+    let mut v = vec![
+        ws.tasks(),
+        ws.results(),
+        ws.summaries(),
+        ws.logs(),
+        ws.state_dir(),
+        ws.root.join("config"),
+    ];
+    let resolved: Vec<_> = v.iter().filter_map(|p| p.canonicalize().ok()).collect();
+    v.extend(resolved);
+    v
+}
+
+/// Stops agents that outlived a crashed daemon (found by the pid in their task's progress
+/// and recognised by their environment), so a recovered task never runs twice at once:
+/// SIGTERM to the agent's process tree, SIGKILL after a few seconds.
+async fn stop_orphaned_agents(running: Vec<TaskRecord>) {
+    use crate::runner::process::{proc_info, ProcessTree};
+    use nix::sys::signal::Signal;
+    let mut trees = Vec::new();
+    for rec in running {
+        let Some(p) = &rec.progress else { continue };
+        let pid = p.get("pid").and_then(serde_json::Value::as_u64);
+        let attempt = p.get("attempt").and_then(serde_json::Value::as_u64);
+        let (Some(pid), Some(attempt)) = (pid.and_then(|x| u32::try_from(x).ok()), attempt) else {
+            continue;
+        };
+        if pid <= 1 || !resume::is_agent_of(pid, &rec.id, attempt) {
+            continue;
+        }
+        tracing::warn!(task = %rec.id, pid, "stopping the agent left over from the previous daemon");
+        let mut tree = ProcessTree::new(pid);
+        tree.refresh();
+        tree.signal_all(Signal::SIGTERM);
+        trees.push((pid, tree));
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let gone =
+        |pid: u32| proc_info(i32::try_from(pid).unwrap_or(i32::MAX)).is_none_or(|p| p.zombie);
+    while Instant::now() < deadline && trees.iter().any(|(pid, _)| !gone(*pid)) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for (pid, tree) in &trees {
+        if !gone(*pid) {
+            tree.signal_all(Signal::SIGKILL);
+        }
+        tree.kill_survivors();
+    }
+}
+
+/// The files changed in the working folder since `before` (off the async threads).
+async fn changed_files(before: Snapshot, skip: Vec<std::path::PathBuf>) -> Vec<String> {
+    tokio::task::spawn_blocking(move || before.changed_since(&skip))
+        .await
+        .unwrap_or_default()
 }
 
 fn recently_modified(path: &Path, within: Duration) -> bool {

@@ -87,6 +87,7 @@ pub fn build_result(
     agent_name: &str,
     archived_to: Option<String>,
     working_dir: Option<String>,
+    changed_files: Vec<String>,
 ) -> Option<TaskResult> {
     let status = status_of(rec.state)?;
     let error: Option<ResultError> = rec
@@ -169,7 +170,7 @@ pub fn build_result(
         agent,
         output,
         transcript,
-        changed_files: Vec::new(),
+        changed_files,
         verification: Verification {
             method: "none".into(),
             claims: Vec::new(),
@@ -194,6 +195,20 @@ pub fn finalize(
     rec: &TaskRecord,
     run: Option<&RunOutcome>,
     working_dir: Option<String>,
+) -> Result<(), FinalizeError> {
+    finalize_with(ws, store, events, rec, run, working_dir, Vec::new())
+}
+
+/// [`finalize`] with the files the last attempt changed in its working folder
+/// (the result's `changed_files`).
+pub fn finalize_with(
+    ws: &Workspace,
+    store: &dyn Store,
+    events: &EventLog,
+    rec: &TaskRecord,
+    run: Option<&RunOutcome>,
+    working_dir: Option<String>,
+    changed_files: Vec<String>,
 ) -> Result<(), FinalizeError> {
     if !rec.state.is_final() {
         return Err(FinalizeError::NotFinal(rec.id.clone()));
@@ -230,6 +245,7 @@ pub fn finalize(
                     "claude",
                     predicted.clone(),
                     working_dir.clone(),
+                    changed_files.clone(),
                 )
                 .ok_or_else(|| FinalizeError::NotFinal(rec.id.clone()))?,
             },
@@ -240,6 +256,7 @@ pub fn finalize(
                 "claude",
                 predicted.clone(),
                 working_dir.clone(),
+                changed_files.clone(),
             )
             .ok_or_else(|| FinalizeError::NotFinal(rec.id.clone()))?,
         };

@@ -4,5 +4,6 @@
 pub mod backoff;
 pub mod daemon;
 pub mod finalize;
+pub mod resume;
 
 pub use daemon::run;

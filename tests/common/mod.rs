@@ -44,13 +44,19 @@ const SCRUB: &[&str] = &[
 pub struct Ws {
     pub dir: tempfile::TempDir,
     pub daemon: Option<Child>,
+    /// Process environment for every `orca` started by [`Ws::cmd`] (see [`Ws::with_env`]).
+    pub env: Vec<(String, String)>,
 }
 
 impl Ws {
     /// A workspace whose agent is the fake agent, with quick retries.
     pub fn new() -> Ws {
         let dir = tempfile::tempdir().expect("tempdir");
-        let ws = Ws { dir, daemon: None };
+        let ws = Ws {
+            dir,
+            daemon: None,
+            env: Vec::new(),
+        };
         std::fs::create_dir_all(ws.path().join("tasks")).expect("tasks/");
         ws.set_env(&[
             ("CLAUDE_BIN", fake_agent()),
@@ -81,10 +87,38 @@ impl Ws {
         }
     }
 
+    /// Sets process environment variables for the daemon and every other `orca` command
+    /// (Orca passes its environment through to the agent). Once used, inherited variables
+    /// that could steer a real Claude Code CLI elsewhere (ANTHROPIC_*, CLAUDE_CODE_*,
+    /// IS_SANDBOX, proxies) are removed from those commands.
+    pub fn with_env<K: Into<String>, V: Into<String>>(
+        mut self,
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Ws {
+        self.env
+            .extend(pairs.into_iter().map(|(k, v)| (k.into(), v.into())));
+        self
+    }
+
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(orca_bin());
         for k in SCRUB {
             c.env_remove(k);
+        }
+        if !self.env.is_empty() {
+            for (k, _) in std::env::vars_os() {
+                let Some(k) = k.to_str() else { continue };
+                let u = k.to_ascii_uppercase();
+                if u.starts_with("ANTHROPIC_")
+                    || u.starts_with("CLAUDE_CODE_")
+                    || u == "IS_SANDBOX"
+                    || u == "API_TIMEOUT_MS"
+                    || u.ends_with("_PROXY")
+                {
+                    c.env_remove(k);
+                }
+            }
+            c.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         }
         c.arg("--root").arg(self.path());
         c

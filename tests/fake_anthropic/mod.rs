@@ -48,6 +48,8 @@ pub enum Reply {
     Hang,
     /// Answer this entry to every request from here on (later entries are never reached).
     Repeat(Box<Reply>),
+    /// Wait this many milliseconds (recording the request first), then answer with the inner reply.
+    Delay(u64, Box<Reply>),
 }
 
 impl Reply {
@@ -82,6 +84,11 @@ impl Reply {
     /// Wraps `self` so it answers every request from here on.
     pub fn forever(self) -> Reply {
         Reply::Repeat(Box::new(self))
+    }
+
+    /// Wraps `self` so it is sent only after `ms` milliseconds.
+    pub fn after_ms(self, ms: u64) -> Reply {
+        Reply::Delay(ms, Box::new(self))
     }
 }
 
@@ -523,7 +530,17 @@ fn respond(
         write_full(w, 404, "application/json", &[], body.as_bytes(), head_only)?;
         return Ok(true);
     }
-    let reply = shared.script.lock().unwrap().next_reply();
+    let mut reply = shared.script.lock().unwrap().next_reply();
+    while let Reply::Delay(ms, inner) = reply {
+        let until = std::time::Instant::now() + Duration::from_millis(ms);
+        while std::time::Instant::now() < until {
+            if shared.stop.load(Ordering::SeqCst) {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        reply = *inner;
+    }
     let n = shared.next_id();
     let request_id = format!("req_fake_{n:04}");
     let model = rec
@@ -534,7 +551,7 @@ fn respond(
         .to_string();
     let rid = [("request-id", request_id.clone())];
     match reply {
-        Reply::Repeat(_) => unreachable_repeat(),
+        Reply::Repeat(_) | Reply::Delay(..) => unreachable_repeat(),
         Reply::Status(status, body) => {
             write_full(w, status, "application/json", &rid, body.as_bytes(), false)?;
             Ok(true)
@@ -593,7 +610,7 @@ fn respond(
 
 fn unreachable_repeat() -> std::io::Result<bool> {
     Err(std::io::Error::other(
-        "fake_anthropic: nested Reply::Repeat is not supported",
+        "fake_anthropic: a Reply::Repeat nested in Repeat or Delay is not supported",
     ))
 }
 

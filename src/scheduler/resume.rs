@@ -1,0 +1,221 @@
+//! Resuming an agent session: which earlier attempt was cut off, whether Claude Code still
+//! has that session's transcript, and the short prompt a resumed attempt gets.
+//!
+//! Claude Code keeps each session in `<config>/projects/<cwd>/<session_id>.jsonl`, where
+//! `<config>` is `$CLAUDE_CONFIG_DIR` or `$HOME/.claude` and `<cwd>` is the working folder
+//! with every character that is not an ASCII letter or digit replaced by `-`
+//! (`/tmp/w.d_x y` gives `-tmp-w-d-x-y`; checked with the CLI 2.1.197).
+
+use std::path::{Path, PathBuf};
+
+use crate::store::AttemptRecord;
+
+/// Why the attempt before `attempt` ended, and whether its session may be resumed:
+/// `interrupted` (crash, restart, stop) always; `retry` (a transient failure, or a timeout
+/// retried) only when the task asked for `resume_on_retry`. Returns the session id.
+pub fn resumable_session(
+    attempts: &[AttemptRecord],
+    attempt: u32,
+    resume_on_retry: bool,
+) -> Option<(String, &'static str)> {
+    let prev = attempts
+        .iter()
+        .filter(|a| a.attempt < attempt)
+        .max_by_key(|a| a.attempt)?;
+    let why = match prev.outcome.as_deref() {
+        Some("interrupted") => "interrupted",
+        Some("retry") if resume_on_retry => "retry",
+        _ => return None,
+    };
+    let sid = prev.session_id.clone().filter(|s| safe_session_id(s))?;
+    Some((sid, why))
+}
+
+/// A session id that can be used as a file name (the CLI's are UUIDs).
+fn safe_session_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// The CLI's project folder name for a working folder.
+pub fn project_dir_name(cwd: &Path) -> String {
+    cwd.to_string_lossy()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
+/// Claude Code's configuration folder for the agent's environment: `CLAUDE_CONFIG_DIR`,
+/// else `$HOME/.claude` (the agent's extra environment first, then Orca's own).
+pub fn claude_config_dir(agent_env: &[(String, String)]) -> Option<PathBuf> {
+    let get = |name: &str| {
+        agent_env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var(name).ok())
+            .filter(|v| !v.is_empty())
+    };
+    if let Some(dir) = get("CLAUDE_CONFIG_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    get("HOME").map(|h| PathBuf::from(h).join(".claude"))
+}
+
+/// The transcript of `session_id` for `cwd` when the CLI still has it. Long paths are
+/// shortened by the CLI, so when the expected folder has no such file every project
+/// folder is looked at.
+pub fn transcript(config_dir: &Path, cwd: &Path, session_id: &str) -> Option<PathBuf> {
+    if !safe_session_id(session_id) {
+        return None;
+    }
+    let projects = config_dir.join("projects");
+    let file = format!("{session_id}.jsonl");
+    let expected = projects.join(project_dir_name(cwd)).join(&file);
+    if expected.is_file() {
+        return Some(expected);
+    }
+    std::fs::read_dir(&projects)
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join(&file))
+        .find(|p| p.is_file())
+}
+
+/// Whether process `pid` is the agent Orca started for `task_id`'s attempt `attempt`
+/// (its environment carries `ORCA_TASK_ID` and `ORCA_ATTEMPT`), so that a pid from an
+/// earlier daemon's progress record is never mistaken for an unrelated process.
+pub fn is_agent_of(pid: u32, task_id: &str, attempt: u64) -> bool {
+    let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    let id = format!("ORCA_TASK_ID={task_id}");
+    let att = format!("ORCA_ATTEMPT={attempt}");
+    let mut found = (false, false);
+    for var in env.split(|b| *b == 0) {
+        found.0 |= var == id.as_bytes();
+        found.1 |= var == att.as_bytes();
+    }
+    found == (true, true)
+}
+
+/// What a resumed attempt is told (the session already holds the task's prompt).
+pub fn continuation_prompt(why: &str) -> String {
+    let what = if why == "interrupted" {
+        "was interrupted (Orca restarted)"
+    } else {
+        "stopped before it was finished (a timeout or a transient error)"
+    };
+    format!(
+        "Your previous run of this task {what}. Continue from where you left off and finish \
+         the task as originally asked; do not redo work that is already done."
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn att(n: u32, outcome: Option<&str>, sid: Option<&str>) -> AttemptRecord {
+        AttemptRecord {
+            task_id: "t".into(),
+            attempt: n,
+            worker: "w".into(),
+            started_at_ms: 0,
+            finished_at_ms: None,
+            outcome: outcome.map(Into::into),
+            error: None,
+            exit_code: None,
+            session_id: sid.map(Into::into),
+            resumed: false,
+        }
+    }
+
+    #[test]
+    fn which_attempts_resume() {
+        let a = vec![
+            att(1, Some("retry"), Some("s-1")),
+            att(2, Some("interrupted"), Some("s-2")),
+            att(3, None, None),
+        ];
+        assert_eq!(
+            resumable_session(&a, 3, false),
+            Some(("s-2".into(), "interrupted"))
+        );
+        assert_eq!(resumable_session(&a, 2, false), None);
+        assert_eq!(
+            resumable_session(&a, 2, true),
+            Some(("s-1".into(), "retry"))
+        );
+        assert_eq!(resumable_session(&a, 1, true), None);
+        let failed = vec![att(1, Some("failed"), Some("s")), att(2, None, None)];
+        assert_eq!(resumable_session(&failed, 2, true), None);
+        let no_session = vec![att(1, Some("interrupted"), None), att(2, None, None)];
+        assert_eq!(resumable_session(&no_session, 2, true), None);
+        let unsafe_id = vec![
+            att(1, Some("interrupted"), Some("../x")),
+            att(2, None, None),
+        ];
+        assert_eq!(resumable_session(&unsafe_id, 2, true), None);
+    }
+
+    #[test]
+    fn project_folder_names_follow_the_cli() {
+        assert_eq!(project_dir_name(Path::new("/tmp/cc-work")), "-tmp-cc-work");
+        assert_eq!(project_dir_name(Path::new("/tmp/w.d_x y")), "-tmp-w-d-x-y");
+    }
+
+    #[test]
+    fn transcripts_are_found() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let cwd = Path::new("/srv/app_1");
+        assert_eq!(transcript(d.path(), cwd, "abc"), None);
+        let dir = d.path().join("projects/-srv-app-1");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join("abc.jsonl"), "{}\n").expect("write");
+        assert_eq!(
+            transcript(d.path(), cwd, "abc"),
+            Some(dir.join("abc.jsonl"))
+        );
+        let other = d.path().join("projects/-shortened-123");
+        std::fs::create_dir_all(&other).expect("mkdir");
+        std::fs::write(other.join("def.jsonl"), "{}\n").expect("write");
+        assert_eq!(
+            transcript(d.path(), cwd, "def"),
+            Some(other.join("def.jsonl"))
+        );
+        assert_eq!(transcript(d.path(), cwd, "../abc"), None);
+    }
+
+    #[test]
+    fn agents_are_recognised_by_their_environment() {
+        let me = std::process::id();
+        assert!(!is_agent_of(me, "t", 1));
+        assert!(!is_agent_of(u32::MAX, "t", 1));
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .env("ORCA_TASK_ID", "t")
+            .env("ORCA_ATTEMPT", "2")
+            .spawn()
+            .expect("sleep");
+        assert!(is_agent_of(child.id(), "t", 2));
+        assert!(!is_agent_of(child.id(), "t", 1));
+        assert!(!is_agent_of(child.id(), "u", 2));
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    #[test]
+    fn config_dir_prefers_the_agent_environment() {
+        let env = vec![("HOME".to_string(), "/h".to_string())];
+        assert_eq!(claude_config_dir(&env), Some(PathBuf::from("/h/.claude")));
+        let env = vec![
+            ("HOME".to_string(), "/h".to_string()),
+            ("CLAUDE_CONFIG_DIR".to_string(), "/c".to_string()),
+        ];
+        assert_eq!(claude_config_dir(&env), Some(PathBuf::from("/c")));
+    }
+}
