@@ -48,9 +48,14 @@ fn task_text(id: &str) -> String {
 
 /// A temporary workspace with a running daemon.
 struct Bench {
-    dir: tempfile::TempDir,
+    dir: Option<tempfile::TempDir>,
     daemon: Option<Child>,
 }
+
+/// Workspaces of finished measures, deleted only at the very end: deleting 10,000 files makes
+/// ext4 slow to allocate inodes for a while (`recently_deleted`), which would bias the next
+/// measure.
+static GRAVEYARD: std::sync::Mutex<Vec<tempfile::TempDir>> = std::sync::Mutex::new(Vec::new());
 
 impl Bench {
     fn new() -> Res<Bench> {
@@ -64,15 +69,22 @@ impl Bench {
             dir.path().join("agent-starts.log").display()
         );
         std::fs::write(dir.path().join(".env"), env).map_err(|e| e.to_string())?;
-        Ok(Bench { dir, daemon: None })
+        Ok(Bench {
+            dir: Some(dir),
+            daemon: None,
+        })
     }
 
     fn path(&self) -> &Path {
-        self.dir.path()
+        self.dir
+            .as_ref()
+            .map(|d| d.path())
+            .unwrap_or(Path::new("/nonexistent"))
     }
 
     fn start(&mut self) -> Res<u32> {
-        let out = std::fs::File::create(self.path().join("daemon.out")).map_err(|e| e.to_string())?;
+        let out =
+            std::fs::File::create(self.path().join("daemon.out")).map_err(|e| e.to_string())?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
         let mut cmd = Command::new(ORCA);
         for k in SCRUB {
@@ -169,7 +181,10 @@ impl Bench {
     fn lost(&self, ids: &[String]) -> usize {
         ids.iter()
             .filter(|id| {
-                !self.path().join(format!("results/{id}_result.json")).is_file()
+                !self
+                    .path()
+                    .join(format!("results/{id}_result.json"))
+                    .is_file()
                     || !self
                         .path()
                         .join(format!("tasks/processed/{id}.task.md"))
@@ -183,6 +198,9 @@ impl Bench {
 impl Drop for Bench {
     fn drop(&mut self) {
         self.stop();
+        if let (Some(d), Ok(mut g)) = (self.dir.take(), GRAVEYARD.lock()) {
+            g.push(d);
+        }
     }
 }
 
@@ -246,7 +264,10 @@ fn idle_and_pickup(n: usize, gap: Duration) -> Res<(f64, f64, f64, f64)> {
         .filter_map(|(id, t)| Some((*starts.get(id)? as f64 - *t as f64) / 1e6))
         .collect();
     if lat.len() != n {
-        return Err(format!("only {} of {n} agent starts were logged", lat.len()));
+        return Err(format!(
+            "only {} of {n} agent starts were logged",
+            lat.len()
+        ));
     }
     lat.sort_by(|a, b| a.total_cmp(b));
     let max = lat.last().copied().unwrap_or(f64::NAN);
@@ -360,7 +381,10 @@ fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_owned()))
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|r| r.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
         .unwrap_or_else(|| "unknown".into());
     let mem_kb: u64 = std::fs::read_to_string("/proc/meminfo")
         .unwrap_or_default()
@@ -368,8 +392,13 @@ fn machine() -> String {
         .find_map(|l| l.strip_prefix("MemTotal:"))
         .and_then(|r| r.split_whitespace().next()?.parse().ok())
         .unwrap_or(0);
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    format!("{cores} cores, {cpu}, {:.1} GiB RAM", mem_kb as f64 / 1048576.0)
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    format!(
+        "{cores} cores, {cpu}, {:.1} GiB RAM",
+        mem_kb as f64 / 1048576.0
+    )
 }
 
 fn main() {
@@ -400,13 +429,16 @@ fn main() {
     let mut lines = Vec::new();
     let mut all = Vec::new();
     for r in 1..=runs {
-        let mut run = Run::default();
         let go = || -> Res<Run> {
             let mut run = Run::default();
             eprintln!("run {r}: idle + pickup ({pickup_n} tasks, 20 ms apart)");
             let (idle, p50, p99, max) = idle_and_pickup(pickup_n, Duration::from_millis(20))?;
-            (run.idle_rss_mib, run.pickup_p50_ms, run.pickup_p99_ms, run.pickup_max_ms) =
-                (idle, p50, p99, max);
+            (
+                run.idle_rss_mib,
+                run.pickup_p50_ms,
+                run.pickup_p99_ms,
+                run.pickup_max_ms,
+            ) = (idle, p50, p99, max);
             for &n in sizes {
                 eprintln!("run {r}: burst of {n}");
                 let b = burst(n)?;
@@ -417,20 +449,28 @@ fn main() {
             run.ceiling = ceiling(ceiling_n)?;
             Ok(run)
         };
-        match go() {
-            Ok(x) => run = x,
+        let run = match go() {
+            Ok(x) => x,
             Err(e) => {
                 eprintln!("benchmark run {r} failed: {e}");
                 std::process::exit(1);
             }
-        }
+        };
         let ratio = run.bursts.first().map(|b| b.2).unwrap_or(0.0) / run.ceiling;
-        lines.push(serde_json::json!({"bench": "idle", "run": r, "rss_mib": run.idle_rss_mib}).to_string());
-        lines.push(serde_json::json!({"bench": "pickup", "run": r, "tasks": pickup_n, "gap_ms": 20,
-            "p50_ms": run.pickup_p50_ms, "p99_ms": run.pickup_p99_ms, "max_ms": run.pickup_max_ms}).to_string());
+        lines.push(
+            serde_json::json!({"bench": "idle", "run": r, "rss_mib": run.idle_rss_mib}).to_string(),
+        );
+        lines.push(
+            serde_json::json!({"bench": "pickup", "run": r, "tasks": pickup_n, "gap_ms": 20,
+            "p50_ms": run.pickup_p50_ms, "p99_ms": run.pickup_p99_ms, "max_ms": run.pickup_max_ms})
+            .to_string(),
+        );
         for (n, wall, rate, peak, lost) in &run.bursts {
-            lines.push(serde_json::json!({"bench": "burst", "run": r, "tasks": n, "workers": WORKERS,
-                "wall_s": wall, "tasks_per_s": rate, "peak_rss_mib": peak, "lost": lost}).to_string());
+            lines.push(
+                serde_json::json!({"bench": "burst", "run": r, "tasks": n, "workers": WORKERS,
+                "wall_s": wall, "tasks_per_s": rate, "peak_rss_mib": peak, "lost": lost})
+                .to_string(),
+            );
         }
         lines.push(serde_json::json!({"bench": "ceiling", "run": r, "spawns": ceiling_n, "workers": WORKERS,
             "tasks_per_s": run.ceiling, "burst_over_ceiling": ratio}).to_string());
@@ -439,6 +479,9 @@ fn main() {
     for l in &lines {
         println!("{l}");
     }
+    if let Ok(mut g) = GRAVEYARD.lock() {
+        g.clear();
+    }
     if let Some(p) = json_out {
         let _ = std::fs::write(p, lines.join("\n") + "\n");
     }
@@ -446,15 +489,43 @@ fn main() {
     println!("\nmachine: {mach}; medians of {runs} run(s)");
     println!("{:<34} {:>12}", "measure", "value");
     println!("{:<34} {:>9.1} MiB", "idle RSS", m(&|r| r.idle_rss_mib));
-    println!("{:<34} {:>10.2} ms", format!("pickup p50 ({pickup_n} tasks, 20 ms)"), m(&|r| r.pickup_p50_ms));
+    println!(
+        "{:<34} {:>10.2} ms",
+        format!("pickup p50 ({pickup_n} tasks, 20 ms)"),
+        m(&|r| r.pickup_p50_ms)
+    );
     println!("{:<34} {:>10.2} ms", "pickup p99", m(&|r| r.pickup_p99_ms));
     for (k, n) in sizes.iter().enumerate() {
-        println!("{:<34} {:>11.2} s", format!("burst {n}: wall"), m(&|r| r.bursts[k].1));
-        println!("{:<34} {:>8.0} tasks/s", format!("burst {n}: rate"), m(&|r| r.bursts[k].2));
-        println!("{:<34} {:>9.1} MiB", format!("burst {n}: peak RSS (VmHWM)"), m(&|r| r.bursts[k].3));
-        println!("{:<34} {:>12}", format!("burst {n}: lost"), all.iter().map(|r| r.bursts[k].4).sum::<usize>());
+        println!(
+            "{:<34} {:>11.2} s",
+            format!("burst {n}: wall"),
+            m(&|r| r.bursts[k].1)
+        );
+        println!(
+            "{:<34} {:>8.0} tasks/s",
+            format!("burst {n}: rate"),
+            m(&|r| r.bursts[k].2)
+        );
+        println!(
+            "{:<34} {:>9.1} MiB",
+            format!("burst {n}: peak RSS (VmHWM)"),
+            m(&|r| r.bursts[k].3)
+        );
+        println!(
+            "{:<34} {:>12}",
+            format!("burst {n}: lost"),
+            all.iter().map(|r| r.bursts[k].4).sum::<usize>()
+        );
     }
     let c = m(&|r| r.ceiling);
-    println!("{:<34} {:>8.0} tasks/s", format!("spawn ceiling ({WORKERS} at a time)"), c);
-    println!("{:<34} {:>11.0} %", format!("burst {} / ceiling", sizes[0]), 100.0 * m(&|r| r.bursts[0].2 / r.ceiling));
+    println!(
+        "{:<34} {:>8.0} tasks/s",
+        format!("spawn ceiling ({WORKERS} at a time)"),
+        c
+    );
+    println!(
+        "{:<34} {:>11.0} %",
+        format!("burst {} / ceiling", sizes[0]),
+        100.0 * m(&|r| r.bursts[0].2 / r.ceiling)
+    );
 }
