@@ -4,7 +4,9 @@
 //! Mode: the first prompt line `fake-agent: MODE [ARGS]`, else env ORCA_FAKE_AGENT_MODE,
 //! else `success`. Modes: success, fail, api-error STATUS, auth, max-turns, hang, garbage,
 //! slow MS N, child, crash, flaky N, write PATH TEXT, sleep MS, noop.
-//! With ORCA_FAKE_AGENT_LOG set, each start appends `pid\ttask_id\tattempt\tmode` to it.
+//! With ORCA_FAKE_AGENT_LOG set, each start appends `pid\ttask_id\tattempt\tmode` to it;
+//! with ORCA_FAKE_AGENT_CLOCK=1 also, as a fifth field, the CLOCK_REALTIME nanoseconds at which
+//! `main` began (the benchmarks measure pickup latency with it).
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -285,13 +287,18 @@ fn log_start(mode: &str) {
     let Some(path) = std::env::var_os("ORCA_FAKE_AGENT_LOG") else {
         return;
     };
-    let line = format!(
-        "{}\t{}\t{}\t{}\n",
+    let mut line = format!(
+        "{}\t{}\t{}\t{}",
         std::process::id(),
         std::env::var("ORCA_TASK_ID").unwrap_or_default(),
         std::env::var("ORCA_ATTEMPT").unwrap_or_default(),
         mode
     );
+    if std::env::var_os("ORCA_FAKE_AGENT_CLOCK").is_some_and(|v| v == "1") {
+        let ns = STARTED_NS.load(std::sync::atomic::Ordering::Relaxed);
+        line.push_str(&format!("\t{ns}"));
+    }
+    line.push('\n');
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -330,7 +337,15 @@ fn spawn_children() -> (u32, u32) {
     (a, b)
 }
 
+/// CLOCK_REALTIME nanoseconds at the start of `main`.
+static STARTED_NS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 fn main() -> ExitCode {
+    let started = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    STARTED_NS.store(started, std::sync::atomic::Ordering::Relaxed);
     let args = parse_args();
     if args.version {
         println!("{VERSION} (Claude Code)");

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 use tokio::sync::{mpsc, oneshot, watch, OnceCell};
 use tokio::time::Instant;
@@ -598,23 +598,53 @@ impl StreamState {
     }
 }
 
-async fn open_raw_log(path: &Path) -> Option<BufWriter<tokio::fs::File>> {
+/// The agent's raw log: a buffered std file written in place. Writes land in a 64 KiB buffer
+/// and reach the page cache in one short `write(2)` when it fills, so they never need
+/// tokio's blocking pool (a thread hand-off per flush costs more than the write itself).
+struct RawLog(std::io::BufWriter<std::fs::File>);
+
+impl tokio::io::AsyncWrite for RawLog {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(std::io::Write::write(&mut self.0, buf))
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(std::io::Write::flush(&mut self.0))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
+fn open_raw_log(path: &Path) -> Option<RawLog> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if let Err(e) = tokio::fs::create_dir_all(dir).await {
-            tracing::warn!(
-                "cannot create {} for the agent's raw log: {e}",
-                dir.display()
-            );
-            return None;
+        if !dir.is_dir() {
+            if let Err(e) = std::fs::create_dir_all(dir) {
+                tracing::warn!(
+                    "cannot create {} for the agent's raw log: {e}",
+                    dir.display()
+                );
+                return None;
+            }
         }
     }
-    match tokio::fs::OpenOptions::new()
+    match std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
-        .await
     {
-        Ok(f) => Some(BufWriter::with_capacity(64 * 1024, f)),
+        Ok(f) => Some(RawLog(std::io::BufWriter::with_capacity(64 * 1024, f))),
         Err(e) => {
             tracing::warn!("cannot open the agent's raw log {}: {e}", path.display());
             None
@@ -630,7 +660,7 @@ async fn read_stdout(
     pid: u32,
     mut stop: oneshot::Receiver<()>,
 ) -> StreamState {
-    let mut log = open_raw_log(&raw_log).await;
+    let mut log = open_raw_log(&raw_log);
     let mut reader = BufReader::with_capacity(64 * 1024, stdout);
     let mut buf = Vec::new();
     let mut st = StreamState::default();

@@ -30,6 +30,9 @@ use crate::workspace::Workspace;
 /// (cancel, retry from the CLI), renews leases and checks the config files.
 const TICK: Duration = Duration::from_millis(250);
 
+/// How often finished tasks whose artifacts could not be written are tried again.
+const PENDING_RETRY: Duration = Duration::from_secs(5);
+
 /// Starts the daemon in the workspace at `root` and runs it until SIGINT/SIGTERM.
 /// Returns the process exit code (0 clean stop, 1 failure, 2 configuration/usage error).
 pub fn run(root: &Path, flags: &[(String, String)]) -> i32 {
@@ -211,6 +214,7 @@ impl Daemon {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_version = self.store.data_version().unwrap_or(0);
         let mut stamp = config_stamp(&self.ws);
+        let mut last_pending_retry = Instant::now();
         eprintln!(
             "orca {}: watching {} (Ctrl-C to stop)",
             crate::VERSION,
@@ -239,6 +243,7 @@ impl Daemon {
                 }
                 _ = tick.tick() => {
                     last_version = self.check_store(last_version, false);
+                    self.retry_pending_periodically(&mut last_pending_retry);
                     self.heartbeat();
                     let now_stamp = config_stamp(&self.ws);
                     if now_stamp != stamp {
@@ -264,7 +269,9 @@ impl Daemon {
 
     fn handle_ready(&self, intake: &IntakeHandle, ready: Ready) {
         if let Err(e) = self.take_file(intake, &ready) {
-            tracing::error!(file = %ready.path.display(), "cannot take the task file: {e}");
+            // The store is busy or failing: the file stays in tasks/; look at it again soon.
+            tracing::error!(file = %ready.path.display(), "cannot take the task file (will try again): {e}");
+            intake.defer(ready.path.clone());
         }
     }
 
@@ -461,6 +468,15 @@ impl Daemon {
                 }
             }
             Err(e) => tracing::error!("cannot list finished tasks: {e}"),
+        }
+    }
+
+    /// Finishes tasks whose artifacts or archive move failed earlier (results/ not writable,
+    /// disk full), at most every [`PENDING_RETRY`] even when the store does not change.
+    fn retry_pending_periodically(&self, last: &mut Instant) {
+        if last.elapsed() >= PENDING_RETRY {
+            *last = Instant::now();
+            self.finalize_pending();
         }
     }
 

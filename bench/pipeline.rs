@@ -1,0 +1,531 @@
+//! The pipeline benchmark (issue #5): drives the release `orca run` with the no-op fake agent
+//! and measures idle RSS, pickup latency, 1k/10k-file bursts and the bare spawn ceiling.
+//!
+//! Run: `cargo bench --bench pipeline` (options after `--`: `--runs N` repeats the whole suite
+//! and reports medians, `--quick` shrinks the bursts, `--json FILE` also writes the JSON lines).
+//! Prints a table and one JSON line per measure and run. Nothing here asserts a timing.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const ORCA: &str = env!("CARGO_BIN_EXE_orca");
+const AGENT: &str = env!("CARGO_BIN_EXE_orca-fake-agent");
+const WORKERS: usize = 8;
+
+/// Settings the benchmark process must not leak into the daemon.
+const SCRUB: &[&str] = &[
+    "MAX_CONCURRENT_TASKS",
+    "CLAUDE_TIMEOUT_SEC",
+    "CLAUDE_MAX_TURNS",
+    "CLAUDE_BIN",
+    "CLAUDE_BASE_CWD",
+    "CLAUDE_ALLOWED_ROOT",
+    "LOG_LEVEL",
+    "ORCA_MAX_RETRIES",
+    "ORCA_LLM",
+    "ORCA_ROOT",
+    "ORCA_DATABASE_URL",
+    "ORCA_FAKE_AGENT_MODE",
+    "ORCA_FAKE_AGENT_LOG",
+    "ORCA_FAKE_AGENT_CLOCK",
+];
+
+type Res<T> = Result<T, String>;
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+fn task_text(id: &str) -> String {
+    format!("---\nid: {id}\npriority: medium\n---\n\n# Bench {id}\n\n**Prompt:**\nNothing to do.\nfake-agent: noop\n")
+}
+
+/// A temporary workspace with a running daemon.
+struct Bench {
+    dir: Option<tempfile::TempDir>,
+    daemon: Option<Child>,
+}
+
+/// Workspaces of finished measures, deleted only at the very end: deleting 10,000 files makes
+/// ext4 slow to allocate inodes for a while (`recently_deleted`), which would bias the next
+/// measure.
+static GRAVEYARD: std::sync::Mutex<Vec<tempfile::TempDir>> = std::sync::Mutex::new(Vec::new());
+
+impl Bench {
+    fn new() -> Res<Bench> {
+        let dir = tempfile::Builder::new()
+            .prefix("orca-bench-")
+            .tempdir()
+            .map_err(|e| format!("tempdir: {e}"))?;
+        std::fs::create_dir_all(dir.path().join("tasks")).map_err(|e| e.to_string())?;
+        let env = format!(
+            "CLAUDE_BIN={AGENT}\nORCA_LLM=off\nMAX_CONCURRENT_TASKS={WORKERS}\nORCA_FAKE_AGENT_LOG={}\nORCA_FAKE_AGENT_CLOCK=1\n",
+            dir.path().join("agent-starts.log").display()
+        );
+        std::fs::write(dir.path().join(".env"), env).map_err(|e| e.to_string())?;
+        Ok(Bench {
+            dir: Some(dir),
+            daemon: None,
+        })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir
+            .as_ref()
+            .map(|d| d.path())
+            .unwrap_or(Path::new("/nonexistent"))
+    }
+
+    fn start(&mut self) -> Res<u32> {
+        let out =
+            std::fs::File::create(self.path().join("daemon.out")).map_err(|e| e.to_string())?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        let mut cmd = Command::new(ORCA);
+        for k in SCRUB {
+            cmd.env_remove(k);
+        }
+        let child = cmd
+            .arg("--root")
+            .arg(self.path())
+            .arg("run")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("cannot start {ORCA}: {e}"))?;
+        let pid = child.id();
+        self.daemon = Some(child);
+        let events = self.path().join("logs/events.ndjson");
+        wait(Duration::from_secs(30), "daemon_started", || {
+            std::fs::read_to_string(&events)
+                .map(|t| t.contains("\"daemon_started\""))
+                .unwrap_or(false)
+        })?;
+        Ok(pid)
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.daemon.take() {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGTERM);
+            }
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn count(&self, rel: &str, suffix: &str) -> usize {
+        std::fs::read_dir(self.path().join(rel))
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(suffix))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    fn daemon_output(&self) -> String {
+        std::fs::read_to_string(self.path().join("daemon.out")).unwrap_or_default()
+    }
+
+    /// Waits until `n` results exist and `n` task files are archived.
+    fn wait_done(&self, n: usize, limit: Duration) -> Res<()> {
+        wait(limit, &format!("{n} results and archived files"), || {
+            self.count("results", "_result.json") >= n
+                && self.count("tasks/processed", ".task.md") >= n
+        })
+        .map_err(|e| format!("{e}\n--- daemon output:\n{}", self.daemon_output()))
+    }
+
+    /// task id -> CLOCK_REALTIME ns at which its (last) agent started.
+    fn agent_starts(&self) -> HashMap<String, u64> {
+        std::fs::read_to_string(self.path().join("agent-starts.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                Some((f.get(1)?.to_string(), f.get(4)?.parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// Latest modification time of any result, in ns since the epoch.
+    fn last_result_ns(&self) -> u64 {
+        std::fs::read_dir(self.path().join("results"))
+            .map(|rd| {
+                rd.filter_map(|e| e.ok())
+                    .filter_map(|e| e.metadata().ok()?.modified().ok())
+                    .filter_map(|t| t.duration_since(UNIX_EPOCH).ok())
+                    .map(|d| d.as_nanos() as u64)
+                    .max()
+                    .unwrap_or(0)
+            })
+            .unwrap_or(0)
+    }
+
+    /// Every task file has a result and is archived; none is left in tasks/.
+    fn lost(&self, ids: &[String]) -> usize {
+        ids.iter()
+            .filter(|id| {
+                !self
+                    .path()
+                    .join(format!("results/{id}_result.json"))
+                    .is_file()
+                    || !self
+                        .path()
+                        .join(format!("tasks/processed/{id}.task.md"))
+                        .is_file()
+                    || self.path().join(format!("tasks/{id}.task.md")).exists()
+            })
+            .count()
+    }
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        self.stop();
+        if let (Some(d), Ok(mut g)) = (self.dir.take(), GRAVEYARD.lock()) {
+            g.push(d);
+        }
+    }
+}
+
+fn wait(limit: Duration, what: &str, cond: impl Fn() -> bool) -> Res<()> {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        if Instant::now() > deadline {
+            return Err(format!("timed out after {limit:?} waiting for {what}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// (VmRSS, VmHWM) of a process, in KiB.
+fn mem_kib(pid: u32) -> (u64, u64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn write_task(dir: &Path, id: &str) -> Res<()> {
+    let mut f = std::fs::File::create(dir.join(format!("{id}.task.md")))
+        .map_err(|e| format!("write task {id}: {e}"))?;
+    f.write_all(task_text(id).as_bytes())
+        .map_err(|e| format!("write task {id}: {e}"))
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Idle RSS after start-up, then the pickup latency of `n` tasks written `gap` apart.
+fn idle_and_pickup(n: usize, gap: Duration) -> Res<(f64, f64, f64, f64)> {
+    let mut b = Bench::new()?;
+    let pid = b.start()?;
+    std::thread::sleep(Duration::from_millis(1500));
+    let (idle_rss, _) = mem_kib(pid);
+    let tasks = b.path().join("tasks");
+    let mut closed = Vec::with_capacity(n);
+    for i in 0..n {
+        let id = format!("p{i:04}");
+        write_task(&tasks, &id)?; // the file is closed when write_task returns
+        closed.push((id, now_ns()));
+        std::thread::sleep(gap);
+    }
+    b.wait_done(n, Duration::from_secs(120))?;
+    let starts = b.agent_starts();
+    let mut lat: Vec<f64> = closed
+        .iter()
+        .filter_map(|(id, t)| Some((*starts.get(id)? as f64 - *t as f64) / 1e6))
+        .collect();
+    if lat.len() != n {
+        return Err(format!(
+            "only {} of {n} agent starts were logged",
+            lat.len()
+        ));
+    }
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let max = lat.last().copied().unwrap_or(f64::NAN);
+    Ok((
+        idle_rss as f64 / 1024.0,
+        percentile(&lat, 50.0),
+        percentile(&lat, 99.0),
+        max,
+    ))
+}
+
+struct Burst {
+    n: usize,
+    wall_s: f64,
+    rate: f64,
+    peak_rss_mib: f64,
+    lost: usize,
+}
+
+/// `n` files written as fast as possible into a running daemon's tasks/.
+fn burst(n: usize) -> Res<Burst> {
+    let mut b = Bench::new()?;
+    let pid = b.start()?;
+    std::thread::sleep(Duration::from_millis(500));
+    let tasks = b.path().join("tasks");
+    let ids: Vec<String> = (0..n).map(|i| format!("b{i:05}")).collect();
+    let t0 = now_ns();
+    for id in &ids {
+        write_task(&tasks, id)?;
+    }
+    b.wait_done(n, Duration::from_secs(600))?;
+    let (_, hwm) = mem_kib(pid);
+    let wall_s = (b.last_result_ns().saturating_sub(t0)) as f64 / 1e9;
+    let lost = b.lost(&ids);
+    b.stop();
+    Ok(Burst {
+        n,
+        wall_s,
+        rate: n as f64 / wall_s,
+        peak_rss_mib: hwm as f64 / 1024.0,
+        lost,
+    })
+}
+
+/// The same agent started `n` times, `WORKERS` at a time, the way Orca starts it, with no
+/// orchestration: tasks per second.
+fn ceiling(n: usize) -> Res<f64> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let prompt = "Nothing to do.\nfake-agent: noop\n";
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let t0 = Instant::now();
+    let errors: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..WORKERS)
+            .map(|_| {
+                s.spawn(|| -> Res<()> {
+                    while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
+                        let mut c = Command::new(AGENT)
+                            .args(["-p", "--output-format", "stream-json", "--verbose"])
+                            .current_dir(dir.path())
+                            .stdin(Stdio::piped())
+                            .stdout(Stdio::piped())
+                            .stderr(Stdio::piped())
+                            .spawn()
+                            .map_err(|e| format!("spawn {AGENT}: {e}"))?;
+                        if let Some(mut i) = c.stdin.take() {
+                            let _ = i.write_all(prompt.as_bytes());
+                        }
+                        let mut out = Vec::new();
+                        if let Some(mut o) = c.stdout.take() {
+                            let _ = o.read_to_end(&mut out);
+                        }
+                        let st = c.wait().map_err(|e| e.to_string())?;
+                        if !st.success() || !out.windows(8).any(|w| w == b"\"result\"") {
+                            return Err(format!("the agent failed: {st}"));
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter_map(|h| h.join().unwrap_or_else(|_| Err("panic".into())).err())
+            .collect()
+    });
+    if let Some(e) = errors.first() {
+        return Err(e.clone());
+    }
+    Ok(n as f64 / t0.elapsed().as_secs_f64())
+}
+
+#[derive(Default, Clone)]
+struct Run {
+    idle_rss_mib: f64,
+    pickup_p50_ms: f64,
+    pickup_p99_ms: f64,
+    pickup_max_ms: f64,
+    bursts: Vec<(usize, f64, f64, f64, usize)>, // n, wall_s, rate, peak MiB, lost
+    ceiling: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v[v.len() / 2]
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|r| r.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let mem_kb: u64 = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    format!(
+        "{cores} cores, {cpu}, {:.1} GiB RAM",
+        mem_kb as f64 / 1048576.0
+    )
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut runs = 1usize;
+    let mut quick = false;
+    let mut json_out: Option<PathBuf> = None;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--runs" => {
+                runs = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(1);
+                i += 1;
+            }
+            "--quick" => quick = true,
+            "--json" => {
+                json_out = args.get(i + 1).map(PathBuf::from);
+                i += 1;
+            }
+            _ => {} // `cargo bench` passes `--bench`
+        }
+        i += 1;
+    }
+    let sizes: &[usize] = if quick { &[200, 1000] } else { &[1000, 10_000] };
+    let (pickup_n, ceiling_n) = if quick { (50, 200) } else { (200, 1000) };
+    let mach = machine();
+    eprintln!("orca pipeline benchmark: {mach}; {runs} run(s)");
+    let mut lines = Vec::new();
+    let mut all = Vec::new();
+    for r in 1..=runs {
+        let go = || -> Res<Run> {
+            let mut run = Run::default();
+            eprintln!("run {r}: idle + pickup ({pickup_n} tasks, 20 ms apart)");
+            let (idle, p50, p99, max) = idle_and_pickup(pickup_n, Duration::from_millis(20))?;
+            (
+                run.idle_rss_mib,
+                run.pickup_p50_ms,
+                run.pickup_p99_ms,
+                run.pickup_max_ms,
+            ) = (idle, p50, p99, max);
+            for &n in sizes {
+                eprintln!("run {r}: burst of {n}");
+                let b = burst(n)?;
+                run.bursts
+                    .push((b.n, b.wall_s, b.rate, b.peak_rss_mib, b.lost));
+            }
+            eprintln!("run {r}: spawn ceiling ({ceiling_n} agents, {WORKERS} at a time)");
+            run.ceiling = ceiling(ceiling_n)?;
+            Ok(run)
+        };
+        let run = match go() {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("benchmark run {r} failed: {e}");
+                std::process::exit(1);
+            }
+        };
+        let ratio = run.bursts.first().map(|b| b.2).unwrap_or(0.0) / run.ceiling;
+        lines.push(
+            serde_json::json!({"bench": "idle", "run": r, "rss_mib": run.idle_rss_mib}).to_string(),
+        );
+        lines.push(
+            serde_json::json!({"bench": "pickup", "run": r, "tasks": pickup_n, "gap_ms": 20,
+            "p50_ms": run.pickup_p50_ms, "p99_ms": run.pickup_p99_ms, "max_ms": run.pickup_max_ms})
+            .to_string(),
+        );
+        for (n, wall, rate, peak, lost) in &run.bursts {
+            lines.push(
+                serde_json::json!({"bench": "burst", "run": r, "tasks": n, "workers": WORKERS,
+                "wall_s": wall, "tasks_per_s": rate, "peak_rss_mib": peak, "lost": lost})
+                .to_string(),
+            );
+        }
+        lines.push(serde_json::json!({"bench": "ceiling", "run": r, "spawns": ceiling_n, "workers": WORKERS,
+            "tasks_per_s": run.ceiling, "burst_over_ceiling": ratio}).to_string());
+        all.push(run);
+    }
+    for l in &lines {
+        println!("{l}");
+    }
+    if let Ok(mut g) = GRAVEYARD.lock() {
+        g.clear();
+    }
+    if let Some(p) = json_out {
+        let _ = std::fs::write(p, lines.join("\n") + "\n");
+    }
+    let m = |f: &dyn Fn(&Run) -> f64| median(all.iter().map(f).collect());
+    println!("\nmachine: {mach}; medians of {runs} run(s)");
+    println!("{:<34} {:>12}", "measure", "value");
+    println!("{:<34} {:>9.1} MiB", "idle RSS", m(&|r| r.idle_rss_mib));
+    println!(
+        "{:<34} {:>10.2} ms",
+        format!("pickup p50 ({pickup_n} tasks, 20 ms)"),
+        m(&|r| r.pickup_p50_ms)
+    );
+    println!("{:<34} {:>10.2} ms", "pickup p99", m(&|r| r.pickup_p99_ms));
+    for (k, n) in sizes.iter().enumerate() {
+        println!(
+            "{:<34} {:>11.2} s",
+            format!("burst {n}: wall"),
+            m(&|r| r.bursts[k].1)
+        );
+        println!(
+            "{:<34} {:>8.0} tasks/s",
+            format!("burst {n}: rate"),
+            m(&|r| r.bursts[k].2)
+        );
+        println!(
+            "{:<34} {:>9.1} MiB",
+            format!("burst {n}: peak RSS (VmHWM)"),
+            m(&|r| r.bursts[k].3)
+        );
+        println!(
+            "{:<34} {:>12}",
+            format!("burst {n}: lost"),
+            all.iter().map(|r| r.bursts[k].4).sum::<usize>()
+        );
+    }
+    let c = m(&|r| r.ceiling);
+    println!(
+        "{:<34} {:>8.0} tasks/s",
+        format!("spawn ceiling ({WORKERS} at a time)"),
+        c
+    );
+    println!(
+        "{:<34} {:>11.0} %",
+        format!("burst {} / ceiling", sizes[0]),
+        100.0 * m(&|r| r.bursts[0].2 / r.ceiling)
+    );
+}
