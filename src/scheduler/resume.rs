@@ -201,6 +201,11 @@ mod tests {
             .env("ORCA_ATTEMPT", "2")
             .spawn()
             .expect("sleep");
+        // /proc/PID/environ shows the new environment only once the child has exec'd.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !is_agent_of(child.id(), "t", 2) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         assert!(is_agent_of(child.id(), "t", 2));
         assert!(!is_agent_of(child.id(), "t", 1));
         assert!(!is_agent_of(child.id(), "u", 2));
