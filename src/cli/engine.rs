@@ -10,7 +10,7 @@ use crate::clock::{now_ms, rfc3339_ms};
 use crate::config::Config;
 use crate::events::EventLog;
 use crate::store::{CancelOutcome, SqliteStore, Store, TaskRecord, TaskState};
-use crate::task::{Criterion, Priority, Task};
+use crate::task::{Criterion, Task};
 use crate::workspace::Workspace;
 
 /// Loaded configuration, workspace and store for one command.
@@ -549,23 +549,8 @@ pub fn submit(root: &Path, flags: &[(String, String)], args: &super::SubmitArgs)
                 return 2;
             };
             Task {
-                id: format!("cli_{}", now_ms()),
-                task_type: None,
-                priority: Priority::Medium,
                 created: Some(crate::clock::now_rfc3339()),
-                working_dir: None,
-                timeout_sec: None,
-                max_turns: None,
-                retries: None,
-                model: None,
-                resume_on_retry: false,
-                requires: Vec::new(),
-                extra: Default::default(),
-                title: None,
-                prompt,
-                target_files: Vec::new(),
-                success_criteria: Vec::new(),
-                context: None,
+                ..Task::new(format!("cli_{}", now_ms()), prompt)
             }
         }
     };

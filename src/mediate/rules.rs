@@ -126,28 +126,12 @@ pub fn judge_criteria(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::task::Priority;
-    use std::collections::BTreeMap;
 
     fn task(title: Option<&str>, prompt: &str, t: Option<TaskType>) -> Task {
         Task {
-            id: "t".into(),
             task_type: t,
-            priority: Priority::Medium,
-            created: None,
-            working_dir: None,
-            timeout_sec: None,
-            max_turns: None,
-            retries: None,
-            model: None,
-            resume_on_retry: false,
-            requires: vec![],
-            extra: BTreeMap::new(),
             title: title.map(str::to_owned),
-            prompt: prompt.into(),
-            target_files: vec![],
-            success_criteria: vec![],
-            context: None,
+            ..Task::new("t", prompt)
         }
     }
 

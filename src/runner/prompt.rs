@@ -48,27 +48,12 @@ pub fn build_prompt(task: &Task) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::task::{Criterion, Priority};
+    use crate::task::Criterion;
 
     fn task(prompt: &str) -> Task {
         Task {
-            id: "t".into(),
-            task_type: None,
-            priority: Priority::Medium,
-            created: None,
-            working_dir: None,
-            timeout_sec: None,
-            max_turns: None,
-            retries: None,
-            model: None,
-            resume_on_retry: false,
-            requires: vec![],
-            extra: Default::default(),
             title: Some("Fix the database connection timeout".into()),
-            prompt: prompt.into(),
-            target_files: vec![],
-            success_criteria: vec![],
-            context: None,
+            ..Task::new("t", prompt)
         }
     }
 

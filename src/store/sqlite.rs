@@ -918,25 +918,7 @@ mod tests {
     use crate::artifacts::result::SourceKind;
 
     fn task(id: &str) -> Task {
-        Task {
-            id: id.to_owned(),
-            task_type: None,
-            priority: Priority::Medium,
-            created: None,
-            working_dir: None,
-            timeout_sec: None,
-            max_turns: None,
-            retries: None,
-            model: None,
-            resume_on_retry: false,
-            requires: vec![],
-            extra: Default::default(),
-            title: None,
-            prompt: "p".into(),
-            target_files: vec![],
-            success_criteria: vec![],
-            context: None,
-        }
+        Task::new(id, "p")
     }
 
     fn new_task(id: &str) -> NewTask {

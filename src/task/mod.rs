@@ -188,6 +188,31 @@ pub struct Task {
     pub context: Option<String>,
 }
 
+impl Task {
+    /// A task with this id and prompt and every other field at its default.
+    pub fn new(id: impl Into<String>, prompt: impl Into<String>) -> Task {
+        Task {
+            id: id.into(),
+            task_type: None,
+            priority: Priority::Medium,
+            created: None,
+            working_dir: None,
+            timeout_sec: None,
+            max_turns: None,
+            retries: None,
+            model: None,
+            resume_on_retry: false,
+            requires: Vec::new(),
+            extra: BTreeMap::new(),
+            title: None,
+            prompt: prompt.into(),
+            target_files: Vec::new(),
+            success_criteria: Vec::new(),
+            context: None,
+        }
+    }
+}
+
 /// A parse or validation failure, tied to a file and (where there is one) a line.
 /// Display: `path:line: message` then `hint: fix` on the next line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
