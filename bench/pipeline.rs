@@ -403,6 +403,12 @@ fn machine() -> String {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo test --all-targets` also runs bench targets (without `--bench`): measuring a debug
+    // build there would take minutes and mean nothing, so only `cargo bench` runs the suite.
+    if !args.iter().any(|a| a == "--bench") {
+        println!("pipeline benchmark: skipped outside `cargo bench --bench pipeline`");
+        return;
+    }
     let mut runs = 1usize;
     let mut quick = false;
     let mut json_out: Option<PathBuf> = None;
