@@ -231,25 +231,20 @@ pub fn finalize_with(
     };
     let attempt = rec.attempts;
     if !rec.artifacts_written {
-        let result = match (&rec.result, run) {
-            // A result stored by an earlier, interrupted finalize: keep its run data.
-            (Some(stored), None) => match serde_json::from_value::<TaskResult>(stored.clone()) {
-                Ok(mut r) => {
-                    r.archived_to = predicted.clone();
-                    r
-                }
-                Err(_) => build_result(
-                    rec,
-                    &store.attempts(&rec.id)?,
-                    run,
-                    "claude",
-                    predicted.clone(),
-                    working_dir.clone(),
-                    changed_files.clone(),
-                )
-                .ok_or_else(|| FinalizeError::NotFinal(rec.id.clone()))?,
-            },
-            _ => build_result(
+        // A result stored by an earlier, interrupted finalize keeps its run data.
+        let stored = match run {
+            None => rec
+                .result
+                .as_ref()
+                .and_then(|v| serde_json::from_value::<TaskResult>(v.clone()).ok()),
+            Some(_) => None,
+        };
+        let result = match stored {
+            Some(mut r) => {
+                r.archived_to = predicted.clone();
+                r
+            }
+            None => build_result(
                 rec,
                 &store.attempts(&rec.id)?,
                 run,

@@ -109,6 +109,19 @@ impl SqliteStore {
         map_err(&self.path, e)
     }
 
+    /// Runs a one-row `UPDATE ... WHERE id = ?1` with `value` as `?2`; NotFound when no row.
+    fn update_one(&self, id: &str, sql: &str, value: &str) -> Result<(), StoreError> {
+        let n = self
+            .conn()
+            .prepare_cached(sql)
+            .and_then(|mut s| s.execute(params![id, value]))
+            .map_err(|e| self.err(e))?;
+        if n == 0 {
+            return Err(StoreError::NotFound(id.to_owned()));
+        }
+        Ok(())
+    }
+
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction; commits when it returns Ok.
     fn write<T>(
         &self,
@@ -759,27 +772,19 @@ impl Store for SqliteStore {
         result: &serde_json::Value,
     ) -> Result<(), StoreError> {
         let result = to_json(result)?;
-        let conn = self.conn();
-        let n = conn
-            .prepare_cached("UPDATE tasks SET result = ?2, artifacts_written = 1 WHERE id = ?1")
-            .and_then(|mut s| s.execute(params![id, result]))
-            .map_err(|e| self.err(e))?;
-        if n == 0 {
-            return Err(StoreError::NotFound(id.to_owned()));
-        }
-        Ok(())
+        self.update_one(
+            id,
+            "UPDATE tasks SET result = ?2, artifacts_written = 1 WHERE id = ?1",
+            &result,
+        )
     }
 
     fn mark_archived(&self, id: &str, archived_to: &str) -> Result<(), StoreError> {
-        let conn = self.conn();
-        let n = conn
-            .prepare_cached("UPDATE tasks SET archived_to = ?2, finalized = 1 WHERE id = ?1")
-            .and_then(|mut s| s.execute(params![id, archived_to]))
-            .map_err(|e| self.err(e))?;
-        if n == 0 {
-            return Err(StoreError::NotFound(id.to_owned()));
-        }
-        Ok(())
+        self.update_one(
+            id,
+            "UPDATE tasks SET archived_to = ?2, finalized = 1 WHERE id = ?1",
+            archived_to,
+        )
     }
 
     fn mark_finalized(
