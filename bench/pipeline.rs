@@ -63,19 +63,26 @@ impl Bench {
             .prefix("orca-bench-")
             .tempdir()
             .map_err(|e| format!("tempdir: {e}"))?;
-        std::fs::create_dir_all(dir.path().join("tasks")).map_err(|e| e.to_string())?;
+        // The workspace is `ws/`; the agents' start log sits beside it, so it is not part of
+        // the working folder whose changes Orca records for every task.
+        std::fs::create_dir_all(dir.path().join("ws/tasks")).map_err(|e| e.to_string())?;
         let env = format!(
             "CLAUDE_BIN={AGENT}\nORCA_LLM=off\nMAX_CONCURRENT_TASKS={WORKERS}\nORCA_FAKE_AGENT_LOG={}\nORCA_FAKE_AGENT_CLOCK=1\n",
             dir.path().join("agent-starts.log").display()
         );
-        std::fs::write(dir.path().join(".env"), env).map_err(|e| e.to_string())?;
+        std::fs::write(dir.path().join("ws/.env"), env).map_err(|e| e.to_string())?;
         Ok(Bench {
             dir: Some(dir),
             daemon: None,
         })
     }
 
-    fn path(&self) -> &Path {
+    /// The workspace.
+    fn path(&self) -> PathBuf {
+        self.top().join("ws")
+    }
+
+    fn top(&self) -> &Path {
         self.dir
             .as_ref()
             .map(|d| d.path())
@@ -84,7 +91,7 @@ impl Bench {
 
     fn start(&mut self) -> Res<u32> {
         let out =
-            std::fs::File::create(self.path().join("daemon.out")).map_err(|e| e.to_string())?;
+            std::fs::File::create(self.top().join("daemon.out")).map_err(|e| e.to_string())?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
         let mut cmd = Command::new(ORCA);
         for k in SCRUB {
@@ -139,7 +146,7 @@ impl Bench {
     }
 
     fn daemon_output(&self) -> String {
-        std::fs::read_to_string(self.path().join("daemon.out")).unwrap_or_default()
+        std::fs::read_to_string(self.top().join("daemon.out")).unwrap_or_default()
     }
 
     /// Waits until `n` results exist and `n` task files are archived.
@@ -153,7 +160,7 @@ impl Bench {
 
     /// task id -> CLOCK_REALTIME ns at which its (last) agent started.
     fn agent_starts(&self) -> HashMap<String, u64> {
-        std::fs::read_to_string(self.path().join("agent-starts.log"))
+        std::fs::read_to_string(self.top().join("agent-starts.log"))
             .unwrap_or_default()
             .lines()
             .filter_map(|l| {

@@ -1,23 +1,35 @@
 //! Which files an agent changed in its working folder: `git status` when the folder is in a
-//! git repository, otherwise a before/after comparison of file stamps and content hashes.
+//! git repository, otherwise a before/after comparison of file stamps.
+//!
+//! Stamps are metadata (size, inode, mtime, ctime), so a snapshot costs one `stat` per file;
+//! only "racy" files, modified within [`RACY`] of the snapshot, are also hashed, because a
+//! change within the same timestamp tick would not show in their metadata (git's own
+//! "racy clean" rule). Whether a folder is in a repository is found by looking for `.git`
+//! in it and its parents, so `git` is only started where there is one.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::Hasher;
 use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// Files walked at most in a folder that is not a git repository.
 const MAX_FILES: usize = 20_000;
 /// Files larger than this are compared by stamp only.
 const MAX_HASH_BYTES: u64 = 4 * 1024 * 1024;
+/// Files modified this recently when a snapshot is taken are hashed too.
+const RACY: Duration = Duration::from_secs(2);
 
 /// What one file looked like.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Stamp {
     len: u64,
-    modified: Option<SystemTime>,
+    ino: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+    /// Content hash, for files modified within [`RACY`] of the snapshot.
     hash: Option<u64>,
 }
 
@@ -46,20 +58,41 @@ fn hash_file(path: &Path, len: u64) -> Option<u64> {
     Some(h.finish())
 }
 
-fn stamp(path: &Path) -> Option<Stamp> {
-    let m = std::fs::symlink_metadata(path).ok()?;
-    if !m.is_file() {
-        return None;
-    }
-    Some(Stamp {
+fn stamp_of(path: &Path, m: &std::fs::Metadata, now: SystemTime) -> Stamp {
+    let mtime_ns = i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec());
+    let ctime_ns = i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec());
+    let racy = m
+        .modified()
+        .ok()
+        .and_then(|t| now.duration_since(t).ok())
+        .is_none_or(|age| age < RACY);
+    Stamp {
         len: m.len(),
-        modified: m.modified().ok(),
-        hash: hash_file(path, m.len()),
-    })
+        ino: m.ino(),
+        mtime_ns,
+        ctime_ns,
+        hash: if racy { hash_file(path, m.len()) } else { None },
+    }
 }
 
-/// Paths (relative to `dir`) that `git status` reports as modified, added or untracked.
+fn stamp(path: &Path, now: SystemTime) -> Option<Stamp> {
+    let m = std::fs::symlink_metadata(path).ok()?;
+    m.is_file().then(|| stamp_of(path, &m, now))
+}
+
+/// The top of the git work tree holding `dir` (the nearest folder, `dir` or a parent, with a
+/// `.git` folder or file), found without starting `git`.
+fn git_top(dir: &Path) -> Option<PathBuf> {
+    let dir = dir.canonicalize().ok()?;
+    dir.ancestors()
+        .find(|a| std::fs::symlink_metadata(a.join(".git")).is_ok())
+        .map(Path::to_path_buf)
+}
+
+/// Paths (relative to `dir`) that `git status` reports as modified, added or untracked;
+/// None when `dir` is not in a repository or git cannot tell.
 fn git_dirty(dir: &Path) -> Option<BTreeSet<String>> {
+    let top = git_top(dir)?;
     let out = Command::new("git")
         .args([
             "status",
@@ -79,17 +112,10 @@ fn git_dirty(dir: &Path) -> Option<BTreeSet<String>> {
         return None;
     }
     // Paths in porcelain output are relative to the repository top; make them relative to dir.
-    let top = Command::new("git")
-        .args(["rev-parse", "--show-toplevel"])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    let top = PathBuf::from(String::from_utf8_lossy(&top.stdout).trim());
-    let dir_c = dir.canonicalize().ok()?;
-    let prefix = dir_c
-        .strip_prefix(top.canonicalize().ok()?)
+    let prefix = dir
+        .canonicalize()
+        .ok()?
+        .strip_prefix(&top)
         .ok()?
         .to_path_buf();
     let mut set = BTreeSet::new();
@@ -107,7 +133,7 @@ fn git_dirty(dir: &Path) -> Option<BTreeSet<String>> {
     Some(set)
 }
 
-fn walk(root: &Path, skip: &[PathBuf], out: &mut BTreeMap<String, Stamp>) {
+fn walk(root: &Path, skip: &[PathBuf], now: SystemTime, out: &mut BTreeMap<String, Stamp>) {
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let Ok(rd) = std::fs::read_dir(&dir) else {
@@ -126,8 +152,9 @@ fn walk(root: &Path, skip: &[PathBuf], out: &mut BTreeMap<String, Stamp>) {
             if ft.is_dir() {
                 stack.push(path);
             } else if ft.is_file() {
-                if let (Some(s), Ok(rel)) = (stamp(&path), path.strip_prefix(root)) {
-                    out.insert(rel.to_string_lossy().into_owned(), s);
+                let Ok(m) = e.metadata() else { continue };
+                if let Ok(rel) = path.strip_prefix(root) {
+                    out.insert(rel.to_string_lossy().into_owned(), stamp_of(&path, &m, now));
                 }
             }
         }
@@ -138,6 +165,7 @@ impl Snapshot {
     /// Takes a snapshot of `dir`; `skip` lists folders to leave out (Orca's own folders
     /// when the working folder is the workspace root).
     pub fn take(dir: &Path, skip: &[PathBuf]) -> Snapshot {
+        let now = SystemTime::now();
         if let Some(dirty) = git_dirty(dir) {
             let files = dirty
                 .into_iter()
@@ -145,7 +173,7 @@ impl Snapshot {
                     let full = dir.join(p);
                     !skip.iter().any(|s| full.starts_with(s))
                 })
-                .filter_map(|p| stamp(&dir.join(&p)).map(|s| (p, s)))
+                .filter_map(|p| stamp(&dir.join(&p), now).map(|s| (p, s)))
                 .collect();
             return Snapshot {
                 root: dir.to_path_buf(),
@@ -154,7 +182,7 @@ impl Snapshot {
             };
         }
         let mut files = BTreeMap::new();
-        walk(dir, skip, &mut files);
+        walk(dir, skip, now, &mut files);
         Snapshot {
             root: dir.to_path_buf(),
             git: false,
@@ -171,32 +199,30 @@ impl Snapshot {
         }
     }
 
-    /// The files that differ between `self` (before) and a new snapshot of the same folder.
+    /// The files that differ between `self` (before) and a new snapshot of the same folder:
+    /// new, gone, or with other metadata; a racy file with the same metadata is compared by
+    /// content.
     pub fn changed_since(&self, skip: &[PathBuf]) -> Vec<String> {
         let after = Snapshot::take(&self.root, skip);
         let mut changed = BTreeSet::new();
-        if self.git && after.git {
-            // Dirty after and new or different; or dirty before and clean (or gone) after.
-            for (p, s) in &after.files {
-                if self.files.get(p) != Some(s) {
-                    changed.insert(p.clone());
+        for (p, s) in &after.files {
+            let same = self.files.get(p).is_some_and(|b| {
+                let meta_same = (b.len, b.ino, b.mtime_ns, b.ctime_ns)
+                    == (s.len, s.ino, s.mtime_ns, s.ctime_ns);
+                match b.hash {
+                    Some(h) if meta_same => {
+                        s.hash.or_else(|| hash_file(&self.root.join(p), s.len)) == Some(h)
+                    }
+                    _ => meta_same,
                 }
+            });
+            if !same {
+                changed.insert(p.clone());
             }
-            for p in self.files.keys() {
-                if !after.files.contains_key(p) {
-                    changed.insert(p.clone());
-                }
-            }
-        } else {
-            for (p, s) in &after.files {
-                if self.files.get(p) != Some(s) {
-                    changed.insert(p.clone());
-                }
-            }
-            for p in self.files.keys() {
-                if !after.files.contains_key(p) {
-                    changed.insert(p.clone());
-                }
+        }
+        for p in self.files.keys() {
+            if !after.files.contains_key(p) {
+                changed.insert(p.clone());
             }
         }
         changed.into_iter().collect()
@@ -256,5 +282,54 @@ mod tests {
         std::fs::write(d.path().join("logs/x.log"), "l").expect("write");
         std::fs::write(d.path().join("c.txt"), "c").expect("write");
         assert_eq!(before.changed_since(&skip), ["c.txt"]);
+    }
+
+    #[test]
+    fn only_recent_files_are_hashed_and_a_same_stamp_change_is_caught() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let old = d.path().join("old.txt");
+        let racy = d.path().join("racy.txt");
+        std::fs::write(&old, "old").expect("write");
+        std::fs::write(&racy, "racy").expect("write");
+        let long_ago = SystemTime::now() - Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .and_then(|f| f.set_modified(long_ago))
+            .expect("set mtime");
+        let before = Snapshot::take(d.path(), &[]);
+        assert_eq!(
+            before.files["old.txt"].hash, None,
+            "old files cost a stat only"
+        );
+        assert!(
+            before.files["racy.txt"].hash.is_some(),
+            "recent files are hashed"
+        );
+        assert!(before.changed_since(&[]).is_empty());
+        // The same metadata with other content (a write within one timestamp tick) is caught
+        // by the racy file's hash.
+        let mut forged = before.clone();
+        if let Some(s) = forged.files.get_mut("racy.txt") {
+            s.hash = Some(s.hash.unwrap_or(0) ^ 1);
+        }
+        assert_eq!(forged.changed_since(&[]), ["racy.txt"]);
+    }
+
+    #[test]
+    fn the_git_top_is_found_without_git() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let top = d.path().canonicalize().expect("canonical");
+        std::fs::create_dir_all(top.join("a/b")).expect("mkdir");
+        assert_eq!(
+            git_top(&top.join("a/b")),
+            None,
+            "no .git: git is never started"
+        );
+        std::fs::create_dir(top.join(".git")).expect("mkdir");
+        assert_eq!(git_top(&top.join("a/b")), Some(top.clone()));
+        // A worktree or submodule has a `.git` file.
+        std::fs::write(top.join("a/.git"), "gitdir: elsewhere\n").expect("write");
+        assert_eq!(git_top(&top.join("a/b")), Some(top.join("a")));
     }
 }

@@ -96,12 +96,15 @@ pub fn run(root: &Path, flags: &[(String, String)]) -> i32 {
         agent: RwLock::new(Arc::new(ClaudeAgent::new(cfg.claude_bin.clone()))),
         cfg: RwLock::new(cfg),
         flags: flags.to_vec(),
-        ws,
         store: Arc::new(store),
         events,
         running: Mutex::new(HashMap::new()),
         shutting_down: AtomicBool::new(false),
         snapshots: Mutex::new(HashMap::new()),
+        next_wake: Mutex::new(None),
+        next_wake_stale: AtomicBool::new(true),
+        own_folders: orca_folders(&ws),
+        ws,
     });
     rt.block_on(daemon.main())
 }
@@ -122,6 +125,12 @@ struct Daemon {
     /// The working folder as it was before a task's first attempt in this daemon, kept
     /// across retries so `changed_files` covers every attempt.
     snapshots: Mutex<HashMap<String, Snapshot>>,
+    /// When the earliest backed-off task may run, as last read from the store; re-read only
+    /// after a requeue here, a change by another process, or when that time has come.
+    next_wake: Mutex<Option<i64>>,
+    next_wake_stale: AtomicBool,
+    /// Orca's own folders, left out of `changed_files` (see [`orca_folders`]).
+    own_folders: Vec<std::path::PathBuf>,
 }
 
 fn config_stamp(ws: &Workspace) -> Vec<Option<SystemTime>> {
@@ -215,6 +224,7 @@ impl Daemon {
         let mut last_version = self.store.data_version().unwrap_or(0);
         let mut stamp = config_stamp(&self.ws);
         let mut last_pending_retry = Instant::now();
+        let mut was_busy = true; // start-up counts as busy: trim once it is over
         eprintln!(
             "orca {}: watching {} (Ctrl-C to stop)",
             crate::VERSION,
@@ -223,6 +233,11 @@ impl Daemon {
 
         loop {
             self.dispatch(&done_tx);
+            let busy = self.running_count() > 0;
+            if was_busy && !busy {
+                release_free_memory();
+            }
+            was_busy = busy;
             let backoff_wake = self.backoff_sleep();
             tokio::select! {
                 ready = ready_rx.recv() => {
@@ -234,7 +249,7 @@ impl Daemon {
                     }
                 }
                 Some(()) = done_rx.recv() => {}
-                _ = backoff_wake => {}
+                _ = backoff_wake => self.next_wake_stale.store(true, Ordering::SeqCst),
                 _ = recv_signal(&mut sigint) => break,
                 _ = recv_signal(&mut sigterm) => break,
                 _ = recv_signal(&mut sighup) => self.reload("SIGHUP"),
@@ -258,11 +273,18 @@ impl Daemon {
         0
     }
 
-    /// Sleeps until the earliest backed-off task may run (or forever when none).
+    /// Sleeps until the earliest backed-off task may run (or an hour when none).
     fn backoff_sleep(&self) -> tokio::time::Sleep {
-        let wait = match self.store.next_not_before() {
-            Ok(Some(at)) => Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)),
-            _ => Duration::from_secs(3600),
+        let mut next = self.next_wake.lock().unwrap_or_else(|p| p.into_inner());
+        if self.next_wake_stale.swap(false, Ordering::SeqCst) {
+            *next = self.store.next_not_before().unwrap_or_else(|e| {
+                tracing::warn!("cannot read the retry schedule (looking again in a second): {e}");
+                Some(now_ms() + 1000)
+            });
+        }
+        let wait = match *next {
+            Some(at) => Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)),
+            None => Duration::from_secs(3600),
         };
         tokio::time::sleep(wait)
     }
@@ -487,6 +509,7 @@ impl Daemon {
         if version == last && !force {
             return last;
         }
+        self.next_wake_stale.store(true, Ordering::SeqCst);
         let ids: Vec<(String, watch::Sender<bool>)> = match self.running.lock() {
             Ok(m) => m
                 .iter()
@@ -659,7 +682,7 @@ impl Daemon {
             env,
         };
         let working_dir = resolved.working_dir.display().to_string();
-        let skip = orca_folders(&self.ws);
+        let skip = self.own_folders.clone();
         let before = self
             .snapshot_before(&rec.id, &resolved.working_dir, &skip)
             .await;
@@ -876,6 +899,7 @@ impl Daemon {
         let at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
         match self.store.requeue(id, node, at, reason, out.exit_code) {
             Ok(()) => {
+                self.next_wake_stale.store(true, Ordering::SeqCst);
                 self.events.emit(
                     "retry",
                     Some(id),
@@ -979,6 +1003,16 @@ impl Daemon {
             json!({"pid": std::process::id()}),
         );
         tracing::info!("orca daemon stopped");
+    }
+}
+
+/// Hands memory freed by start-up or by a finished burst back to the system, so an idle
+/// daemon stays small (glibc keeps freed heap pages otherwise).
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists; it has no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
@@ -1088,8 +1122,10 @@ fn outcome_name(o: &Outcome) -> &'static str {
     }
 }
 
-/// Records live progress in the store (for `status`/`show`) and as `claude_progress` events,
-/// at most every 250 ms per task unless the turn or tool changed.
+/// Records live progress: a `claude_progress` event whenever the turn or tool changes, and
+/// the store's copy (for `status`/`show`) at once for the first report (it carries the
+/// agent's pid, which start-up recovery needs) and then at most every 250 ms, so a quick run
+/// costs one store write, not one per turn.
 async fn forward_progress(
     d: Arc<Daemon>,
     id: String,
@@ -1097,35 +1133,64 @@ async fn forward_progress(
     node: String,
     mut rx: mpsc::UnboundedReceiver<Progress>,
 ) {
+    const EVERY: Duration = Duration::from_millis(250);
     let mut last: Option<(u32, Option<String>)> = None;
-    let mut last_write = Instant::now() - Duration::from_secs(1);
+    let mut last_write: Option<Instant> = None;
     let mut pending: Option<Progress> = None;
-    while let Some(p) = rx.recv().await {
+    loop {
+        // A report held back by the rate limit is stored when its turn comes, even if the
+        // agent then stays quiet for a long time.
+        let flush_at = match (&pending, last_write) {
+            (Some(_), Some(t)) => t + EVERY,
+            _ => Instant::now() + Duration::from_secs(3600),
+        };
+        let p = tokio::select! {
+            p = rx.recv() => match p {
+                Some(p) => p,
+                None => break,
+            },
+            _ = tokio::time::sleep_until(flush_at.into()) => {
+                if let Some(p) = pending.take() {
+                    store_progress(&d, &id, &node, attempt, &p);
+                    last_write = Some(Instant::now());
+                }
+                continue;
+            }
+        };
         let key = (p.turns, p.last_tool.clone());
         let changed = last.as_ref() != Some(&key);
-        if changed || last_write.elapsed() >= Duration::from_millis(250) {
-            write_progress(&d, &id, attempt, &node, &p, changed);
+        if changed {
+            d.events.emit(
+                "claude_progress",
+                Some(&id),
+                Some(attempt),
+                progress_json(attempt, &p),
+            );
             last = Some(key);
-            last_write = Instant::now();
+        }
+        if last_write.is_none_or(|t| t.elapsed() >= EVERY) {
+            store_progress(&d, &id, &node, attempt, &p);
+            last_write = Some(Instant::now());
             pending = None;
         } else {
             pending = Some(p);
         }
     }
     if let Some(p) = pending {
-        write_progress(&d, &id, attempt, &node, &p, false);
+        store_progress(&d, &id, &node, attempt, &p);
     }
 }
 
-fn write_progress(d: &Daemon, id: &str, attempt: u32, node: &str, p: &Progress, event: bool) {
-    let v = json!({"attempt": attempt, "turns": p.turns, "last_tool": p.last_tool, "last_tool_target": p.last_tool_target,
-                   "cost_usd": p.cost_usd, "model": p.model, "pid": p.pid, "session_id": p.session_id,
-                   "updated_at": crate::clock::now_rfc3339()});
+fn progress_json(attempt: u32, p: &Progress) -> serde_json::Value {
+    json!({"attempt": attempt, "turns": p.turns, "last_tool": p.last_tool, "last_tool_target": p.last_tool_target,
+           "cost_usd": p.cost_usd, "model": p.model, "pid": p.pid, "session_id": p.session_id,
+           "updated_at": crate::clock::now_rfc3339()})
+}
+
+fn store_progress(d: &Daemon, id: &str, node: &str, attempt: u32, p: &Progress) {
+    let v = progress_json(attempt, p);
     if let Err(e) = d.store.set_progress(id, node, &v, p.session_id.as_deref()) {
         tracing::warn!(task = %id, "cannot record progress: {e}");
-    }
-    if event {
-        d.events.emit("claude_progress", Some(id), Some(attempt), v);
     }
 }
 
