@@ -80,19 +80,18 @@ fn stamp(path: &Path, now: SystemTime) -> Option<Stamp> {
     m.is_file().then(|| stamp_of(path, &m, now))
 }
 
-/// The top of the git work tree holding `dir` (the nearest folder, `dir` or a parent, with a
-/// `.git` folder or file), found without starting `git`.
-fn git_top(dir: &Path) -> Option<PathBuf> {
-    let dir = dir.canonicalize().ok()?;
+/// The top of the git work tree holding the canonical folder `dir` (the nearest folder,
+/// `dir` or a parent, with a `.git` folder or file), found without starting `git`.
+fn git_top(dir: &Path) -> Option<&Path> {
     dir.ancestors()
         .find(|a| std::fs::symlink_metadata(a.join(".git")).is_ok())
-        .map(Path::to_path_buf)
 }
 
 /// Paths (relative to `dir`) that `git status` reports as modified, added or untracked;
 /// None when `dir` is not in a repository or git cannot tell.
 fn git_dirty(dir: &Path) -> Option<BTreeSet<String>> {
-    let top = git_top(dir)?;
+    let canonical = dir.canonicalize().ok()?;
+    let top = git_top(&canonical)?;
     let out = Command::new("git")
         .args([
             "status",
@@ -112,12 +111,7 @@ fn git_dirty(dir: &Path) -> Option<BTreeSet<String>> {
         return None;
     }
     // Paths in porcelain output are relative to the repository top; make them relative to dir.
-    let prefix = dir
-        .canonicalize()
-        .ok()?
-        .strip_prefix(&top)
-        .ok()?
-        .to_path_buf();
+    let prefix = canonical.strip_prefix(top).ok()?;
     let mut set = BTreeSet::new();
     for entry in out.stdout.split(|b| *b == 0) {
         if entry.len() < 4 {
@@ -125,7 +119,7 @@ fn git_dirty(dir: &Path) -> Option<BTreeSet<String>> {
         }
         let p = String::from_utf8_lossy(&entry[3..]).into_owned();
         let rel = Path::new(&p)
-            .strip_prefix(&prefix)
+            .strip_prefix(prefix)
             .map(|r| r.to_string_lossy().into_owned())
             .unwrap_or(p);
         set.insert(rel);
@@ -327,9 +321,9 @@ mod tests {
             "no .git: git is never started"
         );
         std::fs::create_dir(top.join(".git")).expect("mkdir");
-        assert_eq!(git_top(&top.join("a/b")), Some(top.clone()));
+        assert_eq!(git_top(&top.join("a/b")), Some(top.as_path()));
         // A worktree or submodule has a `.git` file.
         std::fs::write(top.join("a/.git"), "gitdir: elsewhere\n").expect("write");
-        assert_eq!(git_top(&top.join("a/b")), Some(top.join("a")));
+        assert_eq!(git_top(&top.join("a/b")), Some(top.join("a").as_path()));
     }
 }

@@ -103,7 +103,7 @@ pub fn run(root: &Path, flags: &[(String, String)]) -> i32 {
         snapshots: Mutex::new(HashMap::new()),
         next_wake: Mutex::new(None),
         next_wake_stale: AtomicBool::new(true),
-        own_folders: orca_folders(&ws),
+        own_folders: orca_folders(&ws).into(),
         ws,
     });
     rt.block_on(daemon.main())
@@ -130,7 +130,7 @@ struct Daemon {
     next_wake: Mutex<Option<i64>>,
     next_wake_stale: AtomicBool,
     /// Orca's own folders, left out of `changed_files` (see [`orca_folders`]).
-    own_folders: Vec<std::path::PathBuf>,
+    own_folders: Arc<[std::path::PathBuf]>,
 }
 
 fn config_stamp(ws: &Workspace) -> Vec<Option<SystemTime>> {
@@ -682,7 +682,7 @@ impl Daemon {
             env,
         };
         let working_dir = resolved.working_dir.display().to_string();
-        let skip = self.own_folders.clone();
+        let skip = Arc::clone(&self.own_folders);
         let before = self
             .snapshot_before(&rec.id, &resolved.working_dir, &skip)
             .await;
@@ -753,11 +753,16 @@ impl Daemon {
 
     /// The snapshot of the working folder before the task's first attempt (kept across
     /// retries), or a new one.
-    async fn snapshot_before(&self, id: &str, dir: &Path, skip: &[std::path::PathBuf]) -> Snapshot {
+    async fn snapshot_before(
+        &self,
+        id: &str,
+        dir: &Path,
+        skip: &Arc<[std::path::PathBuf]>,
+    ) -> Snapshot {
         if let Some(s) = self.snapshots.lock().ok().and_then(|m| m.get(id).cloned()) {
             return s;
         }
-        let (d, sk) = (dir.to_path_buf(), skip.to_vec());
+        let (d, sk) = (dir.to_path_buf(), Arc::clone(skip));
         let snap = match tokio::task::spawn_blocking(move || Snapshot::take(&d, &sk)).await {
             Ok(s) => s,
             Err(_) => Snapshot::take(dir, skip),
@@ -1095,7 +1100,7 @@ async fn stop_orphaned_agents(running: Vec<TaskRecord>) {
 }
 
 /// The files changed in the working folder since `before` (off the async threads).
-async fn changed_files(before: Snapshot, skip: Vec<std::path::PathBuf>) -> Vec<String> {
+async fn changed_files(before: Snapshot, skip: Arc<[std::path::PathBuf]>) -> Vec<String> {
     tokio::task::spawn_blocking(move || before.changed_since(&skip))
         .await
         .unwrap_or_default()
@@ -1140,16 +1145,13 @@ async fn forward_progress(
     loop {
         // A report held back by the rate limit is stored when its turn comes, even if the
         // agent then stays quiet for a long time.
-        let flush_at = match (&pending, last_write) {
-            (Some(_), Some(t)) => t + EVERY,
-            _ => Instant::now() + Duration::from_secs(3600),
-        };
+        let flush_at = last_write.unwrap_or_else(Instant::now) + EVERY;
         let p = tokio::select! {
             p = rx.recv() => match p {
                 Some(p) => p,
                 None => break,
             },
-            _ = tokio::time::sleep_until(flush_at.into()) => {
+            _ = tokio::time::sleep_until(flush_at.into()), if pending.is_some() => {
                 if let Some(p) = pending.take() {
                     store_progress(&d, &id, &node, attempt, &p);
                     last_write = Some(Instant::now());
