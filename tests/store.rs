@@ -814,19 +814,13 @@ fn mark_finalized_does_both_steps_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     s.enqueue(rejected("r")).unwrap();
-    s.mark_finalized(
-        "r",
-        &json!({"status": "rejected"}),
-        "tasks/rejected/r.task.md",
-    )
-    .unwrap();
+    s.mark_finalized("r", "tasks/rejected/r.task.md").unwrap();
     let r = s.get("r").unwrap().unwrap();
     assert!(r.artifacts_written && r.finalized);
-    assert_eq!(r.result, Some(json!({"status": "rejected"})));
     assert_eq!(r.archived_to.as_deref(), Some("tasks/rejected/r.task.md"));
     assert!(s.pending_finalize().unwrap().is_empty());
     assert!(matches!(
-        s.mark_finalized("ghost", &json!({}), "x"),
+        s.mark_finalized("ghost", "x"),
         Err(StoreError::NotFound(_))
     ));
 }

@@ -32,6 +32,9 @@ const TICK: Duration = Duration::from_millis(250);
 
 /// How often finished tasks whose artifacts could not be written are tried again.
 const PENDING_RETRY: Duration = Duration::from_secs(5);
+/// At most this many ready files are queued in one store transaction, so the first tasks of
+/// a burst start without waiting for the whole burst to be parsed.
+const INTAKE_BATCH: usize = 64;
 
 /// Starts the daemon in the workspace at `root` and runs it until SIGINT/SIGTERM.
 /// Returns the process exit code (0 clean stop, 1 failure, 2 configuration/usage error).
@@ -106,7 +109,15 @@ pub fn run(root: &Path, flags: &[(String, String)]) -> i32 {
         own_folders: orca_folders(&ws).into(),
         ws,
     });
+    keep_free_memory_while_busy();
     rt.block_on(daemon.main())
+}
+
+/// A parsed, valid task file waiting to be queued.
+struct ValidFile {
+    new: NewTask,
+    /// The `parsed` event's fields.
+    parsed_fields: serde_json::Value,
 }
 
 struct RunningTask {
@@ -165,6 +176,10 @@ impl Daemon {
             Ok(c) => c.clone(),
             Err(p) => p.into_inner().clone(),
         }
+    }
+
+    fn is_running(&self, id: &str) -> bool {
+        self.running.lock().is_ok_and(|m| m.contains_key(id))
     }
 
     fn running_count(&self) -> usize {
@@ -242,11 +257,15 @@ impl Daemon {
             tokio::select! {
                 ready = ready_rx.recv() => {
                     let Some(ready) = ready else { break };
-                    self.handle_ready(&intake, ready);
-                    // Take whatever else is already waiting before claiming.
+                    // Take whatever else is already waiting before claiming, in one batch.
+                    let mut batch = vec![ready];
                     while let Ok(more) = ready_rx.try_recv() {
-                        self.handle_ready(&intake, more);
+                        batch.push(more);
+                        if batch.len() >= INTAKE_BATCH {
+                            break;
+                        }
                     }
+                    self.handle_ready(&intake, batch);
                 }
                 Some(()) = done_rx.recv() => {}
                 _ = backoff_wake => self.next_wake_stale.store(true, Ordering::SeqCst),
@@ -289,30 +308,65 @@ impl Daemon {
         tokio::time::sleep(wait)
     }
 
-    fn handle_ready(&self, intake: &IntakeHandle, ready: Ready) {
-        if let Err(e) = self.take_file(intake, &ready) {
-            // The store is busy or failing: the file stays in tasks/; look at it again soon.
-            tracing::error!(file = %ready.path.display(), "cannot take the task file (will try again): {e}");
-            intake.defer(ready.path.clone());
+    /// Takes a batch of ready files: duplicates and rejects one by one, the valid ones
+    /// queued in one store transaction (a burst of files costs one commit, not one each).
+    fn handle_ready(&self, intake: &IntakeHandle, batch: Vec<Ready>) {
+        let mut valid = Vec::new();
+        for ready in batch {
+            match self.take_file(intake, &ready) {
+                Ok(Some(v)) => valid.push((ready.path, v)),
+                Ok(None) => {}
+                Err(e) => {
+                    // The store is busy or failing: the file stays in tasks/; look at it again soon.
+                    tracing::error!(file = %ready.path.display(), "cannot take the task file (will try again): {e}");
+                    intake.defer(ready.path);
+                }
+            }
+        }
+        if valid.is_empty() {
+            return;
+        }
+        let news: Vec<NewTask> = valid.iter().map(|(_, v)| v.new.clone()).collect();
+        match self.store.enqueue_many(news) {
+            Ok(recs) => {
+                for ((_, v), rec) in valid.iter().zip(recs) {
+                    self.queued(v, &rec);
+                }
+            }
+            // All or none: find the one the store refuses, queue the others.
+            Err(_) => {
+                for (path, v) in valid {
+                    match self.store.enqueue(v.new.clone()) {
+                        Ok(rec) => self.queued(&v, &rec),
+                        Err(e) => {
+                            tracing::error!(file = %path.display(), "cannot take the task file (will try again): {e}");
+                            intake.defer(path);
+                        }
+                    }
+                }
+            }
         }
     }
 
-    /// One ready file: dedup against the store, parse, then queue or reject.
+    /// One ready file: dedup against the store and parse. A valid task is returned to be
+    /// queued; a bad one is rejected here.
     fn take_file(
         &self,
         intake: &IntakeHandle,
         ready: &Ready,
-    ) -> Result<(), crate::store::StoreError> {
+    ) -> Result<Option<ValidFile>, crate::store::StoreError> {
         let path = &ready.path;
         if !path.is_file() {
-            return Ok(());
+            return Ok(None);
         }
         let file_rel = rel(&self.ws, path);
         if let Some(rec) = self.store.find_open_by_file(&file_rel)? {
-            if rec.state.is_final() {
+            // A final record still in tasks/ is finalized here, unless its worker is doing
+            // that right now (a rescan can report the file again meanwhile).
+            if rec.state.is_final() && !self.is_running(&rec.id) {
                 self.finalize_one(&rec, None, None);
             }
-            return Ok(());
+            return Ok(None);
         }
         let received = now_ms();
         // A stem whose artifacts already exist (say, from before the store was reset) is
@@ -331,10 +385,12 @@ impl Daemon {
         match parsed {
             Ok(t) => {
                 let from_cli = t.extra.get("x-orca-source").and_then(|v| v.as_str()) == Some("cli");
-                let rec = self.store.enqueue(NewTask {
+                let parsed_fields = json!({"type": t.task_type.map(|x| x.as_str()), "priority": t.priority.as_str(),
+                    "title": t.title, "targets": t.target_files.len(), "criteria": t.success_criteria.len()});
+                let new = NewTask {
                     desired_id: t.id.clone(),
                     stem,
-                    file: file_rel.clone(),
+                    file: file_rel,
                     source: if from_cli {
                         SourceKind::Cli
                     } else {
@@ -343,35 +399,12 @@ impl Daemon {
                     source_user: None,
                     priority: t.priority,
                     max_retries: t.retries.unwrap_or(cfg.max_retries),
-                    task: Some(t.clone()),
+                    task: Some(t),
                     state: TaskState::Queued,
                     error: None,
                     received_at_ms: received,
-                })?;
-                let mut fields = json!({"file": file_rel, "source": if from_cli { "cli" } else { "file" }, "stem": rec.stem});
-                if rec.id != rec.desired_id {
-                    fields["renamed_from"] = json!(rec.desired_id);
-                    fields["note"] = json!(format!(
-                        "id '{}' is taken; this task is '{}'",
-                        rec.desired_id, rec.id
-                    ));
-                }
-                self.events
-                    .emit("task_received", Some(&rec.id), None, fields);
-                self.events.emit(
-                    "parsed",
-                    Some(&rec.id),
-                    None,
-                    json!({"type": t.task_type.map(|x| x.as_str()), "priority": t.priority.as_str(), "title": t.title,
-                           "targets": t.target_files.len(), "criteria": t.success_criteria.len()}),
-                );
-                self.events.emit(
-                    "queued",
-                    Some(&rec.id),
-                    None,
-                    json!({"priority": rec.priority.as_str(), "seq": rec.seq}),
-                );
-                tracing::info!(task = %rec.id, file = %file_rel, "queued");
+                };
+                Ok(Some(ValidFile { new, parsed_fields }))
             }
             Err(err) => {
                 let may_be_half_written = !ready.settled
@@ -379,12 +412,40 @@ impl Daemon {
                     && recently_modified(path, Duration::from_secs(2));
                 if may_be_half_written {
                     intake.defer(path.clone());
-                    return Ok(());
+                    return Ok(None);
                 }
                 self.reject(&file_rel, &stem, &err, received)?;
+                Ok(None)
             }
         }
-        Ok(())
+    }
+
+    /// The events of a file just queued.
+    fn queued(&self, v: &ValidFile, rec: &TaskRecord) {
+        let source = if v.new.source == SourceKind::Cli {
+            "cli"
+        } else {
+            "file"
+        };
+        let mut fields = json!({"file": rec.file, "source": source, "stem": rec.stem});
+        if rec.id != rec.desired_id {
+            fields["renamed_from"] = json!(rec.desired_id);
+            fields["note"] = json!(format!(
+                "id '{}' is taken; this task is '{}'",
+                rec.desired_id, rec.id
+            ));
+        }
+        self.events
+            .emit("task_received", Some(&rec.id), None, fields);
+        self.events
+            .emit("parsed", Some(&rec.id), None, v.parsed_fields.clone());
+        self.events.emit(
+            "queued",
+            Some(&rec.id),
+            None,
+            json!({"priority": rec.priority.as_str(), "seq": rec.seq}),
+        );
+        tracing::info!(task = %rec.id, file = %rec.file, "queued");
     }
 
     fn reject(
@@ -851,10 +912,13 @@ impl Daemon {
             session_id: out.session_id.clone(),
             now_ms: now_ms(),
         };
-        if let Err(e) = self.store.finish(id, node, finish) {
-            tracing::error!(task = %id, "cannot record the end of the task: {e}");
-            return;
-        }
+        let done = match self.store.finish(id, node, finish) {
+            Ok(rec) => rec,
+            Err(e) => {
+                tracing::error!(task = %id, "cannot record the end of the task: {e}");
+                return;
+            }
+        };
         match state {
             TaskState::TimedOut => {
                 self.events
@@ -871,11 +935,7 @@ impl Daemon {
         if let Ok(mut m) = self.snapshots.lock() {
             m.remove(id);
         }
-        match self.store.get(id) {
-            Ok(Some(rec)) => self.finalize_run(&rec, out, working_dir, changed),
-            Ok(None) => tracing::error!(task = %id, "the task vanished from the store"),
-            Err(e) => tracing::error!(task = %id, "cannot read the task back: {e}"),
-        }
+        self.finalize_run(&done, out, working_dir, changed);
     }
 
     /// Puts the task back in the queue with backoff when retries are left (and the daemon is
@@ -956,12 +1016,9 @@ impl Daemon {
             session_id: None,
             now_ms: now_ms(),
         };
-        if let Err(e) = self.store.finish(&rec.id, node, finish) {
-            tracing::error!(task = %rec.id, "cannot record the failure: {e}");
-            return;
-        }
-        if let Ok(Some(r)) = self.store.get(&rec.id) {
-            self.finalize_one(&r, Some(&out), None);
+        match self.store.finish(&rec.id, node, finish) {
+            Ok(r) => self.finalize_one(&r, Some(&out), None),
+            Err(e) => tracing::error!(task = %rec.id, "cannot record the failure: {e}"),
         }
     }
 
@@ -1013,6 +1070,17 @@ impl Daemon {
 
 /// Hands memory freed by start-up or by a finished burst back to the system, so an idle
 /// daemon stays small (glibc keeps freed heap pages otherwise).
+/// While tasks run, freed memory stays with the allocator instead of going back to the
+/// kernel after every task (each round trip costs page faults and TLB flushes on all
+/// cores); [`release_free_memory`] returns it once the daemon is idle.
+fn keep_free_memory_while_busy() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a tuning parameter of the allocator.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+    }
+}
+
 fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks the allocator's own free lists; it has no preconditions.
@@ -1129,8 +1197,8 @@ fn outcome_name(o: &Outcome) -> &'static str {
 
 /// Records live progress: a `claude_progress` event whenever the turn or tool changes, and
 /// the store's copy (for `status`/`show`) at once for the first report (it carries the
-/// agent's pid, which start-up recovery needs) and then at most every 250 ms, so a quick run
-/// costs one store write, not one per turn.
+/// agent's pid and session, which start-up recovery and resuming need) and then at most every
+/// 250 ms while the agent runs, so a quick run costs one store write, not one per turn.
 async fn forward_progress(
     d: Arc<Daemon>,
     id: String,
@@ -1178,9 +1246,8 @@ async fn forward_progress(
             pending = Some(p);
         }
     }
-    if let Some(p) = pending {
-        store_progress(&d, &id, &node, attempt, &p);
-    }
+    // A report still held back when the agent ends is dropped: the attempt's end is
+    // recorded next, and the first report already stored the pid and session.
 }
 
 fn progress_json(attempt: u32, p: &Progress) -> serde_json::Value {

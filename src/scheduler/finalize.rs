@@ -231,12 +231,9 @@ pub fn finalize_with(
     };
     let attempt = rec.attempts;
     if !rec.artifacts_written {
-        // A result stored by an earlier, interrupted finalize keeps its run data.
+        // A result written by an earlier, interrupted finalize keeps its run data.
         let stored = match run {
-            None => rec
-                .result
-                .as_ref()
-                .and_then(|v| serde_json::from_value::<TaskResult>(v.clone()).ok()),
+            None => earlier_result(ws, rec),
             Some(_) => None,
         };
         let result = match stored {
@@ -269,8 +266,6 @@ pub fn finalize_with(
             Some(attempt),
             json!({"method": "extract", "summary": rel(ws, &summary_path)}),
         );
-        let value = serde_json::to_value(&result).unwrap_or(serde_json::Value::Null);
-        store.mark_artifacts_written(&rec.id, &value)?;
         events.emit(
             "artifacts_written",
             Some(&rec.id),
@@ -295,6 +290,125 @@ pub fn finalize_with(
     } else {
         rec.archived_to.clone().or(predicted).unwrap_or_default()
     };
-    store.mark_archived(&rec.id, &archived_to)?;
+    // One transaction for both markers: a crash before it redoes the (idempotent) steps
+    // above, reusing the result file already written.
+    store.mark_finalized(&rec.id, &archived_to)?;
     Ok(())
+}
+
+/// The result an earlier finalize of this record wrote (its stem is the record's own, so a
+/// result file there with the record's id is that one), or the one older versions kept in
+/// the store.
+fn earlier_result(ws: &Workspace, rec: &TaskRecord) -> Option<TaskResult> {
+    let from_file = std::fs::read(ws.result_file(&rec.stem))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<TaskResult>(&b).ok())
+        .filter(|r| r.task_id == rec.id);
+    from_file.or_else(|| {
+        rec.result
+            .as_ref()
+            .and_then(|v| serde_json::from_value::<TaskResult>(v.clone()).ok())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::artifacts::result::SourceKind;
+    use crate::runner::Outcome;
+    use crate::store::{Finish, NewTask, SqliteStore};
+
+    fn run_said(text: &str) -> RunOutcome {
+        RunOutcome {
+            outcome: Outcome::Succeeded,
+            exit_code: Some(0),
+            output: Some(text.into()),
+            session_id: Some("s-1".into()),
+            num_turns: Some(1),
+            cost_usd: None,
+            usage: None,
+            model: None,
+            agent_version: None,
+            stderr_tail: String::new(),
+        }
+    }
+
+    /// A finalize cut off after the result was written (before the store marked it) is
+    /// completed from that result file: the agent's output survives the restart.
+    #[test]
+    fn a_cut_off_finalize_reuses_the_result_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::new(dir.path());
+        ws.create_all().unwrap();
+        let store = SqliteStore::open_in_workspace(&ws).unwrap();
+        let events = EventLog::open(ws.events_file(), 1 << 20, 2).unwrap();
+        std::fs::write(
+            ws.root.join("tasks/t.task.md"),
+            "---\nid: t\n---\n\n**Prompt:**\nx\n",
+        )
+        .unwrap();
+        store
+            .enqueue(NewTask {
+                desired_id: "t".into(),
+                stem: "t".into(),
+                file: "tasks/t.task.md".into(),
+                source: SourceKind::File,
+                source_user: None,
+                task: Some(crate::task::Task::new("t", "x")),
+                priority: Default::default(),
+                max_retries: 0,
+                state: TaskState::Queued,
+                error: None,
+                received_at_ms: 1,
+            })
+            .unwrap();
+        store.claim("w", &[], 60_000, 2).unwrap().unwrap();
+        let rec = store
+            .finish(
+                "t",
+                "w",
+                Finish {
+                    state: TaskState::Succeeded,
+                    outcome: "succeeded".into(),
+                    error: None,
+                    exit_code: Some(0),
+                    session_id: Some("s-1".into()),
+                    now_ms: 3,
+                },
+            )
+            .unwrap();
+        // The interrupted finalize got as far as the result file.
+        let attempts = store.attempts("t").unwrap();
+        let first = build_result(
+            &rec,
+            &attempts,
+            Some(&run_said("All done here.")),
+            "claude",
+            None,
+            None,
+            Vec::new(),
+        )
+        .unwrap();
+        write_result(&ws, "t", &first).unwrap();
+
+        // The restart finalizes from the store alone (no run in memory).
+        let rec = store.get("t").unwrap().unwrap();
+        assert!(!rec.artifacts_written && !rec.finalized);
+        finalize(&ws, &store, &events, &rec, None, None).unwrap();
+
+        let text = std::fs::read_to_string(ws.result_file("t")).unwrap();
+        let r: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(r["output"], "All done here.", "{r:#}");
+        assert_eq!(r["archived_to"], "tasks/processed/t.task.md", "{r:#}");
+        assert!(ws.root.join("tasks/processed/t.task.md").is_file());
+        assert!(!ws.root.join("tasks/t.task.md").exists());
+        let rec = store.get("t").unwrap().unwrap();
+        assert!(rec.artifacts_written && rec.finalized);
+        assert_eq!(
+            rec.archived_to.as_deref(),
+            Some("tasks/processed/t.task.md")
+        );
+        let summary = std::fs::read_to_string(ws.summary_file("t")).unwrap();
+        assert!(summary.contains("All done here."), "{summary}");
+    }
 }

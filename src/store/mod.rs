@@ -298,8 +298,9 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Marks an attempt as resuming an earlier agent session.
     fn mark_resumed(&self, id: &str, attempt: u32) -> Result<(), StoreError>;
-    /// Final state of a running task we own; closes the attempt, clears the lease.
-    fn finish(&self, id: &str, worker: &str, f: Finish) -> Result<(), StoreError>;
+    /// Final state of a running task we own; closes the attempt, clears the lease. Returns
+    /// the record as it is now (one transaction, no read-back needed).
+    fn finish(&self, id: &str, worker: &str, f: Finish) -> Result<TaskRecord, StoreError>;
     /// Transient failure: attempt outcome `retry`, back to `Queued` not before `not_before_ms`.
     fn requeue(
         &self,
@@ -327,17 +328,10 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     /// The task file is archived; the record is finalized.
     fn mark_archived(&self, id: &str, archived_to: &str) -> Result<(), StoreError>;
-    /// `mark_artifacts_written` + `mark_archived` in one transaction, for a finalize step
-    /// whose artifact writes are idempotent (a crash before this call just redoes them).
-    fn mark_finalized(
-        &self,
-        id: &str,
-        result: &serde_json::Value,
-        archived_to: &str,
-    ) -> Result<(), StoreError> {
-        self.mark_artifacts_written(id, result)?;
-        self.mark_archived(id, archived_to)
-    }
+    /// Artifacts written and task file archived, in one transaction: the finalize step
+    /// whose artifact writes are idempotent (a crash before this call just redoes them,
+    /// reusing the result file already written).
+    fn mark_finalized(&self, id: &str, archived_to: &str) -> Result<(), StoreError>;
     /// Final and not finalized (includes rejected records), by arrival.
     fn pending_finalize(&self) -> Result<Vec<TaskRecord>, StoreError>;
     fn get(&self, id: &str) -> Result<Option<TaskRecord>, StoreError>;

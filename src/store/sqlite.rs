@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::types::Type;
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
 
 use super::migrate::{self, MigrateError};
 use super::{
@@ -67,6 +68,11 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
             .map_err(store_err)?;
         conn.set_prepared_statement_cache_capacity(64);
+        // Plans must not depend on bound values: without this, SQLite matches a `?N` against
+        // the partial index's `WHERE` by value and re-prepares the statement whenever `?N`
+        // changes, which is every call of `find_open_by_file` and the other lookups.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+            .map_err(open_err)?;
         match migrate::migrate(&mut conn) {
             Ok(_) => {}
             Err(MigrateError::Newer { found }) => {
@@ -100,8 +106,8 @@ impl SqliteStore {
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
-        // A panic in another thread mid-transaction rolled that transaction back (the
-        // `Transaction` guard drops), so the connection is still usable.
+        // A panic in another thread mid-transaction leaves the connection usable: the next
+        // `write` rolls that transaction back before starting its own.
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -122,18 +128,33 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Runs `f` in one `BEGIN IMMEDIATE` transaction; commits when it returns Ok.
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction; commits when it returns Ok and rolls
+    /// back otherwise. The three statements are prepared once and cached (rusqlite's
+    /// `Transaction` would parse `BEGIN` and `COMMIT` anew each time).
     fn write<T>(
         &self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| self.err(e))?;
-        let out = f(&tx)?;
-        tx.commit().map_err(|e| self.err(e))?;
-        Ok(out)
+        let conn = self.conn();
+        let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
+        if !conn.is_autocommit() {
+            // Left open by a panic in another thread mid-transaction: undo it first.
+            run("ROLLBACK").map_err(|e| self.err(e))?;
+        }
+        run("BEGIN IMMEDIATE").map_err(|e| self.err(e))?;
+        let out = f(&conn).and_then(|out| {
+            run("COMMIT").map_err(|e| self.err(e))?;
+            Ok(out)
+        });
+        if out.is_err() && !conn.is_autocommit() {
+            if let Err(e) = run("ROLLBACK") {
+                tracing::error!(
+                    "cannot roll back a failed transaction on {}: {e}",
+                    self.path.display()
+                );
+            }
+        }
+        out
     }
 
     fn query_records(
@@ -156,7 +177,7 @@ impl SqliteStore {
     #[allow(clippy::too_many_arguments)]
     fn back_to_queue(
         &self,
-        tx: &rusqlite::Transaction<'_>,
+        tx: &Connection,
         id: &str,
         attempt: u32,
         cancel_requested: bool,
@@ -197,12 +218,7 @@ impl SqliteStore {
     }
 
     /// The current attempt and cancel flag of a task running under `worker`.
-    fn owned(
-        &self,
-        tx: &rusqlite::Transaction<'_>,
-        id: &str,
-        worker: &str,
-    ) -> Result<(u32, bool), StoreError> {
+    fn owned(&self, tx: &Connection, id: &str, worker: &str) -> Result<(u32, bool), StoreError> {
         let row: Option<(String, Option<String>, u32, bool)> = tx
             .prepare_cached(
                 "SELECT state, lease_owner, attempts, cancel_requested FROM tasks WHERE id = ?1",
@@ -358,7 +374,7 @@ fn attempt_row(row: &Row<'_>) -> rusqlite::Result<AttemptRecord> {
 
 #[allow(clippy::too_many_arguments)]
 fn close_attempt(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     id: &str,
     attempt: u32,
     now_ms: i64,
@@ -377,7 +393,7 @@ fn close_attempt(
 }
 
 /// `base`, or `base-2`, `base-3`, ... : the first value not yet used in `col`.
-fn unique_value(tx: &rusqlite::Transaction<'_>, col: &str, base: &str) -> rusqlite::Result<String> {
+fn unique_value(tx: &Connection, col: &str, base: &str) -> rusqlite::Result<String> {
     let sql = format!("SELECT 1 FROM tasks WHERE {col} = ?1");
     let mut stmt = tx.prepare_cached(&sql)?;
     let mut candidate = base.to_owned();
@@ -445,11 +461,7 @@ impl EnqueueRow {
 
 impl SqliteStore {
     /// Inserts one record, choosing a free id and stem, inside `tx`.
-    fn insert(
-        &self,
-        tx: &rusqlite::Transaction<'_>,
-        row: &EnqueueRow,
-    ) -> Result<TaskRecord, StoreError> {
+    fn insert(&self, tx: &Connection, row: &EnqueueRow) -> Result<TaskRecord, StoreError> {
         let e = |e| self.err(e);
         let t = &row.t;
         let finished = (t.state == TaskState::Rejected).then_some(t.received_at_ms);
@@ -613,7 +625,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn finish(&self, id: &str, worker: &str, f: Finish) -> Result<(), StoreError> {
+    fn finish(&self, id: &str, worker: &str, f: Finish) -> Result<TaskRecord, StoreError> {
         if !f.state.is_final() || f.state == TaskState::Rejected {
             return Err(StoreError::Invalid(format!(
                 "cannot finish task `{id}` as {}: use succeeded, failed, timed_out or cancelled",
@@ -625,21 +637,20 @@ impl Store for SqliteStore {
         self.write(|tx| {
             let e = |e| self.err(e);
             let (attempt, _) = self.owned(tx, id, worker)?;
-            tx.prepare_cached(
+            let sql = format!(
                 "UPDATE tasks SET state = ?2, error = ?3, finished_at_ms = ?4, \
                  lease_owner = NULL, lease_expires_ms = NULL, not_before_ms = NULL, \
-                 session_id = COALESCE(?5, session_id) WHERE id = ?1",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    id,
-                    f.state.as_str(),
-                    error_json,
-                    f.now_ms,
-                    f.session_id
-                ])
-            })
-            .map_err(e)?;
+                 session_id = COALESCE(?5, session_id) WHERE id = ?1 RETURNING {COLS}"
+            );
+            let rec = tx
+                .prepare_cached(&sql)
+                .and_then(|mut s| {
+                    s.query_row(
+                        params![id, f.state.as_str(), error_json, f.now_ms, f.session_id],
+                        record,
+                    )
+                })
+                .map_err(e)?;
             close_attempt(
                 tx,
                 id,
@@ -651,7 +662,7 @@ impl Store for SqliteStore {
                 f.session_id.as_deref(),
             )
             .map_err(e)?;
-            Ok(())
+            Ok(rec)
         })
     }
 
@@ -787,25 +798,12 @@ impl Store for SqliteStore {
         )
     }
 
-    fn mark_finalized(
-        &self,
-        id: &str,
-        result: &serde_json::Value,
-        archived_to: &str,
-    ) -> Result<(), StoreError> {
-        let result = to_json(result)?;
-        let conn = self.conn();
-        let n = conn
-            .prepare_cached(
-                "UPDATE tasks SET result = ?2, artifacts_written = 1, archived_to = ?3, \
-                 finalized = 1 WHERE id = ?1",
-            )
-            .and_then(|mut s| s.execute(params![id, result, archived_to]))
-            .map_err(|e| self.err(e))?;
-        if n == 0 {
-            return Err(StoreError::NotFound(id.to_owned()));
-        }
-        Ok(())
+    fn mark_finalized(&self, id: &str, archived_to: &str) -> Result<(), StoreError> {
+        self.update_one(
+            id,
+            "UPDATE tasks SET artifacts_written = 1, archived_to = ?2, finalized = 1 WHERE id = ?1",
+            archived_to,
+        )
     }
 
     fn pending_finalize(&self) -> Result<Vec<TaskRecord>, StoreError> {
@@ -998,6 +996,28 @@ mod tests {
             )
             .unwrap_err();
         assert!(err.to_string().contains("FOREIGN KEY"), "{err}");
+    }
+
+    #[test]
+    fn lookups_are_not_re_prepared_per_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("o.db")).unwrap();
+        for id in ["a", "b", "c"] {
+            s.enqueue(new_task(id)).unwrap();
+            s.find_open_by_file(&format!("tasks/{id}.task.md"))
+                .unwrap()
+                .unwrap();
+        }
+        let conn = s.conn();
+        let sql = format!(
+            "SELECT {COLS} FROM tasks WHERE file = ?1 AND finalized = 0 ORDER BY seq DESC LIMIT 1"
+        );
+        let stmt = conn.prepare_cached(&sql).unwrap();
+        assert_eq!(
+            stmt.get_status(rusqlite::StatementStatus::RePrepare),
+            0,
+            "find_open_by_file's statement is re-prepared for each new file"
+        );
     }
 
     /// Throughput probe (prints, never asserts timing): 1,000 enqueue + claim + finish,
