@@ -433,12 +433,20 @@ fn status_show_list_and_retry_with_a_daemon() {
     let mut ws = Ws::new();
     ws.start();
     ws.drop_task("slow.task.md", &task("slow", "medium", "slow 200 30"));
+    // The store gets the agent's progress once it has run for a moment (100 ms), not at
+    // its first line.
+    let status = || -> Value {
+        serde_json::from_slice(&ws.run(&["status", "--json"]).stdout).expect("status json")
+    };
     ws.wait_for(
-        || !ws.events_named("claude_progress").is_empty(),
-        "progress",
+        || {
+            status()["running"][0]["progress"]["turns"]
+                .as_u64()
+                .is_some()
+        },
+        "progress in status",
     );
-    let st = ws.run(&["status", "--json"]);
-    let v: Value = serde_json::from_slice(&st.stdout).expect("status json");
+    let v = status();
     assert_eq!(v["daemon"]["running"], true);
     assert_eq!(v["daemon"]["pid"], ws.pid());
     assert_eq!(v["running"][0]["id"], "slow");

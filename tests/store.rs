@@ -346,8 +346,15 @@ fn requeue_backs_off_and_release_does_not() {
     s.enqueue(new_task("b", Priority::Low)).unwrap();
     let now = orca::clock::now_ms();
     s.claim("w", &[], LEASE, now).unwrap().unwrap();
-    s.requeue("a", "w", now + 60_000, "rate limited", Some(1))
-        .unwrap();
+    s.requeue(
+        "a",
+        "w",
+        now + 60_000,
+        "rate limited",
+        Some(1),
+        Some("sess-r"),
+    )
+    .unwrap();
     let a = s.get("a").unwrap().unwrap();
     assert_eq!(a.state, TaskState::Queued);
     assert_eq!(a.not_before_ms, Some(now + 60_000));
@@ -357,6 +364,11 @@ fn requeue_backs_off_and_release_does_not() {
     assert_eq!(att.outcome.as_deref(), Some("retry"));
     assert_eq!(att.error.as_deref(), Some("rate limited"));
     assert_eq!(att.exit_code, Some(1));
+    assert_eq!(
+        att.session_id.as_deref(),
+        Some("sess-r"),
+        "kept for resuming"
+    );
     // High-priority `a` waits for its backoff; low `b` runs meanwhile.
     assert_eq!(claim(&s, "w", now + 1).as_deref(), Some("b"));
     s.release("b", "w", "shutting down").unwrap();
@@ -451,7 +463,7 @@ fn retry_of_a_finished_task_renews_the_budget() {
         let rec = s.claim("w", &[], LEASE, T0).unwrap().unwrap();
         assert_eq!(rec.attempts, n);
         if rec.may_retry() {
-            s.requeue("a", "w", T0, "transient", None).unwrap();
+            s.requeue("a", "w", T0, "transient", None, None).unwrap();
         } else {
             assert_eq!(n, 3);
             s.finish("a", "w", finish(TaskState::Failed, T0 + 1))

@@ -21,6 +21,8 @@ const MAX_FILES: usize = 20_000;
 const MAX_HASH_BYTES: u64 = 4 * 1024 * 1024;
 /// Files modified this recently when a snapshot is taken are hashed too.
 const RACY: Duration = Duration::from_secs(2);
+/// Bytes of recently modified files a small snapshot may hash on the calling thread.
+pub const SMALL_HASH_BYTES: u64 = 256 * 1024;
 
 /// What one file looked like.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,20 +60,26 @@ fn hash_file(path: &Path, len: u64) -> Option<u64> {
     Some(h.finish())
 }
 
+fn is_racy(m: &std::fs::Metadata, now: SystemTime) -> bool {
+    m.modified()
+        .ok()
+        .and_then(|t| now.duration_since(t).ok())
+        .is_none_or(|age| age < RACY)
+}
+
 fn stamp_of(path: &Path, m: &std::fs::Metadata, now: SystemTime) -> Stamp {
     let mtime_ns = i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec());
     let ctime_ns = i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec());
-    let racy = m
-        .modified()
-        .ok()
-        .and_then(|t| now.duration_since(t).ok())
-        .is_none_or(|age| age < RACY);
     Stamp {
         len: m.len(),
         ino: m.ino(),
         mtime_ns,
         ctime_ns,
-        hash: if racy { hash_file(path, m.len()) } else { None },
+        hash: if is_racy(m, now) {
+            hash_file(path, m.len())
+        } else {
+            None
+        },
     }
 }
 
@@ -127,16 +135,31 @@ fn git_dirty(dir: &Path) -> Option<BTreeSet<String>> {
     Some(set)
 }
 
-fn walk(root: &Path, skip: &[PathBuf], now: SystemTime, out: &mut BTreeMap<String, Stamp>) {
+/// How much a walk may do: folder entries looked at, and bytes of racy files hashed.
+struct Budget {
+    entries: usize,
+    hash_bytes: u64,
+}
+
+/// Stamps the files under `root` into `out`; false when the budget ran out first (what was
+/// walked until then is in `out`).
+fn walk(
+    root: &Path,
+    skip: &[PathBuf],
+    now: SystemTime,
+    budget: &mut Budget,
+    out: &mut BTreeMap<String, Stamp>,
+) -> bool {
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let Ok(rd) = std::fs::read_dir(&dir) else {
             continue;
         };
         for e in rd.flatten() {
-            if out.len() >= MAX_FILES {
-                return;
+            if budget.entries == 0 {
+                return false;
             }
+            budget.entries -= 1;
             let path = e.path();
             let name = e.file_name();
             if name == ".git" || skip.iter().any(|s| s == &path) {
@@ -147,12 +170,19 @@ fn walk(root: &Path, skip: &[PathBuf], now: SystemTime, out: &mut BTreeMap<Strin
                 stack.push(path);
             } else if ft.is_file() {
                 let Ok(m) = e.metadata() else { continue };
+                if is_racy(&m, now) && m.len() <= MAX_HASH_BYTES {
+                    if m.len() > budget.hash_bytes {
+                        return false;
+                    }
+                    budget.hash_bytes -= m.len();
+                }
                 if let Ok(rel) = path.strip_prefix(root) {
                     out.insert(rel.to_string_lossy().into_owned(), stamp_of(&path, &m, now));
                 }
             }
         }
     }
+    true
 }
 
 impl Snapshot {
@@ -176,12 +206,37 @@ impl Snapshot {
             };
         }
         let mut files = BTreeMap::new();
-        walk(dir, skip, now, &mut files);
+        let mut budget = Budget {
+            entries: MAX_FILES,
+            hash_bytes: u64::MAX,
+        };
+        walk(dir, skip, now, &mut budget, &mut files);
         Snapshot {
             root: dir.to_path_buf(),
             git: false,
             files,
         }
+    }
+
+    /// [`Snapshot::take`] for a small folder outside any git repository, cheap enough for the
+    /// calling thread: None when `dir` is in a repository (that takes `git`), has more than
+    /// `max_entries` entries, or more than [`SMALL_HASH_BYTES`] of recently modified files
+    /// to hash. The caller then takes the full snapshot on a blocking thread.
+    pub fn take_small(dir: &Path, skip: &[PathBuf], max_entries: usize) -> Option<Snapshot> {
+        let canonical = dir.canonicalize().ok()?;
+        if git_top(&canonical).is_some() {
+            return None;
+        }
+        let mut files = BTreeMap::new();
+        let mut budget = Budget {
+            entries: max_entries,
+            hash_bytes: SMALL_HASH_BYTES,
+        };
+        walk(dir, skip, SystemTime::now(), &mut budget, &mut files).then(|| Snapshot {
+            root: dir.to_path_buf(),
+            git: false,
+            files,
+        })
     }
 
     /// How the snapshot was taken: `git` or `stamps`.
@@ -197,7 +252,27 @@ impl Snapshot {
     /// new, gone, or with other metadata; a racy file with the same metadata is compared by
     /// content.
     pub fn changed_since(&self, skip: &[PathBuf]) -> Vec<String> {
-        let after = Snapshot::take(&self.root, skip);
+        self.changes_to(&Snapshot::take(&self.root, skip))
+    }
+
+    /// [`Snapshot::changed_since`] when the folder is still small (see
+    /// [`Snapshot::take_small`]); None when it is not, or is in a git repository.
+    pub fn changed_since_small(&self, skip: &[PathBuf], max_entries: usize) -> Option<Vec<String>> {
+        // Comparing may hash the files that were racy before: keep that small too.
+        let hashed: u64 = self
+            .files
+            .values()
+            .filter(|s| s.hash.is_some())
+            .map(|s| s.len)
+            .sum();
+        if self.git || self.files.len() > max_entries || hashed > SMALL_HASH_BYTES {
+            return None;
+        }
+        let after = Snapshot::take_small(&self.root, skip, max_entries)?;
+        Some(self.changes_to(&after))
+    }
+
+    fn changes_to(&self, after: &Snapshot) -> Vec<String> {
         let mut changed = BTreeSet::new();
         for (p, s) in &after.files {
             let same = self.files.get(p).is_some_and(|b| {
@@ -325,5 +400,45 @@ mod tests {
         // A worktree or submodule has a `.git` file.
         std::fs::write(top.join("a/.git"), "gitdir: elsewhere\n").expect("write");
         assert_eq!(git_top(&top.join("a/b")), Some(top.join("a").as_path()));
+    }
+
+    #[test]
+    fn small_snapshots_match_full_ones_and_refuse_what_is_not_small() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let root = d.path().join("w");
+        std::fs::create_dir_all(root.join("sub")).expect("mkdir");
+        std::fs::write(root.join("a.txt"), "a").expect("write");
+        std::fs::write(root.join("sub/b.txt"), "b").expect("write");
+        let small = Snapshot::take_small(&root, &[], 16).expect("a small folder");
+        let full = Snapshot::take(&root, &[]);
+        assert_eq!(small.files, full.files);
+        assert_eq!(small.method(), "stamps");
+
+        // The same change is found either way.
+        std::fs::write(root.join("sub/b.txt"), "changed").expect("write");
+        std::fs::write(root.join("new.txt"), "n").expect("write");
+        let via_small = small.changed_since_small(&[], 16).expect("still small");
+        assert_eq!(via_small, full.changed_since(&[]));
+        assert_eq!(
+            via_small,
+            vec!["new.txt".to_string(), "sub/b.txt".to_string()]
+        );
+
+        // Too many entries: the caller must take it elsewhere.
+        assert!(Snapshot::take_small(&root, &[], 2).is_none());
+        assert!(small.changed_since_small(&[], 2).is_none());
+
+        // Too much to hash: a large file modified just now.
+        std::fs::write(
+            root.join("big.bin"),
+            vec![7u8; (SMALL_HASH_BYTES + 1) as usize],
+        )
+        .expect("write");
+        assert!(Snapshot::take_small(&root, &[], 16).is_none());
+        std::fs::remove_file(root.join("big.bin")).expect("rm");
+
+        // In a git repository: `git status` is needed, never on the calling thread.
+        std::fs::create_dir(d.path().join(".git")).expect("mkdir");
+        assert!(Snapshot::take_small(&root, &[], 16).is_none());
     }
 }

@@ -35,6 +35,13 @@ const PENDING_RETRY: Duration = Duration::from_secs(5);
 /// At most this many ready files are queued in one store transaction, so the first tasks of
 /// a burst start without waiting for the whole burst to be parsed.
 const INTAKE_BATCH: usize = 64;
+/// An agent's progress reaches the store once it has run this long: a quick run's end is
+/// recorded without a progress write first. A crash within this time leaves an agent that
+/// start-up recovery cannot stop by pid (the task is re-queued all the same).
+const FIRST_PROGRESS_AFTER: Duration = Duration::from_millis(100);
+/// A working folder outside git with at most this many entries is snapshotted on the task's
+/// own thread (a blocking-pool trip costs more than the walk); larger ones on a blocking thread.
+const SMALL_FOLDER_ENTRIES: usize = 256;
 
 /// Starts the daemon in the workspace at `root` and runs it until SIGINT/SIGTERM.
 /// Returns the process exit code (0 clean stop, 1 failure, 2 configuration/usage error).
@@ -97,7 +104,7 @@ pub fn run(root: &Path, flags: &[(String, String)]) -> i32 {
     };
     let daemon = Arc::new(Daemon {
         agent: RwLock::new(Arc::new(ClaudeAgent::new(cfg.claude_bin.clone()))),
-        cfg: RwLock::new(cfg),
+        cfg: RwLock::new(Arc::new(cfg)),
         flags: flags.to_vec(),
         store: Arc::new(store),
         events,
@@ -125,7 +132,7 @@ struct RunningTask {
 }
 
 struct Daemon {
-    cfg: RwLock<Config>,
+    cfg: RwLock<Arc<Config>>,
     flags: Vec<(String, String)>,
     ws: Workspace,
     store: Arc<dyn Store>,
@@ -171,10 +178,12 @@ fn id_from_stem(stem: &str) -> String {
 }
 
 impl Daemon {
-    fn cfg(&self) -> Config {
+    /// The configuration in force (shared, not copied: callers on the task path take it
+    /// several times per task).
+    fn cfg(&self) -> Arc<Config> {
         match self.cfg.read() {
-            Ok(c) => c.clone(),
-            Err(p) => p.into_inner().clone(),
+            Ok(c) => Arc::clone(&c),
+            Err(p) => Arc::clone(&p.into_inner()),
         }
     }
 
@@ -619,7 +628,9 @@ impl Daemon {
                             *a = Arc::new(ClaudeAgent::new(new.claude_bin.clone()));
                         }
                     }
-                    cur.apply_reloadable(&new);
+                    let mut next = Config::clone(&cur);
+                    next.apply_reloadable(&new);
+                    *cur = Arc::new(next);
                     crate::logging::set_level(new.log_level);
                 }
                 tracing::info!(?changed, "configuration reloaded ({why})");
@@ -823,10 +834,15 @@ impl Daemon {
         if let Some(s) = self.snapshots.lock().ok().and_then(|m| m.get(id).cloned()) {
             return s;
         }
-        let (d, sk) = (dir.to_path_buf(), Arc::clone(skip));
-        let snap = match tokio::task::spawn_blocking(move || Snapshot::take(&d, &sk)).await {
-            Ok(s) => s,
-            Err(_) => Snapshot::take(dir, skip),
+        let snap = match Snapshot::take_small(dir, skip, SMALL_FOLDER_ENTRIES) {
+            Some(s) => s,
+            None => {
+                let (d, sk) = (dir.to_path_buf(), Arc::clone(skip));
+                match tokio::task::spawn_blocking(move || Snapshot::take(&d, &sk)).await {
+                    Ok(s) => s,
+                    Err(_) => Snapshot::take(dir, skip),
+                }
+            }
         };
         if let Ok(mut m) = self.snapshots.lock() {
             m.insert(id.to_owned(), snap.clone());
@@ -962,7 +978,14 @@ impl Daemon {
             retries_done + 1,
         );
         let at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
-        match self.store.requeue(id, node, at, reason, out.exit_code) {
+        match self.store.requeue(
+            id,
+            node,
+            at,
+            reason,
+            out.exit_code,
+            out.session_id.as_deref(),
+        ) {
             Ok(()) => {
                 self.next_wake_stale.store(true, Ordering::SeqCst);
                 self.events.emit(
@@ -1169,6 +1192,9 @@ async fn stop_orphaned_agents(running: Vec<TaskRecord>) {
 
 /// The files changed in the working folder since `before` (off the async threads).
 async fn changed_files(before: Snapshot, skip: Arc<[std::path::PathBuf]>) -> Vec<String> {
+    if let Some(changed) = before.changed_since_small(&skip, SMALL_FOLDER_ENTRIES) {
+        return changed;
+    }
     tokio::task::spawn_blocking(move || before.changed_since(&skip))
         .await
         .unwrap_or_default()
@@ -1196,9 +1222,10 @@ fn outcome_name(o: &Outcome) -> &'static str {
 }
 
 /// Records live progress: a `claude_progress` event whenever the turn or tool changes, and
-/// the store's copy (for `status`/`show`) at once for the first report (it carries the
-/// agent's pid and session, which start-up recovery and resuming need) and then at most every
-/// 250 ms while the agent runs, so a quick run costs one store write, not one per turn.
+/// the store's copy (for `status`/`show`; it carries the agent's pid and session, which
+/// start-up recovery and resuming need) once the agent has run for [`FIRST_PROGRESS_AFTER`]
+/// and then at most every 250 ms. A run that ends sooner costs no progress write at all: its
+/// end is recorded next, with the session.
 async fn forward_progress(
     d: Arc<Daemon>,
     id: String,
@@ -1208,21 +1235,20 @@ async fn forward_progress(
 ) {
     const EVERY: Duration = Duration::from_millis(250);
     let mut last: Option<(u32, Option<String>)> = None;
-    let mut last_write: Option<Instant> = None;
+    let mut next_write = Instant::now() + FIRST_PROGRESS_AFTER;
     let mut pending: Option<Progress> = None;
     loop {
         // A report held back by the rate limit is stored when its turn comes, even if the
         // agent then stays quiet for a long time.
-        let flush_at = last_write.unwrap_or_else(Instant::now) + EVERY;
         let p = tokio::select! {
             p = rx.recv() => match p {
                 Some(p) => p,
                 None => break,
             },
-            _ = tokio::time::sleep_until(flush_at.into()), if pending.is_some() => {
+            _ = tokio::time::sleep_until(next_write.into()), if pending.is_some() => {
                 if let Some(p) = pending.take() {
                     store_progress(&d, &id, &node, attempt, &p);
-                    last_write = Some(Instant::now());
+                    next_write = Instant::now() + EVERY;
                 }
                 continue;
             }
@@ -1238,16 +1264,16 @@ async fn forward_progress(
             );
             last = Some(key);
         }
-        if last_write.is_none_or(|t| t.elapsed() >= EVERY) {
+        if Instant::now() >= next_write {
             store_progress(&d, &id, &node, attempt, &p);
-            last_write = Some(Instant::now());
+            next_write = Instant::now() + EVERY;
             pending = None;
         } else {
             pending = Some(p);
         }
     }
     // A report still held back when the agent ends is dropped: the attempt's end is
-    // recorded next, and the first report already stored the pid and session.
+    // recorded next.
 }
 
 fn progress_json(attempt: u32, p: &Progress) -> serde_json::Value {

@@ -302,6 +302,7 @@ pub trait Store: Send + Sync {
     /// the record as it is now (one transaction, no read-back needed).
     fn finish(&self, id: &str, worker: &str, f: Finish) -> Result<TaskRecord, StoreError>;
     /// Transient failure: attempt outcome `retry`, back to `Queued` not before `not_before_ms`.
+    /// `session_id`, when known, is recorded with the attempt (a retry may resume it).
     fn requeue(
         &self,
         id: &str,
@@ -309,6 +310,7 @@ pub trait Store: Send + Sync {
         not_before_ms: i64,
         reason: &str,
         exit_code: Option<i32>,
+        session_id: Option<&str>,
     ) -> Result<(), StoreError>;
     /// Shutdown or lost run: attempt outcome `interrupted`, back to `Queued` at once.
     fn release(&self, id: &str, worker: &str, reason: &str) -> Result<(), StoreError>;

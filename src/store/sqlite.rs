@@ -182,9 +182,9 @@ impl SqliteStore {
         attempt: u32,
         cancel_requested: bool,
         not_before_ms: Option<i64>,
-        outcome: &str,
-        reason: &str,
+        (outcome, reason): (&str, &str),
         exit_code: Option<i32>,
+        session_id: Option<&str>,
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let e = |e| self.err(e);
@@ -211,7 +211,7 @@ impl SqliteStore {
             outcome,
             Some(reason),
             exit_code,
-            None,
+            session_id,
         )
         .map_err(e)?;
         Ok(())
@@ -268,8 +268,8 @@ impl SqliteStore {
                     attempt,
                     cancel,
                     None,
-                    "interrupted",
-                    &reason,
+                    ("interrupted", &reason),
+                    None,
                     None,
                     now_ms,
                 )?;
@@ -673,6 +673,7 @@ impl Store for SqliteStore {
         not_before_ms: i64,
         reason: &str,
         exit_code: Option<i32>,
+        session_id: Option<&str>,
     ) -> Result<(), StoreError> {
         let now = crate::clock::now_ms();
         self.write(|tx| {
@@ -683,9 +684,9 @@ impl Store for SqliteStore {
                 attempt,
                 cancel,
                 Some(not_before_ms),
-                "retry",
-                reason,
+                ("retry", reason),
                 exit_code,
+                session_id,
                 now,
             )
         })
@@ -701,8 +702,8 @@ impl Store for SqliteStore {
                 attempt,
                 cancel,
                 None,
-                "interrupted",
-                reason,
+                ("interrupted", reason),
+                None,
                 None,
                 now,
             )
