@@ -221,12 +221,16 @@ impl Snapshot {
     /// [`Snapshot::take`] for a small folder outside any git repository, cheap enough for the
     /// calling thread: None when `dir` is in a repository (that takes `git`), has more than
     /// `max_entries` entries, or more than [`SMALL_HASH_BYTES`] of recently modified files
-    /// to hash. The caller then takes the full snapshot on a blocking thread.
+    /// to hash. The caller then takes the full snapshot on a blocking thread. `dir` must be
+    /// canonical (as task paths are once resolved), so its parents are its real ones.
     pub fn take_small(dir: &Path, skip: &[PathBuf], max_entries: usize) -> Option<Snapshot> {
-        let canonical = dir.canonicalize().ok()?;
-        if git_top(&canonical).is_some() {
+        if git_top(dir).is_some() {
             return None;
         }
+        Self::walk_small(dir, skip, max_entries)
+    }
+
+    fn walk_small(dir: &Path, skip: &[PathBuf], max_entries: usize) -> Option<Snapshot> {
         let mut files = BTreeMap::new();
         let mut budget = Budget {
             entries: max_entries,
@@ -268,7 +272,9 @@ impl Snapshot {
         if self.git || self.files.len() > max_entries || hashed > SMALL_HASH_BYTES {
             return None;
         }
-        let after = Snapshot::take_small(&self.root, skip, max_entries)?;
+        // Not in a repository before the run: stamps are compared with stamps, even if a
+        // repository appeared meanwhile.
+        let after = Snapshot::walk_small(&self.root, skip, max_entries)?;
         Some(self.changes_to(&after))
     }
 
@@ -405,7 +411,7 @@ mod tests {
     #[test]
     fn small_snapshots_match_full_ones_and_refuse_what_is_not_small() {
         let d = tempfile::tempdir().expect("tempdir");
-        let root = d.path().join("w");
+        let root = d.path().canonicalize().expect("canonical").join("w");
         std::fs::create_dir_all(root.join("sub")).expect("mkdir");
         std::fs::write(root.join("a.txt"), "a").expect("write");
         std::fs::write(root.join("sub/b.txt"), "b").expect("write");

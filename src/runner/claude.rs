@@ -661,7 +661,9 @@ async fn read_stdout(
     mut stop: oneshot::Receiver<()>,
 ) -> StreamState {
     let mut log = open_raw_log(&raw_log);
-    let mut reader = BufReader::with_capacity(64 * 1024, stdout);
+    // Lines longer than the buffer are still read whole (`read_line_bounded` gathers them);
+    // a small buffer keeps each run from zeroing and faulting in 64 KiB.
+    let mut reader = BufReader::with_capacity(8 * 1024, stdout);
     let mut buf = Vec::new();
     let mut st = StreamState::default();
     let mut last_sent = st.progress(pid);
