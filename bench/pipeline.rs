@@ -149,11 +149,70 @@ impl Bench {
         std::fs::read_to_string(self.top().join("daemon.out")).unwrap_or_default()
     }
 
-    /// Waits until `n` results exist and `n` task files are archived.
+    /// Waits until `n` results exist and `n` task files are archived. While it waits it only
+    /// reads what the event log gained since its last look (`task_archived` lines), following
+    /// the log across rotations: listing folders of thousands of files every few milliseconds
+    /// would take CPU from the daemon it measures. The folders are counted once at the end.
     fn wait_done(&self, n: usize, limit: Duration) -> Res<()> {
-        wait(limit, &format!("{n} results and archived files"), || {
-            self.count("results", "_result.json") >= n
-                && self.count("tasks/processed", ".task.md") >= n
+        use std::os::unix::fs::MetadataExt;
+        const ARCHIVED: &[u8] = b"\"event\":\"task_archived\"";
+        let events = self.path().join("logs/events.ndjson");
+        let archived = std::cell::Cell::new(0usize);
+        // The open log (kept open: after a rotation it still reads the old file to its end).
+        let open: std::cell::RefCell<Option<(std::fs::File, u64)>> = Default::default();
+        let tail = std::cell::RefCell::new(Vec::<u8>::new());
+        let count = |bytes: &[u8]| {
+            let mut t = tail.borrow_mut();
+            t.extend_from_slice(bytes);
+            // Count whole lines only; keep a partial last line for the next look.
+            let end = t.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            let n_new = t[..end]
+                .split(|b| *b == b'\n')
+                .filter(|l| l.windows(ARCHIVED.len()).any(|w| w == ARCHIVED))
+                .count();
+            archived.set(archived.get() + n_new);
+            t.drain(..end);
+        };
+        let look = || {
+            let mut cur = open.borrow_mut();
+            if cur.is_none() {
+                let Ok(f) = std::fs::File::open(&events) else {
+                    return;
+                };
+                let Ok(m) = f.metadata() else { return };
+                *cur = Some((f, m.ino()));
+            }
+            let Some((f, ino)) = cur.as_mut() else { return };
+            let mut more = Vec::new();
+            let _ = f.read_to_end(&mut more);
+            count(&more);
+            // Rotated: the old file is complete (the daemon closes it before renaming it);
+            // read it to its end once more, then follow the new one from its start.
+            let rotated = std::fs::metadata(&events).is_ok_and(|m| m.ino() != *ino);
+            if rotated {
+                let mut rest = Vec::new();
+                let _ = f.read_to_end(&mut rest);
+                count(&rest);
+                *cur = None;
+            }
+        };
+        wait(
+            limit,
+            &format!("{n} archived tasks in the event log"),
+            || {
+                look();
+                archived.get() >= n
+            },
+        )
+        .and_then(|()| {
+            wait(
+                Duration::from_secs(10),
+                &format!("{n} results and archived files"),
+                || {
+                    self.count("results", "_result.json") >= n
+                        && self.count("tasks/processed", ".task.md") >= n
+                },
+            )
         })
         .map_err(|e| format!("{e}\n--- daemon output:\n{}", self.daemon_output()))
     }
