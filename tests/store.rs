@@ -145,8 +145,7 @@ fn ids_and_stems_get_suffixes_when_taken() {
     let id = claim(&s, "w", T0).unwrap();
     s.finish(&id, "w", finish(TaskState::Succeeded, T0 + 1))
         .unwrap();
-    s.mark_artifacts_written(&id, &json!({})).unwrap();
-    s.mark_archived(&id, "tasks/processed/x.task.md").unwrap();
+    s.mark_finalized(&id, "tasks/processed/x.task.md").unwrap();
     let e = s.enqueue(new_task("x", Priority::Medium)).unwrap();
     assert_eq!((e.id.as_str(), e.stem.as_str()), ("x-4", "x-5"));
 }
@@ -470,9 +469,7 @@ fn retry_of_a_finished_task_renews_the_budget() {
                 .unwrap();
         }
     }
-    s.mark_artifacts_written("a", &json!({"status": "failed"}))
-        .unwrap();
-    s.mark_archived("a", "tasks/processed/a.task.md").unwrap();
+    s.mark_finalized("a", "tasks/processed/a.task.md").unwrap();
 
     let rec = s.retry("a", T0 + 10).unwrap();
     assert_eq!(rec.state, TaskState::Queued);
@@ -565,16 +562,9 @@ fn finalize_flow() {
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].id, "a");
 
-    let result = json!({"task_id": "a", "status": "succeeded"});
-    s.mark_artifacts_written("a", &result).unwrap();
+    s.mark_finalized("a", "tasks/processed/a.task.md").unwrap();
     let a = s.get("a").unwrap().unwrap();
-    assert!(a.artifacts_written && !a.finalized);
-    assert_eq!(a.result, Some(result));
-    assert_eq!(s.pending_finalize().unwrap().len(), 1, "not archived yet");
-
-    s.mark_archived("a", "tasks/processed/a.task.md").unwrap();
-    let a = s.get("a").unwrap().unwrap();
-    assert!(a.finalized);
+    assert!(a.finalized && a.artifacts_written);
     assert_eq!(a.archived_to.as_deref(), Some("tasks/processed/a.task.md"));
     assert!(s.pending_finalize().unwrap().is_empty());
     assert_eq!(s.find_open_by_file("tasks/a.task.md").unwrap(), None);
@@ -582,14 +572,6 @@ fn finalize_flow() {
         s.find_open_by_file("tasks/b.task.md").unwrap().unwrap().id,
         "b"
     );
-    assert!(matches!(
-        s.mark_archived("ghost", "x"),
-        Err(StoreError::NotFound(_))
-    ));
-    assert!(matches!(
-        s.mark_artifacts_written("ghost", &json!({})),
-        Err(StoreError::NotFound(_))
-    ));
 
     // The same file dropped again is a new record, once the first is finalized.
     let second = s.enqueue(new_task("a", Priority::Medium)).unwrap();

@@ -296,14 +296,19 @@ pub fn finalize_with(
     Ok(())
 }
 
-/// The result an earlier finalize of this record wrote (its stem is the record's own, so a
-/// result file there with the record's id is that one), or the one older versions kept in
-/// the store.
+/// The result an earlier finalize of this very run wrote (the stem is the record's own; the
+/// attempt count and end time tell this run's result from one of a run before `orca retry`),
+/// or the one older versions kept in the store.
 fn earlier_result(ws: &Workspace, rec: &TaskRecord) -> Option<TaskResult> {
+    let finished = rec.finished_at_ms.map(rfc3339_ms);
     let from_file = std::fs::read(ws.result_file(&rec.stem))
         .ok()
         .and_then(|b| serde_json::from_slice::<TaskResult>(&b).ok())
-        .filter(|r| r.task_id == rec.id);
+        .filter(|r| {
+            r.task_id == rec.id
+                && r.attempts == rec.attempts
+                && Some(&r.finished_at) == finished.as_ref()
+        });
     from_file.or_else(|| {
         rec.result
             .as_ref()
@@ -410,5 +415,38 @@ mod tests {
         );
         let summary = std::fs::read_to_string(ws.summary_file("t")).unwrap();
         assert!(summary.contains("All done here."), "{summary}");
+
+        // `orca retry`, and the new run's finalize is cut off before its result is written:
+        // the old run's result file is not taken for the new run's.
+        std::fs::rename(
+            ws.root.join("tasks/processed/t.task.md"),
+            ws.root.join("tasks/t.task.md"),
+        )
+        .unwrap();
+        store.retry("t", 10).unwrap();
+        store.claim("w", &[], 60_000, 11).unwrap().unwrap();
+        let rec = store
+            .finish(
+                "t",
+                "w",
+                Finish {
+                    state: TaskState::Failed,
+                    outcome: "failed".into(),
+                    error: None,
+                    exit_code: Some(1),
+                    session_id: None,
+                    now_ms: 12,
+                },
+            )
+            .unwrap();
+        finalize(&ws, &store, &events, &rec, None, None).unwrap();
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(ws.result_file("t")).unwrap()).unwrap();
+        assert_eq!(r["status"], "failed", "{r:#}");
+        assert_eq!(r["attempts"], 2, "{r:#}");
+        assert!(
+            r["output"].is_null(),
+            "the old run's output is not reused: {r:#}"
+        );
     }
 }

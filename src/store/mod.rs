@@ -152,6 +152,8 @@ pub struct TaskRecord {
     pub session_id: Option<String>,
     pub progress: Option<serde_json::Value>,
     pub error: Option<serde_json::Value>,
+    /// The result document as earlier versions stored it (no longer written: the result
+    /// file is the copy a cut-off finalize reuses).
     pub result: Option<serde_json::Value>,
     pub artifacts_written: bool,
     /// Where the task file was archived; kept across [`Store::retry`] (the file is already
@@ -322,14 +324,6 @@ pub trait Store: Send + Sync {
         -> Result<Vec<String>, StoreError>;
     fn request_cancel(&self, id: &str, now_ms: i64) -> Result<CancelOutcome, StoreError>;
     fn is_cancel_requested(&self, id: &str) -> Result<bool, StoreError>;
-    /// The result JSON is written (and stored here).
-    fn mark_artifacts_written(
-        &self,
-        id: &str,
-        result: &serde_json::Value,
-    ) -> Result<(), StoreError>;
-    /// The task file is archived; the record is finalized.
-    fn mark_archived(&self, id: &str, archived_to: &str) -> Result<(), StoreError>;
     /// Artifacts written and task file archived, in one transaction: the finalize step
     /// whose artifact writes are idempotent (a crash before this call just redoes them,
     /// reusing the result file already written).

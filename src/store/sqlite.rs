@@ -778,27 +778,6 @@ impl Store for SqliteStore {
             .ok_or_else(|| StoreError::NotFound(id.to_owned()))
     }
 
-    fn mark_artifacts_written(
-        &self,
-        id: &str,
-        result: &serde_json::Value,
-    ) -> Result<(), StoreError> {
-        let result = to_json(result)?;
-        self.update_one(
-            id,
-            "UPDATE tasks SET result = ?2, artifacts_written = 1 WHERE id = ?1",
-            &result,
-        )
-    }
-
-    fn mark_archived(&self, id: &str, archived_to: &str) -> Result<(), StoreError> {
-        self.update_one(
-            id,
-            "UPDATE tasks SET archived_to = ?2, finalized = 1 WHERE id = ?1",
-            archived_to,
-        )
-    }
-
     fn mark_finalized(&self, id: &str, archived_to: &str) -> Result<(), StoreError> {
         self.update_one(
             id,
