@@ -786,12 +786,12 @@ fn enqueue_many_is_all_or_nothing_and_suffixes_within_the_batch() {
     let mut bad = new_task("bad", Priority::Medium);
     bad.task = None;
     let err = s
-        .enqueue_many(vec![new_task("a", Priority::Medium), bad])
+        .enqueue_many(&[new_task("a", Priority::Medium), bad])
         .unwrap_err();
     assert!(matches!(err, StoreError::Invalid(_)));
     assert!(s.list(None).unwrap().is_empty(), "nothing inserted");
     let recs = s
-        .enqueue_many(vec![
+        .enqueue_many(&[
             new_task("a", Priority::Low),
             new_task("a", Priority::High),
             rejected("r"),
@@ -843,9 +843,9 @@ fn processes_claiming_at_once_never_share_a_task() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     s.enqueue_many(
-        (0..300)
+        &(0..300)
             .map(|i| new_task(&format!("p{i:03}"), Priority::Medium))
-            .collect(),
+            .collect::<Vec<_>>(),
     )
     .unwrap();
     let children: Vec<_> = (0..3)

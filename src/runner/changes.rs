@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
-/// Files walked at most in a folder that is not a git repository.
+/// Folder entries looked at, at most, in a folder that is not a git repository.
 const MAX_FILES: usize = 20_000;
 /// Files larger than this are compared by stamp only.
 const MAX_HASH_BYTES: u64 = 4 * 1024 * 1024;

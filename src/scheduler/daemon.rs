@@ -320,10 +320,13 @@ impl Daemon {
     /// Takes a batch of ready files: duplicates and rejects one by one, the valid ones
     /// queued in one store transaction (a burst of files costs one commit, not one each).
     fn handle_ready(&self, intake: &IntakeHandle, batch: Vec<Ready>) {
-        let mut valid = Vec::new();
+        let (mut news, mut taken) = (Vec::new(), Vec::new());
         for ready in batch {
             match self.take_file(intake, &ready) {
-                Ok(Some(v)) => valid.push((ready.path, v)),
+                Ok(Some(v)) => {
+                    news.push(v.new);
+                    taken.push((ready.path, v.parsed_fields));
+                }
                 Ok(None) => {}
                 Err(e) => {
                     // The store is busy or failing: the file stays in tasks/; look at it again soon.
@@ -332,21 +335,20 @@ impl Daemon {
                 }
             }
         }
-        if valid.is_empty() {
+        if news.is_empty() {
             return;
         }
-        let news: Vec<NewTask> = valid.iter().map(|(_, v)| v.new.clone()).collect();
-        match self.store.enqueue_many(news) {
+        match self.store.enqueue_many(&news) {
             Ok(recs) => {
-                for ((_, v), rec) in valid.iter().zip(recs) {
-                    self.queued(v, &rec);
+                for ((_, fields), rec) in taken.into_iter().zip(recs) {
+                    self.queued(&rec, fields);
                 }
             }
             // All or none: find the one the store refuses, queue the others.
             Err(_) => {
-                for (path, v) in valid {
-                    match self.store.enqueue(v.new.clone()) {
-                        Ok(rec) => self.queued(&v, &rec),
+                for (new, (path, fields)) in news.into_iter().zip(taken) {
+                    match self.store.enqueue(new) {
+                        Ok(rec) => self.queued(&rec, fields),
                         Err(e) => {
                             tracing::error!(file = %path.display(), "cannot take the task file (will try again): {e}");
                             intake.defer(path);
@@ -429,9 +431,9 @@ impl Daemon {
         }
     }
 
-    /// The events of a file just queued.
-    fn queued(&self, v: &ValidFile, rec: &TaskRecord) {
-        let source = if v.new.source == SourceKind::Cli {
+    /// The events of a file just queued; `parsed_fields` are the `parsed` event's.
+    fn queued(&self, rec: &TaskRecord, parsed_fields: serde_json::Value) {
+        let source = if rec.source == SourceKind::Cli {
             "cli"
         } else {
             "file"
@@ -447,7 +449,7 @@ impl Daemon {
         self.events
             .emit("task_received", Some(&rec.id), None, fields);
         self.events
-            .emit("parsed", Some(&rec.id), None, v.parsed_fields.clone());
+            .emit("parsed", Some(&rec.id), None, parsed_fields);
         self.events.emit(
             "queued",
             Some(&rec.id),
@@ -1091,8 +1093,6 @@ impl Daemon {
     }
 }
 
-/// Hands memory freed by start-up or by a finished burst back to the system, so an idle
-/// daemon stays small (glibc keeps freed heap pages otherwise).
 /// While tasks run, freed memory stays with the allocator instead of going back to the
 /// kernel after every task (each round trip costs page faults and TLB flushes on all
 /// cores); [`release_free_memory`] returns it once the daemon is idle.
@@ -1104,6 +1104,8 @@ fn keep_free_memory_while_busy() {
     }
 }
 
+/// Hands memory freed by start-up or by a finished burst back to the system, so an idle
+/// daemon stays small (glibc keeps freed heap pages otherwise).
 fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks the allocator's own free lists; it has no preconditions.

@@ -338,6 +338,17 @@ mod tests {
         }
     }
 
+    fn ended(state: TaskState, exit_code: Option<i32>, now_ms: i64) -> Finish {
+        Finish {
+            state,
+            outcome: state.to_string(),
+            error: None,
+            exit_code,
+            session_id: None,
+            now_ms,
+        }
+    }
+
     /// A finalize cut off after the result was written (before the store marked it) is
     /// completed from that result file: the agent's output survives the restart.
     #[test]
@@ -369,18 +380,7 @@ mod tests {
             .unwrap();
         store.claim("w", &[], 60_000, 2).unwrap().unwrap();
         let rec = store
-            .finish(
-                "t",
-                "w",
-                Finish {
-                    state: TaskState::Succeeded,
-                    outcome: "succeeded".into(),
-                    error: None,
-                    exit_code: Some(0),
-                    session_id: Some("s-1".into()),
-                    now_ms: 3,
-                },
-            )
+            .finish("t", "w", ended(TaskState::Succeeded, Some(0), 3))
             .unwrap();
         // The interrupted finalize got as far as the result file.
         let attempts = store.attempts("t").unwrap();
@@ -426,18 +426,7 @@ mod tests {
         store.retry("t", 10).unwrap();
         store.claim("w", &[], 60_000, 11).unwrap().unwrap();
         let rec = store
-            .finish(
-                "t",
-                "w",
-                Finish {
-                    state: TaskState::Failed,
-                    outcome: "failed".into(),
-                    error: None,
-                    exit_code: Some(1),
-                    session_id: None,
-                    now_ms: 12,
-                },
-            )
+            .finish("t", "w", ended(TaskState::Failed, Some(1), 12))
             .unwrap();
         finalize(&ws, &store, &events, &rec, None, None).unwrap();
         let r: serde_json::Value =

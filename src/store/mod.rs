@@ -268,8 +268,8 @@ pub trait Store: Send + Sync {
     fn enqueue(&self, t: NewTask) -> Result<TaskRecord, StoreError>;
     /// Several `enqueue`s in one transaction (a burst of files found by one scan): all or
     /// none. Much cheaper per task than one call each.
-    fn enqueue_many(&self, tasks: Vec<NewTask>) -> Result<Vec<TaskRecord>, StoreError> {
-        tasks.into_iter().map(|t| self.enqueue(t)).collect()
+    fn enqueue_many(&self, tasks: &[NewTask]) -> Result<Vec<TaskRecord>, StoreError> {
+        tasks.iter().map(|t| self.enqueue(t.clone())).collect()
     }
     /// The not-yet-finalized record for this file path (the newest if several).
     fn find_open_by_file(&self, file: &str) -> Result<Option<TaskRecord>, StoreError>;

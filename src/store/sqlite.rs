@@ -182,7 +182,8 @@ impl SqliteStore {
         attempt: u32,
         cancel_requested: bool,
         not_before_ms: Option<i64>,
-        (outcome, reason): (&str, &str),
+        outcome: &str,
+        reason: &str,
         exit_code: Option<i32>,
         session_id: Option<&str>,
         now_ms: i64,
@@ -268,7 +269,8 @@ impl SqliteStore {
                     attempt,
                     cancel,
                     None,
-                    ("interrupted", &reason),
+                    "interrupted",
+                    &reason,
                     None,
                     None,
                     now_ms,
@@ -421,15 +423,15 @@ fn to_json(v: &impl serde::Serialize) -> Result<String, StoreError> {
 }
 
 /// A validated, encoded `NewTask`, ready to insert.
-struct EnqueueRow {
-    t: NewTask,
+struct EnqueueRow<'a> {
+    t: &'a NewTask,
     task_json: Option<String>,
     requires: Option<String>,
     error: Option<String>,
 }
 
-impl EnqueueRow {
-    fn new(t: NewTask) -> Result<Self, StoreError> {
+impl<'a> EnqueueRow<'a> {
+    fn new(t: &'a NewTask) -> Result<Self, StoreError> {
         match (t.state, &t.task) {
             (TaskState::Queued, Some(_)) | (TaskState::Rejected, _) => {}
             (TaskState::Queued, None) => {
@@ -461,9 +463,9 @@ impl EnqueueRow {
 
 impl SqliteStore {
     /// Inserts one record, choosing a free id and stem, inside `tx`.
-    fn insert(&self, tx: &Connection, row: &EnqueueRow) -> Result<TaskRecord, StoreError> {
+    fn insert(&self, tx: &Connection, row: &EnqueueRow<'_>) -> Result<TaskRecord, StoreError> {
         let e = |e| self.err(e);
-        let t = &row.t;
+        let t = row.t;
         let finished = (t.state == TaskState::Rejected).then_some(t.received_at_ms);
         let id = unique_value(tx, "id", &t.desired_id).map_err(e)?;
         let stem = unique_value(tx, "stem", &t.stem).map_err(e)?;
@@ -503,13 +505,13 @@ impl SqliteStore {
 
 impl Store for SqliteStore {
     fn enqueue(&self, t: NewTask) -> Result<TaskRecord, StoreError> {
-        let row = EnqueueRow::new(t)?;
+        let row = EnqueueRow::new(&t)?;
         self.write(|tx| self.insert(tx, &row))
     }
 
-    fn enqueue_many(&self, tasks: Vec<NewTask>) -> Result<Vec<TaskRecord>, StoreError> {
+    fn enqueue_many(&self, tasks: &[NewTask]) -> Result<Vec<TaskRecord>, StoreError> {
         let rows = tasks
-            .into_iter()
+            .iter()
             .map(EnqueueRow::new)
             .collect::<Result<Vec<_>, _>>()?;
         self.write(|tx| rows.iter().map(|row| self.insert(tx, row)).collect())
@@ -684,7 +686,8 @@ impl Store for SqliteStore {
                 attempt,
                 cancel,
                 Some(not_before_ms),
-                ("retry", reason),
+                "retry",
+                reason,
                 exit_code,
                 session_id,
                 now,
@@ -702,7 +705,8 @@ impl Store for SqliteStore {
                 attempt,
                 cancel,
                 None,
-                ("interrupted", reason),
+                "interrupted",
+                reason,
                 None,
                 None,
                 now,
