@@ -2,7 +2,9 @@
 //! and measures idle RSS, pickup latency, 1k/10k-file bursts and the bare spawn ceiling.
 //!
 //! Run: `cargo bench --bench pipeline` (options after `--`: `--runs N` repeats the whole suite
-//! and reports medians, `--quick` shrinks the bursts, `--json FILE` also writes the JSON lines).
+//! and reports medians, `--quick` shrinks the bursts, `--json FILE` also writes the JSON lines,
+//! `--dir PATH` puts the workspaces under PATH instead of /dev/shm, e.g. on a disk,
+//! `--agent fake` starts the test suite's `orca-fake-agent` instead of the static no-op agent).
 //! Prints a table and one JSON line per measure and run. Nothing here asserts a timing.
 
 use std::collections::HashMap;
@@ -12,7 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const ORCA: &str = env!("CARGO_BIN_EXE_orca");
-const AGENT: &str = env!("CARGO_BIN_EXE_orca-fake-agent");
+/// The test suite's stand-in agent: the fallback when the no-op agent cannot be built.
+const FAKE_AGENT: &str = env!("CARGO_BIN_EXE_orca-fake-agent");
 const WORKERS: usize = 8;
 
 /// Settings the benchmark process must not leak into the daemon.
@@ -34,6 +37,101 @@ const SCRUB: &[&str] = &[
 ];
 
 type Res<T> = Result<T, String>;
+
+/// Where the workspaces are made (`--dir`; by default RAM-backed /dev/shm when there is one,
+/// so that a disk's state, such as ext4's slow inode allocation after mass deletes, does not
+/// decide the figures; `--dir` on a disk measures that too).
+static BASE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// The agent every measure starts (see [`build_agent`]).
+static AGENT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+fn agent() -> &'static Path {
+    AGENT
+        .get()
+        .map(PathBuf::as_path)
+        .unwrap_or(Path::new(FAKE_AGENT))
+}
+
+/// Builds bench/noop_agent.rs with rustc as a static executable (no dynamic loading at each
+/// start), else as a dynamic one; says which. Falls back to `orca-fake-agent`.
+fn build_agent() -> (PathBuf, String) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/noop_agent.rs");
+    let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    for (name, extra) in [
+        ("static", &["-C", "target-feature=+crt-static"][..]),
+        ("dynamic", &[][..]),
+    ] {
+        let out = out_dir.join(format!("orca-noop-agent-{name}"));
+        let built = Command::new(&rustc)
+            .args([
+                "--edition",
+                "2021",
+                "-O",
+                "-C",
+                "panic=abort",
+                "-C",
+                "strip=symbols",
+            ])
+            .args(extra)
+            .arg(&src)
+            .arg("-o")
+            .arg(&out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output();
+        match built {
+            Ok(o) if o.status.success() => {
+                return (out, format!("no-op agent (bench/noop_agent.rs, {name})"))
+            }
+            Ok(o) => eprintln!(
+                "cannot build the {name} no-op agent: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            ),
+            Err(e) => eprintln!("cannot run {}: {e}", rustc.to_string_lossy()),
+        }
+    }
+    (
+        PathBuf::from(FAKE_AGENT),
+        "orca-fake-agent (noop mode)".into(),
+    )
+}
+
+fn base_dir() -> PathBuf {
+    BASE.get().cloned().unwrap_or_else(std::env::temp_dir)
+}
+
+/// The default base: /dev/shm when it is a writable folder, else the system's temp folder.
+fn default_base() -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    match tempfile::tempdir_in(shm) {
+        Ok(_) => shm.to_path_buf(),
+        Err(_) => std::env::temp_dir(),
+    }
+}
+
+/// The file system type of `dir` (tmpfs, ext4, xfs, btrfs, overlay or the magic number).
+fn fs_type(dir: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return "unknown".into();
+    };
+    // SAFETY: statfs(2) fills the zeroed struct from a NUL-terminated path.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return "unknown".into();
+    }
+    #[allow(clippy::unnecessary_cast)]
+    match st.f_type as i64 {
+        0x0102_1994 => "tmpfs".into(),
+        0xEF53 => "ext4".into(),
+        0x5846_5342 => "xfs".into(),
+        0x9123_683E => "btrfs".into(),
+        0x794C_7630 => "overlay".into(),
+        other => format!("{other:#x}"),
+    }
+}
 
 fn now_ns() -> u64 {
     SystemTime::now()
@@ -58,18 +156,27 @@ struct Bench {
 static GRAVEYARD: std::sync::Mutex<Vec<tempfile::TempDir>> = std::sync::Mutex::new(Vec::new());
 
 impl Bench {
-    fn new() -> Res<Bench> {
+    /// A workspace; with `log_starts`, each agent appends its start time to a log (the
+    /// pickup measure needs it; the bursts do not, so their agents do what the ceiling's do).
+    fn new(log_starts: bool) -> Res<Bench> {
+        let base = base_dir();
         let dir = tempfile::Builder::new()
             .prefix("orca-bench-")
-            .tempdir()
-            .map_err(|e| format!("tempdir: {e}"))?;
+            .tempdir_in(&base)
+            .map_err(|e| format!("tempdir in {}: {e}", base.display()))?;
         // The workspace is `ws/`; the agents' start log sits beside it, so it is not part of
         // the working folder whose changes Orca records for every task.
         std::fs::create_dir_all(dir.path().join("ws/tasks")).map_err(|e| e.to_string())?;
-        let env = format!(
-            "CLAUDE_BIN={AGENT}\nORCA_LLM=off\nMAX_CONCURRENT_TASKS={WORKERS}\nORCA_FAKE_AGENT_LOG={}\nORCA_FAKE_AGENT_CLOCK=1\n",
-            dir.path().join("agent-starts.log").display()
+        let mut env = format!(
+            "CLAUDE_BIN={}\nORCA_LLM=off\nMAX_CONCURRENT_TASKS={WORKERS}\n",
+            agent().display()
         );
+        if log_starts {
+            env.push_str(&format!(
+                "ORCA_FAKE_AGENT_LOG={}\nORCA_FAKE_AGENT_CLOCK=1\n",
+                dir.path().join("agent-starts.log").display()
+            ));
+        }
         std::fs::write(dir.path().join("ws/.env"), env).map_err(|e| e.to_string())?;
         Ok(Bench {
             dir: Some(dir),
@@ -244,13 +351,18 @@ impl Bench {
     }
 
     /// Every task file has a result and is archived; none is left in tasks/.
+    /// Tasks without a `succeeded` result, or not archived exactly once: a stand-in agent
+    /// whose output Orca did not accept would show here, not as a fast burst.
     fn lost(&self, ids: &[String]) -> usize {
+        let succeeded = |id: &str| -> bool {
+            std::fs::read(self.path().join(format!("results/{id}_result.json")))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .is_some_and(|v| v["status"] == "succeeded")
+        };
         ids.iter()
             .filter(|id| {
-                !self
-                    .path()
-                    .join(format!("results/{id}_result.json"))
-                    .is_file()
+                !succeeded(id)
                     || !self
                         .path()
                         .join(format!("tasks/processed/{id}.task.md"))
@@ -311,7 +423,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 /// Idle RSS after start-up, then the pickup latency of `n` tasks written `gap` apart.
 fn idle_and_pickup(n: usize, gap: Duration) -> Res<(f64, f64, f64, f64)> {
-    let mut b = Bench::new()?;
+    let mut b = Bench::new(true)?;
     let pid = b.start()?;
     std::thread::sleep(Duration::from_millis(1500));
     let (idle_rss, _) = mem_kib(pid);
@@ -355,7 +467,7 @@ struct Burst {
 
 /// `n` files written as fast as possible into a running daemon's tasks/.
 fn burst(n: usize) -> Res<Burst> {
-    let mut b = Bench::new()?;
+    let mut b = Bench::new(false)?;
     let pid = b.start()?;
     std::thread::sleep(Duration::from_millis(500));
     let tasks = b.path().join("tasks");
@@ -381,7 +493,7 @@ fn burst(n: usize) -> Res<Burst> {
 /// The same agent started `n` times, `WORKERS` at a time, the way Orca starts it, with no
 /// orchestration: tasks per second.
 fn ceiling(n: usize) -> Res<f64> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let dir = tempfile::tempdir_in(base_dir()).map_err(|e| e.to_string())?;
     let prompt = "Nothing to do.\nfake-agent: noop\n";
     let next = std::sync::atomic::AtomicUsize::new(0);
     let t0 = Instant::now();
@@ -390,14 +502,14 @@ fn ceiling(n: usize) -> Res<f64> {
             .map(|_| {
                 s.spawn(|| -> Res<()> {
                     while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
-                        let mut c = Command::new(AGENT)
+                        let mut c = Command::new(agent())
                             .args(["-p", "--output-format", "stream-json", "--verbose"])
                             .current_dir(dir.path())
                             .stdin(Stdio::piped())
                             .stdout(Stdio::piped())
                             .stderr(Stdio::piped())
                             .spawn()
-                            .map_err(|e| format!("spawn {AGENT}: {e}"))?;
+                            .map_err(|e| format!("spawn {}: {e}", agent().display()))?;
                         if let Some(mut i) = c.stdin.take() {
                             let _ = i.write_all(prompt.as_bytes());
                         }
@@ -478,6 +590,7 @@ fn main() {
     let mut runs = 1usize;
     let mut quick = false;
     let mut json_out: Option<PathBuf> = None;
+    let mut fake_agent = false;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -490,14 +603,39 @@ fn main() {
                 json_out = args.get(i + 1).map(PathBuf::from);
                 i += 1;
             }
+            "--agent" => {
+                fake_agent = args.get(i + 1).is_some_and(|a| a == "fake");
+                i += 1;
+            }
+            "--dir" => {
+                if let Some(d) = args.get(i + 1) {
+                    let _ = BASE.set(PathBuf::from(d));
+                }
+                i += 1;
+            }
             _ => {} // `cargo bench` passes `--bench`
         }
         i += 1;
     }
     let sizes: &[usize] = if quick { &[200, 1000] } else { &[1000, 10_000] };
     let (pickup_n, ceiling_n) = if quick { (50, 200) } else { (200, 1000) };
+    let _ = BASE.set(default_base());
+    let (agent_path, agent_name) = if fake_agent {
+        (
+            PathBuf::from(FAKE_AGENT),
+            "orca-fake-agent (noop mode)".to_owned(),
+        )
+    } else {
+        build_agent()
+    };
+    let _ = AGENT.set(agent_path);
+    let fs = fs_type(&base_dir());
     let mach = machine();
-    eprintln!("orca pipeline benchmark: {mach}; {runs} run(s)");
+    let place = format!(
+        "workspaces in {} ({fs}); agent: {agent_name}",
+        base_dir().display()
+    );
+    eprintln!("orca pipeline benchmark: {mach}; {place}; {runs} run(s)");
     let mut lines = Vec::new();
     let mut all = Vec::new();
     for r in 1..=runs {
@@ -533,19 +671,19 @@ fn main() {
             serde_json::json!({"bench": "idle", "run": r, "rss_mib": run.idle_rss_mib}).to_string(),
         );
         lines.push(
-            serde_json::json!({"bench": "pickup", "run": r, "tasks": pickup_n, "gap_ms": 20,
+            serde_json::json!({"bench": "pickup", "run": r, "fs": fs, "tasks": pickup_n, "gap_ms": 20,
             "p50_ms": run.pickup_p50_ms, "p99_ms": run.pickup_p99_ms, "max_ms": run.pickup_max_ms})
             .to_string(),
         );
         for (n, wall, rate, peak, lost) in &run.bursts {
             lines.push(
-                serde_json::json!({"bench": "burst", "run": r, "tasks": n, "workers": WORKERS,
+                serde_json::json!({"bench": "burst", "run": r, "fs": fs, "tasks": n, "workers": WORKERS,
                 "wall_s": wall, "tasks_per_s": rate, "peak_rss_mib": peak, "lost": lost})
                 .to_string(),
             );
         }
         lines.push(serde_json::json!({"bench": "ceiling", "run": r, "spawns": ceiling_n, "workers": WORKERS,
-            "tasks_per_s": run.ceiling, "burst_over_ceiling": ratio}).to_string());
+            "tasks_per_s": run.ceiling, "burst_over_ceiling": ratio, "agent": agent_name}).to_string());
         all.push(run);
     }
     for l in &lines {
@@ -558,7 +696,7 @@ fn main() {
         let _ = std::fs::write(p, lines.join("\n") + "\n");
     }
     let m = |f: &dyn Fn(&Run) -> f64| median(all.iter().map(f).collect());
-    println!("\nmachine: {mach}; medians of {runs} run(s)");
+    println!("\nmachine: {mach}; {place}; medians of {runs} run(s)");
     println!("{:<34} {:>12}", "measure", "value");
     println!("{:<34} {:>9.1} MiB", "idle RSS", m(&|r| r.idle_rss_mib));
     println!(

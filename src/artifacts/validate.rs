@@ -93,6 +93,11 @@ pub fn validate_value(v: &Value) -> Result<(), Vec<Violation>> {
             }])
         }
     };
+    // The usual case, a valid result, takes the validator's fast path; the errors are
+    // collected only when there are some.
+    if validator.is_valid(v) {
+        return Ok(());
+    }
     let mut violations = Vec::new();
     for e in validator.iter_errors(v) {
         collect(&e, &mut violations);
