@@ -330,10 +330,14 @@ fn finish_closes_the_attempt_and_clears_the_lease() {
     assert_eq!(att.error.as_deref(), Some("ran over 60 s"));
     assert_eq!(att.exit_code, Some(143));
     assert_eq!(att.finished_at_ms, Some(T0 + 60_000));
-    // A second finish is refused.
+    // A second finish is refused, and so is one of a task that does not exist.
     assert!(matches!(
         s.finish("a", "w1", finish(TaskState::Succeeded, T0)),
         Err(StoreError::LeaseLost { .. })
+    ));
+    assert!(matches!(
+        s.finish("ghost", "w1", finish(TaskState::Succeeded, T0)),
+        Err(StoreError::NotFound(id)) if id == "ghost"
     ));
 }
 

@@ -253,24 +253,28 @@ pub fn finalize_with(
             .ok_or_else(|| FinalizeError::NotFinal(rec.id.clone()))?,
         };
         let result_path = write_result(ws, &rec.stem, &result)?;
-        events.emit(
-            "validated",
+        let validated = ("validated", json!({"result": rel(ws, &result_path)}));
+        let summary_path = match write_summary(ws, &rec.stem, &result) {
+            Ok(p) => p,
+            Err(e) => {
+                events.emit(validated.0, Some(&rec.id), Some(attempt), validated.1);
+                return Err(e.into());
+            }
+        };
+        events.emit_all(
             Some(&rec.id),
             Some(attempt),
-            json!({"result": rel(ws, &result_path)}),
-        );
-        let summary_path = write_summary(ws, &rec.stem, &result)?;
-        events.emit(
-            "summarized",
-            Some(&rec.id),
-            Some(attempt),
-            json!({"method": "extract", "summary": rel(ws, &summary_path)}),
-        );
-        events.emit(
-            "artifacts_written",
-            Some(&rec.id),
-            Some(attempt),
-            json!({"result": rel(ws, &result_path), "summary": rel(ws, &summary_path), "status": result.status.as_str()}),
+            &[
+                validated,
+                (
+                    "summarized",
+                    json!({"method": "extract", "summary": rel(ws, &summary_path)}),
+                ),
+                (
+                    "artifacts_written",
+                    json!({"result": rel(ws, &result_path), "summary": rel(ws, &summary_path), "status": result.status.as_str()}),
+                ),
+            ],
         );
     }
     let archived_to = if src_exists {

@@ -638,25 +638,42 @@ impl Store for SqliteStore {
         let error_line = f.error.as_ref().map(error_text);
         self.write(|tx| {
             let e = |e| self.err(e);
-            let (attempt, _) = self.owned(tx, id, worker)?;
+            // The ownership check is part of the update; only when no row matched does a
+            // second look tell "no such task" from "the lease is someone else's".
             let sql = format!(
                 "UPDATE tasks SET state = ?2, error = ?3, finished_at_ms = ?4, \
                  lease_owner = NULL, lease_expires_ms = NULL, not_before_ms = NULL, \
-                 session_id = COALESCE(?5, session_id) WHERE id = ?1 RETURNING {COLS}"
+                 session_id = COALESCE(?5, session_id) \
+                 WHERE id = ?1 AND state = 'running' AND lease_owner = ?6 RETURNING {COLS}"
             );
             let rec = tx
                 .prepare_cached(&sql)
                 .and_then(|mut s| {
                     s.query_row(
-                        params![id, f.state.as_str(), error_json, f.now_ms, f.session_id],
+                        params![
+                            id,
+                            f.state.as_str(),
+                            error_json,
+                            f.now_ms,
+                            f.session_id,
+                            worker
+                        ],
                         record,
                     )
+                    .optional()
                 })
                 .map_err(e)?;
+            let Some(rec) = rec else {
+                self.owned(tx, id, worker)?;
+                return Err(StoreError::LeaseLost {
+                    id: id.to_owned(),
+                    worker: worker.to_owned(),
+                });
+            };
             close_attempt(
                 tx,
                 id,
-                attempt,
+                rec.attempts,
                 f.now_ms,
                 &f.outcome,
                 error_line.as_deref(),
