@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::config::DbConfig;
@@ -105,10 +105,28 @@ impl SqliteStore {
         &self.path
     }
 
+    /// The connection, outside any transaction. A panic in another thread while it held the
+    /// connection (the mutex is then poisoned) may have left a transaction open: it is rolled
+    /// back here, so that no caller, reader or writer, sees or extends its half-done changes.
     fn conn(&self) -> MutexGuard<'_, Connection> {
-        // A panic in another thread mid-transaction leaves the connection usable: the next
-        // `write` rolls that transaction back before starting its own.
-        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+        match self.conn.lock() {
+            Ok(conn) => conn,
+            Err(poisoned) => {
+                let conn = poisoned.into_inner();
+                if !conn.is_autocommit() {
+                    if let Err(e) = conn.execute_batch("ROLLBACK") {
+                        tracing::error!(
+                            "cannot roll back a transaction left open by a panic on {}: {e}",
+                            self.path.display()
+                        );
+                    }
+                }
+                if conn.is_autocommit() {
+                    self.conn.clear_poison();
+                }
+                conn
+            }
+        }
     }
 
     fn err(&self, e: rusqlite::Error) -> StoreError {
@@ -137,10 +155,6 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         let conn = self.conn();
         let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
-        if !conn.is_autocommit() {
-            // Left open by a panic in another thread mid-transaction: undo it first.
-            run("ROLLBACK").map_err(|e| self.err(e))?;
-        }
         run("BEGIN IMMEDIATE").map_err(|e| self.err(e))?;
         let out = f(&conn).and_then(|out| {
             run("COMMIT").map_err(|e| self.err(e))?;
@@ -939,6 +953,26 @@ mod tests {
             error: None,
             received_at_ms: 0,
         }
+    }
+
+    #[test]
+    fn a_transaction_left_open_by_a_panic_is_rolled_back_before_the_next_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("o.db")).unwrap();
+        s.enqueue_many(&[new_task("a")]).unwrap();
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = s.write(|tx| -> Result<(), StoreError> {
+                tx.execute("UPDATE tasks SET state = 'running' WHERE id = 'a'", [])
+                    .unwrap();
+                panic!("a bug mid-transaction");
+            });
+        }));
+        assert!(panicked.is_err());
+        // A read does not see the half-done change, and the connection is usable again.
+        assert_eq!(s.get("a").unwrap().unwrap().state, TaskState::Queued);
+        assert!(s.conn().is_autocommit());
+        assert!(!s.conn.is_poisoned());
+        assert_eq!(s.claim("w", &[], 1_000, 1).unwrap().unwrap().id, "a");
     }
 
     #[test]
