@@ -8,7 +8,9 @@
 //! With ORCA_FAKE_AGENT_LOG set it appends `pid\ttask_id\tattempt\tnoop[\tns]` to that file
 //! like `orca-fake-agent` does (ns: CLOCK_REALTIME at start, with ORCA_FAKE_AGENT_CLOCK=1).
 
-#![no_main]
+// Not under `cargo test`: there the test harness provides `main` (and runs no tests).
+#![cfg_attr(not(test), no_main)]
+#![cfg_attr(test, allow(dead_code))]
 
 use std::io::{Read, Write};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -122,6 +124,7 @@ fn run() -> i32 {
 /// The C entry point: Rust's runtime start-up (stack-overflow handlers, the main thread's
 /// stack bounds read from /proc/self/maps) would cost more than the rest of this program.
 /// SIGPIPE is ignored by hand, as that start-up would have done.
+#[cfg(not(test))]
 #[no_mangle]
 pub extern "C" fn main(_argc: i32, _argv: *const *const u8) -> i32 {
     extern "C" {

@@ -457,12 +457,34 @@ fn idle_and_pickup(n: usize, gap: Duration) -> Res<(f64, f64, f64, f64)> {
     ))
 }
 
+#[derive(Default, Clone)]
 struct Burst {
     n: usize,
     wall_s: f64,
     rate: f64,
     peak_rss_mib: f64,
     lost: usize,
+    /// The daemon's own CPU time per task (user + system), ms: steadier than the rate on a
+    /// shared machine, and what a change to the daemon moves.
+    daemon_cpu_ms: f64,
+    /// The agents' CPU time per task (the daemon's reaped children), ms.
+    agent_cpu_ms: f64,
+}
+
+/// CPU time of `pid` and of its reaped children, in ms, from /proc/<pid>/stat.
+fn cpu_ms(pid: u32) -> (f64, f64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (which may hold spaces) start with the state (3rd).
+    let rest = text.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    let at = |i: usize| f.get(i - 3).copied().unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let ms = |ticks: f64| if hz > 0.0 { ticks * 1000.0 / hz } else { 0.0 };
+    (ms(at(14) + at(15)), ms(at(16) + at(17)))
 }
 
 /// `n` files written as fast as possible into a running daemon's tasks/.
@@ -472,11 +494,13 @@ fn burst(n: usize) -> Res<Burst> {
     std::thread::sleep(Duration::from_millis(500));
     let tasks = b.path().join("tasks");
     let ids: Vec<String> = (0..n).map(|i| format!("b{i:05}")).collect();
+    let (own0, kids0) = cpu_ms(pid);
     let t0 = now_ns();
     for id in &ids {
         write_task(&tasks, id)?;
     }
     b.wait_done(n, Duration::from_secs(600))?;
+    let (own1, kids1) = cpu_ms(pid);
     let (_, hwm) = mem_kib(pid);
     let wall_s = (b.last_result_ns().saturating_sub(t0)) as f64 / 1e9;
     let lost = b.lost(&ids);
@@ -487,6 +511,8 @@ fn burst(n: usize) -> Res<Burst> {
         rate: n as f64 / wall_s,
         peak_rss_mib: hwm as f64 / 1024.0,
         lost,
+        daemon_cpu_ms: (own1 - own0) / n as f64,
+        agent_cpu_ms: (kids1 - kids0) / n as f64,
     })
 }
 
@@ -543,7 +569,7 @@ struct Run {
     pickup_p50_ms: f64,
     pickup_p99_ms: f64,
     pickup_max_ms: f64,
-    bursts: Vec<(usize, f64, f64, f64, usize)>, // n, wall_s, rate, peak MiB, lost
+    bursts: Vec<Burst>,
     ceiling: f64,
 }
 
@@ -651,9 +677,7 @@ fn main() {
             ) = (idle, p50, p99, max);
             for &n in sizes {
                 eprintln!("run {r}: burst of {n}");
-                let b = burst(n)?;
-                run.bursts
-                    .push((b.n, b.wall_s, b.rate, b.peak_rss_mib, b.lost));
+                run.bursts.push(burst(n)?);
             }
             eprintln!("run {r}: spawn ceiling ({ceiling_n} agents, {WORKERS} at a time)");
             run.ceiling = ceiling(ceiling_n)?;
@@ -666,7 +690,7 @@ fn main() {
                 std::process::exit(1);
             }
         };
-        let ratio = run.bursts.first().map(|b| b.2).unwrap_or(0.0) / run.ceiling;
+        let ratio = run.bursts.first().map(|b| b.rate).unwrap_or(0.0) / run.ceiling;
         lines.push(
             serde_json::json!({"bench": "idle", "run": r, "rss_mib": run.idle_rss_mib}).to_string(),
         );
@@ -675,10 +699,11 @@ fn main() {
             "p50_ms": run.pickup_p50_ms, "p99_ms": run.pickup_p99_ms, "max_ms": run.pickup_max_ms})
             .to_string(),
         );
-        for (n, wall, rate, peak, lost) in &run.bursts {
+        for b in &run.bursts {
             lines.push(
-                serde_json::json!({"bench": "burst", "run": r, "fs": fs, "tasks": n, "workers": WORKERS,
-                "wall_s": wall, "tasks_per_s": rate, "peak_rss_mib": peak, "lost": lost})
+                serde_json::json!({"bench": "burst", "run": r, "fs": fs, "tasks": b.n, "workers": WORKERS,
+                "wall_s": b.wall_s, "tasks_per_s": b.rate, "peak_rss_mib": b.peak_rss_mib, "lost": b.lost,
+                "daemon_cpu_ms_per_task": b.daemon_cpu_ms, "agent_cpu_ms_per_task": b.agent_cpu_ms})
                 .to_string(),
             );
         }
@@ -709,22 +734,32 @@ fn main() {
         println!(
             "{:<34} {:>11.2} s",
             format!("burst {n}: wall"),
-            m(&|r| r.bursts[k].1)
+            m(&|r| r.bursts[k].wall_s)
         );
         println!(
             "{:<34} {:>8.0} tasks/s",
             format!("burst {n}: rate"),
-            m(&|r| r.bursts[k].2)
+            m(&|r| r.bursts[k].rate)
         );
         println!(
             "{:<34} {:>9.1} MiB",
             format!("burst {n}: peak RSS (VmHWM)"),
-            m(&|r| r.bursts[k].3)
+            m(&|r| r.bursts[k].peak_rss_mib)
         );
         println!(
             "{:<34} {:>12}",
             format!("burst {n}: lost"),
-            all.iter().map(|r| r.bursts[k].4).sum::<usize>()
+            all.iter().map(|r| r.bursts[k].lost).sum::<usize>()
+        );
+        println!(
+            "{:<34} {:>7.3} ms/task",
+            format!("burst {n}: daemon CPU"),
+            m(&|r| r.bursts[k].daemon_cpu_ms)
+        );
+        println!(
+            "{:<34} {:>7.3} ms/task",
+            format!("burst {n}: agent CPU"),
+            m(&|r| r.bursts[k].agent_cpu_ms)
         );
     }
     let c = m(&|r| r.ceiling);
@@ -736,6 +771,6 @@ fn main() {
     println!(
         "{:<34} {:>11.0} %",
         format!("burst {} / ceiling", sizes[0]),
-        100.0 * m(&|r| r.bursts[0].2 / r.ceiling)
+        100.0 * m(&|r| r.bursts[0].rate / r.ceiling)
     );
 }

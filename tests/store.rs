@@ -804,6 +804,11 @@ fn enqueue_many_is_all_or_nothing_and_suffixes_within_the_batch() {
     let ids: Vec<&str> = recs.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids, ["a", "a-2", "r"]);
     assert_eq!(recs[2].state, TaskState::Rejected);
+    // What enqueue returns is exactly what a later read gives (it is not read back).
+    for rec in &recs {
+        assert_eq!(s.get(&rec.id).unwrap().as_ref(), Some(rec));
+    }
+    assert!(recs[2].error.is_some() && recs[2].finished_at_ms.is_some());
     assert_eq!(claim(&s, "w", T0).as_deref(), Some("a-2"));
 }
 

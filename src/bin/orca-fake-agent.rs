@@ -8,7 +8,9 @@
 //! with ORCA_FAKE_AGENT_CLOCK=1 also, as a fifth field, the CLOCK_REALTIME nanoseconds at which
 //! `main` began (the benchmarks measure pickup latency with it).
 
-#![no_main]
+// Not under `cargo test`: there the test harness provides `main` (and runs no tests).
+#![cfg_attr(not(test), no_main)]
+#![cfg_attr(test, allow(dead_code))]
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -348,6 +350,7 @@ static STARTED_NS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::
 /// What it did that matters here is done by hand: SIGPIPE ignored (a write to a closed pipe
 /// is an error, answered with exit code 141), stdout flushed before leaving.
 /// `std::env::args` still works: on glibc the standard library reads them at load time.
+#[cfg(not(test))]
 #[no_mangle]
 pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
     // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.

@@ -359,12 +359,11 @@ fn format_line(
         if RESERVED.contains(&k) {
             return;
         }
-        if let Ok(val) = serde_json::to_string(v) {
-            out.push(',');
-            push_json_str(&mut out, k);
-            out.push(':');
-            out.push_str(&val);
-        }
+        out.push(',');
+        push_json_str(&mut out, k);
+        out.push(':');
+        // A JSON value's Display is its compact JSON, written straight into the line.
+        let _ = std::fmt::Write::write_fmt(&mut out, format_args!("{v}"));
     };
     match fields {
         serde_json::Value::Object(map) => {

@@ -29,11 +29,17 @@ use crate::workspace::Workspace;
 /// How long a statement waits for another process's write lock before giving up.
 pub const BUSY_TIMEOUT_MS: u64 = 5_000;
 
-/// The columns of a `TaskRecord`, in the order [`record`] reads them.
-const COLS: &str = "id, desired_id, stem, file, source, source_user, state, priority, seq, \
-    task_json, attempts, max_retries, not_before_ms, lease_owner, lease_expires_ms, \
-    cancel_requested, received_at_ms, started_at_ms, finished_at_ms, session_id, progress, \
-    error, result, artifacts_written, archived_to, finalized";
+/// The columns of a `TaskRecord`, in the order [`record`] reads them (a macro, so that the
+/// statements of the task path are `concat!`-ed at compile time, not formatted per call).
+macro_rules! cols {
+    () => {
+        "id, desired_id, stem, file, source, source_user, state, priority, seq, \
+         task_json, attempts, max_retries, not_before_ms, lease_owner, lease_expires_ms, \
+         cancel_requested, received_at_ms, started_at_ms, finished_at_ms, session_id, progress, \
+         error, result, artifacts_written, archived_to, finalized"
+    };
+}
+const COLS: &str = cols!();
 
 /// The SQLite implementation of [`Store`]. One connection behind a mutex; open one per
 /// process (or per thread, for parallel claimers).
@@ -483,14 +489,16 @@ impl SqliteStore {
         let finished = (t.state == TaskState::Rejected).then_some(t.received_at_ms);
         let id = unique_value(tx, "id", &t.desired_id).map_err(e)?;
         let stem = unique_value(tx, "stem", &t.stem).map_err(e)?;
-        let sql = format!(
-            "INSERT INTO tasks (id, desired_id, stem, file, source, source_user, state, \
-             priority, prio_rank, task_json, requires, max_retries, retry_budget, \
-             received_at_ms, finished_at_ms, error) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15) \
-             RETURNING {COLS}"
-        );
-        tx.prepare_cached(&sql)
+        // Only the arrival number comes back: the rest of the record is what was written
+        // (reading it back would parse the task's JSON that was just made from it).
+        let seq: i64 = tx
+            .prepare_cached(
+                "INSERT INTO tasks (id, desired_id, stem, file, source, source_user, state, \
+                 priority, prio_rank, task_json, requires, max_retries, retry_budget, \
+                 received_at_ms, finished_at_ms, error) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15) \
+                 RETURNING seq",
+            )
             .and_then(|mut s| {
                 s.query_row(
                     params![
@@ -510,10 +518,38 @@ impl SqliteStore {
                         finished,
                         row.error,
                     ],
-                    record,
+                    |r| r.get(0),
                 )
             })
-            .map_err(e)
+            .map_err(e)?;
+        Ok(TaskRecord {
+            id,
+            desired_id: t.desired_id.clone(),
+            stem,
+            file: t.file.clone(),
+            source: t.source,
+            source_user: t.source_user.clone(),
+            state: t.state,
+            priority: t.priority,
+            seq,
+            task: t.task.clone(),
+            attempts: 0,
+            max_retries: t.max_retries,
+            not_before_ms: None,
+            lease_owner: None,
+            lease_expires_ms: None,
+            cancel_requested: false,
+            received_at_ms: t.received_at_ms,
+            started_at_ms: None,
+            finished_at_ms: finished,
+            session_id: None,
+            progress: None,
+            error: t.error.clone(),
+            result: None,
+            artifacts_written: false,
+            archived_to: None,
+            finalized: false,
+        })
     }
 }
 
@@ -532,10 +568,12 @@ impl Store for SqliteStore {
     }
 
     fn find_open_by_file(&self, file: &str) -> Result<Option<TaskRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {COLS} FROM tasks WHERE file = ?1 AND finalized = 0 ORDER BY seq DESC LIMIT 1"
+        const SQL: &str = concat!(
+            "SELECT ",
+            cols!(),
+            " FROM tasks WHERE file = ?1 AND finalized = 0 ORDER BY seq DESC LIMIT 1"
         );
-        Ok(self.query_records(&sql, [file])?.into_iter().next())
+        Ok(self.query_records(SQL, [file])?.into_iter().next())
     }
 
     fn claim(
@@ -548,7 +586,7 @@ impl Store for SqliteStore {
         let labels = to_json(&labels)?;
         self.write(|tx| {
             let e = |e| self.err(e);
-            let sql = format!(
+            const SQL: &str = concat!(
                 "UPDATE tasks SET state = 'running', attempts = attempts + 1, \
                  lease_owner = ?1, lease_expires_ms = ?2 + ?3, \
                  started_at_ms = COALESCE(started_at_ms, ?2), not_before_ms = NULL \
@@ -559,10 +597,11 @@ impl Store for SqliteStore {
                        SELECT 1 FROM json_each(tasks.requires) AS r \
                        WHERE r.value NOT IN (SELECT value FROM json_each(?4)))) \
                    ORDER BY prio_rank, seq LIMIT 1) \
-                 RETURNING {COLS}"
+                 RETURNING ",
+                cols!()
             );
             let rec = tx
-                .prepare_cached(&sql)
+                .prepare_cached(SQL)
                 .and_then(|mut s| {
                     s.query_row(params![worker, now_ms, lease_ms, labels], record)
                         .optional()
@@ -654,14 +693,15 @@ impl Store for SqliteStore {
             let e = |e| self.err(e);
             // The ownership check is part of the update; only when no row matched does a
             // second look tell "no such task" from "the lease is someone else's".
-            let sql = format!(
+            const SQL: &str = concat!(
                 "UPDATE tasks SET state = ?2, error = ?3, finished_at_ms = ?4, \
                  lease_owner = NULL, lease_expires_ms = NULL, not_before_ms = NULL, \
                  session_id = COALESCE(?5, session_id) \
-                 WHERE id = ?1 AND state = 'running' AND lease_owner = ?6 RETURNING {COLS}"
+                 WHERE id = ?1 AND state = 'running' AND lease_owner = ?6 RETURNING ",
+                cols!()
             );
             let rec = tx
-                .prepare_cached(&sql)
+                .prepare_cached(SQL)
                 .and_then(|mut s| {
                     s.query_row(
                         params![
