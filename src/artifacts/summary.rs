@@ -1,6 +1,8 @@
 //! The summary file for a person (`summaries/<stem>_summary.txt`, DESIGN §10), and the
 //! extractive summary (first meaningful lines of the agent's output) used as `summary.text`.
 
+use std::fmt::Write;
+
 use super::result::{ResultStatus, TaskResult, Verdict};
 
 /// Longest agent message shown in the summary file (characters); the rest is in the result.
@@ -18,8 +20,14 @@ pub fn render_summary(r: &TaskResult) -> String {
     out.push_str(&"=".repeat(title.chars().count().clamp(3, 72)));
     out.push_str("\n\n");
 
+    // Written straight into `out` (no string per line): `Name:` padded to 10 columns.
     let mut field = |name: &str, value: String| {
-        out.push_str(&format!("{:<10}{value}\n", format!("{name}:")));
+        let _ = writeln!(
+            out,
+            "{name}:{:pad$}{value}",
+            "",
+            pad = 9usize.saturating_sub(name.len())
+        );
     };
     field("Status", status_line(r.status));
     field("Task", format!("{} ({})", r.task_id, r.file));
@@ -44,10 +52,10 @@ pub fn render_summary(r: &TaskResult) -> String {
 
     if let Some(e) = &r.error {
         let line = e.line.map(|l| format!(", line {l}")).unwrap_or_default();
-        out.push_str(&format!("\nError ({}{line}):\n", e.kind));
-        out.push_str(&format!("  {}\n", e.message));
+        let _ = writeln!(out, "\nError ({}{line}):", e.kind);
+        let _ = writeln!(out, "  {}", e.message);
         if let Some(h) = &e.hint {
-            out.push_str(&format!("  hint: {h}\n"));
+            let _ = writeln!(out, "  hint: {h}");
         }
     }
 
@@ -64,14 +72,14 @@ pub fn render_summary(r: &TaskResult) -> String {
                 .as_deref()
                 .map(|s| format!(": {s}"))
                 .unwrap_or_default();
-            out.push_str(&format!("  {mark} {} ({word}{reason})\n", c.text));
+            let _ = writeln!(out, "  {mark} {} ({word}{reason})", c.text);
         }
     }
 
     if !r.changed_files.is_empty() {
         out.push_str("\nChanged files:\n");
         for f in &r.changed_files {
-            out.push_str(&format!("  - {f}\n"));
+            let _ = writeln!(out, "  - {f}");
         }
     }
 
@@ -81,14 +89,14 @@ pub fn render_summary(r: &TaskResult) -> String {
             if line.is_empty() {
                 out.push('\n');
             } else {
-                out.push_str(&format!("  {line}\n"));
+                let _ = writeln!(out, "  {line}");
             }
         }
     }
 
     out.push_str("\nNext steps:\n");
     for step in next_steps(r) {
-        out.push_str(&format!("  - {step}\n"));
+        let _ = writeln!(out, "  - {step}");
     }
     out
 }
