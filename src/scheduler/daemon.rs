@@ -446,15 +446,17 @@ impl Daemon {
                 rec.desired_id, rec.id
             ));
         }
-        self.events
-            .emit("task_received", Some(&rec.id), None, fields);
-        self.events
-            .emit("parsed", Some(&rec.id), None, parsed_fields);
-        self.events.emit(
-            "queued",
+        self.events.emit_all(
             Some(&rec.id),
             None,
-            json!({"priority": rec.priority.as_str(), "seq": rec.seq}),
+            &[
+                ("task_received", fields),
+                ("parsed", parsed_fields),
+                (
+                    "queued",
+                    json!({"priority": rec.priority.as_str(), "seq": rec.seq}),
+                ),
+            ],
         );
         tracing::info!(task = %rec.id, file = %rec.file, "queued");
     }
