@@ -182,19 +182,7 @@ impl EventLog {
         attempt: Option<u32>,
         fields: serde_json::Value,
     ) {
-        let line = format_line(
-            &crate::clock::now_rfc3339(),
-            event,
-            task_id,
-            attempt,
-            &fields,
-        );
-        if let Err(e) = self.inner.write_line(line.as_bytes()) {
-            tracing::warn!(
-                "cannot write event '{event}' to {}: {e}",
-                self.inner.path.display()
-            );
-        }
+        self.emit_all(task_id, attempt, &[(event, fields)]);
     }
 
     /// Writes several events of one task, in order, with one write and one time stamp (a
@@ -213,8 +201,8 @@ impl EventLog {
         if let Err(e) = self.inner.write_line(chunk.as_bytes()) {
             let names: Vec<&str> = events.iter().map(|(n, _)| *n).collect();
             tracing::warn!(
-                "cannot write events {} to {}: {e}",
-                names.join(", "),
+                "cannot write event(s) '{}' to {}: {e}",
+                names.join("', '"),
                 self.inner.path.display()
             );
         }
