@@ -34,23 +34,15 @@ fn json_str(s: &str) -> String {
     out
 }
 
-/// A uuid-shaped session id from the start time and the pid.
+/// A uuid-shaped session id, unique per run: the pid and the start time, spelled in hex (no
+/// randomness is needed; `orca-fake-agent` mixes its ids, this one has no use for that).
 fn session_id(nanos: u64) -> String {
-    let mut x = nanos ^ (u64::from(std::process::id()) << 32) ^ 0x9E37_79B9_7F4A_7C15;
-    let mut next = || {
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    };
-    let (a, b) = (next(), next());
     format!(
-        "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xffff,
-        a & 0xfff,
-        b >> 52,
-        b & 0xffff_ffff_ffff
+        "{:08x}-{:04x}-4{:03x}-a000-{:012x}",
+        std::process::id(),
+        (nanos >> 48) & 0xffff,
+        (nanos >> 36) & 0xfff,
+        nanos & 0xffff_ffff_ffff
     )
 }
 

@@ -92,6 +92,11 @@ fn build_agent() -> (PathBuf, String) {
             Err(e) => eprintln!("cannot run {}: {e}", rustc.to_string_lossy()),
         }
     }
+    fake_agent()
+}
+
+/// The test suite's `orca-fake-agent` in noop mode, and its name for the report.
+fn fake_agent() -> (PathBuf, String) {
     (
         PathBuf::from(FAKE_AGENT),
         "orca-fake-agent (noop mode)".into(),
@@ -350,9 +355,8 @@ impl Bench {
             .unwrap_or(0)
     }
 
-    /// Every task file has a result and is archived; none is left in tasks/.
-    /// Tasks without a `succeeded` result, or not archived exactly once: a stand-in agent
-    /// whose output Orca did not accept would show here, not as a fast burst.
+    /// Tasks without a `succeeded` result, not archived, or still in tasks/: a stand-in agent
+    /// whose output Orca did not accept shows here, not as a fast burst.
     fn lost(&self, ids: &[String]) -> usize {
         let succeeded = |id: &str| -> bool {
             std::fs::read(self.path().join(format!("results/{id}_result.json")))
@@ -616,7 +620,7 @@ fn main() {
     let mut runs = 1usize;
     let mut quick = false;
     let mut json_out: Option<PathBuf> = None;
-    let mut fake_agent = false;
+    let mut use_fake_agent = false;
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -630,7 +634,7 @@ fn main() {
                 i += 1;
             }
             "--agent" => {
-                fake_agent = args.get(i + 1).is_some_and(|a| a == "fake");
+                use_fake_agent = args.get(i + 1).is_some_and(|a| a == "fake");
                 i += 1;
             }
             "--dir" => {
@@ -645,12 +649,9 @@ fn main() {
     }
     let sizes: &[usize] = if quick { &[200, 1000] } else { &[1000, 10_000] };
     let (pickup_n, ceiling_n) = if quick { (50, 200) } else { (200, 1000) };
-    let _ = BASE.set(default_base());
-    let (agent_path, agent_name) = if fake_agent {
-        (
-            PathBuf::from(FAKE_AGENT),
-            "orca-fake-agent (noop mode)".to_owned(),
-        )
+    BASE.get_or_init(default_base); // unless --dir set it
+    let (agent_path, agent_name) = if use_fake_agent {
+        fake_agent()
     } else {
         build_agent()
     };
@@ -722,55 +723,46 @@ fn main() {
     }
     let m = |f: &dyn Fn(&Run) -> f64| median(all.iter().map(f).collect());
     println!("\nmachine: {mach}; {place}; medians of {runs} run(s)");
-    println!("{:<34} {:>12}", "measure", "value");
-    println!("{:<34} {:>9.1} MiB", "idle RSS", m(&|r| r.idle_rss_mib));
-    println!(
-        "{:<34} {:>10.2} ms",
-        format!("pickup p50 ({pickup_n} tasks, 20 ms)"),
-        m(&|r| r.pickup_p50_ms)
+    // One row per measure: its name, then the value and unit right-aligned in 16 columns.
+    let row = |name: &str, value: String| println!("{name:<34} {value:>16}");
+    row("measure", "value".into());
+    row("idle RSS", format!("{:.1} MiB", m(&|r| r.idle_rss_mib)));
+    row(
+        &format!("pickup p50 ({pickup_n} tasks, 20 ms)"),
+        format!("{:.2} ms", m(&|r| r.pickup_p50_ms)),
     );
-    println!("{:<34} {:>10.2} ms", "pickup p99", m(&|r| r.pickup_p99_ms));
+    row("pickup p99", format!("{:.2} ms", m(&|r| r.pickup_p99_ms)));
     for (k, n) in sizes.iter().enumerate() {
-        println!(
-            "{:<34} {:>11.2} s",
-            format!("burst {n}: wall"),
-            m(&|r| r.bursts[k].wall_s)
+        let b = |f: &dyn Fn(&Burst) -> f64| m(&|r| f(&r.bursts[k]));
+        row(
+            &format!("burst {n}: wall"),
+            format!("{:.2} s", b(&|x| x.wall_s)),
         );
-        println!(
-            "{:<34} {:>8.0} tasks/s",
-            format!("burst {n}: rate"),
-            m(&|r| r.bursts[k].rate)
+        row(
+            &format!("burst {n}: rate"),
+            format!("{:.0} tasks/s", b(&|x| x.rate)),
         );
-        println!(
-            "{:<34} {:>9.1} MiB",
-            format!("burst {n}: peak RSS (VmHWM)"),
-            m(&|r| r.bursts[k].peak_rss_mib)
+        row(
+            &format!("burst {n}: peak RSS (VmHWM)"),
+            format!("{:.1} MiB", b(&|x| x.peak_rss_mib)),
         );
-        println!(
-            "{:<34} {:>12}",
-            format!("burst {n}: lost"),
-            all.iter().map(|r| r.bursts[k].lost).sum::<usize>()
+        let lost: usize = all.iter().map(|r| r.bursts[k].lost).sum();
+        row(&format!("burst {n}: lost"), lost.to_string());
+        row(
+            &format!("burst {n}: daemon CPU"),
+            format!("{:.3} ms/task", b(&|x| x.daemon_cpu_ms)),
         );
-        println!(
-            "{:<34} {:>7.3} ms/task",
-            format!("burst {n}: daemon CPU"),
-            m(&|r| r.bursts[k].daemon_cpu_ms)
-        );
-        println!(
-            "{:<34} {:>7.3} ms/task",
-            format!("burst {n}: agent CPU"),
-            m(&|r| r.bursts[k].agent_cpu_ms)
+        row(
+            &format!("burst {n}: agent CPU"),
+            format!("{:.3} ms/task", b(&|x| x.agent_cpu_ms)),
         );
     }
-    let c = m(&|r| r.ceiling);
-    println!(
-        "{:<34} {:>8.0} tasks/s",
-        format!("spawn ceiling ({WORKERS} at a time)"),
-        c
+    row(
+        &format!("spawn ceiling ({WORKERS} at a time)"),
+        format!("{:.0} tasks/s", m(&|r| r.ceiling)),
     );
-    println!(
-        "{:<34} {:>11.0} %",
-        format!("burst {} / ceiling", sizes[0]),
-        100.0 * m(&|r| r.bursts[0].rate / r.ceiling)
+    row(
+        &format!("burst {} / ceiling", sizes[0]),
+        format!("{:.0} %", 100.0 * m(&|r| r.bursts[0].rate / r.ceiling)),
     );
 }
