@@ -4,7 +4,8 @@
 //! Run: `cargo bench --bench pipeline` (options after `--`: `--runs N` repeats the whole suite
 //! and reports medians, `--quick` shrinks the bursts, `--json FILE` also writes the JSON lines,
 //! `--dir PATH` puts the workspaces under PATH instead of /dev/shm, e.g. on a disk,
-//! `--agent fake` starts the test suite's `orca-fake-agent` instead of the static no-op agent).
+//! `--agent fake` starts the test suite's `orca-fake-agent` instead of the static no-op agent,
+//! `--orca PATH` measures that `orca` binary instead of this build's, e.g. an earlier commit's).
 //! Prints a table and one JSON line per measure and run. Nothing here asserts a timing.
 
 use std::collections::HashMap;
@@ -13,7 +14,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const ORCA: &str = env!("CARGO_BIN_EXE_orca");
+/// The `orca` this benchmark builds; `--orca PATH` measures another build instead (an earlier
+/// commit's, say, with the same harness).
+static ORCA: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+fn orca() -> &'static Path {
+    ORCA.get_or_init(|| PathBuf::from(env!("CARGO_BIN_EXE_orca")))
+}
 /// The test suite's stand-in agent: the fallback when the no-op agent cannot be built.
 const FAKE_AGENT: &str = env!("CARGO_BIN_EXE_orca-fake-agent");
 const WORKERS: usize = 8;
@@ -205,7 +212,7 @@ impl Bench {
         let out =
             std::fs::File::create(self.top().join("daemon.out")).map_err(|e| e.to_string())?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
-        let mut cmd = Command::new(ORCA);
+        let mut cmd = Command::new(orca());
         for k in SCRUB {
             cmd.env_remove(k);
         }
@@ -217,7 +224,7 @@ impl Bench {
             .stdout(out)
             .stderr(err)
             .spawn()
-            .map_err(|e| format!("cannot start {ORCA}: {e}"))?;
+            .map_err(|e| format!("cannot start {}: {e}", orca().display()))?;
         let pid = child.id();
         self.daemon = Some(child);
         let events = self.path().join("logs/events.ndjson");
@@ -643,6 +650,12 @@ fn main() {
                 }
                 i += 1;
             }
+            "--orca" => {
+                if let Some(p) = args.get(i + 1) {
+                    let _ = ORCA.set(PathBuf::from(p));
+                }
+                i += 1;
+            }
             _ => {} // `cargo bench` passes `--bench`
         }
         i += 1;
@@ -662,7 +675,10 @@ fn main() {
         "workspaces in {} ({fs}); agent: {agent_name}",
         base_dir().display()
     );
-    eprintln!("orca pipeline benchmark: {mach}; {place}; {runs} run(s)");
+    eprintln!(
+        "orca pipeline benchmark: {mach}; {place}; orca: {}; {runs} run(s)",
+        orca().display()
+    );
     let mut lines = Vec::new();
     let mut all = Vec::new();
     for r in 1..=runs {

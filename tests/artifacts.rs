@@ -245,3 +245,25 @@ fn concurrent_archives_never_overwrite() {
     contents.sort();
     assert_eq!(contents, ["0", "1", "2", "3", "4", "5", "6", "7"]);
 }
+
+#[test]
+fn archive_folder_that_is_a_file_is_a_clear_error_and_keeps_the_task_file() {
+    let d = tempfile::tempdir().unwrap();
+    let ws = Workspace::new(d.path());
+    std::fs::create_dir_all(ws.tasks()).unwrap();
+    std::fs::write(ws.processed(), "I am a file").unwrap();
+    let file = ws.tasks().join("job.task.md");
+    std::fs::write(&file, "v1").unwrap();
+    let msg = archive(&ws, &file, ArchiveDest::Processed)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.starts_with("cannot create folder"), "{msg}");
+    assert!(msg.contains("processed must be a folder"), "{msg}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "v1");
+    // A missing folder is made.
+    std::fs::remove_file(ws.processed()).unwrap();
+    let to = archive(&ws, &file, ArchiveDest::Processed)
+        .unwrap()
+        .unwrap();
+    assert_eq!(to, ws.processed().join("job.task.md"));
+}

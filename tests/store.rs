@@ -887,3 +887,158 @@ fn processes_claiming_at_once_never_share_a_task() {
     assert_eq!(all.iter().collect::<HashSet<_>>().len(), 300);
     assert_eq!(s.counts().unwrap()["succeeded"], 300);
 }
+
+#[test]
+fn finish_claimed_returns_what_the_store_holds_and_the_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    s.enqueue(new_task("a", Priority::Medium)).unwrap();
+    let claimed = s.claim("w", &[], LEASE, T0).unwrap().unwrap();
+    s.set_progress("a", "w", &json!({"turns": 1}), Some("sess-1"))
+        .unwrap();
+    let mut f = finish(TaskState::Failed, T0 + 5);
+    f.error = Some(json!({"kind": "agent_error", "message": "it broke"}));
+    f.exit_code = Some(3);
+    let (rec, attempts) = s.finish_claimed(&claimed, "w", f).unwrap();
+    // Carried over from the claim or returned by the update: the same as a fresh read.
+    assert_eq!(rec, s.get("a").unwrap().unwrap());
+    assert_eq!(rec.state, TaskState::Failed);
+    assert_eq!(rec.session_id.as_deref(), Some("sess-1"));
+    assert_eq!(rec.progress, Some(json!({"turns": 1})));
+    assert_eq!(rec.lease_owner, None);
+    assert_eq!(attempts, s.attempts("a").unwrap());
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].outcome.as_deref(), Some("failed"));
+    assert_eq!(attempts[0].error.as_deref(), Some("it broke"));
+    assert_eq!(attempts[0].exit_code, Some(3));
+
+    // Only the lease holder finishes, and a refusal changes nothing.
+    s.enqueue(new_task("b", Priority::Medium)).unwrap();
+    let b = s.claim("w", &[], LEASE, T0).unwrap().unwrap();
+    let refused = s.finish_claimed(&b, "other", finish(TaskState::Succeeded, T0 + 6));
+    assert!(
+        matches!(refused, Err(StoreError::LeaseLost { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(s.get("b").unwrap().unwrap().state, TaskState::Running);
+    let mut ghost = b.clone();
+    ghost.id = "ghost".into();
+    assert!(matches!(
+        s.finish_claimed(&ghost, "w", finish(TaskState::Succeeded, T0 + 6)),
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.finish_claimed(&b, "w", finish(TaskState::Queued, T0 + 6)),
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+/// Runs task `id` (already queued) to success under worker "w"; returns its attempt.
+fn run_to_success(s: &SqliteStore, id: &str, now_ms: i64) -> u32 {
+    let claimed = s.claim("w", &[], LEASE, now_ms).unwrap().unwrap();
+    assert_eq!(claimed.id, id);
+    let (rec, _) = s
+        .finish_claimed(&claimed, "w", finish(TaskState::Succeeded, now_ms + 1))
+        .unwrap();
+    rec.attempts
+}
+
+#[test]
+fn a_deferred_finalize_marker_rides_with_the_next_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    s.enqueue(new_task("a", Priority::Medium)).unwrap();
+    let attempt = run_to_success(&s, "a", T0);
+    s.mark_finalized_soon("a", attempt, "tasks/processed/a.task.md")
+        .unwrap();
+    // Not written yet, but this store already treats it as finalized.
+    assert!(!s.get("a").unwrap().unwrap().finalized);
+    assert!(s.pending_finalize().unwrap().is_empty());
+    assert_eq!(s.find_open_by_file("tasks/a.task.md").unwrap(), None);
+    // Another connection (a CLI command) sees it once the next write commits.
+    let other = open(dir.path());
+    assert_eq!(other.pending_finalize().unwrap().len(), 1);
+    s.enqueue(new_task("b", Priority::Medium)).unwrap();
+    let a = other.get("a").unwrap().unwrap();
+    assert!(a.finalized && a.artifacts_written);
+    assert_eq!(a.archived_to.as_deref(), Some("tasks/processed/a.task.md"));
+    assert!(other.pending_finalize().unwrap().is_empty());
+}
+
+#[test]
+fn a_deferred_marker_survives_a_rolled_back_write_and_is_flushed() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    s.enqueue(new_task("a", Priority::Medium)).unwrap();
+    s.enqueue(new_task("b", Priority::Medium)).unwrap();
+    let attempt = run_to_success(&s, "a", T0);
+    let b = s.claim("w", &[], LEASE, T0).unwrap().unwrap();
+    s.mark_finalized_soon("a", attempt, "tasks/processed/a.task.md")
+        .unwrap();
+    // This write fails and rolls back: the marker waits for the next one.
+    assert!(s
+        .finish_claimed(&b, "other", finish(TaskState::Succeeded, T0 + 2))
+        .is_err());
+    assert!(!s.get("a").unwrap().unwrap().finalized);
+    assert!(s.pending_finalize().unwrap().is_empty());
+    s.flush_marks().unwrap();
+    assert!(s.get("a").unwrap().unwrap().finalized);
+    // Nothing held: flushing again writes nothing (another connection sees no commit).
+    let other = open(dir.path());
+    let version = other.data_version().unwrap();
+    s.flush_marks().unwrap();
+    assert_eq!(other.data_version().unwrap(), version);
+    s.enqueue(new_task("c", Priority::Medium)).unwrap();
+    assert_ne!(other.data_version().unwrap(), version, "the check can fail");
+}
+
+#[test]
+fn a_deferred_marker_is_written_on_drop_and_lost_only_in_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = open(dir.path());
+        s.enqueue(new_task("a", Priority::Medium)).unwrap();
+        s.enqueue(new_task("b", Priority::Medium)).unwrap();
+        let a = run_to_success(&s, "a", T0);
+        s.mark_finalized_soon("a", a, "tasks/processed/a.task.md")
+            .unwrap();
+        let b = run_to_success(&s, "b", T0);
+        // A clean stop (the store dropped) writes "a"'s marker.
+        let crashing = open(dir.path());
+        crashing
+            .mark_finalized_soon("b", b, "tasks/processed/b.task.md")
+            .unwrap();
+        // A crash does not write "b"'s: the next start finalizes it again.
+        std::mem::forget(crashing);
+    }
+    let s = open(dir.path());
+    assert!(s.get("a").unwrap().unwrap().finalized);
+    let pending: Vec<String> = s
+        .pending_finalize()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(pending, ["b"]);
+}
+
+#[test]
+fn a_deferred_marker_is_dropped_when_the_task_runs_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    s.enqueue(new_task("a", Priority::Medium)).unwrap();
+    let first = run_to_success(&s, "a", T0);
+    s.mark_finalized_soon("a", first, "tasks/processed/a.task.md")
+        .unwrap();
+    // `orca retry` from another process before the marker is written.
+    open(dir.path()).retry("a", T0 + 10).unwrap();
+    s.flush_marks().unwrap();
+    let a = s.get("a").unwrap().unwrap();
+    assert_eq!(a.state, TaskState::Queued);
+    assert!(!a.finalized);
+    // Its second run is final and not finalized: the old marker did not count for it.
+    assert_eq!(run_to_success(&s, "a", T0 + 20), first + 1);
+    s.flush_marks().unwrap();
+    assert!(!s.get("a").unwrap().unwrap().finalized);
+    assert_eq!(s.pending_finalize().unwrap().len(), 1);
+}

@@ -37,11 +37,7 @@ pub fn archive(
     file: &Path,
     dest: ArchiveDest,
 ) -> Result<Option<PathBuf>, ArtifactError> {
-    if !exists(file) {
-        return Ok(None);
-    }
     let dir = dest.dir(ws);
-    std::fs::create_dir_all(&dir).map_err(|e| ArtifactError::io("create folder", &dir, e))?;
     let name = file
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -52,12 +48,27 @@ pub fn archive(
                 io::Error::new(io::ErrorKind::InvalidInput, "the path has no file name"),
             )
         })?;
-    for n in 1..=MAX_SUFFIX {
+    let mut made_dir = false;
+    let mut n = 1;
+    while n <= MAX_SUFFIX {
         let target = dir.join(suffixed_name(&name, n));
         match move_no_replace(file, &target) {
             Ok(()) => return Ok(Some(target)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => n += 1,
+            // Gone already (archived by an earlier, interrupted finalize): nothing to do.
             Err(e) if e.kind() == io::ErrorKind::NotFound && !exists(file) => return Ok(None),
+            // The folder is looked at only when the move fails: missing, it is made; not a
+            // folder, that is the error.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) && !made_dir =>
+            {
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| ArtifactError::io("create folder", &dir, e))?;
+                made_dir = true;
+            }
             Err(e) => return Err(ArtifactError::io("archive", file, e)),
         }
     }

@@ -102,11 +102,24 @@ pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), Arti
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    std::fs::create_dir_all(dir).map_err(|e| ArtifactError::io("create folder", dir, e))?;
     let partial = dir.join(format!(".{name}.partial"));
     let written = (|| {
-        let mut f = std::fs::File::create(&partial)
-            .map_err(|e| ArtifactError::io("create", &partial, e))?;
+        // The folder is looked at only when the file cannot be made: missing, it is made;
+        // not a folder, that is the error.
+        let created = match std::fs::File::create(&partial) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| ArtifactError::io("create folder", dir, e))?;
+                std::fs::File::create(&partial)
+            }
+            other => other,
+        };
+        let mut f = created.map_err(|e| ArtifactError::io("create", &partial, e))?;
         f.write_all(bytes)
             .map_err(|e| ArtifactError::io("write", &partial, e))?;
         if durable {

@@ -20,7 +20,7 @@ use crate::runner::changes::Snapshot;
 use crate::runner::claude::ClaudeAgent;
 use crate::runner::{Outcome, Progress, RunOutcome, RunRequest};
 use crate::scheduler::backoff;
-use crate::scheduler::finalize::{finalize, finalize_with, rel};
+use crate::scheduler::finalize::{self, finalize, rel, RunEnd};
 use crate::scheduler::resume;
 use crate::store::{Finish, NewTask, SqliteStore, Store, TaskRecord, TaskState};
 use crate::task::{self, TaskError, TaskErrorKind};
@@ -285,6 +285,9 @@ impl Daemon {
                     last_version = self.check_store(last_version, true);
                 }
                 _ = tick.tick() => {
+                    if let Err(e) = self.store.flush_marks() {
+                        tracing::error!("cannot record finished tasks as finalized (will try again): {e}");
+                    }
                     last_version = self.check_store(last_version, false);
                     self.retry_pending_periodically(&mut last_pending_retry);
                     self.heartbeat();
@@ -527,23 +530,12 @@ impl Daemon {
         }
     }
 
-    /// Finishes a task whose agent ran: artifacts with the run's data and changed files.
-    fn finalize_run(
-        &self,
-        rec: &TaskRecord,
-        run: &RunOutcome,
-        working_dir: Option<String>,
-        changed: Vec<String>,
-    ) {
-        if let Err(e) = finalize_with(
-            &self.ws,
-            self.store.as_ref(),
-            &self.events,
-            rec,
-            Some(run),
-            working_dir,
-            changed,
-        ) {
+    /// Finishes a task this worker has just ended (with `finish_claimed`): artifacts with the
+    /// run's data and changed files.
+    fn finalize_run(&self, rec: &TaskRecord, end: RunEnd<'_>) {
+        if let Err(e) =
+            finalize::finalize_run(&self.ws, self.store.as_ref(), &self.events, rec, end)
+        {
             tracing::error!(task = %rec.id, "cannot write the artifacts or archive the task file (will try again): {e}");
         }
     }
@@ -932,8 +924,8 @@ impl Daemon {
             session_id: out.session_id.clone(),
             now_ms: now_ms(),
         };
-        let done = match self.store.finish(id, node, finish) {
-            Ok(rec) => rec,
+        let (done, attempts) = match self.store.finish_claimed(rec, node, finish) {
+            Ok(done) => done,
             Err(e) => {
                 tracing::error!(task = %id, "cannot record the end of the task: {e}");
                 return;
@@ -955,7 +947,15 @@ impl Daemon {
         if let Ok(mut m) = self.snapshots.lock() {
             m.remove(id);
         }
-        self.finalize_run(&done, out, working_dir, changed);
+        self.finalize_run(
+            &done,
+            RunEnd {
+                outcome: out,
+                attempts,
+                working_dir,
+                changed_files: changed,
+            },
+        );
     }
 
     /// Puts the task back in the queue with backoff when retries are left (and the daemon is
@@ -1043,8 +1043,16 @@ impl Daemon {
             session_id: None,
             now_ms: now_ms(),
         };
-        match self.store.finish(&rec.id, node, finish) {
-            Ok(r) => self.finalize_one(&r, Some(&out), None),
+        match self.store.finish_claimed(rec, node, finish) {
+            Ok((done, attempts)) => self.finalize_run(
+                &done,
+                RunEnd {
+                    outcome: &out,
+                    attempts,
+                    working_dir: None,
+                    changed_files: Vec::new(),
+                },
+            ),
             Err(e) => tracing::error!(task = %rec.id, "cannot record the failure: {e}"),
         }
     }
@@ -1084,6 +1092,9 @@ impl Daemon {
                     break;
                 }
             }
+        }
+        if let Err(e) = self.store.flush_marks() {
+            tracing::error!("cannot record finished tasks as finalized (the next start does): {e}");
         }
         self.events.emit(
             "daemon_stopped",

@@ -186,6 +186,17 @@ pub fn build_result(
     })
 }
 
+/// What the worker that has just ended a run (with [`Store::finish_claimed`]) knows, so that
+/// finalize need not ask the store again.
+pub struct RunEnd<'a> {
+    pub outcome: &'a RunOutcome,
+    /// The task's attempts, as `finish_claimed` returned them.
+    pub attempts: Vec<AttemptRecord>,
+    pub working_dir: Option<String>,
+    /// The files the run changed in its working folder (the result's `changed_files`).
+    pub changed_files: Vec<String>,
+}
+
 /// Writes the artifacts of a final task and archives its file, recording each step in the
 /// store and the event log. Safe to call again after a crash at any point.
 pub fn finalize(
@@ -196,19 +207,46 @@ pub fn finalize(
     run: Option<&RunOutcome>,
     working_dir: Option<String>,
 ) -> Result<(), FinalizeError> {
-    finalize_with(ws, store, events, rec, run, working_dir, Vec::new())
+    let known = Known {
+        working_dir,
+        changed_files: Vec::new(),
+        attempts: None,
+    };
+    finalize_known(ws, store, events, rec, run, known)
 }
 
-/// [`finalize`] with the files the last attempt changed in its working folder
-/// (the result's `changed_files`).
-pub fn finalize_with(
+/// [`finalize`] of a run just ended: the attempts come with `end`, and the finalize marker
+/// rides along with the store's next write ([`Store::mark_finalized_soon`]).
+pub fn finalize_run(
+    ws: &Workspace,
+    store: &dyn Store,
+    events: &EventLog,
+    rec: &TaskRecord,
+    end: RunEnd<'_>,
+) -> Result<(), FinalizeError> {
+    let known = Known {
+        working_dir: end.working_dir,
+        changed_files: end.changed_files,
+        attempts: Some(end.attempts),
+    };
+    finalize_known(ws, store, events, rec, Some(end.outcome), known)
+}
+
+/// What the caller of [`finalize_known`] already has.
+struct Known {
+    working_dir: Option<String>,
+    changed_files: Vec<String>,
+    /// Some: the run was just finished by this worker (see [`finalize_run`]).
+    attempts: Option<Vec<AttemptRecord>>,
+}
+
+fn finalize_known(
     ws: &Workspace,
     store: &dyn Store,
     events: &EventLog,
     rec: &TaskRecord,
     run: Option<&RunOutcome>,
-    working_dir: Option<String>,
-    changed_files: Vec<String>,
+    known: Known,
 ) -> Result<(), FinalizeError> {
     if !rec.state.is_final() {
         return Err(FinalizeError::NotFinal(rec.id.clone()));
@@ -230,27 +268,36 @@ pub fn finalize_with(
         rec.archived_to.clone()
     };
     let attempt = rec.attempts;
+    let mut predicted = predicted;
     if !rec.artifacts_written {
-        // A result written by an earlier, interrupted finalize keeps its run data.
+        // A result written by an earlier, interrupted finalize keeps its run data (and,
+        // when the file was archived before the cut, where it went).
         let stored = match run {
             None => earlier_result(ws, rec),
             Some(_) => None,
         };
         let result = match stored {
             Some(mut r) => {
+                predicted = predicted.or(r.archived_to.take());
                 r.archived_to = predicted.clone();
                 r
             }
-            None => build_result(
-                rec,
-                &store.attempts(&rec.id)?,
-                run,
-                "claude",
-                predicted.clone(),
-                working_dir.clone(),
-                changed_files.clone(),
-            )
-            .ok_or_else(|| FinalizeError::NotFinal(rec.id.clone()))?,
+            None => {
+                let attempts = match known.attempts.as_deref() {
+                    Some(a) => a,
+                    None => &store.attempts(&rec.id)?,
+                };
+                build_result(
+                    rec,
+                    attempts,
+                    run,
+                    "claude",
+                    predicted.clone(),
+                    known.working_dir,
+                    known.changed_files,
+                )
+                .ok_or_else(|| FinalizeError::NotFinal(rec.id.clone()))?
+            }
         };
         let result_path = write_result(ws, &rec.stem, &result)?;
         let validated = ("validated", json!({"result": rel(ws, &result_path)}));
@@ -294,9 +341,13 @@ pub fn finalize_with(
     } else {
         rec.archived_to.clone().or(predicted).unwrap_or_default()
     };
-    // One transaction for both markers: a crash before it redoes the (idempotent) steps
-    // above, reusing the result file already written.
-    store.mark_finalized(&rec.id, &archived_to)?;
+    // One update for both markers: a crash before it redoes the (idempotent) steps above,
+    // reusing the result file already written.
+    if known.attempts.is_some() {
+        store.mark_finalized_soon(&rec.id, attempt, &archived_to)?;
+    } else {
+        store.mark_finalized(&rec.id, &archived_to)?;
+    }
     Ok(())
 }
 
@@ -353,15 +404,8 @@ mod tests {
         }
     }
 
-    /// A finalize cut off after the result was written (before the store marked it) is
-    /// completed from that result file: the agent's output survives the restart.
-    #[test]
-    fn a_cut_off_finalize_reuses_the_result_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let ws = Workspace::new(dir.path());
-        ws.create_all().unwrap();
-        let store = SqliteStore::open_in_workspace(&ws).unwrap();
-        let events = EventLog::open(ws.events_file(), 1 << 20, 2).unwrap();
+    /// Writes tasks/t.task.md and queues it as task `t`.
+    fn queue_t(ws: &Workspace, store: &SqliteStore) {
         std::fs::write(
             ws.root.join("tasks/t.task.md"),
             "---\nid: t\n---\n\n**Prompt:**\nx\n",
@@ -382,6 +426,65 @@ mod tests {
                 received_at_ms: 1,
             })
             .unwrap();
+    }
+
+    /// A run's finalize leaves its marker to the store's next write; when a crash loses the
+    /// marker, the next start finalizes again from the result file and keeps where the task
+    /// file went (it is no longer in tasks/ to say so).
+    #[test]
+    fn a_lost_deferred_marker_is_redone_and_keeps_the_archive_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::new(dir.path());
+        ws.create_all().unwrap();
+        let events = EventLog::open(ws.events_file(), 1 << 20, 2).unwrap();
+        {
+            let store = SqliteStore::open_in_workspace(&ws).unwrap();
+            queue_t(&ws, &store);
+            let claimed = store.claim("w", &[], 60_000, 2).unwrap().unwrap();
+            let (rec, attempts) = store
+                .finish_claimed(&claimed, "w", ended(TaskState::Succeeded, Some(0), 3))
+                .unwrap();
+            let run = run_said("Finished the work.");
+            let end = RunEnd {
+                outcome: &run,
+                attempts,
+                working_dir: None,
+                changed_files: vec!["src/lib.rs".into()],
+            };
+            finalize_run(&ws, &store, &events, &rec, end).unwrap();
+            assert!(!store.get("t").unwrap().unwrap().finalized, "deferred");
+            assert!(store.pending_finalize().unwrap().is_empty());
+            std::mem::forget(store); // the crash: the marker is never written
+        }
+        let store = SqliteStore::open_in_workspace(&ws).unwrap();
+        let pending = store.pending_finalize().unwrap();
+        assert_eq!(pending.len(), 1);
+        finalize(&ws, &store, &events, &pending[0], None, None).unwrap();
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(ws.result_file("t")).unwrap()).unwrap();
+        assert_eq!(r["output"], "Finished the work.", "{r:#}");
+        assert_eq!(r["changed_files"], json!(["src/lib.rs"]), "{r:#}");
+        assert_eq!(r["archived_to"], "tasks/processed/t.task.md", "{r:#}");
+        let rec = store.get("t").unwrap().unwrap();
+        assert!(rec.finalized);
+        assert_eq!(
+            rec.archived_to.as_deref(),
+            Some("tasks/processed/t.task.md")
+        );
+        let archived: Vec<_> = std::fs::read_dir(ws.processed()).unwrap().collect();
+        assert_eq!(archived.len(), 1, "archived once");
+    }
+
+    /// A finalize cut off after the result was written (before the store marked it) is
+    /// completed from that result file: the agent's output survives the restart.
+    #[test]
+    fn a_cut_off_finalize_reuses_the_result_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::new(dir.path());
+        ws.create_all().unwrap();
+        let store = SqliteStore::open_in_workspace(&ws).unwrap();
+        let events = EventLog::open(ws.events_file(), 1 << 20, 2).unwrap();
+        queue_t(&ws, &store);
         store.claim("w", &[], 60_000, 2).unwrap().unwrap();
         let rec = store
             .finish("t", "w", ended(TaskState::Succeeded, Some(0), 3))

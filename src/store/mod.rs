@@ -303,6 +303,15 @@ pub trait Store: Send + Sync {
     /// Final state of a running task we own; closes the attempt, clears the lease. Returns
     /// the record as it is now (one transaction, no read-back needed).
     fn finish(&self, id: &str, worker: &str, f: Finish) -> Result<TaskRecord, StoreError>;
+    /// [`Store::finish`] for the worker holding `claimed` (the record its claim returned):
+    /// the returned record carries the claimed task over instead of reading it back, and the
+    /// task's attempts (the one just closed included) come in the same transaction.
+    fn finish_claimed(
+        &self,
+        claimed: &TaskRecord,
+        worker: &str,
+        f: Finish,
+    ) -> Result<(TaskRecord, Vec<AttemptRecord>), StoreError>;
     /// Transient failure: attempt outcome `retry`, back to `Queued` not before `not_before_ms`.
     /// `session_id`, when known, is recorded with the attempt (a retry may resume it).
     fn requeue(
@@ -328,6 +337,19 @@ pub trait Store: Send + Sync {
     /// whose artifact writes are idempotent (a crash before this call just redoes them,
     /// reusing the result file already written).
     fn mark_finalized(&self, id: &str, archived_to: &str) -> Result<(), StoreError>;
+    /// [`Store::mark_finalized`] for attempt `attempt`, written with the store's next write
+    /// transaction (or [`Store::flush_marks`]) instead of one of its own. Until then this
+    /// store's `find_open_by_file` and `pending_finalize` treat the task as finalized; a
+    /// crash before the write leaves it pending, and finalize is safe to redo. Skipped if
+    /// the task has run again meanwhile.
+    fn mark_finalized_soon(
+        &self,
+        id: &str,
+        attempt: u32,
+        archived_to: &str,
+    ) -> Result<(), StoreError>;
+    /// Writes the markers [`Store::mark_finalized_soon`] is holding (nothing when none).
+    fn flush_marks(&self) -> Result<(), StoreError>;
     /// Final and not finalized (includes rejected records), by arrival.
     fn pending_finalize(&self) -> Result<Vec<TaskRecord>, StoreError>;
     fn get(&self, id: &str) -> Result<Option<TaskRecord>, StoreError>;

@@ -1,6 +1,8 @@
 //! The embedded store: the queue in one SQLite file (`.orca/orca.db`), WAL mode.
 //! Every operation is one short transaction; claims use `BEGIN IMMEDIATE`, so any number of
 //! threads and processes (each with its own `SqliteStore`) can claim at once safely.
+//! Finalize markers given to `mark_finalized_soon` wait in memory and go out with the next
+//! write transaction (or `flush_marks`, or on drop), saving a commit per task.
 //!
 //! Durability trade-off: `synchronous = NORMAL` in WAL mode does not fsync on every commit,
 //! only at checkpoints. A process crash (or `kill -9`) loses nothing that was committed; a
@@ -46,6 +48,53 @@ const COLS: &str = cols!();
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// Finalize markers waiting to ride along with the next write transaction
+    /// ([`Store::mark_finalized_soon`]); written at the latest when the store is dropped.
+    marks: Mutex<Vec<Mark>>,
+}
+
+/// A finalize marker not yet written: the task, the attempt it finalized, the archive path.
+#[derive(Debug, Clone, PartialEq)]
+struct Mark {
+    id: String,
+    attempt: u32,
+    archived_to: String,
+}
+
+/// The marker's own update: only a final, unfinalized record of that same attempt (a task
+/// run again by `orca retry` meanwhile is left to its new run).
+const MARK_SQL: &str = "UPDATE OR ROLLBACK tasks SET artifacts_written = 1, archived_to = ?3, \
+     finalized = 1 WHERE id = ?1 AND attempts = ?2 AND finalized = 0 \
+     AND state NOT IN ('queued', 'running')";
+
+/// The attempts of one task, in order (read by [`attempt_row`]).
+const ATTEMPTS_SQL: &str = "SELECT task_id, attempt, worker, started_at_ms, finished_at_ms, \
+     outcome, error, exit_code, session_id, resumed FROM attempts WHERE task_id = ?1 \
+     ORDER BY attempt";
+
+/// The update that ends a running task we own, returning `$ret` (`?1` id, `?2` state,
+/// `?3` error JSON, `?4` now, `?5` session id, `?6` worker).
+macro_rules! finish_sql {
+    ($ret:expr) => {
+        concat!(
+            "UPDATE OR ROLLBACK tasks SET state = ?2, error = ?3, finished_at_ms = ?4, \
+             lease_owner = NULL, lease_expires_ms = NULL, not_before_ms = NULL, \
+             session_id = COALESCE(?5, session_id) \
+             WHERE id = ?1 AND state = 'running' AND lease_owner = ?6 RETURNING ",
+            $ret
+        )
+    };
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush_marks() {
+            tracing::error!(
+                "cannot record finished tasks as finalized in {} (the next start finalizes them again): {e}",
+                self.path.display()
+            );
+        }
+    }
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -93,6 +142,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
+            marks: Mutex::new(Vec::new()),
         })
     }
 
@@ -165,21 +215,116 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let conn = self.conn();
+        let marks = std::mem::take(&mut *self.marks_held());
         let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
-        run("BEGIN IMMEDIATE").map_err(|e| self.err(e))?;
-        let out = f(&conn).and_then(|out| {
-            run("COMMIT").map_err(|e| self.err(e))?;
-            Ok(out)
-        });
-        if out.is_err() && !conn.is_autocommit() {
-            if let Err(e) = run("ROLLBACK") {
-                tracing::error!(
-                    "cannot roll back a failed transaction on {}: {e}",
-                    self.path.display()
-                );
+        let out = run("BEGIN IMMEDIATE")
+            .map_err(|e| self.err(e))
+            .and_then(|_| self.write_marks(&conn, &marks))
+            .and_then(|()| f(&conn))
+            .and_then(|out| {
+                run("COMMIT").map_err(|e| self.err(e))?;
+                Ok(out)
+            });
+        if out.is_err() {
+            if !conn.is_autocommit() {
+                if let Err(e) = run("ROLLBACK") {
+                    tracing::error!(
+                        "cannot roll back a failed transaction on {}: {e}",
+                        self.path.display()
+                    );
+                }
             }
+            // Not written: they wait for the next transaction.
+            self.marks_held().splice(0..0, marks);
         }
         out
+    }
+
+    fn marks_held(&self) -> MutexGuard<'_, Vec<Mark>> {
+        self.marks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_marks(&self, tx: &Connection, marks: &[Mark]) -> Result<(), StoreError> {
+        if marks.is_empty() {
+            return Ok(());
+        }
+        let mut stmt = tx.prepare_cached(MARK_SQL).map_err(|e| self.err(e))?;
+        for m in marks {
+            stmt.execute(params![m.id, m.attempt, m.archived_to])
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// Whether a marker for this record's attempt is waiting to be written.
+    fn mark_held(&self, rec: &TaskRecord) -> bool {
+        self.marks_held()
+            .iter()
+            .any(|m| m.id == rec.id && m.attempt == rec.attempts)
+    }
+
+    /// The finish update (`sql`, from [`finish_sql!`]) and the close of the attempt, in the
+    /// caller's transaction; `read` maps the returned row, `attempt_of` names its attempt.
+    fn finish_in<T>(
+        &self,
+        tx: &Connection,
+        (id, worker, f): (&str, &str, &Finish),
+        sql: &str,
+        read: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+        attempt_of: impl FnOnce(&T) -> u32,
+    ) -> Result<T, StoreError> {
+        if !f.state.is_final() || f.state == TaskState::Rejected {
+            return Err(StoreError::Invalid(format!(
+                "cannot finish task `{id}` as {}: use succeeded, failed, timed_out or cancelled",
+                f.state
+            )));
+        }
+        let error_json = f.error.as_ref().map(to_json).transpose()?;
+        let e = |e| self.err(e);
+        // The ownership check is part of the update; only when no row matched does a
+        // second look tell "no such task" from "the lease is someone else's".
+        let row = tx
+            .prepare_cached(sql)
+            .and_then(|mut s| {
+                s.query_row(
+                    params![
+                        id,
+                        f.state.as_str(),
+                        error_json,
+                        f.now_ms,
+                        f.session_id,
+                        worker
+                    ],
+                    read,
+                )
+                .optional()
+            })
+            .map_err(e)?;
+        let Some(row) = row else {
+            self.owned(tx, id, worker)?;
+            return Err(StoreError::LeaseLost {
+                id: id.to_owned(),
+                worker: worker.to_owned(),
+            });
+        };
+        close_attempt(
+            tx,
+            id,
+            attempt_of(&row),
+            f.now_ms,
+            &f.outcome,
+            f.error.as_ref().map(error_text).as_deref(),
+            f.exit_code,
+            f.session_id.as_deref(),
+        )
+        .map_err(e)?;
+        Ok(row)
+    }
+
+    fn attempts_in(&self, conn: &Connection, id: &str) -> Result<Vec<AttemptRecord>, StoreError> {
+        conn.prepare_cached(ATTEMPTS_SQL)
+            .and_then(|mut s| s.query_map([id], attempt_row)?.collect())
+            .map_err(|e| self.err(e))
     }
 
     fn query_records(
@@ -578,7 +723,8 @@ impl Store for SqliteStore {
             cols!(),
             " FROM tasks WHERE file = ?1 AND finalized = 0 ORDER BY seq DESC LIMIT 1"
         );
-        Ok(self.query_records(SQL, [file])?.into_iter().next())
+        let rec = self.query_records(SQL, [file])?.into_iter().next();
+        Ok(rec.filter(|r| !self.mark_held(r)))
     }
 
     fn claim(
@@ -686,61 +832,42 @@ impl Store for SqliteStore {
     }
 
     fn finish(&self, id: &str, worker: &str, f: Finish) -> Result<TaskRecord, StoreError> {
-        if !f.state.is_final() || f.state == TaskState::Rejected {
-            return Err(StoreError::Invalid(format!(
-                "cannot finish task `{id}` as {}: use succeeded, failed, timed_out or cancelled",
-                f.state
-            )));
-        }
-        let error_json = f.error.as_ref().map(to_json).transpose()?;
-        let error_line = f.error.as_ref().map(error_text);
+        const SQL: &str = finish_sql!(cols!());
+        self.write(|tx| self.finish_in(tx, (id, worker, &f), SQL, record, |r| r.attempts))
+    }
+
+    fn finish_claimed(
+        &self,
+        claimed: &TaskRecord,
+        worker: &str,
+        f: Finish,
+    ) -> Result<(TaskRecord, Vec<AttemptRecord>), StoreError> {
+        // Only what may differ from the claimed record comes back: the task itself (the
+        // largest column, and JSON to decode) is carried over.
+        const SQL: &str = finish_sql!("attempts, session_id, cancel_requested, progress");
+        let id = claimed.id.as_str();
         self.write(|tx| {
-            let e = |e| self.err(e);
-            // The ownership check is part of the update; only when no row matched does a
-            // second look tell "no such task" from "the lease is someone else's".
-            const SQL: &str = concat!(
-                "UPDATE OR ROLLBACK tasks SET state = ?2, error = ?3, finished_at_ms = ?4, \
-                 lease_owner = NULL, lease_expires_ms = NULL, not_before_ms = NULL, \
-                 session_id = COALESCE(?5, session_id) \
-                 WHERE id = ?1 AND state = 'running' AND lease_owner = ?6 RETURNING ",
-                cols!()
-            );
-            let rec = tx
-                .prepare_cached(SQL)
-                .and_then(|mut s| {
-                    s.query_row(
-                        params![
-                            id,
-                            f.state.as_str(),
-                            error_json,
-                            f.now_ms,
-                            f.session_id,
-                            worker
-                        ],
-                        record,
-                    )
-                    .optional()
-                })
-                .map_err(e)?;
-            let Some(rec) = rec else {
-                self.owned(tx, id, worker)?;
-                return Err(StoreError::LeaseLost {
-                    id: id.to_owned(),
-                    worker: worker.to_owned(),
-                });
-            };
-            close_attempt(
+            let (attempts, session_id, cancel_requested, progress) = self.finish_in(
                 tx,
-                id,
-                rec.attempts,
-                f.now_ms,
-                &f.outcome,
-                error_line.as_deref(),
-                f.exit_code,
-                f.session_id.as_deref(),
-            )
-            .map_err(e)?;
-            Ok(rec)
+                (id, worker, &f),
+                SQL,
+                |r| Ok((r.get::<_, u32>(0)?, r.get(1)?, r.get(2)?, json_col(r, 3)?)),
+                |row| row.0,
+            )?;
+            let rec = TaskRecord {
+                state: f.state,
+                error: f.error.clone(),
+                attempts,
+                session_id,
+                cancel_requested,
+                progress,
+                finished_at_ms: Some(f.now_ms),
+                lease_owner: None,
+                lease_expires_ms: None,
+                not_before_ms: None,
+                ..claimed.clone()
+            };
+            Ok((rec, self.attempts_in(tx, id)?))
         })
     }
 
@@ -866,12 +993,35 @@ impl Store for SqliteStore {
         )
     }
 
+    fn mark_finalized_soon(
+        &self,
+        id: &str,
+        attempt: u32,
+        archived_to: &str,
+    ) -> Result<(), StoreError> {
+        self.marks_held().push(Mark {
+            id: id.to_owned(),
+            attempt,
+            archived_to: archived_to.to_owned(),
+        });
+        Ok(())
+    }
+
+    fn flush_marks(&self) -> Result<(), StoreError> {
+        if self.marks_held().is_empty() {
+            return Ok(());
+        }
+        self.write(|_| Ok(()))
+    }
+
     fn pending_finalize(&self) -> Result<Vec<TaskRecord>, StoreError> {
         let sql = format!(
             "SELECT {COLS} FROM tasks WHERE finalized = 0 \
              AND state NOT IN ('queued', 'running') ORDER BY seq"
         );
-        self.query_records(&sql, [])
+        let mut recs = self.query_records(&sql, [])?;
+        recs.retain(|r| !self.mark_held(r));
+        Ok(recs)
     }
 
     fn get(&self, id: &str) -> Result<Option<TaskRecord>, StoreError> {
@@ -909,13 +1059,7 @@ impl Store for SqliteStore {
     }
 
     fn attempts(&self, id: &str) -> Result<Vec<AttemptRecord>, StoreError> {
-        let conn = self.conn();
-        conn.prepare_cached(
-            "SELECT task_id, attempt, worker, started_at_ms, finished_at_ms, outcome, error, \
-             exit_code, session_id, resumed FROM attempts WHERE task_id = ?1 ORDER BY attempt",
-        )
-        .and_then(|mut s| s.query_map([id], attempt_row)?.collect())
-        .map_err(|e| self.err(e))
+        self.attempts_in(&self.conn(), id)
     }
 
     fn retry(&self, id: &str, now_ms: i64) -> Result<TaskRecord, StoreError> {
