@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use orca::artifacts::result::SourceKind;
 use orca::store::{
-    self, CancelOutcome, Finish, LockError, NewTask, SqliteStore, Store, StoreError, TaskState,
+    self, CancelOutcome, Finish, LockError, NewTask, NextClaim, SqliteStore, Store, StoreError,
+    TaskState,
 };
 use orca::task::{Priority, Task};
 use orca::workspace::Workspace;
@@ -899,7 +900,9 @@ fn finish_claimed_returns_what_the_store_holds_and_the_attempts() {
     let mut f = finish(TaskState::Failed, T0 + 5);
     f.error = Some(json!({"kind": "agent_error", "message": "it broke"}));
     f.exit_code = Some(3);
-    let (rec, attempts) = s.finish_claimed(&claimed, "w", f).unwrap();
+    let ended = s.finish_claimed(&claimed, "w", f, None).unwrap();
+    let (rec, attempts) = (ended.record, ended.attempts);
+    assert_eq!(ended.next, None, "not asked to claim");
     // Carried over from the claim or returned by the update: the same as a fresh read.
     assert_eq!(rec, s.get("a").unwrap().unwrap());
     assert_eq!(rec.state, TaskState::Failed);
@@ -915,7 +918,7 @@ fn finish_claimed_returns_what_the_store_holds_and_the_attempts() {
     // Only the lease holder finishes, and a refusal changes nothing.
     s.enqueue(new_task("b", Priority::Medium)).unwrap();
     let b = s.claim("w", &[], LEASE, T0).unwrap().unwrap();
-    let refused = s.finish_claimed(&b, "other", finish(TaskState::Succeeded, T0 + 6));
+    let refused = s.finish_claimed(&b, "other", finish(TaskState::Succeeded, T0 + 6), None);
     assert!(
         matches!(refused, Err(StoreError::LeaseLost { .. })),
         "{refused:?}"
@@ -924,11 +927,11 @@ fn finish_claimed_returns_what_the_store_holds_and_the_attempts() {
     let mut ghost = b.clone();
     ghost.id = "ghost".into();
     assert!(matches!(
-        s.finish_claimed(&ghost, "w", finish(TaskState::Succeeded, T0 + 6)),
+        s.finish_claimed(&ghost, "w", finish(TaskState::Succeeded, T0 + 6), None),
         Err(StoreError::NotFound(_))
     ));
     assert!(matches!(
-        s.finish_claimed(&b, "w", finish(TaskState::Queued, T0 + 6)),
+        s.finish_claimed(&b, "w", finish(TaskState::Queued, T0 + 6), None),
         Err(StoreError::Invalid(_))
     ));
 }
@@ -937,10 +940,15 @@ fn finish_claimed_returns_what_the_store_holds_and_the_attempts() {
 fn run_to_success(s: &SqliteStore, id: &str, now_ms: i64) -> u32 {
     let claimed = s.claim("w", &[], LEASE, now_ms).unwrap().unwrap();
     assert_eq!(claimed.id, id);
-    let (rec, _) = s
-        .finish_claimed(&claimed, "w", finish(TaskState::Succeeded, now_ms + 1))
-        .unwrap();
-    rec.attempts
+    s.finish_claimed(
+        &claimed,
+        "w",
+        finish(TaskState::Succeeded, now_ms + 1),
+        None,
+    )
+    .unwrap()
+    .record
+    .attempts
 }
 
 #[test]
@@ -977,7 +985,7 @@ fn a_deferred_marker_survives_a_rolled_back_write_and_is_flushed() {
         .unwrap();
     // This write fails and rolls back: the marker waits for the next one.
     assert!(s
-        .finish_claimed(&b, "other", finish(TaskState::Succeeded, T0 + 2))
+        .finish_claimed(&b, "other", finish(TaskState::Succeeded, T0 + 2), None)
         .is_err());
     assert!(!s.get("a").unwrap().unwrap().finalized);
     assert!(s.pending_finalize().unwrap().is_empty());
@@ -1041,4 +1049,56 @@ fn a_deferred_marker_is_dropped_when_the_task_runs_again() {
     s.flush_marks().unwrap();
     assert!(!s.get("a").unwrap().unwrap().finalized);
     assert_eq!(s.pending_finalize().unwrap().len(), 1);
+}
+
+#[test]
+fn a_finish_can_claim_the_workers_next_task_in_the_same_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    s.enqueue(new_task("a", Priority::Medium)).unwrap();
+    s.enqueue(new_task("low", Priority::Low)).unwrap();
+    s.enqueue(new_task_req("gpu", Priority::High, &["gpu"]))
+        .unwrap();
+    s.enqueue(new_task("high", Priority::High)).unwrap();
+    let a = s.claim("w", &[], LEASE, T0).unwrap().unwrap();
+    assert_eq!(a.id, "high");
+    let next = |labels: &'static [String]| {
+        Some(NextClaim {
+            labels,
+            lease_ms: LEASE,
+        })
+    };
+    // The best ready task this worker may take (not "gpu": it lacks the label).
+    let ended = s
+        .finish_claimed(&a, "w", finish(TaskState::Succeeded, T0 + 1), next(&[]))
+        .unwrap();
+    assert_eq!(ended.record.state, TaskState::Succeeded);
+    let b = ended.next.expect("a next task");
+    assert_eq!(b.id, "a");
+    assert_eq!(b, s.get("a").unwrap().unwrap());
+    assert_eq!(b.state, TaskState::Running);
+    assert_eq!(b.lease_owner.as_deref(), Some("w"));
+    assert_eq!(b.lease_expires_ms, Some(T0 + 1 + LEASE));
+    assert_eq!(s.attempts("a").unwrap().len(), 1);
+    assert_eq!(s.attempts("a").unwrap()[0].started_at_ms, T0 + 1);
+
+    // A failed finish claims nothing either.
+    assert!(matches!(
+        s.finish_claimed(&b, "other", finish(TaskState::Succeeded, T0 + 2), next(&[])),
+        Err(StoreError::LeaseLost { .. })
+    ));
+    assert_eq!(s.get("low").unwrap().unwrap().state, TaskState::Queued);
+
+    let ended = s
+        .finish_claimed(&b, "w", finish(TaskState::Failed, T0 + 3), next(&[]))
+        .unwrap();
+    let c = ended.next.expect("low is next");
+    assert_eq!(c.id, "low");
+    // Nothing left that this worker may take.
+    let ended = s
+        .finish_claimed(&c, "w", finish(TaskState::Succeeded, T0 + 4), next(&[]))
+        .unwrap();
+    assert_eq!(ended.next, None);
+    assert_eq!(s.get("gpu").unwrap().unwrap().state, TaskState::Queued);
+    assert_eq!(s.counts().unwrap()["running"], 0);
 }

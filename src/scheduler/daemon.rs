@@ -22,7 +22,7 @@ use crate::runner::{Outcome, Progress, RunOutcome, RunRequest};
 use crate::scheduler::backoff;
 use crate::scheduler::finalize::{self, finalize, rel, RunEnd};
 use crate::scheduler::resume;
-use crate::store::{Finish, NewTask, SqliteStore, Store, TaskRecord, TaskState};
+use crate::store::{Finish, NewTask, NextClaim, SqliteStore, Store, TaskRecord, TaskState};
 use crate::task::{self, TaskError, TaskErrorKind};
 use crate::workspace::Workspace;
 
@@ -668,25 +668,63 @@ impl Daemon {
                     break;
                 }
             };
-            let (tx, rx) = watch::channel(false);
-            if let Ok(mut m) = self.running.lock() {
-                m.insert(rec.id.clone(), RunningTask { cancel: tx });
-            }
+            let rx = self.register(&rec.id);
             let me = Arc::clone(self);
             let done = done.clone();
             tokio::spawn(async move {
-                let id = rec.id.clone();
-                me.work(rec, rx).await;
-                if let Ok(mut m) = me.running.lock() {
-                    m.remove(&id);
+                // A worker goes on with the task its last finish claimed, if any.
+                let mut next = Some((rec, rx));
+                while let Some((rec, rx)) = next.take() {
+                    let id = rec.id.clone();
+                    if me.shutting_down.load(Ordering::SeqCst) {
+                        // Claimed just before the stop: back to the queue, not started.
+                        let node = me.cfg().node_id.clone();
+                        if let Err(e) = me.store.release(&id, &node, "daemon stopped") {
+                            tracing::error!(task = %id, "cannot put the task back in the queue: {e}");
+                        }
+                    } else {
+                        next = me.work(rec, rx).await;
+                    }
+                    if let Ok(mut m) = me.running.lock() {
+                        m.remove(&id);
+                    }
                 }
                 let _ = done.send(());
             });
         }
     }
 
-    /// Runs one attempt of a claimed task and records what happened.
-    async fn work(self: &Arc<Self>, rec: TaskRecord, cancel: watch::Receiver<bool>) {
+    /// Records a claimed task as running; its cancel signal is the receiver.
+    fn register(&self, id: &str) -> watch::Receiver<bool> {
+        let (tx, rx) = watch::channel(false);
+        if let Ok(mut m) = self.running.lock() {
+            m.insert(id.to_owned(), RunningTask { cancel: tx });
+        }
+        rx
+    }
+
+    /// What a worker ending a run asks its finish to claim as well: a next task, unless the
+    /// daemon is stopping or more tasks run than MAX_CONCURRENT_TASKS now allows (counting
+    /// the one ending).
+    fn next_claim<'a>(&self, cfg: &'a Config) -> Option<NextClaim<'a>> {
+        if self.shutting_down.load(Ordering::SeqCst)
+            || self.running_count() > cfg.max_concurrent_tasks
+        {
+            return None;
+        }
+        Some(NextClaim {
+            labels: &cfg.node_labels,
+            lease_ms: i64::try_from(cfg.lease_sec.saturating_mul(1000)).unwrap_or(i64::MAX),
+        })
+    }
+
+    /// Runs one attempt of a claimed task and records what happened. Returns the task the
+    /// run's finish claimed next, already registered as running.
+    async fn work(
+        self: &Arc<Self>,
+        rec: TaskRecord,
+        cancel: watch::Receiver<bool>,
+    ) -> Option<(TaskRecord, watch::Receiver<bool>)> {
         let cfg = self.cfg();
         let node = cfg.node_id.clone();
         let attempt = rec.attempts;
@@ -698,7 +736,7 @@ impl Daemon {
                 "the task has no parsed task file in the store",
                 None,
             );
-            return;
+            return None;
         };
         let resolved = match task::paths::resolve_task_paths(
             &task,
@@ -709,7 +747,7 @@ impl Daemon {
             Ok(r) => r,
             Err(e) => {
                 self.fail_now(&rec, &node, e.kind_name(), &e.message(), Some(e.hint()));
-                return;
+                return None;
             }
         };
         if !resolved.working_dir.is_dir() {
@@ -724,7 +762,7 @@ impl Daemon {
                 &msg,
                 Some("create it or fix `working_dir` in the task file".into()),
             );
-            return;
+            return None;
         }
         let env = agent_env(&cfg);
         let resumed = self.resume_for(&rec, &task, &env, &resolved.working_dir);
@@ -786,7 +824,7 @@ impl Daemon {
             json!({"outcome": outcome_name(&out.outcome), "exit_code": out.exit_code, "num_turns": out.num_turns,
                    "cost_usd": out.cost_usd, "session_id": out.session_id, "changed_files": changed.len()}),
         );
-        self.record_outcome(&rec, &node, &out, Some(working_dir), changed);
+        self.record_outcome(&rec, &node, &out, Some(working_dir), changed)
     }
 
     /// The session to resume for this attempt: the previous attempt's, when it was cut off
@@ -853,7 +891,7 @@ impl Daemon {
         out: &RunOutcome,
         working_dir: Option<String>,
         changed: Vec<String>,
-    ) {
+    ) -> Option<(TaskRecord, watch::Receiver<bool>)> {
         let id = rec.id.as_str();
         let attempt = rec.attempts;
         let resume_on_retry = rec.task.as_ref().is_some_and(|t| t.resume_on_retry);
@@ -879,7 +917,7 @@ impl Daemon {
                 if resume_on_retry
                     && self.retry_later(rec, node, "the agent did not finish within its timeout", out) =>
             {
-                return;
+                return None;
             }
             Outcome::TimedOut => (
                 TaskState::TimedOut,
@@ -892,13 +930,13 @@ impl Daemon {
                     if let Err(e) = self.store.release(id, node, "daemon stopped") {
                         tracing::error!(task = %id, "cannot put the task back in the queue: {e}");
                     }
-                    return;
+                    return None;
                 }
                 (TaskState::Cancelled, "cancelled", Some("cancelled by request".into()), None)
             }
             Outcome::Transient { reason } => {
                 if self.retry_later(rec, node, reason, out) {
-                    return;
+                    return None;
                 }
                 (
                     TaskState::Failed,
@@ -924,13 +962,23 @@ impl Daemon {
             session_id: out.session_id.clone(),
             now_ms: now_ms(),
         };
-        let (done, attempts) = match self.store.finish_claimed(rec, node, finish) {
-            Ok(done) => done,
+        let cfg = self.cfg();
+        let ended = match self
+            .store
+            .finish_claimed(rec, node, finish, self.next_claim(&cfg))
+        {
+            Ok(ended) => ended,
             Err(e) => {
                 tracing::error!(task = %id, "cannot record the end of the task: {e}");
-                return;
+                return None;
             }
         };
+        // Running from now on (before this task's finalize, which takes a while).
+        let next = ended.next.map(|n| {
+            let rx = self.register(&n.id);
+            (n, rx)
+        });
+        let done = ended.record;
         match state {
             TaskState::TimedOut => {
                 self.events
@@ -951,11 +999,12 @@ impl Daemon {
             &done,
             RunEnd {
                 outcome: out,
-                attempts,
+                attempts: ended.attempts,
                 working_dir,
                 changed_files: changed,
             },
         );
+        next
     }
 
     /// Puts the task back in the queue with backoff when retries are left (and the daemon is
@@ -1043,12 +1092,12 @@ impl Daemon {
             session_id: None,
             now_ms: now_ms(),
         };
-        match self.store.finish_claimed(rec, node, finish) {
-            Ok((done, attempts)) => self.finalize_run(
-                &done,
+        match self.store.finish_claimed(rec, node, finish, None) {
+            Ok(ended) => self.finalize_run(
+                &ended.record,
                 RunEnd {
                     outcome: &out,
-                    attempts,
+                    attempts: ended.attempts,
                     working_dir: None,
                     changed_files: Vec::new(),
                 },

@@ -441,9 +441,10 @@ mod tests {
             let store = SqliteStore::open_in_workspace(&ws).unwrap();
             queue_t(&ws, &store);
             let claimed = store.claim("w", &[], 60_000, 2).unwrap().unwrap();
-            let (rec, attempts) = store
-                .finish_claimed(&claimed, "w", ended(TaskState::Succeeded, Some(0), 3))
+            let done = store
+                .finish_claimed(&claimed, "w", ended(TaskState::Succeeded, Some(0), 3), None)
                 .unwrap();
+            let (rec, attempts) = (done.record, done.attempts);
             let run = run_said("Finished the work.");
             let end = RunEnd {
                 outcome: &run,

@@ -201,6 +201,24 @@ pub struct Finish {
     pub now_ms: i64,
 }
 
+/// The claim [`Store::finish_claimed`] makes in the same transaction as the finish.
+#[derive(Debug, Clone, Copy)]
+pub struct NextClaim<'a> {
+    pub labels: &'a [String],
+    pub lease_ms: i64,
+}
+
+/// What [`Store::finish_claimed`] returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    /// The finished task as it is now.
+    pub record: TaskRecord,
+    /// Its attempts, the one just closed included.
+    pub attempts: Vec<AttemptRecord>,
+    /// The task claimed next, when asked for and one was ready.
+    pub next: Option<TaskRecord>,
+}
+
 /// What `request_cancel` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CancelOutcome {
@@ -305,13 +323,15 @@ pub trait Store: Send + Sync {
     fn finish(&self, id: &str, worker: &str, f: Finish) -> Result<TaskRecord, StoreError>;
     /// [`Store::finish`] for the worker holding `claimed` (the record its claim returned):
     /// the returned record carries the claimed task over instead of reading it back, and the
-    /// task's attempts (the one just closed included) come in the same transaction.
+    /// task's attempts (the one just closed included) come in the same transaction; so does
+    /// the worker's next task when `next` asks for one (a [`Store::claim`] at `f.now_ms`).
     fn finish_claimed(
         &self,
         claimed: &TaskRecord,
         worker: &str,
         f: Finish,
-    ) -> Result<(TaskRecord, Vec<AttemptRecord>), StoreError>;
+        next: Option<NextClaim<'_>>,
+    ) -> Result<Finished, StoreError>;
     /// Transient failure: attempt outcome `retry`, back to `Queued` not before `not_before_ms`.
     /// `session_id`, when known, is recorded with the attempt (a retry may resume it).
     fn requeue(

@@ -22,8 +22,8 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
 
 use super::migrate::{self, MigrateError};
 use super::{
-    source_from_str, source_str, AttemptRecord, CancelOutcome, Finish, NewTask, Store, StoreError,
-    TaskRecord, TaskState,
+    source_from_str, source_str, AttemptRecord, CancelOutcome, Finish, Finished, NewTask,
+    NextClaim, Store, StoreError, TaskRecord, TaskState,
 };
 use crate::task::{Priority, Task};
 use crate::workspace::Workspace;
@@ -319,6 +319,48 @@ impl SqliteStore {
         )
         .map_err(e)?;
         Ok(row)
+    }
+
+    /// [`Store::claim`] in the caller's transaction; `labels` as a JSON array.
+    fn claim_in(
+        &self,
+        tx: &Connection,
+        worker: &str,
+        labels: &str,
+        lease_ms: i64,
+        now_ms: i64,
+    ) -> Result<Option<TaskRecord>, StoreError> {
+        let e = |e| self.err(e);
+        const SQL: &str = concat!(
+            "UPDATE OR ROLLBACK tasks SET state = 'running', attempts = attempts + 1, \
+             lease_owner = ?1, lease_expires_ms = ?2 + ?3, \
+             started_at_ms = COALESCE(started_at_ms, ?2), not_before_ms = NULL \
+             WHERE seq = (SELECT seq FROM tasks \
+               WHERE state = 'queued' AND cancel_requested = 0 \
+                 AND (not_before_ms IS NULL OR not_before_ms <= ?2) \
+                 AND (requires IS NULL OR NOT EXISTS ( \
+                   SELECT 1 FROM json_each(tasks.requires) AS r \
+                   WHERE r.value NOT IN (SELECT value FROM json_each(?4)))) \
+               ORDER BY prio_rank, seq LIMIT 1) \
+             RETURNING ",
+            cols!()
+        );
+        let rec = tx
+            .prepare_cached(SQL)
+            .and_then(|mut s| {
+                s.query_row(params![worker, now_ms, lease_ms, labels], record)
+                    .optional()
+            })
+            .map_err(e)?;
+        if let Some(rec) = &rec {
+            tx.prepare_cached(
+                "INSERT OR ROLLBACK INTO attempts (task_id, attempt, worker, started_at_ms) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut s| s.execute(params![rec.id, rec.attempts, worker, now_ms]))
+            .map_err(e)?;
+        }
+        Ok(rec)
     }
 
     fn attempts_in(&self, conn: &Connection, id: &str) -> Result<Vec<AttemptRecord>, StoreError> {
@@ -735,39 +777,7 @@ impl Store for SqliteStore {
         now_ms: i64,
     ) -> Result<Option<TaskRecord>, StoreError> {
         let labels = to_json(&labels)?;
-        self.write(|tx| {
-            let e = |e| self.err(e);
-            const SQL: &str = concat!(
-                "UPDATE OR ROLLBACK tasks SET state = 'running', attempts = attempts + 1, \
-                 lease_owner = ?1, lease_expires_ms = ?2 + ?3, \
-                 started_at_ms = COALESCE(started_at_ms, ?2), not_before_ms = NULL \
-                 WHERE seq = (SELECT seq FROM tasks \
-                   WHERE state = 'queued' AND cancel_requested = 0 \
-                     AND (not_before_ms IS NULL OR not_before_ms <= ?2) \
-                     AND (requires IS NULL OR NOT EXISTS ( \
-                       SELECT 1 FROM json_each(tasks.requires) AS r \
-                       WHERE r.value NOT IN (SELECT value FROM json_each(?4)))) \
-                   ORDER BY prio_rank, seq LIMIT 1) \
-                 RETURNING ",
-                cols!()
-            );
-            let rec = tx
-                .prepare_cached(SQL)
-                .and_then(|mut s| {
-                    s.query_row(params![worker, now_ms, lease_ms, labels], record)
-                        .optional()
-                })
-                .map_err(e)?;
-            if let Some(rec) = &rec {
-                tx.prepare_cached(
-                    "INSERT OR ROLLBACK INTO attempts (task_id, attempt, worker, started_at_ms) \
-                     VALUES (?1, ?2, ?3, ?4)",
-                )
-                .and_then(|mut s| s.execute(params![rec.id, rec.attempts, worker, now_ms]))
-                .map_err(e)?;
-            }
-            Ok(rec)
-        })
+        self.write(|tx| self.claim_in(tx, worker, &labels, lease_ms, now_ms))
     }
 
     fn heartbeat(
@@ -841,7 +851,9 @@ impl Store for SqliteStore {
         claimed: &TaskRecord,
         worker: &str,
         f: Finish,
-    ) -> Result<(TaskRecord, Vec<AttemptRecord>), StoreError> {
+        next: Option<NextClaim<'_>>,
+    ) -> Result<Finished, StoreError> {
+        let next_labels = next.map(|n| to_json(&n.labels)).transpose()?;
         // Only what may differ from the claimed record comes back: the task itself (the
         // largest column, and JSON to decode) is carried over.
         const SQL: &str = finish_sql!("attempts, session_id, cancel_requested, progress");
@@ -867,7 +879,18 @@ impl Store for SqliteStore {
                 not_before_ms: None,
                 ..claimed.clone()
             };
-            Ok((rec, self.attempts_in(tx, id)?))
+            let attempts = self.attempts_in(tx, id)?;
+            let next = match (next, &next_labels) {
+                (Some(n), Some(labels)) => {
+                    self.claim_in(tx, worker, labels, n.lease_ms, f.now_ms)?
+                }
+                _ => None,
+            };
+            Ok(Finished {
+                record: rec,
+                attempts,
+                next,
+            })
         })
     }
 
