@@ -124,9 +124,86 @@ fn content_text(v: &Value) -> Option<String> {
     }
 }
 
+/// The fields Orca reads from the `system/init` and `result` lines, taken in one typed pass
+/// that skips everything else without building it (the init line lists every tool, command,
+/// agent and skill; as a [`Value`] it cost most of a run's stream parsing).
+#[derive(serde::Deserialize)]
+struct InitOrResult {
+    #[serde(rename = "type")]
+    kind: String,
+    subtype: Option<String>,
+    session_id: Option<String>,
+    model: Option<String>,
+    claude_code_version: Option<String>,
+    is_error: Option<bool>,
+    api_error_status: Option<u64>,
+    result: Option<String>,
+    num_turns: Option<u64>,
+    total_cost_usd: Option<f64>,
+    usage: Option<Value>,
+    errors: Option<Vec<Value>>,
+    terminal_reason: Option<String>,
+    stop_reason: Option<String>,
+}
+
+impl InitOrResult {
+    fn into_event(self) -> Option<StreamEvent> {
+        let subtype = self.subtype.unwrap_or_default();
+        match (self.kind.as_str(), subtype.as_str()) {
+            ("system", "init") => Some(StreamEvent::Init {
+                session_id: self.session_id,
+                model: self.model,
+                version: self.claude_code_version,
+            }),
+            ("result", _) => Some(StreamEvent::Result(ResultLine {
+                subtype,
+                is_error: self.is_error.unwrap_or(false),
+                api_error_status: self.api_error_status.and_then(|n| u16::try_from(n).ok()),
+                result: self.result,
+                session_id: self.session_id,
+                num_turns: self.num_turns.and_then(|n| u32::try_from(n).ok()),
+                total_cost_usd: self.total_cost_usd,
+                usage: self.usage,
+                errors: self.errors.map(error_texts).unwrap_or_default(),
+                terminal_reason: self.terminal_reason,
+                stop_reason: self.stop_reason,
+            })),
+            _ => None,
+        }
+    }
+}
+
+/// A result line's `errors`: strings as they are, anything else as JSON text.
+fn error_texts(errors: Vec<Value>) -> Vec<String> {
+    errors
+        .into_iter()
+        .map(|e| match e {
+            Value::String(s) => s,
+            other => other.to_string(),
+        })
+        .collect()
+}
+
 /// Parses one stdout line (without or with its trailing newline).
 pub fn parse_line(line: &[u8]) -> StreamEvent {
     let line = line.trim_ascii();
+    // The CLI writes `type` (and for init `subtype`) first: those lines take the typed pass;
+    // one it refuses (a field of an unexpected type, say) is read the general way below.
+    if line.starts_with(br#"{"type":"result""#)
+        || line.starts_with(br#"{"type":"system","subtype":"init""#)
+    {
+        if let Some(ev) = serde_json::from_slice::<InitOrResult>(line)
+            .ok()
+            .and_then(InitOrResult::into_event)
+        {
+            return ev;
+        }
+    }
+    parse_value_line(line)
+}
+
+/// [`parse_line`] through a [`Value`]: any line, whatever its field types.
+fn parse_value_line(line: &[u8]) -> StreamEvent {
     let v: Value = match serde_json::from_slice(line) {
         Ok(v @ Value::Object(_)) => v,
         _ => return StreamEvent::Garbage,
@@ -205,14 +282,7 @@ pub fn parse_line(line: &[u8]) -> StreamEvent {
             errors: v
                 .get("errors")
                 .and_then(Value::as_array)
-                .map(|a| {
-                    a.iter()
-                        .map(|e| match e {
-                            Value::String(s) => s.clone(),
-                            other => other.to_string(),
-                        })
-                        .collect()
-                })
+                .map(|a| error_texts(a.clone()))
                 .unwrap_or_default(),
             terminal_reason: str_of(&v, "terminal_reason"),
             stop_reason: str_of(&v, "stop_reason"),
@@ -296,6 +366,43 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The typed pass of `init` and `result` lines says what the general one says, for the
+    /// lines the CLI writes and for odd ones (nulls, wrong types, duplicates, no subtype).
+    #[test]
+    fn typed_pass_agrees_with_the_general_one() {
+        let lines: &[&str] = &[
+            r#"{"type":"system","subtype":"init","cwd":"/w","session_id":"8bbb55da-1","tools":["Task","Bash","Write"],"mcp_servers":[],"model":"claude-opus-4-8[1m]","permissionMode":"default","slash_commands":["a","b"],"apiKeySource":"ANTHROPIC_API_KEY","claude_code_version":"2.1.197","output_style":"default","agents":[{"n":1}],"skills":[],"plugins":[],"analytics_disabled":true,"uuid":"u","memory_paths":{"auto":"/m"},"fast_mode_state":"off"}"#,
+            r#"{"type":"system","subtype":"init","session_id":null,"model":7}"#,
+            r#"{"type":"system","subtype":"init","model":"a","model":"b"}"#,
+            r#"{"type":"system","subtype":"initx","session_id":"s"}"#,
+            r#"{"type":"result","subtype":"success","is_error":false,"api_error_status":null,"duration_ms":168,"duration_api_ms":28,"ttft_ms":162,"num_turns":1,"result":"Hello from fake.","stop_reason":"end_turn","session_id":"8bbb55da-1","total_cost_usd":0.001,"usage":{"input_tokens":100,"output_tokens":20,"server_tool_use":{"web_search_requests":0}},"modelUsage":{"m":{"costUSD":0.001}},"permission_denials":[],"terminal_reason":"completed","uuid":"u"}"#,
+            r#"{"type":"result","subtype":"error_max_turns","is_error":true,"num_turns":3,"stop_reason":"tool_use","terminal_reason":"max_turns","errors":["Reached maximum number of turns (2)",{"code":1}]}"#,
+            r#"{"type":"result","subtype":"success","is_error":true,"api_error_status":500,"result":"API Error: 500","total_cost_usd":0,"usage":null,"modelUsage":{}}"#,
+            r#"{"type":"result","is_error":"yes","num_turns":-1,"api_error_status":70000,"total_cost_usd":"0.1"}"#,
+            r#"{"type":"result","num_turns":4294967296,"api_error_status":70000,"errors":"not a list"}"#,
+            r#"{"type":"result","subtype":"success","result":"a","result":"b"}"#,
+            r#"{"type":"result"}"#,
+            r#"{"type":"result" "#,
+            concat!(
+                "  ",
+                r#"{"type":"result","subtype":"success","num_turns":2}"#,
+                "\n"
+            ),
+        ];
+        for line in lines {
+            let general = parse_value_line(line.trim().as_bytes());
+            assert_eq!(parse_line(line.as_bytes()), general, "{line}");
+        }
+        // The cases above do take the typed pass where they can.
+        let typed = |l: &str| {
+            serde_json::from_slice::<InitOrResult>(l.as_bytes())
+                .ok()
+                .and_then(InitOrResult::into_event)
+        };
+        assert!(typed(lines[0]).is_some() && typed(lines[4]).is_some());
+        assert!(typed(lines[1]).is_none() && typed(lines[7]).is_none());
+    }
 
     #[test]
     fn init_line() {
