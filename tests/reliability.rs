@@ -134,7 +134,17 @@ fn crash_loop_loses_nothing_and_runs_nothing_twice_to_the_end() {
             .iter()
             .filter(|e| e["event"] == "task_archived" && e["task_id"] == id.as_str())
             .count();
-        assert_eq!(archived, 1, "task {id} archived {archived} times");
+        assert_eq!(
+            archived,
+            1,
+            "task {id} archived {archived} times; its events and the daemon's starts:\n{}",
+            events
+                .iter()
+                .filter(|e| e["task_id"] == id.as_str() || e["event"] == "daemon_started")
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
     }
     assert_eq!(
         events

@@ -442,3 +442,20 @@ fn args_snapshot() {
         a.args(&zero).join(" ")
     ));
 }
+
+/// The whole prompt reaches the agent's stdin, whether it fits in the pipe (written in
+/// place) or not (written by a task of its own while the agent reads): the directive at its
+/// very end is obeyed.
+#[tokio::test]
+async fn prompts_small_and_larger_than_the_pipe_arrive_whole() {
+    for filler in [10usize, 300_000] {
+        let dir = tempfile::tempdir().unwrap();
+        let prompt = format!("{}\nfake-agent: fail\n", "x".repeat(filler));
+        let (out, _) = run(&agent(), request(dir.path(), &prompt)).await;
+        assert!(
+            matches!(out.outcome, Outcome::TaskFailed { .. }),
+            "{filler} bytes: {:?}",
+            out.outcome
+        );
+    }
+}

@@ -104,6 +104,9 @@ pub mod names {
     ];
 }
 
+/// How much of the end of the log [`EventLog::logged`] reads: far more than a burst writes
+/// in the quarter second a finalize marker may wait (about 1.5 KiB of events per task).
+pub const LOGGED_SCAN_BYTES: u64 = 8 << 20;
 /// Keys Orca writes itself; a caller's `fields` never repeat them.
 const RESERVED: [&str; 4] = ["ts", "event", "task_id", "attempt"];
 
@@ -170,6 +173,32 @@ impl EventLog {
     /// The file this log writes to.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Whether the last [`LOGGED_SCAN_BYTES`] of the current log file hold event `event` of
+    /// this task and attempt (a line this log wrote). For crash recovery, which must know
+    /// whether a step's event went out before the crash; a log rotated since is not read.
+    pub fn logged(&self, task_id: &str, attempt: Option<u32>, event: &str) -> bool {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut pattern = String::from(",\"event\":");
+        push_json_str(&mut pattern, event);
+        pattern.push_str(",\"task_id\":");
+        push_json_str(&mut pattern, task_id);
+        if let Some(a) = attempt {
+            pattern.push_str(&format!(",\"attempt\":{a}"));
+        }
+        let Ok(mut file) = std::fs::File::open(&self.inner.path) else {
+            return false;
+        };
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let start = len.saturating_sub(LOGGED_SCAN_BYTES);
+        let mut tail = Vec::new();
+        if file.seek(SeekFrom::Start(start)).is_err() || file.read_to_end(&mut tail).is_err() {
+            return false;
+        }
+        // The key ends where the next one, or the line's object, starts.
+        memchr::memmem::find_iter(&tail, pattern.as_bytes())
+            .any(|at| matches!(tail.get(at + pattern.len()), Some(b',' | b'}')))
     }
 
     /// Writes one event line. Never panics; a failed write is logged with `tracing::warn!`.
@@ -599,6 +628,41 @@ impl Iterator for Follow {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn logged_finds_an_event_of_that_task_and_attempt_only() {
+        let d = tempfile::tempdir().unwrap();
+        let log = EventLog::open(d.path().join("events.ndjson"), 1 << 30, 2).unwrap();
+        log.emit("task_archived", Some("c10"), Some(2), json!({"to": "x"}));
+        log.emit("queued", Some("c1"), None, json!({}));
+        assert!(log.logged("c10", Some(2), "task_archived"));
+        assert!(
+            !log.logged("c10", Some(1), "task_archived"),
+            "another attempt"
+        );
+        assert!(
+            !log.logged("c1", Some(2), "task_archived"),
+            "an id that is a prefix"
+        );
+        assert!(
+            !log.logged("c10", Some(2), "task_archive"),
+            "an event that is a prefix"
+        );
+        assert!(log.logged("c1", None, "queued"));
+        assert!(!log.logged("c1", None, "task_archived"));
+        // Only the end of the log is read.
+        let filler = "x".repeat(1 << 20);
+        for _ in 0..(LOGGED_SCAN_BYTES >> 20) + 1 {
+            log.emit("note", None, None, json!({ "text": filler }));
+        }
+        assert!(!log.logged("c10", Some(2), "task_archived"));
+        log.emit("task_archived", Some("c10"), Some(3), json!({"to": "x"}));
+        assert!(log.logged("c10", Some(3), "task_archived"));
+        // No log file, nothing logged.
+        let gone = EventLog::open(d.path().join("other.ndjson"), 1 << 30, 2).unwrap();
+        std::fs::remove_file(d.path().join("other.ndjson")).unwrap();
+        assert!(!gone.logged("c10", Some(3), "task_archived"));
+    }
 
     #[test]
     fn line_layout() {

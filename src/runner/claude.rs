@@ -24,6 +24,9 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 pub const DEFAULT_CANCEL_GRACE: Duration = Duration::from_secs(1);
 /// How much of the agent's stderr is kept.
 pub const STDERR_TAIL_BYTES: usize = 4096;
+/// Prompts up to this size are written to the agent's stdin in place: a Linux pipe holds
+/// 64 KiB, so the write never waits for the agent.
+const PROMPT_INLINE_BYTES: usize = 16 * 1024;
 /// How long to wait for the pipes to close after the agent exited (a process that escaped
 /// could hold them open forever).
 const DRAIN: Duration = Duration::from_secs(2);
@@ -187,12 +190,19 @@ impl ClaudeAgent {
         };
 
         if let Some(mut stdin) = child.stdin.take() {
-            let prompt = req.prompt.clone();
-            tokio::spawn(async move {
-                // The agent may exit without reading; a broken pipe is not our failure.
-                let _ = stdin.write_all(prompt.as_bytes()).await;
+            // The agent may exit without reading; a broken pipe is not our failure. A prompt
+            // that fits in the new, empty pipe is written at once; a longer one by a task of
+            // its own, so that an agent writing before it reads cannot stall this one.
+            if req.prompt.len() <= PROMPT_INLINE_BYTES {
+                let _ = stdin.write_all(req.prompt.as_bytes()).await;
                 let _ = stdin.shutdown().await;
-            });
+            } else {
+                let prompt = req.prompt.clone();
+                tokio::spawn(async move {
+                    let _ = stdin.write_all(prompt.as_bytes()).await;
+                    let _ = stdin.shutdown().await;
+                });
+            }
         }
         let tail = Arc::new(Mutex::new(Vec::<u8>::with_capacity(STDERR_TAIL_BYTES)));
         let stderr_task = child
@@ -628,8 +638,16 @@ impl tokio::io::AsyncWrite for RawLog {
 }
 
 fn open_raw_log(path: &Path) -> Option<RawLog> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.is_dir() {
+    let open = || {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+    };
+    // The folder is made only when the log cannot be opened for want of it.
+    let opened = match open() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
             if let Err(e) = std::fs::create_dir_all(dir) {
                 tracing::warn!(
                     "cannot create {} for the agent's raw log: {e}",
@@ -637,13 +655,11 @@ fn open_raw_log(path: &Path) -> Option<RawLog> {
                 );
                 return None;
             }
+            open()
         }
-    }
-    match std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-    {
+        other => other,
+    };
+    match opened {
         Ok(f) => Some(RawLog(std::io::BufWriter::with_capacity(64 * 1024, f))),
         Err(e) => {
             tracing::warn!("cannot open the agent's raw log {}: {e}", path.display());
@@ -732,6 +748,23 @@ async fn read_stderr(mut stderr: ChildStderr, tail: Arc<Mutex<Vec<u8>>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn raw_log_folder_is_made_when_missing_and_a_file_in_its_way_is_no_log() {
+        use std::io::Write as _;
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("logs/runs/t.1.ndjson");
+        let mut log = open_raw_log(&path).expect("opened");
+        log.0.write_all(b"line\n").unwrap();
+        drop(log);
+        // Appends to an existing log.
+        let mut log = open_raw_log(&path).expect("opened again");
+        log.0.write_all(b"more\n").unwrap();
+        drop(log);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "line\nmore\n");
+        std::fs::write(d.path().join("blocked"), "a file").unwrap();
+        assert!(open_raw_log(&d.path().join("blocked/runs/t.1.ndjson")).is_none());
+    }
 
     fn res(subtype: &str, is_error: bool, status: Option<u16>, text: Option<&str>) -> ResultLine {
         ResultLine {

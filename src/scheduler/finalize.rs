@@ -60,6 +60,27 @@ pub fn predict_archive(ws: &Workspace, file_name: &str, dest: ArchiveDest) -> Pa
 
 /// A path relative to the workspace root where possible, for results and events.
 pub fn rel(ws: &Workspace, p: &Path) -> String {
+    // The usual case, a plain path under the root as Orca joins them, is cut as text
+    // (`strip_prefix` walks both paths component by component, six times per task).
+    use std::os::unix::ffi::OsStrExt;
+    let plain = |rest: &[u8]| {
+        !rest.is_empty()
+            && !rest.ends_with(b"/")
+            && rest
+                .split(|b| *b == b'/')
+                .all(|c| !c.is_empty() && c != b"." && c != b"..")
+    };
+    let root = ws.root.as_os_str().as_bytes();
+    if let Some(rest) = p
+        .as_os_str()
+        .as_bytes()
+        .strip_prefix(root)
+        .and_then(|r| r.strip_prefix(b"/"))
+    {
+        if plain(rest) && !root.ends_with(b"/") {
+            return String::from_utf8_lossy(rest).into_owned();
+        }
+    }
     p.strip_prefix(&ws.root)
         .unwrap_or(p)
         .to_string_lossy()
@@ -339,7 +360,20 @@ fn finalize_known(
             None => predicted.unwrap_or_default(),
         }
     } else {
-        rec.archived_to.clone().or(predicted).unwrap_or_default()
+        let to = rec.archived_to.clone().or(predicted).unwrap_or_default();
+        // A finalize cut off after its archive move (a SIGKILL that lands during the rename
+        // takes effect once the rename is done) may not have logged the move: log it now,
+        // unless it did. The move was this attempt's when the store has no archive path yet.
+        let moved = rec.archived_to.is_none() && !to.is_empty() && ws.root.join(&to).is_file();
+        if moved && !events.logged(&rec.id, Some(attempt), "task_archived") {
+            events.emit(
+                "task_archived",
+                Some(&rec.id),
+                Some(attempt),
+                json!({"from": rec.file, "to": to}),
+            );
+        }
+        to
     };
     // One update for both markers: a crash before it redoes the (idempotent) steps above,
     // reusing the result file already written.
@@ -401,6 +435,35 @@ mod tests {
             exit_code,
             session_id: None,
             now_ms,
+        }
+    }
+
+    #[test]
+    fn rel_cuts_as_strip_prefix_does() {
+        for root in ["/w/ws", "/w/ws/", "ws", "/"] {
+            let ws = Workspace::new(root);
+            for p in [
+                "/w/ws/results/a_result.json",
+                "/w/ws/tasks/processed/a.task.md",
+                "/w/ws",
+                "/w/ws/",
+                "/w/wsx/a",
+                "/w/ws//a",
+                "/w/ws/./a",
+                "/w/ws/a/../b",
+                "/w/ws/a/",
+                "/elsewhere/a",
+                "ws/tasks/a.task.md",
+                "/a",
+            ] {
+                let p = Path::new(p);
+                let want = p
+                    .strip_prefix(&ws.root)
+                    .unwrap_or(p)
+                    .to_string_lossy()
+                    .into_owned();
+                assert_eq!(rel(&ws, p), want, "{root} {}", p.display());
+            }
         }
     }
 
@@ -474,6 +537,71 @@ mod tests {
         );
         let archived: Vec<_> = std::fs::read_dir(ws.processed()).unwrap().collect();
         assert_eq!(archived.len(), 1, "archived once");
+        assert_eq!(
+            archive_events(&ws),
+            1,
+            "the move was logged before the crash, once"
+        );
+    }
+
+    /// How many `task_archived` events of task `t` the workspace's log holds.
+    fn archive_events(ws: &Workspace) -> usize {
+        std::fs::read_to_string(ws.events_file())
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("\"event\":\"task_archived\",\"task_id\":\"t\""))
+            .count()
+    }
+
+    /// A finalize killed during its archive move (the rename completes, the process dies
+    /// before logging it): the restart's finalize logs the move, once.
+    #[test]
+    fn a_move_cut_off_before_its_event_is_logged_by_the_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::new(dir.path());
+        ws.create_all().unwrap();
+        let events = EventLog::open(ws.events_file(), 1 << 20, 2).unwrap();
+        let store = SqliteStore::open_in_workspace(&ws).unwrap();
+        queue_t(&ws, &store);
+        let claimed = store.claim("w", &[], 60_000, 2).unwrap().unwrap();
+        let done = store
+            .finish_claimed(&claimed, "w", ended(TaskState::Succeeded, Some(0), 3), None)
+            .unwrap();
+        // What the cut-off finalize got done: the result (with its archive path) and the move.
+        let first = build_result(
+            &done.record,
+            &done.attempts,
+            Some(&run_said("Moved.")),
+            "claude",
+            Some("tasks/processed/t.task.md".into()),
+            None,
+            Vec::new(),
+        )
+        .unwrap();
+        write_result(&ws, "t", &first).unwrap();
+        std::fs::rename(
+            ws.root.join("tasks/t.task.md"),
+            ws.processed().join("t.task.md"),
+        )
+        .unwrap();
+        assert_eq!(archive_events(&ws), 0);
+
+        let pending = store.pending_finalize().unwrap();
+        finalize(&ws, &store, &events, &pending[0], None, None).unwrap();
+        assert_eq!(archive_events(&ws), 1);
+        let rec = store.get("t").unwrap().unwrap();
+        assert!(rec.finalized);
+        assert_eq!(
+            rec.archived_to.as_deref(),
+            Some("tasks/processed/t.task.md")
+        );
+        // Finalizing again (the marker lost once more) logs nothing new.
+        let mut again = rec.clone();
+        again.finalized = false;
+        again.artifacts_written = false;
+        again.archived_to = None;
+        finalize(&ws, &store, &events, &again, None, None).unwrap();
+        assert_eq!(archive_events(&ws), 1);
     }
 
     /// A finalize cut off after the result was written (before the store marked it) is

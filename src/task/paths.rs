@@ -45,7 +45,7 @@ pub fn resolve_inside(base: &Path, allowed_root: &Path, rel: &str) -> Result<Pat
             .join(rel_path)
     };
     let resolved = resolve_existing_prefix(&normalise(&joined)).map_err(unresolvable)?;
-    let root = resolve_existing_prefix(&normalise(
+    let root = canonical_root(&normalise(
         &absolute(allowed_root).map_err(|e| unresolvable(e.to_string()))?,
     ))
     .map_err(|reason| PathError::Unresolvable {
@@ -146,6 +146,30 @@ fn normalise(p: &Path) -> PathBuf {
     out
 }
 
+/// Allowed roots canonicalised so far: the absolute path given, the folder (device, inode)
+/// it reached, and its canonical path.
+type RootCache = Vec<(PathBuf, (u64, u64), PathBuf)>;
+static ROOTS: std::sync::Mutex<RootCache> = std::sync::Mutex::new(Vec::new());
+
+/// [`resolve_existing_prefix`] of an allowed root (absolute, normalised), canonicalised
+/// again only when the path now reaches another folder than when it was last: one `stat`
+/// instead of a `realpath` (a `readlink` per component) for every path checked.
+fn canonical_root(root: &Path) -> Result<PathBuf, String> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(root) else {
+        return resolve_existing_prefix(root);
+    };
+    let id = (meta.dev(), meta.ino());
+    let mut cache = ROOTS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, _, canon)) = cache.iter().find(|(p, i, _)| p == root && *i == id) {
+        return Ok(canon.clone());
+    }
+    let canon = resolve_existing_prefix(root)?;
+    cache.retain(|(p, _, _)| p != root);
+    cache.push((root.to_path_buf(), id, canon.clone()));
+    Ok(canon)
+}
+
 /// Canonicalises the longest existing prefix of an absolute, normalised path and appends
 /// the rest. Errors (as a reason) on a dangling symlink or an unreadable component.
 fn resolve_existing_prefix(p: &Path) -> Result<PathBuf, String> {
@@ -198,6 +222,37 @@ pub fn validate_id(id: &str) -> Result<(), PathError> {
 mod tests {
     use super::*;
     use std::fs;
+
+    /// The allowed root is canonicalised once, and again when its path reaches another
+    /// folder (a symlinked root pointed elsewhere).
+    #[test]
+    fn a_repointed_root_symlink_is_followed_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = fs::canonicalize(dir.path()).unwrap();
+        fs::create_dir_all(base.join("a/w")).unwrap();
+        fs::create_dir_all(base.join("b/w")).unwrap();
+        let root = base.join("root");
+        std::os::unix::fs::symlink(base.join("a"), &root).unwrap();
+        assert_eq!(resolve_inside(&root, &root, "w").unwrap(), base.join("a/w"));
+        assert_eq!(resolve_inside(&root, &root, "w").unwrap(), base.join("a/w"));
+        fs::remove_file(&root).unwrap();
+        std::os::unix::fs::symlink(base.join("b"), &root).unwrap();
+        assert_eq!(resolve_inside(&root, &root, "w").unwrap(), base.join("b/w"));
+        // What was inside the old root is outside the new one.
+        assert!(matches!(
+            resolve_inside(&root, &root, &base.join("a/w").display().to_string()),
+            Err(PathError::OutsideRoot { .. })
+        ));
+        // A root that does not exist (yet) is not remembered.
+        let later = base.join("later");
+        assert!(resolve_inside(&later, &later, "x").is_ok());
+        fs::create_dir_all(base.join("c")).unwrap();
+        std::os::unix::fs::symlink(base.join("c"), &later).unwrap();
+        assert_eq!(
+            resolve_inside(&later, &later, "x").unwrap(),
+            base.join("c/x")
+        );
+    }
 
     struct Fixture {
         _dir: tempfile::TempDir,
