@@ -113,6 +113,7 @@ pub fn run(root: &Path, flags: &[(String, String)]) -> i32 {
         snapshots: Mutex::new(HashMap::new()),
         next_wake: Mutex::new(None),
         next_wake_stale: AtomicBool::new(true),
+        claimed_by_workers: AtomicBool::new(false),
         own_folders: orca_folders(&ws).into(),
         ws,
     });
@@ -147,6 +148,10 @@ struct Daemon {
     /// after a requeue here, a change by another process, or when that time has come.
     next_wake: Mutex<Option<i64>>,
     next_wake_stale: AtomicBool,
+    /// A worker's finish claimed a task since the last tick. Such a task is registered as
+    /// running on the worker's thread, so a store check on the main loop may have looked
+    /// just before; the next tick looks again (a cancel made meanwhile is not missed).
+    claimed_by_workers: AtomicBool,
     /// Orca's own folders, left out of `changed_files` (see [`orca_folders`]).
     own_folders: Arc<[std::path::PathBuf]>,
 }
@@ -288,7 +293,8 @@ impl Daemon {
                     if let Err(e) = self.store.flush_marks() {
                         tracing::error!("cannot record finished tasks as finalized (will try again): {e}");
                     }
-                    last_version = self.check_store(last_version, false);
+                    let recheck = self.claimed_by_workers.swap(false, Ordering::SeqCst);
+                    last_version = self.check_store(last_version, recheck);
                     self.retry_pending_periodically(&mut last_pending_retry);
                     self.heartbeat();
                     let now_stamp = config_stamp(&self.ws);
@@ -544,6 +550,10 @@ impl Daemon {
         match self.store.pending_finalize() {
             Ok(recs) => {
                 for rec in recs {
+                    // Its worker is finalizing it right now (it stays registered until done).
+                    if self.is_running(&rec.id) {
+                        continue;
+                    }
                     if rec.state == TaskState::Cancelled && rec.attempts == 0 {
                         self.events.emit(
                             "cancelled",
@@ -976,6 +986,7 @@ impl Daemon {
         // Running from now on (before this task's finalize, which takes a while).
         let next = ended.next.map(|n| {
             let rx = self.register(&n.id);
+            self.claimed_by_workers.store(true, Ordering::SeqCst);
             (n, rx)
         });
         let done = ended.record;
