@@ -951,14 +951,19 @@ fn run_to_success(s: &SqliteStore, id: &str, now_ms: i64) -> u32 {
     .attempts
 }
 
+/// Hands the store the finalize marker of task `id`'s attempt, archived to tasks/processed/.
+fn mark_soon(s: &SqliteStore, id: &str, attempt: u32) {
+    s.mark_finalized_soon(id, attempt, &format!("tasks/processed/{id}.task.md"))
+        .unwrap();
+}
+
 #[test]
 fn a_deferred_finalize_marker_rides_with_the_next_write() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     s.enqueue(new_task("a", Priority::Medium)).unwrap();
     let attempt = run_to_success(&s, "a", T0);
-    s.mark_finalized_soon("a", attempt, "tasks/processed/a.task.md")
-        .unwrap();
+    mark_soon(&s, "a", attempt);
     // Not written yet, but this store already treats it as finalized.
     assert!(!s.get("a").unwrap().unwrap().finalized);
     assert!(s.pending_finalize().unwrap().is_empty());
@@ -981,8 +986,7 @@ fn a_deferred_marker_survives_a_rolled_back_write_and_is_flushed() {
     s.enqueue(new_task("b", Priority::Medium)).unwrap();
     let attempt = run_to_success(&s, "a", T0);
     let b = s.claim("w", &[], LEASE, T0).unwrap().unwrap();
-    s.mark_finalized_soon("a", attempt, "tasks/processed/a.task.md")
-        .unwrap();
+    mark_soon(&s, "a", attempt);
     // This write fails and rolls back: the marker waits for the next one.
     assert!(s
         .finish_claimed(&b, "other", finish(TaskState::Succeeded, T0 + 2), None)
@@ -1008,14 +1012,11 @@ fn a_deferred_marker_is_written_on_drop_and_lost_only_in_a_crash() {
         s.enqueue(new_task("a", Priority::Medium)).unwrap();
         s.enqueue(new_task("b", Priority::Medium)).unwrap();
         let a = run_to_success(&s, "a", T0);
-        s.mark_finalized_soon("a", a, "tasks/processed/a.task.md")
-            .unwrap();
+        mark_soon(&s, "a", a);
         let b = run_to_success(&s, "b", T0);
         // A clean stop (the store dropped) writes "a"'s marker.
         let crashing = open(dir.path());
-        crashing
-            .mark_finalized_soon("b", b, "tasks/processed/b.task.md")
-            .unwrap();
+        mark_soon(&crashing, "b", b);
         // A crash does not write "b"'s: the next start finalizes it again.
         std::mem::forget(crashing);
     }
@@ -1036,8 +1037,7 @@ fn a_deferred_marker_is_dropped_when_the_task_runs_again() {
     let s = open(dir.path());
     s.enqueue(new_task("a", Priority::Medium)).unwrap();
     let first = run_to_success(&s, "a", T0);
-    s.mark_finalized_soon("a", first, "tasks/processed/a.task.md")
-        .unwrap();
+    mark_soon(&s, "a", first);
     // `orca retry` from another process before the marker is written.
     open(dir.path()).retry("a", T0 + 10).unwrap();
     s.flush_marks().unwrap();

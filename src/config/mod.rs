@@ -314,6 +314,11 @@ impl ConfigError {
 }
 
 impl Config {
+    /// The lease of a claimed task (ORCA_LEASE_SEC) in milliseconds, as the store takes it.
+    pub fn lease_ms(&self) -> i64 {
+        i64::try_from(self.lease_sec.saturating_mul(1000)).unwrap_or(i64::MAX)
+    }
+
     /// Loads the configuration for the workspace at `root`; `flags` are `(NAME, value)`
     /// pairs from the command line and win over every other source.
     pub fn load(root: &Path, flags: &[(String, String)]) -> Result<Config, ConfigError> {

@@ -104,9 +104,10 @@ pub mod names {
     ];
 }
 
-/// How much of the end of the log [`EventLog::logged`] reads: far more than a burst writes
-/// in the quarter second a finalize marker may wait (about 1.5 KiB of events per task).
-pub const LOGGED_SCAN_BYTES: u64 = 8 << 20;
+/// How much of the end of the log [`EventLog::logged`] reads: several times what a burst
+/// writes in the quarter second a finalize marker may wait (about 1.5 KiB of events per
+/// task), and small, as a restart after a crash reads it once per task it finalizes again.
+pub const LOGGED_SCAN_BYTES: u64 = 2 << 20;
 /// Keys Orca writes itself; a caller's `fields` never repeat them.
 const RESERVED: [&str; 4] = ["ts", "event", "task_id", "attempt"];
 

@@ -612,7 +612,7 @@ impl Daemon {
             return;
         }
         let cfg = self.cfg();
-        let lease = i64::try_from(cfg.lease_sec.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let lease = cfg.lease_ms();
         for id in ids {
             if let Err(e) = self.store.heartbeat(&id, &cfg.node_id, lease, now_ms()) {
                 tracing::warn!(task = %id, "heartbeat failed: {e}");
@@ -665,7 +665,7 @@ impl Daemon {
             return;
         }
         let cfg = self.cfg();
-        let lease = i64::try_from(cfg.lease_sec.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let lease = cfg.lease_ms();
         while self.running_count() < cfg.max_concurrent_tasks {
             let rec = match self
                 .store
@@ -724,7 +724,7 @@ impl Daemon {
         }
         Some(NextClaim {
             labels: &cfg.node_labels,
-            lease_ms: i64::try_from(cfg.lease_sec.saturating_mul(1000)).unwrap_or(i64::MAX),
+            lease_ms: cfg.lease_ms(),
         })
     }
 

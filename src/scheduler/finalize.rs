@@ -283,13 +283,12 @@ fn finalize_known(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let src_exists = src.is_file() && rec.file.starts_with("tasks/");
-    let predicted = if src_exists {
+    let mut predicted = if src_exists {
         Some(rel(ws, &predict_archive(ws, &file_name, dest)))
     } else {
         rec.archived_to.clone()
     };
     let attempt = rec.attempts;
-    let mut predicted = predicted;
     if !rec.artifacts_written {
         // A result written by an earlier, interrupted finalize keeps its run data (and,
         // when the file was archived before the cut, where it went).
@@ -491,6 +490,15 @@ mod tests {
             .unwrap();
     }
 
+    /// Queues task `t`, claims it as worker "w" and ends its run as succeeded.
+    fn run_t(ws: &Workspace, store: &SqliteStore) -> crate::store::Finished {
+        queue_t(ws, store);
+        let claimed = store.claim("w", &[], 60_000, 2).unwrap().unwrap();
+        store
+            .finish_claimed(&claimed, "w", ended(TaskState::Succeeded, Some(0), 3), None)
+            .unwrap()
+    }
+
     /// A run's finalize leaves its marker to the store's next write; when a crash loses the
     /// marker, the next start finalizes again from the result file and keeps where the task
     /// file went (it is no longer in tasks/ to say so).
@@ -502,11 +510,7 @@ mod tests {
         let events = EventLog::open(ws.events_file(), 1 << 20, 2).unwrap();
         {
             let store = SqliteStore::open_in_workspace(&ws).unwrap();
-            queue_t(&ws, &store);
-            let claimed = store.claim("w", &[], 60_000, 2).unwrap().unwrap();
-            let done = store
-                .finish_claimed(&claimed, "w", ended(TaskState::Succeeded, Some(0), 3), None)
-                .unwrap();
+            let done = run_t(&ws, &store);
             let (rec, attempts) = (done.record, done.attempts);
             let run = run_said("Finished the work.");
             let end = RunEnd {
@@ -562,11 +566,7 @@ mod tests {
         ws.create_all().unwrap();
         let events = EventLog::open(ws.events_file(), 1 << 20, 2).unwrap();
         let store = SqliteStore::open_in_workspace(&ws).unwrap();
-        queue_t(&ws, &store);
-        let claimed = store.claim("w", &[], 60_000, 2).unwrap().unwrap();
-        let done = store
-            .finish_claimed(&claimed, "w", ended(TaskState::Succeeded, Some(0), 3), None)
-            .unwrap();
+        let done = run_t(&ws, &store);
         // What the cut-off finalize got done: the result (with its archive path) and the move.
         let first = build_result(
             &done.record,
