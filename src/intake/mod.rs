@@ -318,8 +318,8 @@ impl Callback {
 
 /// A file being settled.
 struct Track {
-    len: u64,
-    mtime: Option<SystemTime>,
+    /// Size and mtime when last looked at; None when not looked at yet.
+    seen: Option<(u64, Option<SystemTime>)>,
     quiet: Duration,
     deadline: Instant,
     gen: u64,
@@ -382,15 +382,18 @@ impl Manager {
                 self.tracked.remove(&path);
             }
             Msg::Created(path) => {
-                let quiet = self.opts.create_quiet;
-                self.track(path, quiet, false);
+                // Nearly always closed a moment later (then `Emitted` ends the track): the
+                // file is looked at only if its quiet period passes first.
+                if !self.tracked.contains_key(&path) {
+                    let quiet = self.opts.create_quiet;
+                    self.start_track(path, quiet, false, None);
+                }
             }
             Msg::Changed(path) => {
+                // The deadline moves; its heap entry is moved on when it comes due (no entry
+                // per write of a file written in many pieces).
                 if let Some(t) = self.tracked.get_mut(&path) {
-                    self.gen += 1;
-                    t.gen = self.gen;
                     t.deadline = Instant::now() + t.quiet;
-                    self.heap.push(Reverse((t.deadline, t.gen, path)));
                 }
             }
             Msg::Rescan(err) => {
@@ -414,15 +417,26 @@ impl Manager {
         if !deferred && self.tracked.contains_key(&path) {
             return;
         }
-        let (len, mtime) = stat(&path).unwrap_or((0, None));
+        let seen = stat(&path).unwrap_or((0, None));
+        self.start_track(path, quiet, deferred, Some(seen));
+    }
+
+    /// Tracks `path` for `quiet`; `seen` is its size and mtime now, or None when not looked
+    /// at yet (then it settles once its mtime is `quiet` old).
+    fn start_track(
+        &mut self,
+        path: PathBuf,
+        quiet: Duration,
+        deferred: bool,
+        seen: Option<(u64, Option<SystemTime>)>,
+    ) {
         self.gen += 1;
         let deadline = Instant::now() + quiet;
         self.heap.push(Reverse((deadline, self.gen, path.clone())));
         self.tracked.insert(
             path,
             Track {
-                len,
-                mtime,
+                seen,
                 quiet,
                 deadline,
                 gen: self.gen,
@@ -448,25 +462,37 @@ impl Manager {
             if t.gen != gen {
                 continue; // stale heap entry
             }
-            match stat(&path) {
-                None => {
+            if t.deadline > now {
+                // Changed since this entry was pushed: wait for the moved deadline.
+                self.gen += 1;
+                t.gen = self.gen;
+                self.heap.push(Reverse((t.deadline, t.gen, path)));
+                continue;
+            }
+            let now_seen = stat(&path);
+            let unchanged = match (now_seen, t.seen) {
+                (None, _) => {
                     self.tracked.remove(&path);
+                    continue;
                 }
-                Some((len, mtime)) if len == t.len && mtime == t.mtime => {
-                    self.tracked.remove(&path);
-                    let _ = self.ready.send(Ready {
-                        path,
-                        settled: true,
-                    });
-                }
-                Some((len, mtime)) => {
-                    self.gen += 1;
-                    t.len = len;
-                    t.mtime = mtime;
-                    t.gen = self.gen;
-                    t.deadline = now + t.quiet;
-                    self.heap.push(Reverse((t.deadline, t.gen, path)));
-                }
+                (Some(s), Some(before)) => s == before,
+                // Not looked at before: settled when not modified for the quiet period.
+                (Some((_, mtime)), None) => mtime
+                    .and_then(|m| SystemTime::now().duration_since(m).ok())
+                    .is_some_and(|age| age >= t.quiet),
+            };
+            if unchanged {
+                self.tracked.remove(&path);
+                let _ = self.ready.send(Ready {
+                    path,
+                    settled: true,
+                });
+            } else {
+                self.gen += 1;
+                t.seen = now_seen;
+                t.gen = self.gen;
+                t.deadline = now + t.quiet;
+                self.heap.push(Reverse((t.deadline, t.gen, path)));
             }
         }
     }

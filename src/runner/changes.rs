@@ -90,9 +90,48 @@ fn stamp(path: &Path, now: SystemTime) -> Option<Stamp> {
 
 /// The top of the git work tree holding the canonical folder `dir` (the nearest folder,
 /// `dir` or a parent, with a `.git` folder or file), found without starting `git`.
-fn git_top(dir: &Path) -> Option<&Path> {
+fn git_top(dir: &Path) -> Option<PathBuf> {
+    if let Some(top) = GIT_TOPS.get(dir) {
+        return top;
+    }
+    let top = find_git_top(dir).map(Path::to_path_buf);
+    GIT_TOPS.put(dir, top.clone());
+    top
+}
+
+/// [`git_top`] without the reuse: looks at the folder and its parents now.
+fn find_git_top(dir: &Path) -> Option<&Path> {
     dir.ancestors()
         .find(|a| std::fs::symlink_metadata(a.join(".git")).is_ok())
+}
+
+/// How long the answer of [`git_top`] for a folder is reused: tasks in a burst share their
+/// working folder, and a repository made or removed meanwhile is seen this much later (the
+/// stamp comparison is right either way; git only makes it cheaper in large folders).
+const GIT_TOP_TTL: Duration = Duration::from_secs(2);
+
+/// Recent answers of [`git_top`], by folder.
+static GIT_TOPS: GitTops = GitTops(std::sync::Mutex::new(Vec::new()));
+
+struct GitTops(std::sync::Mutex<Vec<(PathBuf, Option<PathBuf>, std::time::Instant)>>);
+
+impl GitTops {
+    fn get(&self, dir: &Path) -> Option<Option<PathBuf>> {
+        let tops = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        tops.iter()
+            .find(|(d, _, at)| d.as_os_str() == dir.as_os_str() && at.elapsed() < GIT_TOP_TTL)
+            .map(|(_, top, _)| top.clone())
+    }
+
+    fn put(&self, dir: &Path, top: Option<PathBuf>) {
+        let mut tops = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        tops.retain(|(d, _, at)| d.as_os_str() != dir.as_os_str() && at.elapsed() < GIT_TOP_TTL);
+        // A handful of working folders is the rule; never let the list grow without bound.
+        if tops.len() >= 64 {
+            tops.remove(0);
+        }
+        tops.push((dir.to_path_buf(), top, std::time::Instant::now()));
+    }
 }
 
 /// Paths (relative to `dir`) that `git status` reports as modified, added or untracked;
@@ -150,6 +189,16 @@ fn walk(
     budget: &mut Budget,
     out: &mut BTreeMap<String, Stamp>,
 ) -> bool {
+    // Entries are compared with `skip` as bytes when every path involved is written plainly
+    // (then bytes and `Path`'s component-by-component equality agree), else as `Path`s.
+    let plain = is_plain(root) && skip.iter().all(|s| is_plain(s));
+    let skipped = |path: &Path| {
+        if plain {
+            skip.iter().any(|s| s.as_os_str() == path.as_os_str())
+        } else {
+            skip.iter().any(|s| s == path)
+        }
+    };
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let Ok(rd) = std::fs::read_dir(&dir) else {
@@ -162,7 +211,7 @@ fn walk(
             budget.entries -= 1;
             let path = e.path();
             let name = e.file_name();
-            if name == ".git" || skip.iter().any(|s| s == &path) {
+            if name == ".git" || skipped(&path) {
                 continue;
             }
             let Ok(ft) = e.file_type() else { continue };
@@ -183,6 +232,19 @@ fn walk(
         }
     }
     true
+}
+
+/// True when `p` is written the way `Path::components` would put it back together: no empty
+/// or `.` components after the first, no trailing `/` (so byte equality is path equality).
+fn is_plain(p: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let b = p.as_os_str().as_bytes();
+    let body = b.strip_prefix(b"./").unwrap_or(b);
+    !(body.ends_with(b"/") && body.len() > 1
+        || body.ends_with(b"/.")
+        || body == b"."
+        || memchr::memmem::find(body, b"//").is_some()
+        || memchr::memmem::find(body, b"/./").is_some())
 }
 
 impl Snapshot {
@@ -397,15 +459,66 @@ mod tests {
         let top = d.path().canonicalize().expect("canonical");
         std::fs::create_dir_all(top.join("a/b")).expect("mkdir");
         assert_eq!(
-            git_top(&top.join("a/b")),
+            find_git_top(&top.join("a/b")),
             None,
             "no .git: git is never started"
         );
         std::fs::create_dir(top.join(".git")).expect("mkdir");
-        assert_eq!(git_top(&top.join("a/b")), Some(top.as_path()));
+        assert_eq!(find_git_top(&top.join("a/b")), Some(top.as_path()));
         // A worktree or submodule has a `.git` file.
         std::fs::write(top.join("a/.git"), "gitdir: elsewhere\n").expect("write");
-        assert_eq!(git_top(&top.join("a/b")), Some(top.join("a").as_path()));
+        assert_eq!(
+            find_git_top(&top.join("a/b")),
+            Some(top.join("a").as_path())
+        );
+    }
+
+    #[test]
+    fn plain_paths_are_those_components_give_back() {
+        for p in ["/a/b", "a", "/", "./a/b", "a/b.c", "/a/.b", "/a/..", ".."] {
+            let back: PathBuf = Path::new(p).components().collect();
+            assert!(is_plain(Path::new(p)), "{p}");
+            assert_eq!(back.as_os_str(), Path::new(p).as_os_str(), "{p}");
+        }
+        for p in ["/a//b", "/a/./b", "/a/b/", "/a/b/.", "a/.", "."] {
+            assert!(!is_plain(Path::new(p)), "{p}");
+        }
+    }
+
+    #[test]
+    fn folders_to_skip_are_skipped_however_they_are_written() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let root = d.path().canonicalize().expect("canonical");
+        std::fs::create_dir_all(root.join("tasks")).expect("mkdir");
+        std::fs::write(root.join("tasks/t.md"), "t").expect("write");
+        std::fs::write(root.join("a.txt"), "a").expect("write");
+        for skip in [
+            root.join("tasks"),
+            root.join("./tasks/"),
+            PathBuf::from(format!("{}//tasks", root.display())),
+        ] {
+            let snap = Snapshot::take(&root, std::slice::from_ref(&skip));
+            assert_eq!(
+                snap.files.keys().collect::<Vec<_>>(),
+                ["a.txt"],
+                "{}",
+                skip.display()
+            );
+        }
+    }
+
+    #[test]
+    fn the_git_top_of_a_folder_is_reused_for_a_while() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let top = d.path().canonicalize().expect("canonical");
+        std::fs::create_dir_all(top.join("a")).expect("mkdir");
+        assert_eq!(git_top(&top.join("a")), None);
+        std::fs::create_dir(top.join(".git")).expect("mkdir");
+        // Looked up again only after GIT_TOP_TTL; another folder is its own entry.
+        assert_eq!(git_top(&top.join("a")), None, "the answer is reused");
+        assert_eq!(git_top(&top), Some(top.clone()));
+        std::thread::sleep(GIT_TOP_TTL + Duration::from_millis(50));
+        assert_eq!(git_top(&top.join("a")), Some(top.clone()), "and renewed");
     }
 
     #[test]
@@ -443,8 +556,11 @@ mod tests {
         assert!(Snapshot::take_small(&root, &[], 16).is_none());
         std::fs::remove_file(root.join("big.bin")).expect("rm");
 
-        // In a git repository: `git status` is needed, never on the calling thread.
+        // In a git repository: `git status` is needed, never on the calling thread. (A folder
+        // not looked at before: `root`'s answer is reused for GIT_TOP_TTL.)
         std::fs::create_dir(d.path().join(".git")).expect("mkdir");
-        assert!(Snapshot::take_small(&root, &[], 16).is_none());
+        let in_repo = d.path().canonicalize().expect("canonical").join("w2");
+        std::fs::create_dir_all(&in_repo).expect("mkdir");
+        assert!(Snapshot::take_small(&in_repo, &[], 16).is_none());
     }
 }

@@ -376,9 +376,6 @@ impl Daemon {
         ready: &Ready,
     ) -> Result<Option<ValidFile>, crate::store::StoreError> {
         let path = &ready.path;
-        if !path.is_file() {
-            return Ok(None);
-        }
         let file_rel = rel(&self.ws, path);
         if let Some(rec) = self.store.find_open_by_file(&file_rel)? {
             // A final record still in tasks/ is finalized here, unless its worker is doing
@@ -426,6 +423,9 @@ impl Daemon {
                 };
                 Ok(Some(ValidFile { new, parsed_fields }))
             }
+            // Gone, or not a file (any more): nothing to take. Looked at only here, when the
+            // read failed, rather than with a stat before every read.
+            Err(err) if matches!(err.kind, TaskErrorKind::Io(_)) && !path.is_file() => Ok(None),
             Err(err) => {
                 let may_be_half_written = !ready.settled
                     && !matches!(err.kind, TaskErrorKind::TooLarge { .. })

@@ -44,14 +44,18 @@ pub fn resolve_inside(base: &Path, allowed_root: &Path, rel: &str) -> Result<Pat
             .map_err(|e| unresolvable(e.to_string()))?
             .join(rel_path)
     };
-    let resolved = resolve_existing_prefix(&normalise(&joined)).map_err(unresolvable)?;
-    let root = canonical_root(&normalise(
-        &absolute(allowed_root).map_err(|e| unresolvable(e.to_string()))?,
-    ))
-    .map_err(|reason| PathError::Unresolvable {
-        path: allowed_root.display().to_string(),
-        reason,
-    })?;
+    let joined = normalise(&joined);
+    let resolved = canonical_cached(&joined).map_err(unresolvable)?;
+    let root_path = normalise(&absolute(allowed_root).map_err(|e| unresolvable(e.to_string()))?);
+    // The working folder is often the allowed root itself: resolved once.
+    let root = if root_path == joined {
+        resolved.clone()
+    } else {
+        canonical_cached(&root_path).map_err(|reason| PathError::Unresolvable {
+            path: allowed_root.display().to_string(),
+            reason,
+        })?
+    };
     if resolved.starts_with(&root) {
         Ok(resolved)
     } else {
@@ -146,27 +150,39 @@ fn normalise(p: &Path) -> PathBuf {
     out
 }
 
-/// Allowed roots canonicalised so far: the absolute path given, the folder (device, inode)
-/// it reached, and its canonical path.
-type RootCache = Vec<(PathBuf, (u64, u64), PathBuf)>;
-static ROOTS: std::sync::Mutex<RootCache> = std::sync::Mutex::new(Vec::new());
+/// Paths canonicalised so far: the absolute path given, the file or folder (device, inode)
+/// it reached, and its canonical path. Newest last; at most [`CANONICAL_CACHE`] entries.
+type CanonCache = Vec<(PathBuf, (u64, u64), PathBuf)>;
+static CANONICAL: std::sync::Mutex<CanonCache> = std::sync::Mutex::new(Vec::new());
+const CANONICAL_CACHE: usize = 64;
 
-/// [`resolve_existing_prefix`] of an allowed root (absolute, normalised), canonicalised
-/// again only when the path now reaches another folder than when it was last: one `stat`
-/// instead of a `realpath` (a `readlink` per component) for every path checked.
-fn canonical_root(root: &Path) -> Result<PathBuf, String> {
+/// [`resolve_existing_prefix`] of an absolute, normalised path (an allowed root, a working
+/// folder, a target file), canonicalised again only when the path now reaches another file
+/// than when it was last: one `stat` instead of a `realpath` (a `readlink` per component)
+/// for every path checked. The answer is a path that was inside the root when it was
+/// checked, and it is that path the agent is given.
+fn canonical_cached(path: &Path) -> Result<PathBuf, String> {
     use std::os::unix::fs::MetadataExt;
-    let Ok(meta) = std::fs::metadata(root) else {
-        return resolve_existing_prefix(root);
+    let Ok(meta) = std::fs::metadata(path) else {
+        return resolve_existing_prefix(path);
     };
     let id = (meta.dev(), meta.ino());
-    let mut cache = ROOTS.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((_, _, canon)) = cache.iter().find(|(p, i, _)| p == root && *i == id) {
+    let cache = CANONICAL.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, _, canon)) = cache
+        .iter()
+        .rev()
+        .find(|(p, i, _)| *i == id && p.as_os_str() == path.as_os_str())
+    {
         return Ok(canon.clone());
     }
-    let canon = resolve_existing_prefix(root)?;
-    cache.retain(|(p, _, _)| p != root);
-    cache.push((root.to_path_buf(), id, canon.clone()));
+    drop(cache);
+    let canon = resolve_existing_prefix(path)?;
+    let mut cache = CANONICAL.lock().unwrap_or_else(|p| p.into_inner());
+    cache.retain(|(p, _, _)| p.as_os_str() != path.as_os_str());
+    if cache.len() >= CANONICAL_CACHE {
+        cache.remove(0);
+    }
+    cache.push((path.to_path_buf(), id, canon.clone()));
     Ok(canon)
 }
 
@@ -252,6 +268,36 @@ mod tests {
             resolve_inside(&later, &later, "x").unwrap(),
             base.join("c/x")
         );
+    }
+
+    /// Working folders and target files are remembered the same way: a symlink on the way
+    /// that now leads elsewhere is followed anew, and the new place is checked.
+    #[test]
+    fn a_repointed_working_folder_symlink_is_followed_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = fs::canonicalize(dir.path()).unwrap();
+        fs::create_dir_all(root.join("a")).unwrap();
+        fs::create_dir_all(root.join("b")).unwrap();
+        fs::write(root.join("b/f.txt"), "f").unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let outside = fs::canonicalize(outside.path()).unwrap();
+        std::os::unix::fs::symlink(root.join("a"), root.join("w")).unwrap();
+        for _ in 0..2 {
+            assert_eq!(resolve_inside(&root, &root, "w").unwrap(), root.join("a"));
+        }
+        fs::remove_file(root.join("w")).unwrap();
+        std::os::unix::fs::symlink(root.join("b"), root.join("w")).unwrap();
+        assert_eq!(resolve_inside(&root, &root, "w").unwrap(), root.join("b"));
+        assert_eq!(
+            resolve_inside(&root, &root, "w/f.txt").unwrap(),
+            root.join("b/f.txt")
+        );
+        fs::remove_file(root.join("w")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("w")).unwrap();
+        assert!(matches!(
+            resolve_inside(&root, &root, "w"),
+            Err(PathError::OutsideRoot { .. })
+        ));
     }
 
     struct Fixture {
