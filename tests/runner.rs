@@ -443,18 +443,21 @@ fn args_snapshot() {
     ));
 }
 
-/// The whole prompt reaches the agent's stdin, whether it fits in the pipe (written in
-/// place) or not (written by a task of its own while the agent reads): the directive at its
-/// very end is obeyed.
+/// The whole prompt reaches the agent's stdin, whether it is put in the pipe before the
+/// start (up to a page), written in place after it (fits in the pipe) or by a task of its
+/// own while the agent reads: the directive at its very end is obeyed.
 #[tokio::test]
 async fn prompts_small_and_larger_than_the_pipe_arrive_whole() {
-    for filler in [10usize, 300_000] {
+    let directive = "\nfake-agent: fail\n";
+    for total in [30usize, 4096, 4097, 10_000, 300_000] {
+        let filler = total - directive.len();
         let dir = tempfile::tempdir().unwrap();
-        let prompt = format!("{}\nfake-agent: fail\n", "x".repeat(filler));
+        let prompt = format!("{}{directive}", "x".repeat(filler));
+        assert_eq!(prompt.len(), total);
         let (out, _) = run(&agent(), request(dir.path(), &prompt)).await;
         assert!(
             matches!(out.outcome, Outcome::TaskFailed { .. }),
-            "{filler} bytes: {:?}",
+            "{total} bytes: {:?}",
             out.outcome
         );
     }

@@ -27,6 +27,10 @@ pub const STDERR_TAIL_BYTES: usize = 4096;
 /// Prompts up to this size are written to the agent's stdin in place: a Linux pipe holds
 /// 64 KiB, so the write never waits for the agent.
 const PROMPT_INLINE_BYTES: usize = 16 * 1024;
+/// Prompts up to this size are put into the stdin pipe before the agent starts (no async
+/// pipe, no writer): a new pipe holds at least one page whatever the system's pipe limits,
+/// so the write cannot wait.
+const PROMPT_PREFILL_BYTES: usize = 4096;
 /// How long to wait for the pipes to close after the agent exited (a process that escaped
 /// could hold them open forever).
 const DRAIN: Duration = Duration::from_secs(2);
@@ -162,11 +166,13 @@ impl ClaudeAgent {
             return out;
         }
 
+        let prefilled = prefilled_stdin(&req.prompt);
+        let prefill = prefilled.is_some();
         let mut cmd = Command::new(&self.bin);
         cmd.args(self.args(&req))
             .current_dir(&req.working_dir)
             .process_group(0)
-            .stdin(Stdio::piped())
+            .stdin(prefilled.map_or_else(Stdio::piped, Stdio::from))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
@@ -183,6 +189,10 @@ impl ClaudeAgent {
                 return out;
             }
         };
+        if prefill {
+            // Our copy of the pipe's read end: the agent has its own now.
+            cmd.stdin(Stdio::null());
+        }
         let pid = child.id().unwrap_or(0);
         let mut reaper = Reaper {
             tree: ProcessTree::new(pid),
@@ -635,6 +645,19 @@ impl tokio::io::AsyncWrite for RawLog {
     ) -> std::task::Poll<std::io::Result<()>> {
         self.poll_flush(cx)
     }
+}
+
+/// A pipe already holding `prompt` (and closed for writing), for a prompt of at most
+/// [`PROMPT_PREFILL_BYTES`]; None for a longer one or when the pipe cannot be made (then
+/// the prompt is written after the start, as for a long one).
+fn prefilled_stdin(prompt: &str) -> Option<std::io::PipeReader> {
+    use std::io::Write as _;
+    if prompt.len() > PROMPT_PREFILL_BYTES {
+        return None;
+    }
+    let (reader, mut writer) = std::io::pipe().ok()?;
+    writer.write_all(prompt.as_bytes()).ok()?;
+    Some(reader)
 }
 
 fn open_raw_log(path: &Path) -> Option<RawLog> {
