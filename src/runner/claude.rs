@@ -214,20 +214,29 @@ impl ClaudeAgent {
                 });
             }
         }
+        // Both pipes are read by one task (stdout line by line, stderr's tail), until both
+        // close or `stop` says the agent is gone and an escaped process holds them open.
         let tail = Arc::new(Mutex::new(Vec::<u8>::with_capacity(STDERR_TAIL_BYTES)));
-        let stderr_task = child
-            .stderr
-            .take()
-            .map(|e| tokio::spawn(read_stderr(e, Arc::clone(&tail))));
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let stdout_task = child.stdout.take().map(|o| {
-            tokio::spawn(read_stdout(
-                o,
-                req.raw_log.clone(),
-                progress.clone(),
-                pid,
-                stop_rx,
-            ))
+        let (stop_err_tx, stop_err_rx) = oneshot::channel::<()>();
+        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+        let output_task = tokio::spawn({
+            let (raw_log, progress, tail) =
+                (req.raw_log.clone(), progress.clone(), Arc::clone(&tail));
+            async move {
+                let out = async {
+                    match stdout {
+                        Some(o) => read_stdout(o, raw_log, progress, pid, stop_rx).await,
+                        None => StreamState::default(),
+                    }
+                };
+                let err = async {
+                    if let Some(e) = stderr {
+                        read_stderr(e, tail, stop_err_rx).await;
+                    }
+                };
+                tokio::join!(out, err).0
+            }
         });
 
         enum Ended {
@@ -263,24 +272,15 @@ impl ClaudeAgent {
 
         // Drain the pipes: normally they close with the agent; never wait forever.
         let drain_until = Instant::now() + DRAIN;
-        let state = match stdout_task {
-            Some(mut handle) => match tokio::time::timeout_at(drain_until, &mut handle).await {
-                Ok(r) => r.unwrap_or_default(),
-                Err(_) => {
-                    let _ = stop_tx.send(());
-                    handle.await.unwrap_or_default()
-                }
-            },
-            None => StreamState::default(),
-        };
-        if let Some(mut handle) = stderr_task {
-            if tokio::time::timeout_at(drain_until, &mut handle)
-                .await
-                .is_err()
-            {
-                handle.abort();
+        let mut output_task = output_task;
+        let state = match tokio::time::timeout_at(drain_until, &mut output_task).await {
+            Ok(r) => r.unwrap_or_default(),
+            Err(_) => {
+                let _ = stop_tx.send(());
+                let _ = stop_err_tx.send(());
+                output_task.await.unwrap_or_default()
             }
-        }
+        };
         out.stderr_tail = {
             let t = tail.lock().unwrap_or_else(|e| e.into_inner());
             String::from_utf8_lossy(&t).into_owned()
@@ -750,11 +750,20 @@ async fn read_stdout(
     st
 }
 
-/// Keeps the last [`STDERR_TAIL_BYTES`] of stderr in `tail`.
-async fn read_stderr(mut stderr: ChildStderr, tail: Arc<Mutex<Vec<u8>>>) {
+/// Keeps the last [`STDERR_TAIL_BYTES`] of stderr in `tail`. Ends at EOF or on `stop`.
+async fn read_stderr(
+    mut stderr: ChildStderr,
+    tail: Arc<Mutex<Vec<u8>>>,
+    mut stop: oneshot::Receiver<()>,
+) {
     let mut chunk = vec![0u8; 8192];
     loop {
-        match stderr.read(&mut chunk).await {
+        let read = tokio::select! {
+            biased;
+            Ok(()) = &mut stop => break,
+            r = stderr.read(&mut chunk) => r,
+        };
+        match read {
             Ok(0) | Err(_) => break,
             Ok(n) => {
                 let mut t = tail.lock().unwrap_or_else(|e| e.into_inner());

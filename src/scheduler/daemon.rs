@@ -810,19 +810,16 @@ impl Daemon {
                    "resume_session": req.resume_session}),
         );
         let (ptx, prx) = mpsc::unbounded_channel::<Progress>();
-        let forwarder = tokio::spawn(forward_progress(
-            Arc::clone(self),
-            rec.id.clone(),
-            attempt,
-            node.clone(),
-            prx,
-        ));
         let agent = match self.agent.read() {
             Ok(a) => Arc::clone(&a),
             Err(p) => Arc::clone(&p.into_inner()),
         };
-        let mut out = agent.run(req, cancel, ptx).await;
-        let _ = forwarder.await;
+        // Progress is forwarded alongside the run, in this task (it ends when the run drops
+        // its sender): no task of its own to start and wake on another thread.
+        let (mut out, ()) = tokio::join!(
+            agent.run(req, cancel, ptx),
+            forward_progress(Arc::clone(self), rec.id.clone(), attempt, node.clone(), prx),
+        );
         if out.agent_version.is_none() {
             out.agent_version = agent.version().await;
         }
