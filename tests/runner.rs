@@ -238,12 +238,29 @@ async fn missing_binary_is_a_spawn_failure() {
 #[tokio::test]
 async fn missing_working_dir_is_a_spawn_failure() {
     let dir = tempfile::tempdir().unwrap();
-    let req = request(&dir.path().join("nope"), "hi");
-    let (out, _) = run(&agent(), req).await;
-    assert!(
-        matches!(&out.outcome, Outcome::SpawnFailed { reason } if reason.contains("nope")),
-        "{out:?}"
-    );
+    std::fs::write(dir.path().join("file"), "not a folder").unwrap();
+    for wd in ["nope", "file"] {
+        let req = request(&dir.path().join(wd), "hi");
+        let (out, _) = run(&agent(), req).await;
+        let Outcome::SpawnFailed { reason } = &out.outcome else {
+            panic!("{wd}: {out:?}");
+        };
+        assert!(
+            reason.contains(&format!(
+                "the working folder {}",
+                dir.path().join(wd).display()
+            )),
+            "{reason}"
+        );
+        assert!(
+            reason.contains("does not exist or is not a folder"),
+            "{reason}"
+        );
+        assert!(
+            !reason.contains("binary"),
+            "not blamed on the agent binary: {reason}"
+        );
+    }
 }
 
 #[tokio::test]

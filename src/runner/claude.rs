@@ -156,16 +156,6 @@ impl ClaudeAgent {
         if *cancel.borrow_and_update() {
             return out;
         }
-        if !req.working_dir.is_dir() {
-            out.outcome = Outcome::SpawnFailed {
-                reason: format!(
-                    "the working folder {} does not exist or is not a folder; create it or fix the task's working_dir",
-                    req.working_dir.display()
-                ),
-            };
-            return out;
-        }
-
         let prefilled = prefilled_stdin(&req.prompt);
         let prefill = prefilled.is_some();
         let mut cmd = Command::new(&self.bin);
@@ -183,9 +173,17 @@ impl ClaudeAgent {
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => {
-                out.outcome = Outcome::SpawnFailed {
-                    reason: spawn_error(&self.bin, &e),
+                // A missing working folder fails the start like a missing binary: told apart
+                // here, on the error path, rather than with a stat before every start.
+                let reason = if req.working_dir.is_dir() {
+                    spawn_error(&self.bin, &e)
+                } else {
+                    format!(
+                        "the working folder {} does not exist or is not a folder; create it or fix the task's working_dir",
+                        req.working_dir.display()
+                    )
                 };
+                out.outcome = Outcome::SpawnFailed { reason };
                 return out;
             }
         };
