@@ -5,9 +5,13 @@ pub mod archive;
 pub mod clean;
 pub mod error;
 pub mod result;
+pub mod schema_check;
 pub mod summary;
 pub mod validate;
 pub mod write;
+
+#[cfg(test)]
+mod agreement_tests;
 
 pub use archive::{archive, free_stem, unique_stem_free, ArchiveDest};
 pub use clean::{clean_artifacts, clean_tasks, clean_tasks_where};
