@@ -16,6 +16,7 @@ pub mod runner;
 pub mod scheduler;
 pub mod store;
 pub mod task;
+pub mod value_text;
 pub mod workspace;
 
 /// Orca's version, as written into results and printed by `--version`.

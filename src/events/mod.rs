@@ -56,6 +56,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::value_text::push_json_str;
+
 /// The event names of DESIGN §9.
 pub mod names {
     pub const TASK_RECEIVED: &str = "task_received";
@@ -345,78 +347,6 @@ pub fn rotated_name(path: &Path, n: u32) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Appends `s` as a JSON string literal: runs of characters that need no escape are copied
-/// whole (event fields are mostly plain ids, paths and words).
-pub(crate) fn push_json_str(out: &mut String, s: &str) {
-    out.push('"');
-    let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let esc: &str = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0..=0x1f => "",
-            _ => continue,
-        };
-        out.push_str(&s[start..i]);
-        if esc.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.push_str("\\u00");
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
-        } else {
-            out.push_str(esc);
-        }
-        start = i + 1;
-    }
-    out.push_str(&s[start..]);
-    out.push('"');
-}
-
-/// Appends `v` as compact JSON (what its `Display` prints), without the formatting machinery.
-fn push_json_value(out: &mut String, v: &serde_json::Value) {
-    use serde_json::Value;
-    match v {
-        Value::Null => out.push_str("null"),
-        Value::Bool(true) => out.push_str("true"),
-        Value::Bool(false) => out.push_str("false"),
-        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
-            (Some(u), _) => out.push_str(itoa::Buffer::new().format(u)),
-            (None, Some(i)) => out.push_str(itoa::Buffer::new().format(i)),
-            _ => {
-                let _ = std::fmt::Write::write_fmt(out, format_args!("{n}"));
-            }
-        },
-        Value::String(s) => push_json_str(out, s),
-        Value::Array(a) => {
-            out.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                push_json_value(out, x);
-            }
-            out.push(']');
-        }
-        Value::Object(m) => {
-            out.push('{');
-            for (i, (k, x)) in m.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                push_json_str(out, k);
-                out.push(':');
-                push_json_value(out, x);
-            }
-            out.push('}');
-        }
-    }
-}
-
 /// One event line, `\n` included. Standard keys first, then `fields`.
 fn format_line(
     ts: &str,
@@ -445,7 +375,7 @@ fn format_line(
         out.push(',');
         push_json_str(&mut out, k);
         out.push(':');
-        push_json_value(&mut out, v);
+        crate::value_text::write_value(&mut out, v, &crate::value_text::JSON);
     };
     match fields {
         serde_json::Value::Object(map) => {
@@ -693,21 +623,6 @@ impl Iterator for Follow {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    proptest::proptest! {
-        /// The hand-written JSON writers print what serde_json prints, for any string and
-        /// for values of every kind.
-        #[test]
-        fn json_writers_match_serde_json(s in "\\PC*|[\\x00-\\x7f]{0,40}", n in proptest::num::i64::ANY, f in -1e9f64..1e9) {
-            let mut out = String::new();
-            push_json_str(&mut out, &s);
-            proptest::prop_assert_eq!(&out, &serde_json::to_string(&s).unwrap());
-            let v = json!({"s": s, "n": n, "u": u64::MAX, "f": f, "a": [null, true, false, [], {}], "o": {"k\"\n": s}});
-            let mut out = String::new();
-            push_json_value(&mut out, &v);
-            proptest::prop_assert_eq!(out, v.to_string());
-        }
-    }
 
     #[test]
     fn logged_finds_an_event_of_that_task_and_attempt_only() {

@@ -147,35 +147,10 @@ pub(crate) fn yaml_quote(out: &mut String, s: &str) {
 
 /// A JSON value as YAML flow style (strings double-quoted as above).
 fn json_flow(out: &mut String, v: &serde_json::Value) {
-    use serde_json::Value;
-    match v {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => {
-            let _ = write!(out, "{n}");
-        }
-        Value::String(s) => yaml_quote(out, s),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                json_flow(out, item);
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            out.push('{');
-            for (i, (k, item)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                yaml_quote(out, k);
-                out.push_str(": ");
-                json_flow(out, item);
-            }
-            out.push('}');
-        }
-    }
+    const FLOW: crate::value_text::Style = crate::value_text::Style {
+        item_sep: ", ",
+        key_sep: ": ",
+        quote: yaml_quote,
+    };
+    crate::value_text::write_value(out, v, &FLOW);
 }
