@@ -24,8 +24,8 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 pub const DEFAULT_CANCEL_GRACE: Duration = Duration::from_secs(1);
 /// How much of the agent's stderr is kept.
 pub const STDERR_TAIL_BYTES: usize = 4096;
-/// Prompts up to this size are written to the agent's stdin in place: a Linux pipe holds
-/// 64 KiB, so the write never waits for the agent.
+/// Longer prompts up to this size are written to the agent's stdin in place once it has
+/// started: a Linux pipe normally holds 64 KiB, so the write does not wait for the agent.
 const PROMPT_INLINE_BYTES: usize = 16 * 1024;
 /// Prompts up to this size are put into the stdin pipe before the agent starts (no async
 /// pipe, no writer): a new pipe holds at least one page whatever the system's pipe limits,
@@ -218,7 +218,7 @@ impl ClaudeAgent {
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (stop_err_tx, stop_err_rx) = oneshot::channel::<()>();
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-        let output_task = tokio::spawn({
+        let mut output_task = tokio::spawn({
             let (raw_log, progress, tail) =
                 (req.raw_log.clone(), progress.clone(), Arc::clone(&tail));
             async move {
@@ -270,7 +270,6 @@ impl ClaudeAgent {
 
         // Drain the pipes: normally they close with the agent; never wait forever.
         let drain_until = Instant::now() + DRAIN;
-        let mut output_task = output_task;
         let state = match tokio::time::timeout_at(drain_until, &mut output_task).await {
             Ok(r) => r.unwrap_or_default(),
             Err(_) => {
