@@ -116,6 +116,31 @@ impl Workspace {
     }
 }
 
+/// Why [`in_folder`] failed: making the folder, or the operation itself.
+#[derive(Debug)]
+pub enum FolderError {
+    Make(io::Error),
+    Op(io::Error),
+}
+
+/// Runs `op`, which makes something in `dir`. Only when it fails for want of the folder
+/// (missing, or a file where a folder should be) is `dir` made and `op` run once more: the
+/// folder is looked at on that failure, not before every write.
+pub fn in_folder<T>(dir: &Path, mut op: impl FnMut() -> io::Result<T>) -> Result<T, FolderError> {
+    match op() {
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            std::fs::create_dir_all(dir).map_err(FolderError::Make)?;
+            op().map_err(FolderError::Op)
+        }
+        other => other.map_err(FolderError::Op),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::error::ArtifactError;
-use crate::workspace::Workspace;
+use crate::workspace::{in_folder, FolderError, Workspace};
 
 /// Highest suffix tried before giving up (a folder with that many same-named files is a
 /// sign something else is wrong).
@@ -48,28 +48,17 @@ pub fn archive(
                 io::Error::new(io::ErrorKind::InvalidInput, "the path has no file name"),
             )
         })?;
-    let mut made_dir = false;
-    let mut n = 1;
-    while n <= MAX_SUFFIX {
+    for n in 1..=MAX_SUFFIX {
         let target = dir.join(suffixed_name(&name, n));
-        match move_no_replace(file, &target) {
+        match in_folder(&dir, || move_no_replace(file, &target)) {
             Ok(()) => return Ok(Some(target)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => n += 1,
+            Err(FolderError::Op(e)) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             // Gone already (archived by an earlier, interrupted finalize): nothing to do.
-            Err(e) if e.kind() == io::ErrorKind::NotFound && !exists(file) => return Ok(None),
-            // The folder is looked at only when the move fails: missing, it is made; not a
-            // folder, that is the error.
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-                ) && !made_dir =>
-            {
-                std::fs::create_dir_all(&dir)
-                    .map_err(|e| ArtifactError::io("create folder", &dir, e))?;
-                made_dir = true;
+            Err(FolderError::Op(e)) if e.kind() == io::ErrorKind::NotFound && !exists(file) => {
+                return Ok(None)
             }
-            Err(e) => return Err(ArtifactError::io("archive", file, e)),
+            Err(FolderError::Make(e)) => return Err(ArtifactError::io("create folder", &dir, e)),
+            Err(FolderError::Op(e)) => return Err(ArtifactError::io("archive", file, e)),
         }
     }
     Err(ArtifactError::io(

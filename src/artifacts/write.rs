@@ -14,7 +14,7 @@ use super::error::ArtifactError;
 use super::result::TaskResult;
 use super::summary::render_summary;
 use super::validate::validate_value;
-use crate::workspace::Workspace;
+use crate::workspace::{in_folder, FolderError, Workspace};
 
 /// Writes `results/<stem>_result.json` atomically, after validating it; not fsynced.
 /// A result that breaks the schema is an error and nothing is written.
@@ -104,22 +104,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), Arti
         .unwrap_or_default();
     let partial = dir.join(format!(".{name}.partial"));
     let written = (|| {
-        // The folder is looked at only when the file cannot be made: missing, it is made;
-        // not a folder, that is the error.
-        let created = match std::fs::File::create(&partial) {
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
-                ) =>
-            {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| ArtifactError::io("create folder", dir, e))?;
-                std::fs::File::create(&partial)
-            }
-            other => other,
-        };
-        let mut f = created.map_err(|e| ArtifactError::io("create", &partial, e))?;
+        let mut f = in_folder(dir, || std::fs::File::create(&partial)).map_err(|e| match e {
+            FolderError::Make(e) => ArtifactError::io("create folder", dir, e),
+            FolderError::Op(e) => ArtifactError::io("create", &partial, e),
+        })?;
         f.write_all(bytes)
             .map_err(|e| ArtifactError::io("write", &partial, e))?;
         if durable {

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use super::process::ProcessTree;
 use super::stream::{parse_line, read_line_bounded, LineRead, ResultLine, StreamEvent};
 use super::{Agent, BoxFuture, Outcome, Progress, RunOutcome, RunRequest};
+use crate::workspace::{in_folder, FolderError};
 
 /// Time between SIGTERM and SIGKILL when an attempt times out (DESIGN §3).
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
@@ -658,30 +659,23 @@ fn prefilled_stdin(prompt: &str) -> Option<std::io::PipeReader> {
 }
 
 fn open_raw_log(path: &Path) -> Option<RawLog> {
+    let dir = path.parent().unwrap_or(Path::new("."));
     let open = || {
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
     };
-    // The folder is made only when the log cannot be opened for want of it.
-    let opened = match open() {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let dir = path.parent().filter(|d| !d.as_os_str().is_empty())?;
-            if let Err(e) = std::fs::create_dir_all(dir) {
-                tracing::warn!(
-                    "cannot create {} for the agent's raw log: {e}",
-                    dir.display()
-                );
-                return None;
-            }
-            open()
-        }
-        other => other,
-    };
-    match opened {
+    match in_folder(dir, open) {
         Ok(f) => Some(RawLog(std::io::BufWriter::with_capacity(64 * 1024, f))),
-        Err(e) => {
+        Err(FolderError::Make(e)) => {
+            tracing::warn!(
+                "cannot create {} for the agent's raw log: {e}",
+                dir.display()
+            );
+            None
+        }
+        Err(FolderError::Op(e)) => {
             tracing::warn!("cannot open the agent's raw log {}: {e}", path.display());
             None
         }
