@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime};
 
+use crate::task::paths::is_plain;
+
 /// Folder entries looked at, at most, in a folder that is not a git repository.
 const MAX_FILES: usize = 20_000;
 /// Files larger than this are compared by stamp only.
@@ -232,19 +234,6 @@ fn walk(
         }
     }
     true
-}
-
-/// True when `p` is written the way `Path::components` would put it back together: no empty
-/// or `.` components after the first, no trailing `/` (so byte equality is path equality).
-fn is_plain(p: &Path) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let b = p.as_os_str().as_bytes();
-    let body = b.strip_prefix(b"./").unwrap_or(b);
-    !(body.ends_with(b"/") && body.len() > 1
-        || body.ends_with(b"/.")
-        || body == b"."
-        || memchr::memmem::find(body, b"//").is_some()
-        || memchr::memmem::find(body, b"/./").is_some())
 }
 
 impl Snapshot {
@@ -471,18 +460,6 @@ mod tests {
             find_git_top(&top.join("a/b")),
             Some(top.join("a").as_path())
         );
-    }
-
-    #[test]
-    fn plain_paths_are_those_components_give_back() {
-        for p in ["/a/b", "a", "/", "./a/b", "a/b.c", "/a/.b", "/a/..", ".."] {
-            let back: PathBuf = Path::new(p).components().collect();
-            assert!(is_plain(Path::new(p)), "{p}");
-            assert_eq!(back.as_os_str(), Path::new(p).as_os_str(), "{p}");
-        }
-        for p in ["/a//b", "/a/./b", "/a/b/", "/a/b/.", "a/.", "."] {
-            assert!(!is_plain(Path::new(p)), "{p}");
-        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::events::EventLog;
 use crate::mediate::rules::{judge_criteria, route};
 use crate::runner::RunOutcome;
 use crate::store::{AttemptRecord, Store, StoreError, TaskRecord, TaskState};
+use crate::task::paths::is_plain;
 use crate::workspace::Workspace;
 
 /// Why finishing a task could not complete; the task stays pending and is tried again.
@@ -61,15 +62,9 @@ pub fn predict_archive(ws: &Workspace, file_name: &str, dest: ArchiveDest) -> Pa
 /// A path relative to the workspace root where possible, for results and events.
 pub fn rel(ws: &Workspace, p: &Path) -> String {
     // The usual case, a plain path under the root as Orca joins them, is cut as text
-    // (`strip_prefix` walks both paths component by component, six times per task).
+    // (`strip_prefix` walks both paths component by component, six times per task); both
+    // written plainly, bytes and components agree.
     use std::os::unix::ffi::OsStrExt;
-    let plain = |rest: &[u8]| {
-        !rest.is_empty()
-            && !rest.ends_with(b"/")
-            && rest
-                .split(|b| *b == b'/')
-                .all(|c| !c.is_empty() && c != b"." && c != b"..")
-    };
     let root = ws.root.as_os_str().as_bytes();
     if let Some(rest) = p
         .as_os_str()
@@ -77,7 +72,7 @@ pub fn rel(ws: &Workspace, p: &Path) -> String {
         .strip_prefix(root)
         .and_then(|r| r.strip_prefix(b"/"))
     {
-        if plain(rest) && !root.ends_with(b"/") {
+        if !rest.is_empty() && !root.ends_with(b"/") && is_plain(&ws.root) && is_plain(p) {
             return String::from_utf8_lossy(rest).into_owned();
         }
     }

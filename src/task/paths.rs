@@ -150,6 +150,19 @@ fn normalise(p: &Path) -> PathBuf {
     out
 }
 
+/// True when `p` is written the way `Path::components` would put it back together: no empty
+/// or `.` components after the first, no trailing `/` (so byte equality is path equality).
+pub fn is_plain(p: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let b = p.as_os_str().as_bytes();
+    let body = b.strip_prefix(b"./").unwrap_or(b);
+    !(body.ends_with(b"/") && body.len() > 1
+        || body.ends_with(b"/.")
+        || body == b"."
+        || memchr::memmem::find(body, b"//").is_some()
+        || memchr::memmem::find(body, b"/./").is_some())
+}
+
 /// Paths canonicalised so far: the absolute path given, the file or folder (device, inode)
 /// it reached, and its canonical path. Newest last; at most [`CANONICAL_CACHE`] entries.
 type CanonCache = Vec<(PathBuf, (u64, u64), PathBuf)>;
@@ -238,6 +251,18 @@ pub fn validate_id(id: &str) -> Result<(), PathError> {
 mod tests {
     use super::*;
     use std::fs;
+
+    #[test]
+    fn plain_paths_are_those_components_give_back() {
+        for p in ["/a/b", "a", "/", "./a/b", "a/b.c", "/a/.b", "/a/..", ".."] {
+            let back: PathBuf = Path::new(p).components().collect();
+            assert!(is_plain(Path::new(p)), "{p}");
+            assert_eq!(back.as_os_str(), Path::new(p).as_os_str(), "{p}");
+        }
+        for p in ["/a//b", "/a/./b", "/a/b/", "/a/b/.", "a/.", "."] {
+            assert!(!is_plain(Path::new(p)), "{p}");
+        }
+    }
 
     /// The allowed root is canonicalised once, and again when its path reaches another
     /// folder (a symlinked root pointed elsewhere).
