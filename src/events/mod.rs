@@ -183,13 +183,8 @@ impl EventLog {
     /// whether a step's event went out before the crash; a log rotated since is not read.
     pub fn logged(&self, task_id: &str, attempt: Option<u32>, event: &str) -> bool {
         use std::io::{Read, Seek, SeekFrom};
-        let mut pattern = String::from(",\"event\":");
-        push_json_str(&mut pattern, event);
-        pattern.push_str(",\"task_id\":");
-        push_json_str(&mut pattern, task_id);
-        if let Some(a) = attempt {
-            pattern.push_str(&format!(",\"attempt\":{a}"));
-        }
+        let mut pattern = String::new();
+        push_standard_keys(&mut pattern, event, Some(task_id), attempt);
         let Ok(mut file) = std::fs::File::open(&self.inner.path) else {
             return false;
         };
@@ -347,6 +342,21 @@ pub fn rotated_name(path: &Path, n: u32) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// The keys every line has after `ts`, in their order: `,"event":..` and, when given,
+/// `,"task_id":..` and `,"attempt":..` (also what [`EventLog::logged`] looks for).
+fn push_standard_keys(out: &mut String, event: &str, task_id: Option<&str>, attempt: Option<u32>) {
+    out.push_str(",\"event\":");
+    push_json_str(out, event);
+    if let Some(id) = task_id {
+        out.push_str(",\"task_id\":");
+        push_json_str(out, id);
+    }
+    if let Some(a) = attempt {
+        out.push_str(",\"attempt\":");
+        out.push_str(itoa::Buffer::new().format(a));
+    }
+}
+
 /// One event line, `\n` included. Standard keys first, then `fields`.
 fn format_line(
     ts: &str,
@@ -358,16 +368,7 @@ fn format_line(
     let mut out = String::with_capacity(128);
     out.push_str("{\"ts\":");
     push_json_str(&mut out, ts);
-    out.push_str(",\"event\":");
-    push_json_str(&mut out, event);
-    if let Some(id) = task_id {
-        out.push_str(",\"task_id\":");
-        push_json_str(&mut out, id);
-    }
-    if let Some(a) = attempt {
-        out.push_str(",\"attempt\":");
-        out.push_str(itoa::Buffer::new().format(a));
-    }
+    push_standard_keys(&mut out, event, task_id, attempt);
     let mut push_field = |k: &str, v: &serde_json::Value| {
         if RESERVED.contains(&k) {
             return;
