@@ -461,6 +461,15 @@ mod tests {
         }
     }
 
+    /// A fresh workspace with its event log (the folder lives as long as the first value).
+    fn workspace() -> (tempfile::TempDir, Workspace, EventLog) {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::new(dir.path());
+        ws.create_all().unwrap();
+        let events = EventLog::open(ws.events_file(), 1 << 20, 2).unwrap();
+        (dir, ws, events)
+    }
+
     /// Writes tasks/t.task.md and queues it as task `t`.
     fn queue_t(ws: &Workspace, store: &SqliteStore) {
         std::fs::write(
@@ -499,10 +508,7 @@ mod tests {
     /// file went (it is no longer in tasks/ to say so).
     #[test]
     fn a_lost_deferred_marker_is_redone_and_keeps_the_archive_path() {
-        let dir = tempfile::tempdir().unwrap();
-        let ws = Workspace::new(dir.path());
-        ws.create_all().unwrap();
-        let events = EventLog::open(ws.events_file(), 1 << 20, 2).unwrap();
+        let (_dir, ws, events) = workspace();
         {
             let store = SqliteStore::open_in_workspace(&ws).unwrap();
             let done = run_t(&ws, &store);
@@ -556,10 +562,7 @@ mod tests {
     /// before logging it): the restart's finalize logs the move, once.
     #[test]
     fn a_move_cut_off_before_its_event_is_logged_by_the_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let ws = Workspace::new(dir.path());
-        ws.create_all().unwrap();
-        let events = EventLog::open(ws.events_file(), 1 << 20, 2).unwrap();
+        let (_dir, ws, events) = workspace();
         let store = SqliteStore::open_in_workspace(&ws).unwrap();
         let done = run_t(&ws, &store);
         // What the cut-off finalize got done: the result (with its archive path) and the move.
@@ -603,11 +606,8 @@ mod tests {
     /// completed from that result file: the agent's output survives the restart.
     #[test]
     fn a_cut_off_finalize_reuses_the_result_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let ws = Workspace::new(dir.path());
-        ws.create_all().unwrap();
+        let (_dir, ws, events) = workspace();
         let store = SqliteStore::open_in_workspace(&ws).unwrap();
-        let events = EventLog::open(ws.events_file(), 1 << 20, 2).unwrap();
         queue_t(&ws, &store);
         store.claim("w", &[], 60_000, 2).unwrap().unwrap();
         let rec = store

@@ -853,7 +853,10 @@ impl Store for SqliteStore {
         f: Finish,
         next: Option<NextClaim<'_>>,
     ) -> Result<Finished, StoreError> {
-        let next_labels = next.map(|n| to_json(&n.labels)).transpose()?;
+        // The next claim's labels, as JSON, and its lease.
+        let next = next
+            .map(|n| to_json(&n.labels).map(|labels| (labels, n.lease_ms)))
+            .transpose()?;
         // Only what may differ from the claimed record comes back: the task itself (the
         // largest column, and JSON to decode) is carried over.
         const SQL: &str = finish_sql!("attempts, session_id, cancel_requested, progress");
@@ -880,11 +883,11 @@ impl Store for SqliteStore {
                 ..claimed.clone()
             };
             let attempts = self.attempts_in(tx, id)?;
-            let next = match (next, &next_labels) {
-                (Some(n), Some(labels)) => {
-                    self.claim_in(tx, worker, labels, n.lease_ms, f.now_ms)?
+            let next = match &next {
+                Some((labels, lease_ms)) => {
+                    self.claim_in(tx, worker, labels, *lease_ms, f.now_ms)?
                 }
-                _ => None,
+                None => None,
             };
             Ok(Finished {
                 record: rec,
