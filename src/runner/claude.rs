@@ -10,11 +10,13 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStderr, ChildStdout, Command};
+use tokio::net::unix::pipe;
+use tokio::process::Command;
 use tokio::sync::{mpsc, oneshot, watch, OnceCell};
 use tokio::time::Instant;
 
 use super::process::ProcessTree;
+use super::spawn::{self, AgentChild};
 use super::stream::{parse_line, read_line_bounded, LineRead, ResultLine, StreamEvent};
 use super::{Agent, BoxFuture, Outcome, Progress, RunOutcome, RunRequest};
 use crate::workspace::{in_folder, FolderError};
@@ -157,42 +159,36 @@ impl ClaudeAgent {
         if *cancel.borrow_and_update() {
             return out;
         }
-        let prefilled = prefilled_stdin(&req.prompt);
-        let prefill = prefilled.is_some();
-        let mut cmd = Command::new(&self.bin);
-        cmd.args(self.args(&req))
-            .current_dir(&req.working_dir)
-            .process_group(0)
-            .stdin(prefilled.map_or_else(Stdio::piped, Stdio::from))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
         // SAFETY: geteuid has no preconditions and cannot fail.
         let is_root = unsafe { libc::geteuid() } == 0;
-        cmd.envs(agent_env(&req, is_root));
-
-        let mut child = match cmd.spawn() {
+        let args = self.args(&req);
+        let env = agent_env(&req, is_root);
+        let stdin = match prefilled_stdin(&req.prompt) {
+            Some(r) => spawn::Stdin::From(r.into()),
+            None => spawn::Stdin::Pipe,
+        };
+        let mut child = match spawn::spawn(spawn::Launch {
+            program: &self.bin,
+            args: &args,
+            env: &env,
+            cwd: &req.working_dir,
+            stdin,
+        }) {
             Ok(c) => c,
             Err(e) => {
-                // A missing working folder fails the start like a missing binary: told apart
-                // here, on the error path, rather than with a stat before every start.
-                let reason = if req.working_dir.is_dir() {
-                    spawn_error(&self.bin, &e)
-                } else {
+                let reason = if e.stage == spawn::Stage::Chdir {
                     format!(
                         "the working folder {} does not exist or is not a folder; create it or fix the task's working_dir",
                         req.working_dir.display()
                     )
+                } else {
+                    spawn_error(&self.bin, &e.error)
                 };
                 out.outcome = Outcome::SpawnFailed { reason };
                 return out;
             }
         };
-        if prefill {
-            // Our copy of the pipe's read end: the agent has its own now.
-            cmd.stdin(Stdio::null());
-        }
-        let pid = child.id().unwrap_or(0);
+        let pid = child.id();
         let mut reaper = Reaper {
             tree: ProcessTree::new(pid),
             armed: pid != 0,
@@ -381,7 +377,7 @@ async fn cancel_requested(cancel: &mut watch::Receiver<bool>) {
 
 /// SIGTERM to the agent's group and every descendant's group; SIGKILL after `grace`.
 async fn stop_tree(
-    child: &mut Child,
+    child: &mut AgentChild,
     tree: &mut ProcessTree,
     grace: Duration,
 ) -> std::io::Result<ExitStatus> {
@@ -684,7 +680,7 @@ fn open_raw_log(path: &Path) -> Option<RawLog> {
 
 /// Reads stdout line by line: raw log, parsing, progress. Ends at EOF or on `stop`.
 async fn read_stdout(
-    stdout: ChildStdout,
+    stdout: pipe::Receiver,
     raw_log: std::path::PathBuf,
     progress: mpsc::UnboundedSender<Progress>,
     pid: u32,
@@ -743,7 +739,7 @@ async fn read_stdout(
 
 /// Keeps the last [`STDERR_TAIL_BYTES`] of stderr in `tail`. Ends at EOF or on `stop`.
 async fn read_stderr(
-    mut stderr: ChildStderr,
+    mut stderr: pipe::Receiver,
     tail: Arc<Mutex<Vec<u8>>>,
     mut stop: oneshot::Receiver<()>,
 ) {

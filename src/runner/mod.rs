@@ -8,6 +8,7 @@ pub mod changes;
 pub mod claude;
 pub mod process;
 pub mod prompt;
+pub mod spawn;
 pub mod stream;
 
 use std::future::Future;
