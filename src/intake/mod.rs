@@ -3,8 +3,8 @@
 //!
 //! How a file becomes [`Ready`]:
 //! - **closed after writing** (inotify `IN_CLOSE_WRITE`) or **renamed/moved in**
-//!   (`IN_MOVED_TO`): emitted at once from notify's thread (`settled: false`), no debounce;
-//! - **found by a scan** (at start, every `rescan_interval`, on watcher overflow or error, on
+//!   (`IN_MOVED_TO`): emitted at once (`settled: false`), no debounce;
+//! - **found by a scan** (at start, every `rescan_interval`, on watcher overflow, on
 //!   [`IntakeHandle::rescan`]): emitted at once when its mtime is older than `young`,
 //!   otherwise re-checked and emitted with `settled: true` once size and mtime stop changing;
 //! - **created but never closed** (a hard link, a writer that keeps the file open): emitted
@@ -23,11 +23,12 @@ use std::collections::{BinaryHeap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
-use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
 use crate::workspace::Workspace;
+use watch::{DirWatch, WatchEvent};
+
+mod watch;
 
 /// A task file that is ready to be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +48,7 @@ pub enum IntakeError {
     )]
     Watch {
         path: PathBuf,
-        source: notify::Error,
+        source: std::io::Error,
     },
     #[error("intake must be started from inside a tokio runtime (internal error)")]
     NoRuntime,
@@ -77,12 +78,11 @@ impl Default for IntakeOptions {
     }
 }
 
-/// The running intake. Dropping it stops the watcher and the background task; the
-/// receiver then ends.
+/// The running intake. Dropping it stops the background task and its watch; the receiver
+/// then ends.
 pub struct IntakeHandle {
     cmd: UnboundedSender<Cmd>,
     tasks_dir: PathBuf,
-    _watcher: notify::RecommendedWatcher,
 }
 
 impl std::fmt::Debug for IntakeHandle {
@@ -127,29 +127,15 @@ pub fn start_with(
     let dir = std::path::absolute(&tasks_dir).unwrap_or(tasks_dir);
 
     let (ready_tx, ready_rx) = mpsc::unbounded_channel();
-    let (msg_tx, msg_rx) = mpsc::unbounded_channel();
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
-
-    let mut callback = Callback {
-        dir: dir.clone(),
-        ready: ready_tx.clone(),
-        msgs: msg_tx,
-        recent: Recent::default(),
-    };
-    let mut watcher =
-        notify::recommended_watcher(move |res| callback.handle(res)).map_err(|source| {
-            IntakeError::Watch {
-                path: dir.clone(),
-                source,
-            }
-        })?;
-    watcher
-        .watch(&dir, RecursiveMode::NonRecursive)
-        .map_err(|source| IntakeError::Watch {
+    // Registered with this runtime's reactor: made inside it.
+    let watch = {
+        let _in_runtime = runtime.enter();
+        DirWatch::new(&dir).map_err(|source| IntakeError::Watch {
             path: dir.clone(),
             source,
-        })?;
-
+        })?
+    };
     let manager = Manager {
         dir: dir.clone(),
         opts,
@@ -157,14 +143,14 @@ pub fn start_with(
         tracked: HashMap::new(),
         heap: BinaryHeap::new(),
         gen: 0,
+        recent: Recent::default(),
     };
-    runtime.spawn(manager.run(msg_rx, cmd_rx));
+    runtime.spawn(manager.run(watch, cmd_rx));
 
     Ok((
         IntakeHandle {
             cmd: cmd_tx,
             tasks_dir: dir,
-            _watcher: watcher,
         },
         ready_rx,
     ))
@@ -174,54 +160,6 @@ pub fn start_with(
 enum Cmd {
     Defer(PathBuf),
     Rescan,
-}
-
-/// Messages from notify's thread to the background task.
-#[derive(Debug)]
-enum Msg {
-    /// The callback emitted this path (close/rename): stop settling it.
-    Emitted(PathBuf),
-    /// Created, not yet closed.
-    Created(PathBuf),
-    /// Written to, or closed without being emitted (unchanged): activity for settling.
-    Changed(PathBuf),
-    /// Removed or renamed away.
-    Gone(PathBuf),
-    /// Overflow or watcher error: rescan everything.
-    Rescan(Option<String>),
-}
-
-/// What an event means for intake.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Ready,
-    Created,
-    Changed,
-    Gone,
-    Ignore,
-}
-
-fn classify(kind: &EventKind) -> Kind {
-    match kind {
-        EventKind::Access(AccessKind::Close(AccessMode::Write)) => Kind::Ready,
-        EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Any)) => Kind::Ready,
-        // inotify also sends the `To` half on its own: that one is emitted.
-        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => Kind::Ignore,
-        EventKind::Modify(ModifyKind::Name(_)) => Kind::Gone,
-        EventKind::Modify(_) => Kind::Changed,
-        EventKind::Create(_) => Kind::Created,
-        EventKind::Remove(_) => Kind::Gone,
-        _ => Kind::Ignore,
-    }
-}
-
-/// True for a direct child of `dir` named like a task file. Cheap: no system call.
-fn is_task_path(dir: &Path, path: &Path) -> bool {
-    path.parent() == Some(dir)
-        && path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(Workspace::is_task_file_name)
 }
 
 /// Size and mtime of a regular file (symlinks followed); None when missing or not a file.
@@ -262,60 +200,6 @@ impl Recent {
     }
 }
 
-/// The notify callback's state. Runs on notify's thread; kept tiny.
-struct Callback {
-    dir: PathBuf,
-    ready: UnboundedSender<Ready>,
-    msgs: UnboundedSender<Msg>,
-    recent: Recent,
-}
-
-impl Callback {
-    fn handle(&mut self, res: notify::Result<notify::Event>) {
-        let event = match res {
-            Ok(ev) => ev,
-            Err(e) => {
-                let _ = self.msgs.send(Msg::Rescan(Some(e.to_string())));
-                return;
-            }
-        };
-        if event.need_rescan() {
-            let _ = self.msgs.send(Msg::Rescan(None));
-            return;
-        }
-        let kind = classify(&event.kind);
-        if kind == Kind::Ignore {
-            return;
-        }
-        for path in event.paths {
-            if !is_task_path(&self.dir, &path) {
-                continue;
-            }
-            let msg = match kind {
-                Kind::Ready => {
-                    if self.recent.admit(&path) {
-                        // Tell the background task first, so that a `defer` the daemon sends
-                        // after seeing this Ready is handled after it.
-                        let _ = self.msgs.send(Msg::Emitted(path.clone()));
-                        let _ = self.ready.send(Ready {
-                            path,
-                            settled: false,
-                        });
-                        continue;
-                    } else {
-                        Msg::Changed(path)
-                    }
-                }
-                Kind::Created => Msg::Created(path),
-                Kind::Changed => Msg::Changed(path),
-                Kind::Gone => Msg::Gone(path),
-                Kind::Ignore => continue,
-            };
-            let _ = self.msgs.send(msg);
-        }
-    }
-}
-
 /// A file being settled.
 struct Track {
     /// Size and mtime when last looked at; None when not looked at yet.
@@ -336,15 +220,18 @@ struct Manager {
     /// Deadlines of `tracked`, lazily cleaned: an entry whose gen differs is stale.
     heap: BinaryHeap<Reverse<(Instant, u64, PathBuf)>>,
     gen: u64,
+    /// Files emitted lately (to drop a repeated close of an unchanged file).
+    recent: Recent,
 }
 
 impl Manager {
-    async fn run(mut self, mut msgs: UnboundedReceiver<Msg>, mut cmds: UnboundedReceiver<Cmd>) {
+    async fn run(mut self, mut watch: DirWatch, mut cmds: UnboundedReceiver<Cmd>) {
         self.scan();
         let period = self.opts.rescan_interval.max(Duration::from_millis(10));
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut watcher_alive = true;
+        let mut watching = true;
+        let mut events = Vec::new();
         loop {
             let next = self.heap.peek().map(|Reverse((at, _, _))| *at);
             let sleep_to = tokio::time::Instant::from_std(
@@ -352,10 +239,18 @@ impl Manager {
             );
             tokio::select! {
                 biased;
-                msg = msgs.recv(), if watcher_alive => match msg {
-                    None => watcher_alive = false,
-                    Some(msg) => self.on_msg(msg),
-                },
+                read = watch.next_batch(&mut events), if watching => {
+                    if let Err(e) = read {
+                        tracing::warn!(
+                            "watching {} failed ({e}); rescanning the folder every {:?}",
+                            self.dir.display(),
+                            period
+                        );
+                        watching = false;
+                        self.scan();
+                    }
+                    watching &= self.on_events(&mut events);
+                }
                 cmd = cmds.recv() => match cmd {
                     None => return, // the handle was dropped
                     Some(Cmd::Defer(path)) => {
@@ -370,45 +265,97 @@ impl Manager {
         }
     }
 
-    fn on_msg(&mut self, msg: Msg) {
-        match msg {
-            Msg::Emitted(path) => {
-                // Delivered fresh: no need to settle it, unless the daemon asked for that.
-                if self.tracked.get(&path).is_some_and(|t| !t.deferred) {
-                    self.tracked.remove(&path);
+    /// Acts on one batch of events (and empties it); false when the watch has ended.
+    fn on_events(&mut self, events: &mut Vec<WatchEvent>) -> bool {
+        let mut watching = true;
+        let mut rescan = false;
+        // A file created, written and closed within one batch is simply ready: its earlier
+        // events would only start and stop a settling track.
+        let closed: Vec<usize> = events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| matches!(e, WatchEvent::Closed(_)))
+            .map(|(i, _)| i)
+            .collect();
+        let closed_later = |i: usize, name: &std::ffi::OsStr| {
+            closed
+                .iter()
+                .any(|&j| j > i && matches!(&events[j], WatchEvent::Closed(n) if n == name))
+        };
+        for (i, event) in events.iter().enumerate() {
+            match event {
+                WatchEvent::Overflow => rescan = true,
+                WatchEvent::Ended => {
+                    tracing::warn!(
+                        "the watch on {} ended (the folder was removed or moved); rescanning it every {:?}",
+                        self.dir.display(),
+                        self.opts.rescan_interval
+                    );
+                    watching = false;
+                }
+                WatchEvent::Closed(name) => {
+                    let Some(path) = self.task_path(name) else {
+                        continue;
+                    };
+                    if self.recent.admit(&path) {
+                        // Delivered fresh: no need to settle it, unless the daemon asked.
+                        if self.tracked.get(&path).is_some_and(|t| !t.deferred) {
+                            self.tracked.remove(&path);
+                        }
+                        let _ = self.ready.send(Ready {
+                            path,
+                            settled: false,
+                        });
+                    } else {
+                        self.changed(&path);
+                    }
+                }
+                WatchEvent::Created(name) => {
+                    if closed_later(i, name) {
+                        continue;
+                    }
+                    // Nearly always closed a moment later: the file is looked at only if its
+                    // quiet period passes first.
+                    if let Some(path) = self.task_path(name) {
+                        if !self.tracked.contains_key(&path) {
+                            let quiet = self.opts.create_quiet;
+                            self.start_track(path, quiet, false, None);
+                        }
+                    }
+                }
+                WatchEvent::Modified(name) => {
+                    if closed_later(i, name) {
+                        continue;
+                    }
+                    if let Some(path) = self.task_path(name) {
+                        self.changed(&path);
+                    }
                 }
             }
-            Msg::Gone(path) => {
-                self.tracked.remove(&path);
-            }
-            Msg::Created(path) => {
-                // Nearly always closed a moment later (then `Emitted` ends the track): the
-                // file is looked at only if its quiet period passes first.
-                if !self.tracked.contains_key(&path) {
-                    let quiet = self.opts.create_quiet;
-                    self.start_track(path, quiet, false, None);
-                }
-            }
-            Msg::Changed(path) => {
-                // The deadline moves; its heap entry is moved on when it comes due (no entry
-                // per write of a file written in many pieces).
-                if let Some(t) = self.tracked.get_mut(&path) {
-                    t.deadline = Instant::now() + t.quiet;
-                }
-            }
-            Msg::Rescan(err) => {
-                match err {
-                    Some(e) => tracing::warn!(
-                        "watching {} failed ({e}); rescanning the folder",
-                        self.dir.display()
-                    ),
-                    None => tracing::info!(
-                        "watcher overflow on {}; rescanning the folder",
-                        self.dir.display()
-                    ),
-                }
-                self.scan();
-            }
+        }
+        events.clear();
+        if rescan {
+            tracing::info!(
+                "watcher overflow on {}; rescanning the folder",
+                self.dir.display()
+            );
+            self.scan();
+        }
+        watching
+    }
+
+    /// The path of a direct child named like a task file.
+    fn task_path(&self, name: &std::ffi::OsStr) -> Option<PathBuf> {
+        name.to_str()
+            .filter(|n| Workspace::is_task_file_name(n))
+            .map(|n| self.dir.join(n))
+    }
+
+    /// Activity on a file being settled: its deadline moves (its heap entry is moved on
+    /// when it comes due, not for each write of a file written in many pieces).
+    fn changed(&mut self, path: &Path) {
+        if let Some(t) = self.tracked.get_mut(path) {
+            t.deadline = Instant::now() + t.quiet;
         }
     }
 
@@ -541,37 +488,72 @@ impl Manager {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use notify::event::{CreateKind, DataChange, RemoveKind};
 
-    #[test]
-    fn classifies_events() {
-        let close_write = EventKind::Access(AccessKind::Close(AccessMode::Write));
-        assert_eq!(classify(&close_write), Kind::Ready);
-        let to = EventKind::Modify(ModifyKind::Name(RenameMode::To));
-        assert_eq!(classify(&to), Kind::Ready);
-        let both = EventKind::Modify(ModifyKind::Name(RenameMode::Both));
-        assert_eq!(classify(&both), Kind::Ignore);
-        let from = EventKind::Modify(ModifyKind::Name(RenameMode::From));
-        assert_eq!(classify(&from), Kind::Gone);
-        let create = EventKind::Create(CreateKind::File);
-        assert_eq!(classify(&create), Kind::Created);
-        let data = EventKind::Modify(ModifyKind::Data(DataChange::Any));
-        assert_eq!(classify(&data), Kind::Changed);
-        assert_eq!(classify(&EventKind::Remove(RemoveKind::File)), Kind::Gone);
-        let read = EventKind::Access(AccessKind::Close(AccessMode::Read));
-        assert_eq!(classify(&read), Kind::Ignore);
-        let open = EventKind::Access(AccessKind::Open(AccessMode::Any));
-        assert_eq!(classify(&open), Kind::Ignore);
+    fn manager(dir: &Path) -> (Manager, UnboundedReceiver<Ready>) {
+        let (ready, rx) = mpsc::unbounded_channel();
+        let m = Manager {
+            dir: dir.to_path_buf(),
+            opts: IntakeOptions::default(),
+            ready,
+            tracked: HashMap::new(),
+            heap: BinaryHeap::new(),
+            gen: 0,
+            recent: Recent::default(),
+        };
+        (m, rx)
+    }
+
+    fn drained(rx: &mut UnboundedReceiver<Ready>) -> Vec<(String, bool)> {
+        let mut v = Vec::new();
+        while let Ok(r) = rx.try_recv() {
+            let name = r.path.file_name().map(|n| n.to_string_lossy().into_owned());
+            v.push((name.unwrap_or_default(), r.settled));
+        }
+        v
     }
 
     #[test]
-    fn task_paths_are_direct_children_with_task_names() {
-        let dir = Path::new("/w/tasks");
-        assert!(is_task_path(dir, Path::new("/w/tasks/a.task.md")));
-        assert!(!is_task_path(dir, Path::new("/w/tasks/sub/a.task.md")));
-        assert!(!is_task_path(dir, Path::new("/w/tasks/.a.task.md")));
-        assert!(!is_task_path(dir, Path::new("/w/tasks/a.task.md.tmp")));
-        assert!(!is_task_path(dir, Path::new("/w/tasks")));
+    fn batches_of_events_become_ready_files_and_tracks() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut m, mut rx) = manager(dir.path());
+        for n in ["a.task.md", "b.task.md", "notes.txt", "old.task.md"] {
+            std::fs::write(dir.path().join(n), "x").unwrap();
+        }
+        let ev = |k: fn(std::ffi::OsString) -> WatchEvent, n: &str| k(n.into());
+        // Created, written and closed in one batch: ready at once, never tracked. Created
+        // only: tracked until closed or quiet. Other names: ignored.
+        let mut batch = vec![
+            ev(WatchEvent::Created, "a.task.md"),
+            ev(WatchEvent::Modified, "a.task.md"),
+            ev(WatchEvent::Closed, "a.task.md"),
+            ev(WatchEvent::Created, "b.task.md"),
+            ev(WatchEvent::Closed, "notes.txt"),
+        ];
+        assert!(m.on_events(&mut batch));
+        assert!(batch.is_empty());
+        assert_eq!(drained(&mut rx), vec![("a.task.md".into(), false)]);
+        assert_eq!(m.tracked.len(), 1);
+        assert!(m.tracked.contains_key(&dir.path().join("b.task.md")));
+        // Closed later: emitted, and no longer settled.
+        let mut batch = vec![ev(WatchEvent::Closed, "b.task.md")];
+        assert!(m.on_events(&mut batch));
+        assert_eq!(drained(&mut rx), vec![("b.task.md".into(), false)]);
+        assert!(m.tracked.is_empty());
+        // Closed again unchanged (an editor touching it): not emitted twice.
+        let mut batch = vec![ev(WatchEvent::Closed, "b.task.md")];
+        assert!(m.on_events(&mut batch));
+        assert_eq!(drained(&mut rx), vec![]);
+        // Overflow: the folder is scanned (old files emitted, young ones settled first).
+        let mut batch = vec![WatchEvent::Overflow];
+        assert!(m.on_events(&mut batch));
+        assert!(
+            drained(&mut rx).is_empty(),
+            "all files are young: settled first"
+        );
+        assert_eq!(m.tracked.len(), 3);
+        // The watch ended.
+        let mut batch = vec![WatchEvent::Ended];
+        assert!(!m.on_events(&mut batch));
     }
 
     #[test]
