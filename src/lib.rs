@@ -12,6 +12,7 @@ pub mod events;
 pub mod intake;
 pub mod logging;
 pub mod mediate;
+pub mod path_memo;
 pub mod runner;
 pub mod scheduler;
 pub mod store;

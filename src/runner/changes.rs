@@ -8,13 +8,16 @@
 //! in it and its parents, so `git` is only started where there is one.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
 use std::hash::Hasher;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::path_memo::PathMemo;
 use crate::task::paths::is_plain;
 
 /// Folder entries looked at, at most, in a folder that is not a git repository.
@@ -93,11 +96,11 @@ fn stamp(path: &Path, now: SystemTime) -> Option<Stamp> {
 /// The top of the git work tree holding the canonical folder `dir` (the nearest folder,
 /// `dir` or a parent, with a `.git` folder or file), found without starting `git`.
 fn git_top(dir: &Path) -> Option<PathBuf> {
-    if let Some(top) = GIT_TOPS.get(dir) {
+    if let Some((top, _)) = GIT_TOPS.get(dir, |(_, at)| at.elapsed() < GIT_TOP_TTL) {
         return top;
     }
     let top = find_git_top(dir).map(Path::to_path_buf);
-    GIT_TOPS.put(dir, top.clone());
+    GIT_TOPS.put(dir, (top.clone(), std::time::Instant::now()));
     top
 }
 
@@ -112,28 +115,82 @@ fn find_git_top(dir: &Path) -> Option<&Path> {
 /// stamp comparison is right either way; git only makes it cheaper in large folders).
 const GIT_TOP_TTL: Duration = Duration::from_secs(2);
 
-/// Recent answers of [`git_top`], by folder.
-static GIT_TOPS: GitTops = GitTops(std::sync::Mutex::new(Vec::new()));
+/// Recent answers of [`git_top`], by folder, with when they were found.
+static GIT_TOPS: PathMemo<(Option<PathBuf>, std::time::Instant)> = PathMemo::new(64);
 
-struct GitTops(std::sync::Mutex<Vec<(PathBuf, Option<PathBuf>, std::time::Instant)>>);
+/// What a folder entry is, as its listing says (symlinks are neither folder nor file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EntryKind {
+    Dir,
+    File,
+    Other,
+}
 
-impl GitTops {
-    fn get(&self, dir: &Path) -> Option<Option<PathBuf>> {
-        let tops = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        tops.iter()
-            .find(|(d, _, at)| d.as_os_str() == dir.as_os_str() && at.elapsed() < GIT_TOP_TTL)
-            .map(|(_, top, _)| top.clone())
-    }
+/// A folder's identity and last change: while these are the same, so are its entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FolderKey {
+    dev: u64,
+    ino: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
 
-    fn put(&self, dir: &Path, top: Option<PathBuf>) {
-        let mut tops = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        tops.retain(|(d, _, at)| d.as_os_str() != dir.as_os_str() && at.elapsed() < GIT_TOP_TTL);
-        // A handful of working folders is the rule; never let the list grow without bound.
-        if tops.len() >= 64 {
-            tops.remove(0);
+impl FolderKey {
+    fn of(m: &std::fs::Metadata) -> FolderKey {
+        FolderKey {
+            dev: m.dev(),
+            ino: m.ino(),
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+            ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
         }
-        tops.push((dir.to_path_buf(), top, std::time::Instant::now()));
     }
+}
+
+/// A folder's entries: name and kind.
+type Listing = Arc<[(OsString, EntryKind)]>;
+
+/// Listings of small folders, reused while the folder's key is unchanged: a working folder
+/// shared by a burst of tasks is listed twice per task, and its entries rarely change.
+static LISTINGS: PathMemo<(FolderKey, Listing)> = PathMemo::new(64);
+/// Folders with more entries than this are listed anew each time.
+const LISTING_MEMO_ENTRIES: usize = 256;
+/// A listing is reused only when taken this long after the folder's last change: a later
+/// change then has another mtime, however coarse the file system's clock.
+const LISTING_SETTLED: Duration = Duration::from_millis(100);
+
+/// The entries of `dir` (not following a symlink at `dir` itself), from the memo when the
+/// folder has not changed since it was listed.
+fn list(dir: &Path) -> Option<Listing> {
+    let m = std::fs::symlink_metadata(dir).ok()?;
+    let key = FolderKey::of(&m);
+    if let Some((_, entries)) = LISTINGS.get(dir, |(k, _)| *k == key) {
+        return Some(entries);
+    }
+    let started = SystemTime::now();
+    let entries: Listing = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let ft = e.file_type().ok()?;
+            let kind = if ft.is_dir() {
+                EntryKind::Dir
+            } else if ft.is_file() {
+                EntryKind::File
+            } else {
+                EntryKind::Other
+            };
+            Some((e.file_name(), kind))
+        })
+        .collect();
+    let settled = m
+        .modified()
+        .ok()
+        .and_then(|t| started.duration_since(t).ok())
+        .is_some_and(|age| age >= LISTING_SETTLED);
+    if settled && entries.len() <= LISTING_MEMO_ENTRIES {
+        LISTINGS.put(dir, (key, Arc::clone(&entries)));
+    }
+    Some(entries)
 }
 
 /// Paths (relative to `dir`) that `git status` reports as modified, added or untracked;
@@ -203,33 +260,38 @@ fn walk(
     };
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&dir) else {
+        let Some(entries) = list(&dir) else {
             continue;
         };
-        for e in rd.flatten() {
+        for (name, kind) in entries.iter() {
             if budget.entries == 0 {
                 return false;
             }
             budget.entries -= 1;
-            let path = e.path();
-            let name = e.file_name();
+            let path = dir.join(name);
             if name == ".git" || skipped(&path) {
                 continue;
             }
-            let Ok(ft) = e.file_type() else { continue };
-            if ft.is_dir() {
-                stack.push(path);
-            } else if ft.is_file() {
-                let Ok(m) = e.metadata() else { continue };
-                if is_racy(&m, now) && m.len() <= MAX_HASH_BYTES {
-                    if m.len() > budget.hash_bytes {
-                        return false;
+            match kind {
+                EntryKind::Dir => stack.push(path),
+                EntryKind::File => {
+                    let Ok(m) = std::fs::symlink_metadata(&path) else {
+                        continue;
+                    };
+                    if !m.is_file() {
+                        continue; // replaced since the listing
                     }
-                    budget.hash_bytes -= m.len();
+                    if is_racy(&m, now) && m.len() <= MAX_HASH_BYTES {
+                        if m.len() > budget.hash_bytes {
+                            return false;
+                        }
+                        budget.hash_bytes -= m.len();
+                    }
+                    if let Ok(rel) = path.strip_prefix(root) {
+                        out.insert(rel.to_string_lossy().into_owned(), stamp_of(&path, &m, now));
+                    }
                 }
-                if let Ok(rel) = path.strip_prefix(root) {
-                    out.insert(rel.to_string_lossy().into_owned(), stamp_of(&path, &m, now));
-                }
+                EntryKind::Other => {}
             }
         }
     }
@@ -377,6 +439,51 @@ mod tests {
             before.changed_since(&skip),
             ["edit.txt", "gone.txt", "new.txt"]
         );
+    }
+
+    /// Sets the modification time of a folder (or file) `secs` into the past.
+    fn age(path: &Path, secs: u64) {
+        let t = SystemTime::now() - Duration::from_secs(secs);
+        let f = std::fs::File::open(path).expect("open");
+        f.set_times(std::fs::FileTimes::new().set_modified(t).set_accessed(t))
+            .expect("set times");
+    }
+
+    #[test]
+    fn folder_listings_are_reused_only_while_the_folder_is_unchanged() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let sub = d.path().join("sub");
+        std::fs::create_dir(&sub).expect("mkdir");
+        std::fs::write(sub.join("a.txt"), "a").expect("write");
+        // The remembered listing that still holds, by its number of entries.
+        let memo = |dir: &Path| {
+            let key = FolderKey::of(&std::fs::symlink_metadata(dir).expect("stat"));
+            LISTINGS.get(dir, |(k, _)| *k == key).map(|(_, e)| e.len())
+        };
+        // Listed right after a change: not remembered (a change in the same clock tick
+        // would not show in the folder's mtime).
+        assert_eq!(list(&sub).map(|e| e.len()), Some(1));
+        assert_eq!(memo(&sub), None);
+        // Settled: remembered, and reused while the folder's stamp is the same.
+        age(&sub, 10);
+        let before = Snapshot::take(d.path(), &[]);
+        assert_eq!(memo(&sub), Some(1));
+        // A new entry changes the folder's mtime: listed anew, the new file is seen.
+        std::fs::write(sub.join("b.txt"), "b").expect("write");
+        assert_eq!(before.changed_since(&[]), ["sub/b.txt"]);
+        assert_eq!(
+            memo(&sub),
+            None,
+            "listed too soon after its change to be kept"
+        );
+        // A file replaced by a folder of the same name under a remembered listing (the
+        // listing's stamp then differs too) is not stamped as a file.
+        age(&sub, 10);
+        let before = Snapshot::take(d.path(), &[]);
+        assert_eq!(memo(&sub), Some(2));
+        std::fs::remove_file(sub.join("a.txt")).expect("rm");
+        std::fs::create_dir(sub.join("a.txt")).expect("mkdir");
+        assert_eq!(before.changed_since(&[]), ["sub/a.txt"]);
     }
 
     #[test]

@@ -159,8 +159,9 @@ impl ClaudeAgent {
         if *cancel.borrow_and_update() {
             return out;
         }
+        static IS_ROOT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         // SAFETY: geteuid has no preconditions and cannot fail.
-        let is_root = unsafe { libc::geteuid() } == 0;
+        let is_root = *IS_ROOT.get_or_init(|| unsafe { libc::geteuid() } == 0);
         let args = self.args(&req);
         let env = agent_env(&req, is_root);
         let stdin = match prefilled_stdin(&req.prompt) {

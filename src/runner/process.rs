@@ -117,7 +117,9 @@ impl ProcessTree {
     /// Sends `sig` to the agent's process group and to every known descendant still alive,
     /// and to the process group of each (never to Orca's own group).
     pub fn signal_all(&self, sig: Signal) {
-        let own = getpgrp().as_raw();
+        // Orca never changes its own group: asked once.
+        static OWN: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+        let own = *OWN.get_or_init(|| getpgrp().as_raw());
         if self.root > 1 && self.root != own {
             let _ = killpg(Pid::from_raw(self.root), sig);
         }

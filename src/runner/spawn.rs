@@ -96,23 +96,16 @@ impl AgentChild {
     /// again once reaped.
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
         loop {
-            if let Some(s) = self.try_wait()? {
+            if let Some(s) = self.status {
                 return Ok(s);
             }
+            // Readable once the child has ended: only then is it reaped (no waitpid first).
             let mut ready = self.pidfd.readable().await?;
             match reap(self.pid, libc::WNOHANG)? {
                 Some(s) => self.status = Some(s),
                 None => ready.clear_ready(),
             }
         }
-    }
-
-    /// The exit status if the child has ended (reaping it), else None.
-    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
-        if self.status.is_none() {
-            self.status = reap(self.pid, libc::WNOHANG)?;
-        }
-        Ok(self.status)
     }
 }
 

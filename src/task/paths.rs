@@ -1,6 +1,7 @@
 //! Path policy: resolve working dirs and target files against CLAUDE_BASE_CWD, normalise
 //! `..`, resolve symlinks where they exist, refuse anything outside CLAUDE_ALLOWED_ROOT.
 
+use crate::path_memo::PathMemo;
 use std::path::{Component, Path, PathBuf};
 
 use super::{Task, TaskError, TaskErrorKind};
@@ -164,10 +165,8 @@ pub fn is_plain(p: &Path) -> bool {
 }
 
 /// Paths canonicalised so far: the absolute path given, the file or folder (device, inode)
-/// it reached, and its canonical path. Newest last; at most [`CANONICAL_CACHE`] entries.
-type CanonCache = Vec<(PathBuf, (u64, u64), PathBuf)>;
-static CANONICAL: std::sync::Mutex<CanonCache> = std::sync::Mutex::new(Vec::new());
-const CANONICAL_CACHE: usize = 64;
+/// it reached then, and its canonical path.
+static CANONICAL: PathMemo<((u64, u64), PathBuf)> = PathMemo::new(64);
 
 /// [`resolve_existing_prefix`] of an absolute, normalised path (an allowed root, a working
 /// folder, a target file), canonicalised again only when the path now reaches another file
@@ -180,22 +179,11 @@ fn canonical_cached(path: &Path) -> Result<PathBuf, String> {
         return resolve_existing_prefix(path);
     };
     let id = (meta.dev(), meta.ino());
-    let cache = CANONICAL.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some((_, _, canon)) = cache
-        .iter()
-        .rev()
-        .find(|(p, i, _)| *i == id && p.as_os_str() == path.as_os_str())
-    {
-        return Ok(canon.clone());
+    if let Some((_, canon)) = CANONICAL.get(path, |(reached, _)| *reached == id) {
+        return Ok(canon);
     }
-    drop(cache);
     let canon = resolve_existing_prefix(path)?;
-    let mut cache = CANONICAL.lock().unwrap_or_else(|p| p.into_inner());
-    cache.retain(|(p, _, _)| p.as_os_str() != path.as_os_str());
-    if cache.len() >= CANONICAL_CACHE {
-        cache.remove(0);
-    }
-    cache.push((path.to_path_buf(), id, canon.clone()));
+    CANONICAL.put(path, (id, canon.clone()));
     Ok(canon)
 }
 
