@@ -39,7 +39,7 @@ async fn run(agent: &ClaudeAgent, req: RunRequest) -> (RunOutcome, Vec<Progress>
     let out = agent.run(req, cancel_rx, tx).await;
     let mut updates = Vec::new();
     while let Ok(p) = rx.try_recv() {
-        updates.push(p);
+        updates.push(*p);
     }
     (out, updates)
 }
@@ -282,7 +282,7 @@ async fn cancel_stops_a_running_agent_and_its_children() {
     let dir = tempfile::tempdir().unwrap();
     let req = request(dir.path(), "fake-agent: child");
     let (cancel_tx, cancel_rx) = watch::channel(false);
-    let (tx, mut rx) = mpsc::unbounded_channel::<Progress>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Box<Progress>>();
     let a = agent();
     let handle = tokio::spawn(async move { a.run(req, cancel_rx, tx).await });
     // Wait for the init line (printed after the children started), then cancel.
@@ -306,7 +306,7 @@ async fn dropping_a_run_kills_the_tree() {
     let dir = tempfile::tempdir().unwrap();
     let req = request(dir.path(), "fake-agent: child");
     let (_cancel_tx, cancel_rx) = watch::channel(false);
-    let (tx, mut rx) = mpsc::unbounded_channel::<Progress>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Box<Progress>>();
     let a = agent();
     let handle = tokio::spawn(async move { a.run(req, cancel_rx, tx).await });
     let mut pid = None;

@@ -9,16 +9,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::unix::pipe;
 use tokio::process::Command;
-use tokio::sync::{mpsc, oneshot, watch, OnceCell};
+use tokio::sync::{oneshot, watch, OnceCell};
 use tokio::time::Instant;
 
 use super::process::ProcessTree;
 use super::spawn::{self, AgentChild};
 use super::stream::{parse_line, read_line_bounded, LineRead, ResultLine, StreamEvent};
-use super::{Agent, BoxFuture, Outcome, Progress, RunOutcome, RunRequest};
+use super::{Agent, BoxFuture, Outcome, Progress, ProgressSender, RunOutcome, RunRequest};
 use crate::workspace::{in_folder, FolderError};
 
 /// Time between SIGTERM and SIGKILL when an attempt times out (DESIGN §3).
@@ -142,7 +142,7 @@ impl ClaudeAgent {
         &self,
         req: RunRequest,
         mut cancel: watch::Receiver<bool>,
-        progress: mpsc::UnboundedSender<Progress>,
+        progress: ProgressSender,
     ) -> RunOutcome {
         let mut out = RunOutcome {
             outcome: Outcome::Cancelled,
@@ -212,7 +212,7 @@ impl ClaudeAgent {
         }
         // Both pipes are read by one task (stdout line by line, stderr's tail), until both
         // close or `stop` says the agent is gone and an escaped process holds them open.
-        let tail = Arc::new(Mutex::new(Vec::<u8>::with_capacity(STDERR_TAIL_BYTES)));
+        let tail = Arc::new(Mutex::new(Vec::<u8>::new()));
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (stop_err_tx, stop_err_rx) = oneshot::channel::<()>();
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
@@ -321,7 +321,7 @@ impl Agent for ClaudeAgent {
         &self,
         req: RunRequest,
         cancel: watch::Receiver<bool>,
-        progress: mpsc::UnboundedSender<Progress>,
+        progress: ProgressSender,
     ) -> BoxFuture<'_, RunOutcome> {
         Box::pin(ClaudeAgent::run(self, req, cancel, progress))
     }
@@ -664,7 +664,7 @@ fn open_raw_log(path: &Path) -> Option<RawLog> {
             .open(path)
     };
     match in_folder(dir, open) {
-        Ok(f) => Some(RawLog(std::io::BufWriter::with_capacity(64 * 1024, f))),
+        Ok(f) => Some(RawLog(std::io::BufWriter::with_capacity(16 * 1024, f))),
         Err(FolderError::Make(e)) => {
             tracing::warn!(
                 "cannot create {} for the agent's raw log: {e}",
@@ -683,7 +683,7 @@ fn open_raw_log(path: &Path) -> Option<RawLog> {
 async fn read_stdout(
     stdout: pipe::Receiver,
     raw_log: std::path::PathBuf,
-    progress: mpsc::UnboundedSender<Progress>,
+    progress: ProgressSender,
     pid: u32,
     mut stop: oneshot::Receiver<()>,
 ) -> StreamState {
@@ -694,7 +694,7 @@ async fn read_stdout(
     let mut buf = Vec::new();
     let mut st = StreamState::default();
     let mut last_sent = st.progress(pid);
-    let _ = progress.send(last_sent.clone());
+    let _ = progress.send(Box::new(last_sent.clone()));
     loop {
         let read = tokio::select! {
             biased;
@@ -715,7 +715,7 @@ async fn read_stdout(
         if st.apply(parse_line(&buf)) {
             let p = st.progress(pid);
             if p != last_sent {
-                let _ = progress.send(p.clone());
+                let _ = progress.send(Box::new(p.clone()));
                 last_sent = p;
             }
         }
@@ -740,19 +740,24 @@ async fn read_stdout(
 
 /// Keeps the last [`STDERR_TAIL_BYTES`] of stderr in `tail`. Ends at EOF or on `stop`.
 async fn read_stderr(
-    mut stderr: pipe::Receiver,
+    stderr: pipe::Receiver,
     tail: Arc<Mutex<Vec<u8>>>,
     mut stop: oneshot::Receiver<()>,
 ) {
-    let mut chunk = vec![0u8; 8192];
     loop {
-        let read = tokio::select! {
+        let ready = tokio::select! {
             biased;
             Ok(()) = &mut stop => break,
-            r = stderr.read(&mut chunk) => r,
+            r = stderr.readable() => r,
         };
-        match read {
-            Ok(0) | Err(_) => break,
+        if ready.is_err() {
+            break;
+        }
+        // Read into the stack once there is something (or the end) to read: most agents
+        // write nothing to stderr, and a buffer kept per run would be allocated for nothing.
+        let mut chunk = [0u8; 4096];
+        match stderr.try_read(&mut chunk) {
+            Ok(0) => break,
             Ok(n) => {
                 let mut t = tail.lock().unwrap_or_else(|e| e.into_inner());
                 t.extend_from_slice(&chunk[..n]);
@@ -761,6 +766,9 @@ async fn read_stderr(
                     t.drain(..cut);
                 }
             }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
         }
     }
 }

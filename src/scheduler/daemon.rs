@@ -809,7 +809,7 @@ impl Daemon {
             json!({"working_dir": working_dir, "bin": cfg.claude_bin, "timeout_sec": req.timeout.as_secs(),
                    "resume_session": req.resume_session}),
         );
-        let (ptx, prx) = mpsc::unbounded_channel::<Progress>();
+        let (ptx, prx) = mpsc::unbounded_channel::<Box<Progress>>();
         let agent = match self.agent.read() {
             Ok(a) => Arc::clone(&a),
             Err(p) => Arc::clone(&p.into_inner()),
@@ -1303,12 +1303,12 @@ async fn forward_progress(
     id: String,
     attempt: u32,
     node: String,
-    mut rx: mpsc::UnboundedReceiver<Progress>,
+    mut rx: mpsc::UnboundedReceiver<Box<Progress>>,
 ) {
     const EVERY: Duration = Duration::from_millis(250);
     let mut last: Option<(u32, Option<String>)> = None;
     let mut next_write = Instant::now() + FIRST_PROGRESS_AFTER;
-    let mut pending: Option<Progress> = None;
+    let mut pending: Option<Box<Progress>> = None;
     loop {
         // A report held back by the rate limit is stored when its turn comes, even if the
         // agent then stays quiet for a long time.

@@ -340,7 +340,7 @@ impl SqliteStore {
                  AND (not_before_ms IS NULL OR not_before_ms <= ?2) \
                  AND (requires IS NULL OR NOT EXISTS ( \
                    SELECT 1 FROM json_each(tasks.requires) AS r \
-                   WHERE r.value NOT IN (SELECT value FROM json_each(?4)))) \
+                   WHERE NOT EXISTS (SELECT 1 FROM json_each(?4) AS l WHERE l.value = r.value))) \
                ORDER BY prio_rank, seq LIMIT 1) \
              RETURNING ",
             cols!()

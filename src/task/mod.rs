@@ -451,21 +451,11 @@ pub fn parse_file(path: &Path) -> Result<Task, TaskError> {
 pub(crate) fn read_limited(path: &Path) -> Result<Vec<u8>, TaskErrorKind> {
     use std::io::Read;
     let io = |e: std::io::Error| TaskErrorKind::Io(e.to_string());
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if !meta.is_file() {
-        return Err(TaskErrorKind::Io("not a regular file".into()));
-    }
-    if meta.len() > MAX_TASK_FILE_BYTES {
-        return Err(TaskErrorKind::TooLarge {
-            size: meta.len(),
-            limit: MAX_TASK_FILE_BYTES,
-        });
-    }
     let mut opts = std::fs::OpenOptions::new();
     opts.read(true);
     #[cfg(unix)]
     {
-        // Never block on open if the path was swapped for a FIFO after the check above.
+        // Never block on open if the path is a FIFO: what it is, is checked once open.
         use std::os::unix::fs::OpenOptionsExt;
         opts.custom_flags(libc::O_NONBLOCK);
     }
