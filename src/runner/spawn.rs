@@ -494,7 +494,14 @@ fn clone_child(args: &ChildArgs) -> io::Result<(u32, OwnedFd)> {
         // SAFETY: restores this thread's mask saved above.
         unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
         if pid < 0 {
-            return Err(err);
+            return Err(match err.raw_os_error() {
+                // CLONE_PIDFD is Linux 5.2; waiting on a pidfd, 5.3.
+                Some(libc::EINVAL | libc::ENOSYS) => io::Error::new(
+                    err.kind(),
+                    format!("clone(2) refused to start a process ({err}); Orca needs Linux 5.3 or later"),
+                ),
+                _ => err,
+            });
         }
         // SAFETY: the kernel gave us this new descriptor.
         let fd = unsafe { OwnedFd::from_raw_fd(pidfd) };
