@@ -175,6 +175,8 @@ struct Node {
     /// Sorted by name.
     properties: Vec<(String, Node)>,
     required: Vec<String>,
+    /// For each required name, the index of the property of that name, if any.
+    required_at: Vec<Option<usize>>,
     /// `additionalProperties: false`.
     closed: bool,
     items: Option<Box<Node>>,
@@ -318,6 +320,15 @@ impl Compiler<'_> {
                 }
             }
         }
+        node.required_at = node
+            .required
+            .iter()
+            .map(|r| {
+                node.properties
+                    .binary_search_by(|(p, _)| p.as_str().cmp(r))
+                    .ok()
+            })
+            .collect();
         Ok(node)
     }
 }
@@ -379,6 +390,8 @@ impl Checker {
             checker: self,
             path: Vec::new(),
             out: Vec::new(),
+            probing: false,
+            probe_failures: 0,
         };
         walk.node(&self.root, instance, 0);
         walk.out
@@ -395,6 +408,11 @@ struct Walk<'c, 'v> {
     checker: &'c Checker,
     path: Vec<Seg<'v>>,
     out: Vec<Failure>,
+    /// Probing `anyOf` branches: a failure is only counted, its message not written (a
+    /// valid result's `null`s fail one branch each, and the messages cost more than the
+    /// rest of the check).
+    probing: bool,
+    probe_failures: usize,
 }
 
 impl<'v> Walk<'_, 'v> {
@@ -412,29 +430,32 @@ impl<'v> Walk<'_, 'v> {
         p
     }
 
-    fn fail(&mut self, keyword: &'static str, message: String) {
+    fn fail(&mut self, keyword: &'static str, message: impl FnOnce() -> String) {
+        if self.probing {
+            self.probe_failures += 1;
+            return;
+        }
         let pointer = self.pointer();
         self.out.push(Failure {
             pointer,
             keyword,
-            message,
+            message: message(),
         });
     }
 
     fn node(&mut self, n: &Node, v: &'v Value, depth: u32) {
         if depth > MAX_DEPTH {
-            self.fail(
-                "$ref",
+            self.fail("$ref", || {
                 "the schema nests too deeply here (a `$ref` cycle?); this is a bug in Orca"
-                    .to_owned(),
-            );
+                    .to_owned()
+            });
             return;
         }
         // The order of `jsonschema`, which this validator replaced (the agreement tests
         // compare the two): `type`, then the object keywords, then the others.
         if let Some(types) = &n.types {
             if !types.iter().any(|t| t.matches(v)) {
-                self.fail("type", type_message(v, types));
+                self.fail("type", || type_message(v, types));
             }
         }
         if let Value::Object(map) = v {
@@ -450,12 +471,12 @@ impl<'v> Walk<'_, 'v> {
         }
         if let Some(c) = &n.constant {
             if !json_equal(c, v) {
-                self.fail("const", format!("{c} was expected"));
+                self.fail("const", || format!("{c} was expected"));
             }
         }
         if let Some(options) = &n.enumeration {
             if !options.iter().any(|o| json_equal(o, v)) {
-                self.fail("enum", enum_message(v, options));
+                self.fail("enum", || enum_message(v, options));
             }
         }
         if let Some(f) = n.format {
@@ -471,15 +492,16 @@ impl<'v> Walk<'_, 'v> {
         if let Value::Number(x) = v {
             if let Some(max) = &n.maximum {
                 if num_cmp(x, max) == Ordering::Greater {
-                    self.fail(
-                        "maximum",
-                        format!("{x} is greater than the maximum of {max}"),
-                    );
+                    self.fail("maximum", || {
+                        format!("{x} is greater than the maximum of {max}")
+                    });
                 }
             }
             if let Some(min) = &n.minimum {
                 if num_cmp(x, min) == Ordering::Less {
-                    self.fail("minimum", format!("{x} is less than the minimum of {min}"));
+                    self.fail("minimum", || {
+                        format!("{x} is less than the minimum of {min}")
+                    });
                 }
             }
         }
@@ -487,12 +509,50 @@ impl<'v> Walk<'_, 'v> {
 
     /// `required`, `properties`, `additionalProperties`.
     fn object(&mut self, n: &Node, map: &'v Map<String, Value>, depth: u32) {
+        match match_properties(n, map) {
+            Some(matched) => self.object_matched(n, map, &matched, depth),
+            None => self.object_by_lookup(n, map, depth),
+        }
+    }
+
+    /// [`Walk::object`] given what [`match_properties`] found, failures in the same order.
+    fn object_matched(
+        &mut self,
+        n: &Node,
+        map: &'v Map<String, Value>,
+        m: &Matched<'v>,
+        depth: u32,
+    ) {
+        for (name, at) in n.required.iter().zip(&n.required_at) {
+            let present = match at {
+                Some(i) => m.values[*i].is_some(),
+                None => map.contains_key(name),
+            };
+            if !present {
+                self.fail("required", || {
+                    format!("{} is a required property", Value::String(name.clone()))
+                });
+            }
+        }
+        for ((_, sub), found) in n.properties.iter().zip(&m.values) {
+            if let Some((key, value)) = found {
+                self.path.push(Seg::Key(key));
+                self.node(sub, value, depth + 1);
+                self.path.pop();
+            }
+        }
+        if n.closed && m.unexpected {
+            self.additional_properties(n, map);
+        }
+    }
+
+    /// [`Walk::object`] by looking each name up (a map whose keys are not in order).
+    fn object_by_lookup(&mut self, n: &Node, map: &'v Map<String, Value>, depth: u32) {
         for name in &n.required {
             if !map.contains_key(name) {
-                self.fail(
-                    "required",
-                    format!("{} is a required property", Value::String(name.clone())),
-                );
+                self.fail("required", || {
+                    format!("{} is a required property", Value::String(name.clone()))
+                });
             }
         }
         for (name, sub) in &n.properties {
@@ -526,10 +586,9 @@ impl<'v> Walk<'_, 'v> {
             .collect::<Vec<_>>()
             .join(", ");
         let verb = if unexpected.len() == 1 { "was" } else { "were" };
-        self.fail(
-            "additionalProperties",
-            format!("Additional properties are not allowed ({list} {verb} unexpected)"),
-        );
+        self.fail("additionalProperties", || {
+            format!("Additional properties are not allowed ({list} {verb} unexpected)")
+        });
     }
 
     /// Valid when one branch is. Otherwise, when all branches but one fail only because of
@@ -537,39 +596,47 @@ impl<'v> Walk<'_, 'v> {
     /// that one branch are the useful ones, with their precise pointers; else one failure
     /// for the whole `anyOf`.
     fn any_of(&mut self, branches: &[Node], v: &'v Value, depth: u32) {
-        let saved = std::mem::take(&mut self.out);
-        let mut failed: Vec<Vec<Failure>> = Vec::with_capacity(branches.len());
-        let mut any_valid = false;
-        for b in branches {
+        // First only whether a branch holds, without messages: the usual answer.
+        let (was_probing, failures_before) = (self.probing, self.probe_failures);
+        self.probing = true;
+        let any_valid = branches.iter().any(|b| {
+            let before = self.probe_failures;
             self.node(b, v, depth + 1);
-            let got = std::mem::take(&mut self.out);
-            if got.is_empty() {
-                any_valid = true;
-                break;
-            }
-            failed.push(got);
-        }
-        self.out = saved;
+            self.probe_failures == before
+        });
+        self.probing = was_probing;
+        self.probe_failures = failures_before;
         if any_valid {
             return;
         }
+        if self.probing {
+            self.probe_failures += 1;
+            return;
+        }
+        // None holds: walk them again for their failures.
+        let saved = std::mem::take(&mut self.out);
+        let mut failed: Vec<Vec<Failure>> = Vec::with_capacity(branches.len());
+        for b in branches {
+            self.node(b, v, depth + 1);
+            failed.push(std::mem::take(&mut self.out));
+        }
+        self.out = saved;
         let here = self.pointer();
         let mut real = failed
             .into_iter()
             .filter(|f| !(f.len() == 1 && f[0].keyword == "type" && f[0].pointer == here));
         match (real.next(), real.next()) {
             (Some(only), None) => self.out.extend(only),
-            _ => self.fail(
-                "anyOf",
-                format!("{v} is not valid under any of the schemas listed in the 'anyOf' keyword"),
-            ),
+            _ => self.fail("anyOf", || {
+                format!("{v} is not valid under any of the schemas listed in the 'anyOf' keyword")
+            }),
         }
     }
 
     fn format(&mut self, f: Format, n: &Node, v: &Value) {
         match (f, v) {
             (Format::DateTime, Value::String(s)) if !is_date_time(s) => {
-                self.fail("format", format!("{v} is not a \"date-time\""));
+                self.fail("format", || format!("{v} is not a \"date-time\""));
             }
             (Format::Int { name, min, max }, Value::Number(x)) => {
                 // A non-integer is the business of `type`, and a value that `minimum` or
@@ -586,15 +653,58 @@ impl<'v> Walk<'_, 'v> {
                         }
                     };
                 if out_of_range {
-                    self.fail(
-                        "format",
-                        format!("{v} is not a \"{name}\" (an integer from {min} to {max})"),
-                    );
+                    self.fail("format", || {
+                        format!("{v} is not a \"{name}\" (an integer from {min} to {max})")
+                    });
                 }
             }
             _ => {}
         }
     }
+}
+
+/// An object's members matched to a schema's properties in one pass.
+struct Matched<'v> {
+    /// The member for each property of the node, by the property's index.
+    values: Vec<Option<(&'v String, &'v Value)>>,
+    /// A member no property names.
+    unexpected: bool,
+}
+
+/// Walks the object's members and the node's properties together, both sorted by name (a
+/// `serde_json` map keeps its keys in order): one comparison per step instead of a lookup
+/// per property, per required name and per member. None when the map's keys turn out not
+/// to be in order (a map that keeps insertion order), for the caller to look names up.
+fn match_properties<'v>(n: &Node, map: &'v Map<String, Value>) -> Option<Matched<'v>> {
+    let mut m = Matched {
+        values: vec![None; n.properties.len()],
+        unexpected: false,
+    };
+    let mut props = n.properties.iter().enumerate().peekable();
+    let mut last: Option<&str> = None;
+    for (key, value) in map {
+        if last.is_some_and(|l| l >= key.as_str()) {
+            return None;
+        }
+        last = Some(key);
+        loop {
+            match props.peek() {
+                Some((_, (name, _))) if name.as_str() < key.as_str() => {
+                    props.next();
+                }
+                Some((i, (name, _))) if name == key => {
+                    m.values[*i] = Some((key, value));
+                    props.next();
+                    break;
+                }
+                _ => {
+                    m.unexpected = true;
+                    break;
+                }
+            }
+        }
+    }
+    Some(m)
 }
 
 fn type_message(v: &Value, types: &[JsonType]) -> String {

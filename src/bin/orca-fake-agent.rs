@@ -87,6 +87,23 @@ fn parse_args() -> Args {
 }
 
 /// A uuid-shaped id from the pid, the time and a salt.
+/// A stream line as the CLI writes it: `type` first, then `subtype` (Orca reads such lines
+/// in one typed pass), then the other fields (serde_json's map would sort them).
+fn type_first(v: &Value) -> String {
+    let Some(map) = v.as_object() else {
+        return v.to_string();
+    };
+    let first = ["type", "subtype"];
+    let fields = first
+        .iter()
+        .filter_map(|k| map.get_key_value(*k))
+        .chain(map.iter().filter(|(k, _)| !first.contains(&k.as_str())));
+    let parts: Vec<String> = fields
+        .map(|(k, x)| format!("{}:{x}", Value::String(k.clone())))
+        .collect();
+    format!("{{{}}}", parts.join(","))
+}
+
 fn uuid_like(salt: u64) -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -121,8 +138,9 @@ struct Out {
 
 impl Out {
     fn line(&self, v: &Value) {
+        let text = type_first(v);
         let mut out = std::io::stdout().lock();
-        if writeln!(out, "{v}").and_then(|_| out.flush()).is_err() {
+        if writeln!(out, "{text}").and_then(|_| out.flush()).is_err() {
             // The reader is gone: behave like a CLI killed by SIGPIPE.
             std::process::exit(141);
         }

@@ -54,7 +54,8 @@ fn hash_file(path: &Path, len: u64) -> Option<u64> {
     }
     let mut f = std::fs::File::open(path).ok()?;
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    let mut buf = [0u8; 64 * 1024];
+    // Small: zeroing the buffer is paid per file, and racy files are mostly small.
+    let mut buf = [0u8; 8 * 1024];
     loop {
         let n = f.read(&mut buf).ok()?;
         if n == 0 {

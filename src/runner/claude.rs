@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 use tokio::net::unix::pipe;
 use tokio::process::Command;
 use tokio::sync::{oneshot, watch, OnceCell};
@@ -679,6 +679,79 @@ fn open_raw_log(path: &Path) -> Option<RawLog> {
     }
 }
 
+/// A buffered reader of a pipe that reads into the spare room of its buffer: unlike
+/// `tokio::io::BufReader`, whose buffer is zeroed when made, nothing is written twice.
+struct PipeReader {
+    pipe: pipe::Receiver,
+    buf: Vec<u8>,
+    pos: usize,
+    cap: usize,
+}
+
+impl PipeReader {
+    fn new(pipe: pipe::Receiver, cap: usize) -> PipeReader {
+        PipeReader {
+            pipe,
+            buf: Vec::new(),
+            pos: 0,
+            cap: cap.max(1),
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for PipeReader {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        out: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use tokio::io::AsyncBufRead;
+        let this = self.get_mut();
+        let avail = match std::pin::Pin::new(&mut *this).poll_fill_buf(cx) {
+            std::task::Poll::Ready(Ok(a)) => a,
+            std::task::Poll::Ready(Err(e)) => return std::task::Poll::Ready(Err(e)),
+            std::task::Poll::Pending => return std::task::Poll::Pending,
+        };
+        let n = avail.len().min(out.remaining());
+        out.put_slice(&avail[..n]);
+        std::pin::Pin::new(this).consume(n);
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl tokio::io::AsyncBufRead for PipeReader {
+    fn poll_fill_buf(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<&[u8]>> {
+        let this = self.get_mut();
+        if this.pos >= this.buf.len() {
+            this.buf.clear();
+            this.pos = 0;
+            this.buf.reserve(this.cap);
+            loop {
+                match this.pipe.poll_read_ready(cx) {
+                    std::task::Poll::Ready(Ok(())) => {}
+                    std::task::Poll::Ready(Err(e)) => return std::task::Poll::Ready(Err(e)),
+                    std::task::Poll::Pending => return std::task::Poll::Pending,
+                }
+                match this.pipe.try_read_buf(&mut this.buf) {
+                    Ok(_) => break, // 0 bytes: the end
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return std::task::Poll::Ready(Err(e)),
+                }
+            }
+        }
+        std::task::Poll::Ready(Ok(&this.buf[this.pos..]))
+    }
+
+    fn consume(self: std::pin::Pin<&mut Self>, amt: usize) {
+        let this = self.get_mut();
+        this.pos = (this.pos + amt).min(this.buf.len());
+    }
+}
+
 /// Reads stdout line by line: raw log, parsing, progress. Ends at EOF or on `stop`.
 async fn read_stdout(
     stdout: pipe::Receiver,
@@ -690,7 +763,7 @@ async fn read_stdout(
     let mut log = open_raw_log(&raw_log);
     // Lines longer than the buffer are still read whole (`read_line_bounded` gathers them);
     // a small buffer keeps each run from zeroing and faulting in 64 KiB.
-    let mut reader = BufReader::with_capacity(8 * 1024, stdout);
+    let mut reader = PipeReader::new(stdout, 8 * 1024);
     let mut buf = Vec::new();
     let mut st = StreamState::default();
     let mut last_sent = st.progress(pid);
@@ -776,6 +849,52 @@ async fn read_stderr(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn pipe_reader_gives_whole_lines_across_reads_and_a_long_line_beyond_its_buffer() {
+        use std::io::Write as _;
+        let (r, mut w) = std::io::pipe().expect("pipe");
+        let fd: std::os::fd::OwnedFd = r.into();
+        let flags = unsafe {
+            libc::fcntl(
+                std::os::fd::AsRawFd::as_raw_fd(&fd),
+                libc::F_SETFL,
+                libc::O_NONBLOCK,
+            )
+        };
+        assert_eq!(flags, 0);
+        let rx = pipe::Receiver::from_owned_fd_unchecked(fd).expect("receiver");
+        let long = "x".repeat(100);
+        let writer = std::thread::spawn(move || {
+            for chunk in [
+                "first li",
+                "ne\nsecond\n",
+                &format!("{long}\n"),
+                "last, no newline",
+            ] {
+                w.write_all(chunk.as_bytes()).expect("write");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        });
+        // A buffer of 16 bytes: the long line takes several fills.
+        let mut reader = PipeReader::new(rx, 16);
+        let mut buf = Vec::new();
+        let mut lines = Vec::new();
+        loop {
+            let r = read_line_bounded(&mut reader, &mut buf, 1024, None::<&mut RawLog>)
+                .await
+                .expect("read");
+            if r == LineRead::Eof {
+                break;
+            }
+            lines.push(String::from_utf8_lossy(&buf).into_owned());
+        }
+        writer.join().expect("writer");
+        assert_eq!(
+            lines,
+            ["first line", "second", &"x".repeat(100), "last, no newline"]
+        );
+    }
 
     #[test]
     fn raw_log_folder_is_made_when_missing_and_a_file_in_its_way_is_no_log() {
