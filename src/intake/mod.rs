@@ -171,7 +171,7 @@ fn stat(path: &Path) -> Option<(u64, Option<SystemTime>)> {
     Some((m.len(), m.modified().ok()))
 }
 
-/// What the callback emitted lately, to drop repeats of an unchanged file in one burst.
+/// What intake emitted lately, to drop repeats of an unchanged file in one burst.
 #[derive(Default)]
 struct Recent {
     seen: HashMap<PathBuf, (u64, Option<SystemTime>, Instant)>,
