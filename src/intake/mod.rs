@@ -271,17 +271,16 @@ impl Manager {
         let mut rescan = false;
         // A file created, written and closed within one batch is simply ready: its earlier
         // events would only start and stop a settling track.
-        let closed: Vec<usize> = events
+        let last_close: HashMap<&std::ffi::OsStr, usize> = events
             .iter()
             .enumerate()
-            .filter(|(_, e)| matches!(e, WatchEvent::Closed(_)))
-            .map(|(i, _)| i)
+            .filter_map(|(i, e)| match e {
+                WatchEvent::Closed(n) => Some((n.as_os_str(), i)),
+                _ => None,
+            })
             .collect();
-        let closed_later = |i: usize, name: &std::ffi::OsStr| {
-            closed
-                .iter()
-                .any(|&j| j > i && matches!(&events[j], WatchEvent::Closed(n) if n == name))
-        };
+        let closed_later =
+            |i: usize, name: &std::ffi::OsStr| last_close.get(name).is_some_and(|&j| j > i);
         for (i, event) in events.iter().enumerate() {
             match event {
                 WatchEvent::Overflow => rescan = true,

@@ -192,7 +192,7 @@ impl ClaudeAgent {
         let pid = child.id();
         let mut reaper = Reaper {
             tree: ProcessTree::new(pid),
-            armed: pid != 0,
+            armed: true,
         };
 
         if let Some(mut stdin) = child.stdin.take() {
@@ -854,16 +854,8 @@ mod tests {
     async fn pipe_reader_gives_whole_lines_across_reads_and_a_long_line_beyond_its_buffer() {
         use std::io::Write as _;
         let (r, mut w) = std::io::pipe().expect("pipe");
-        let fd: std::os::fd::OwnedFd = r.into();
-        let flags = unsafe {
-            libc::fcntl(
-                std::os::fd::AsRawFd::as_raw_fd(&fd),
-                libc::F_SETFL,
-                libc::O_NONBLOCK,
-            )
-        };
-        assert_eq!(flags, 0);
-        let rx = pipe::Receiver::from_owned_fd_unchecked(fd).expect("receiver");
+        // The checked constructor makes the read end non-blocking itself.
+        let rx = pipe::Receiver::from_owned_fd(r.into()).expect("receiver");
         let long = "x".repeat(100);
         let writer = std::thread::spawn(move || {
             for chunk in [

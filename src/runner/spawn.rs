@@ -231,7 +231,6 @@ pub fn spawn(l: Launch<'_>) -> Result<AgentChild, SpawnError> {
             error: io::Error::from_raw_os_error(args.errno.load(Ordering::Acquire)),
         });
     }
-    let wrap = |r: io::Result<pipe::Receiver>| r.map(Some);
     let child = (|| -> io::Result<AgentChild> {
         Ok(AgentChild {
             pid,
@@ -240,8 +239,8 @@ pub fn spawn(l: Launch<'_>) -> Result<AgentChild, SpawnError> {
             stdin: stdin_parent
                 .map(pipe::Sender::from_owned_fd_unchecked)
                 .transpose()?,
-            stdout: wrap(pipe::Receiver::from_owned_fd_unchecked(out_r))?,
-            stderr: wrap(pipe::Receiver::from_owned_fd_unchecked(err_r))?,
+            stdout: Some(pipe::Receiver::from_owned_fd_unchecked(out_r)?),
+            stderr: Some(pipe::Receiver::from_owned_fd_unchecked(err_r)?),
         })
     })();
     child.map_err(|e| {
@@ -333,15 +332,13 @@ impl Environment {
         }
         let overridden = |key: &[u8]| own.iter().any(|(k, _)| k.as_bytes() == key);
         let base = inherited();
-        let mut path = own
+        // PATH as the child will have it: ours unless overridden.
+        let path = own
             .iter()
             .find(|(k, _)| *k == "PATH")
-            .map(|(_, kv)| OsString::from_vec(kv.as_bytes().get(5..).unwrap_or_default().to_vec()));
-        if path.is_none() {
-            path = base.iter().find(|(k, _)| &**k == b"PATH").map(|(_, kv)| {
-                OsString::from_vec(kv.as_bytes().get(5..).unwrap_or_default().to_vec())
-            });
-        }
+            .map(|(_, kv)| kv)
+            .or_else(|| base.iter().find(|(k, _)| &**k == b"PATH").map(|(_, kv)| kv))
+            .map(|kv| OsString::from_vec(kv.as_bytes()["PATH=".len()..].to_vec()));
         let ptrs = null_terminated(
             base.iter()
                 .filter(|(k, _)| !overridden(k))

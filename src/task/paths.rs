@@ -1,10 +1,10 @@
 //! Path policy: resolve working dirs and target files against CLAUDE_BASE_CWD, normalise
 //! `..`, resolve symlinks where they exist, refuse anything outside CLAUDE_ALLOWED_ROOT.
 
-use crate::path_memo::PathMemo;
 use std::path::{Component, Path, PathBuf};
 
 use super::{Task, TaskError, TaskErrorKind};
+use crate::path_memo::PathMemo;
 
 /// Why a path was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
