@@ -749,6 +749,22 @@ mod tests {
             (e.stage, e.error.kind()),
             (Stage::Setup, io::ErrorKind::InvalidInput)
         );
+
+        for bad in ["", "A=B"] {
+            let env = vec![(bad.to_owned(), "x".to_owned())];
+            let mut l = launch("sh", &[], dir.path());
+            l.env = &env;
+            let e = spawn(l).expect_err("bad variable name");
+            assert_eq!(
+                (e.stage, e.error.kind()),
+                (Stage::Setup, io::ErrorKind::InvalidInput)
+            );
+            assert!(
+                e.error.to_string().contains("empty or contains `=`"),
+                "{}",
+                e.error
+            );
+        }
     }
 
     #[tokio::test]
