@@ -2,7 +2,8 @@
 //! git repository, otherwise a before/after comparison of file stamps.
 //!
 //! Stamps are metadata (size, inode, mtime, ctime), so a snapshot costs one `stat` per file;
-//! only "racy" files, modified within [`RACY`] of the snapshot, are also hashed, because a
+//! only "racy" files, modified within [`RACY`] of the snapshot ([`RACY_FINE`] where
+//! timestamps have fractions of a second), are also hashed, because a
 //! change within the same timestamp tick would not show in their metadata (git's own
 //! "racy clean" rule). Whether a folder is in a repository is found by looking for `.git`
 //! in it and its parents, so `git` is only started where there is one.
@@ -24,8 +25,12 @@ use crate::task::paths::is_plain;
 const MAX_FILES: usize = 20_000;
 /// Files larger than this are compared by stamp only.
 const MAX_HASH_BYTES: u64 = 4 * 1024 * 1024;
-/// Files modified this recently when a snapshot is taken are hashed too.
+/// Files modified this recently when a snapshot is taken are hashed too, where timestamps
+/// are whole seconds (FAT keeps 2 s, ext3 1 s).
 const RACY: Duration = Duration::from_secs(2);
+/// The same where timestamps have a fraction of a second (ext4, xfs, btrfs, tmpfs: set from
+/// the kernel's coarse clock, whose tick is at most 10 ms); five ticks, to be safe.
+const RACY_FINE: Duration = Duration::from_millis(50);
 /// Bytes of recently modified files a small snapshot may hash on the calling thread.
 pub const SMALL_HASH_BYTES: u64 = 256 * 1024;
 
@@ -67,10 +72,18 @@ fn hash_file(path: &Path, len: u64) -> Option<u64> {
 }
 
 fn is_racy(m: &std::fs::Metadata, now: SystemTime) -> bool {
-    m.modified()
-        .ok()
+    racy_at(m.modified().ok(), m.mtime_nsec(), now)
+}
+
+/// Whether a file last modified at `mtime` (whose nanoseconds are `nsec`) may still change
+/// without its stamp showing it. A time with no fraction of a second is taken to come from
+/// a filesystem with whole-second timestamps (on others that happens once in 10^9 writes,
+/// and then costs a hash, not a missed change). No time or one ahead of `now`: racy.
+fn racy_at(mtime: Option<SystemTime>, nsec: i64, now: SystemTime) -> bool {
+    let window = if nsec == 0 { RACY } else { RACY_FINE };
+    mtime
         .and_then(|t| now.duration_since(t).ok())
-        .is_none_or(|age| age < RACY)
+        .is_none_or(|age| age < window)
 }
 
 fn stamp_of(path: &Path, m: &std::fs::Metadata, now: SystemTime) -> Stamp {
@@ -526,11 +539,15 @@ mod tests {
         std::fs::write(&old, "old").expect("write");
         std::fs::write(&racy, "racy").expect("write");
         let long_ago = SystemTime::now() - Duration::from_secs(3600);
-        std::fs::File::options()
-            .write(true)
-            .open(&old)
-            .and_then(|f| f.set_modified(long_ago))
-            .expect("set mtime");
+        // Ahead of the clock: recent however slowly this test runs.
+        let ahead = SystemTime::now() + Duration::from_secs(3600);
+        for (path, t) in [(&old, long_ago), (&racy, ahead)] {
+            std::fs::File::options()
+                .write(true)
+                .open(path)
+                .and_then(|f| f.set_modified(t))
+                .expect("set mtime");
+        }
         let before = Snapshot::take(d.path(), &[]);
         assert_eq!(
             before.files["old.txt"].hash, None,
@@ -548,6 +565,22 @@ mod tests {
             s.hash = Some(s.hash.unwrap_or(0) ^ 1);
         }
         assert_eq!(forged.changed_since(&[]), ["racy.txt"]);
+    }
+
+    #[test]
+    fn the_racy_window_follows_the_timestamp_granularity() {
+        let now = SystemTime::now();
+        let ago = |ms| Some(now - Duration::from_millis(ms));
+        // Whole seconds: two of them.
+        assert!(racy_at(ago(1_500), 0, now));
+        assert!(!racy_at(ago(2_500), 0, now));
+        // Fractions of a second: 50 ms.
+        assert!(racy_at(ago(30), 123_456_789, now));
+        assert!(!racy_at(ago(80), 123_456_789, now));
+        assert!(!racy_at(ago(1_500), 1, now));
+        // Unknown, or ahead of the clock.
+        assert!(racy_at(None, 5, now));
+        assert!(racy_at(Some(now + Duration::from_secs(1)), 5, now));
     }
 
     #[test]
