@@ -17,7 +17,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::ExitStatus;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU8, Ordering};
 use std::sync::OnceLock;
 
 use tokio::io::unix::AsyncFd;
@@ -213,7 +213,6 @@ pub fn spawn(l: Launch<'_>) -> Result<AgentChild, SpawnError> {
         ],
         stage: AtomicI32::new(0),
         errno: AtomicI32::new(0),
-        handlers_cleared: AtomicBool::new(false),
     };
     let (pid, pidfd) = clone_child(&args).map_err(SpawnError::setup)?;
     drop((stdin_child, out_w, err_w));
@@ -397,9 +396,6 @@ struct ChildArgs {
     fds: [RawFd; 3],
     stage: AtomicI32,
     errno: AtomicI32,
-    /// Set by the parent when the kernel has already reset the child's handlers
-    /// (clone3's CLONE_CLEAR_SIGHAND): the child then only has SIGPIPE to restore.
-    handlers_cleared: AtomicBool,
 }
 
 /// The child's stack: one per thread, mapped once with a guard page below it. The parent
@@ -479,10 +475,9 @@ fn clone_child(args: &ChildArgs) -> io::Result<(u32, OwnedFd)> {
             libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
         }
         let mut pidfd: c_int = -1;
-        let (pid, err) = match clone3_clearing_handlers(args, stack, &mut pidfd) {
-            Some(done) => done,
+        let pid = match clone3_clearing_handlers(args, stack, &mut pidfd) {
+            Some(started) => started,
             None => {
-                args.handlers_cleared.store(false, Ordering::Release);
                 // SAFETY: the child runs `child_main` on its own stack and only makes system
                 // calls on data `args` points to, which outlives it (this thread is
                 // suspended until the child execs or exits: CLONE_VFORK). With CLONE_PIDFD
@@ -496,21 +491,25 @@ fn clone_child(args: &ChildArgs) -> io::Result<(u32, OwnedFd)> {
                         &mut pidfd as *mut c_int,
                     )
                 };
-                (pid, io::Error::last_os_error())
+                if pid < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(pid)
+                }
             }
         };
         // SAFETY: restores this thread's mask saved above.
         unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
-        if pid < 0 {
-            return Err(match err.raw_os_error() {
-                // CLONE_PIDFD is Linux 5.2; waiting on a pidfd, 5.3.
-                Some(libc::EINVAL | libc::ENOSYS) => io::Error::new(
-                    err.kind(),
-                    format!("clone(2) refused to start a process ({err}); Orca needs Linux 5.3 or later"),
+        let pid = pid.map_err(|err| match err.raw_os_error() {
+            // CLONE_PIDFD is Linux 5.2; waiting on a pidfd, 5.3.
+            Some(libc::EINVAL | libc::ENOSYS) => io::Error::new(
+                err.kind(),
+                format!(
+                    "clone(2) refused to start a process ({err}); Orca needs Linux 5.3 or later"
                 ),
-                _ => err,
-            });
-        }
+            ),
+            _ => err,
+        })?;
         // SAFETY: the kernel gave us this new descriptor.
         let fd = unsafe { OwnedFd::from_raw_fd(pidfd) };
         Ok((pid as u32, fd))
@@ -541,7 +540,7 @@ fn clone3_clearing_handlers(
     args: &ChildArgs,
     stack: &ChildStack,
     pidfd: &mut c_int,
-) -> Option<(c_int, io::Error)> {
+) -> Option<io::Result<c_int>> {
     if !cfg!(target_arch = "x86_64") || CLONE3.load(Ordering::Relaxed) == 2 || clone3_forbidden() {
         return None;
     }
@@ -557,11 +556,10 @@ fn clone3_clearing_handlers(
         stack_size: (stack.top() as usize - stack.base as usize) as u64,
         tls: 0,
     };
-    args.handlers_cleared.store(true, Ordering::Release);
     let ret = clone3_raw(&mut ca, args);
     if ret >= 0 {
         CLONE3.store(1, Ordering::Relaxed);
-        return Some((ret as c_int, io::Error::from_raw_os_error(0)));
+        return Some(Ok(ret as c_int));
     }
     let errno = -ret as i32;
     if matches!(
@@ -572,7 +570,7 @@ fn clone3_clearing_handlers(
         CLONE3.store(2, Ordering::Relaxed);
         return None;
     }
-    Some((-1, io::Error::from_raw_os_error(errno)))
+    Some(Err(io::Error::from_raw_os_error(errno)))
 }
 
 #[cfg(test)]
@@ -590,12 +588,12 @@ fn clone3_forbidden() -> bool {
 }
 
 /// The raw clone3 system call; the child, on the stack the arguments name, calls
-/// `child_main(args)` and exits with what it returns (it execs or `_exit`s first). Returns
-/// the child's pid or minus the error number.
+/// `child_main_cleared(args)` and exits with what it returns (it execs or `_exit`s first).
+/// Returns the child's pid or minus the error number.
 #[cfg(target_arch = "x86_64")]
 fn clone3_raw(ca: &mut CloneArgs, args: &ChildArgs) -> i64 {
     let ret: i64;
-    let entry: extern "C" fn(*mut c_void) -> c_int = child_main;
+    let entry: extern "C" fn(*mut c_void) -> c_int = child_main_cleared;
     // SAFETY: clone3 with CLONE_VM | CLONE_VFORK: the child runs on its own stack (the
     // kernel sets its stack pointer to stack + stack_size, 16-byte aligned as the call
     // needs) and this thread waits until it has exec'd or exited. In the child only rax,
@@ -632,11 +630,22 @@ fn clone3_raw(_ca: &mut CloneArgs, _args: &ChildArgs) -> i64 {
     -i64::from(libc::ENOSYS)
 }
 
-/// The child, between clone and execve: sharing the parent's memory, so it only makes
-/// system calls (no allocation, no locks, no panics). Every signal is blocked on entry.
+/// The child started by clone(2): it resets our signal handlers itself.
 extern "C" fn child_main(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the `ChildArgs` the suspended parent passed to clone.
-    let a = unsafe { &*(arg as *const ChildArgs) };
+    child(unsafe { &*(arg as *const ChildArgs) }, false)
+}
+
+/// The child started by clone3 with CLONE_CLEAR_SIGHAND: the kernel has reset them.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+extern "C" fn child_main_cleared(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the `ChildArgs` the suspended parent passed to clone3.
+    child(unsafe { &*(arg as *const ChildArgs) }, true)
+}
+
+/// The child, between clone and execve: sharing the parent's memory, so it only makes
+/// system calls (no allocation, no locks, no panics). Every signal is blocked on entry.
+fn child(a: &ChildArgs, handlers_cleared: bool) -> c_int {
     let fail = |stage: Stage| -> c_int {
         // SAFETY: errno is this (shared) thread's errno; _exit never returns.
         unsafe {
@@ -654,7 +663,7 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
         // struct starts with the handler, and all zeros is SIG_DFL with no flags or mask.
         let dfl = [0u64; 4];
         let none = std::ptr::null::<u64>();
-        if a.handlers_cleared.load(Ordering::Acquire) {
+        if handlers_cleared {
             // CLONE_CLEAR_SIGHAND: the kernel has reset every handler and left ignored
             // signals be, so only SIGPIPE is left to restore.
             libc::syscall(libc::SYS_rt_sigaction, libc::SIGPIPE, dfl.as_ptr(), none, 8);
