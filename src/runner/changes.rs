@@ -3,9 +3,9 @@
 //!
 //! Stamps are metadata (size, inode, mtime, ctime), so a snapshot costs one `stat` per file;
 //! only "racy" files, modified within [`RACY`] of the snapshot ([`RACY_FINE`] where
-//! timestamps have fractions of a second), are also hashed, because a
-//! change within the same timestamp tick would not show in their metadata (git's own
-//! "racy clean" rule). Whether a folder is in a repository is found by looking for `.git`
+//! timestamps have fractions of a second), are also hashed, because a change within the
+//! same timestamp tick would not show in their metadata (git's own "racy clean" rule); a
+//! folder's listing is reused only under the same rule. Whether a folder is in a repository is found by looking for `.git`
 //! in it and its parents, so `git` is only started where there is one.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -86,14 +86,17 @@ fn racy_at(mtime: Option<SystemTime>, nsec: i64, now: SystemTime) -> bool {
         .is_none_or(|age| age < window)
 }
 
+/// Seconds and nanoseconds as one number of nanoseconds.
+fn ns(secs: i64, nsec: i64) -> i128 {
+    i128::from(secs) * 1_000_000_000 + i128::from(nsec)
+}
+
 fn stamp_of(path: &Path, m: &std::fs::Metadata, now: SystemTime) -> Stamp {
-    let mtime_ns = i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec());
-    let ctime_ns = i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec());
     Stamp {
         len: m.len(),
         ino: m.ino(),
-        mtime_ns,
-        ctime_ns,
+        mtime_ns: ns(m.mtime(), m.mtime_nsec()),
+        ctime_ns: ns(m.ctime(), m.ctime_nsec()),
         hash: if is_racy(m, now) {
             hash_file(path, m.len())
         } else {
@@ -154,8 +157,8 @@ impl FolderKey {
         FolderKey {
             dev: m.dev(),
             ino: m.ino(),
-            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
-            ctime_ns: i128::from(m.ctime()) * 1_000_000_000 + i128::from(m.ctime_nsec()),
+            mtime_ns: ns(m.mtime(), m.mtime_nsec()),
+            ctime_ns: ns(m.ctime(), m.ctime_nsec()),
         }
     }
 }
@@ -168,9 +171,6 @@ type Listing = Arc<[(OsString, EntryKind)]>;
 static LISTINGS: PathMemo<(FolderKey, Listing)> = PathMemo::new(64);
 /// Folders with more entries than this are listed anew each time.
 const LISTING_MEMO_ENTRIES: usize = 256;
-/// A listing is reused only when taken this long after the folder's last change: a later
-/// change then has another mtime, however coarse the file system's clock.
-const LISTING_SETTLED: Duration = Duration::from_millis(100);
 
 /// The entries of `dir` (not following a symlink at `dir` itself), from the memo when the
 /// folder has not changed since it was listed.
@@ -196,12 +196,9 @@ fn list(dir: &Path) -> Option<Listing> {
             Some((e.file_name(), kind))
         })
         .collect();
-    let settled = m
-        .modified()
-        .ok()
-        .and_then(|t| started.duration_since(t).ok())
-        .is_some_and(|age| age >= LISTING_SETTLED);
-    if settled && entries.len() <= LISTING_MEMO_ENTRIES {
+    // Kept only when the folder's last change is no longer racy: a later change then has
+    // another mtime, whatever the file system's timestamp granularity.
+    if !is_racy(&m, started) && entries.len() <= LISTING_MEMO_ENTRIES {
         LISTINGS.put(dir, (key, Arc::clone(&entries)));
     }
     Some(entries)
@@ -457,10 +454,18 @@ mod tests {
 
     /// Sets the modification time of a folder (or file) `secs` into the past.
     fn age(path: &Path, secs: u64) {
-        let t = SystemTime::now() - Duration::from_secs(secs);
+        set_mtime(path, SystemTime::now() - Duration::from_secs(secs));
+    }
+
+    fn set_mtime(path: &Path, t: SystemTime) {
         let f = std::fs::File::open(path).expect("open");
         f.set_times(std::fs::FileTimes::new().set_modified(t).set_accessed(t))
             .expect("set times");
+    }
+
+    /// A change "just now" however slowly the test runs: the mtime ahead of the clock.
+    fn fresh(path: &Path) {
+        set_mtime(path, SystemTime::now() + Duration::from_secs(3600));
     }
 
     #[test]
@@ -476,6 +481,18 @@ mod tests {
         };
         // Listed right after a change: not remembered (a change in the same clock tick
         // would not show in the folder's mtime).
+        fresh(&sub);
+        assert_eq!(list(&sub).map(|e| e.len()), Some(1));
+        assert_eq!(memo(&sub), None);
+        // Where timestamps are whole seconds, a change a second ago is still that recent.
+        let whole = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        set_mtime(
+            &sub,
+            SystemTime::UNIX_EPOCH + Duration::from_secs(whole - 1),
+        );
         assert_eq!(list(&sub).map(|e| e.len()), Some(1));
         assert_eq!(memo(&sub), None);
         // Settled: remembered, and reused while the folder's stamp is the same.
@@ -484,6 +501,7 @@ mod tests {
         assert_eq!(memo(&sub), Some(1));
         // A new entry changes the folder's mtime: listed anew, the new file is seen.
         std::fs::write(sub.join("b.txt"), "b").expect("write");
+        fresh(&sub);
         assert_eq!(before.changed_since(&[]), ["sub/b.txt"]);
         assert_eq!(
             memo(&sub),
