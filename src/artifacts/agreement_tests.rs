@@ -484,42 +484,47 @@ fn result() -> impl Strategy<Value = TaskResult> {
                 ),
                 (history, criteria, agent, files, source, method, summary_method, title, prompt),
             )| {
-                let mut r = TaskResult::example();
-                r.status = status;
-                r.task_type = task_type;
-                r.priority = priority;
-                r.error = error;
-                r.created_at = created;
-                r.received_at = received;
-                r.started_at = started;
-                r.finished_at = finished;
-                r.duration_ms = duration;
-                r.attempts = attempts;
-                r.attempt_history = history;
-                r.success_criteria = criteria;
-                r.agent = agent;
-                r.changed_files = files.clone();
-                r.target_files = files;
-                r.source = TaskSource {
+                let source = TaskSource {
                     kind: source,
                     user: title.clone(),
                 };
-                r.routing = Routing {
+                let routing = Routing {
                     method,
                     model: title.clone(),
                     reason: prompt.clone(),
                 };
-                r.summary = Summary {
+                let summary = Summary {
                     method: summary_method,
                     text: prompt.clone(),
                 };
-                r.verification = Verification {
+                let verification = Verification {
                     method: "none".into(),
-                    claims: r.target_files.clone(),
+                    claims: files.clone(),
                 };
-                r.title = title;
-                r.prompt = prompt;
-                r
+                TaskResult {
+                    status,
+                    task_type,
+                    priority,
+                    error,
+                    created_at: created,
+                    received_at: received,
+                    started_at: started,
+                    finished_at: finished,
+                    duration_ms: duration,
+                    attempts,
+                    attempt_history: history,
+                    success_criteria: criteria,
+                    agent,
+                    changed_files: files.clone(),
+                    target_files: files,
+                    source,
+                    routing,
+                    summary,
+                    verification,
+                    title,
+                    prompt,
+                    ..TaskResult::example()
+                }
             },
         )
 }

@@ -86,7 +86,6 @@ fn parse_args() -> Args {
     a
 }
 
-/// A uuid-shaped id from the pid, the time and a salt.
 /// A stream line as the CLI writes it: `type` first, then `subtype` (Orca reads such lines
 /// in one typed pass), then the other fields (serde_json's map would sort them).
 fn type_first(v: &Value) -> String {
@@ -104,6 +103,7 @@ fn type_first(v: &Value) -> String {
     format!("{{{}}}", parts.join(","))
 }
 
+/// A uuid-shaped id from the pid, the time and a salt.
 fn uuid_like(salt: u64) -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
