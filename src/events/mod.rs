@@ -220,6 +220,9 @@ impl EventLog {
         attempt: Option<u32>,
         events: &[(&str, serde_json::Value)],
     ) {
+        if events.is_empty() {
+            return;
+        }
         let ts = crate::clock::now_rfc3339();
         let chunk: String = events
             .iter()

@@ -330,8 +330,20 @@ impl Daemon {
     /// queued in one store transaction (a burst of files costs one commit, not one each).
     fn handle_ready(&self, intake: &IntakeHandle, batch: Vec<Ready>) {
         let (mut news, mut taken) = (Vec::new(), Vec::new());
-        for ready in batch {
-            match self.take_file(intake, &ready) {
+        let rels: Vec<String> = batch.iter().map(|r| rel(&self.ws, &r.path)).collect();
+        let refs: Vec<&str> = rels.iter().map(String::as_str).collect();
+        // Looked up together; when that fails, each file is looked up (and deferred) alone.
+        let mut open = self
+            .store
+            .find_open_by_files(&refs)
+            .unwrap_or_default()
+            .into_iter();
+        for (ready, file_rel) in batch.into_iter().zip(rels) {
+            let open = open
+                .next()
+                .map(Ok)
+                .unwrap_or_else(|| self.store.find_open_by_file(&file_rel));
+            match open.and_then(|open| self.take_file(intake, &ready, file_rel, open)) {
                 Ok(Some(v)) => {
                     news.push(v.new);
                     taken.push((ready.path, v.parsed_fields));
@@ -368,16 +380,17 @@ impl Daemon {
         }
     }
 
-    /// One ready file: dedup against the store and parse. A valid task is returned to be
-    /// queued; a bad one is rejected here.
+    /// One ready file: dedup against the store (`open`: its unfinalized record for the file,
+    /// if any) and parse. A valid task is returned to be queued; a bad one is rejected here.
     fn take_file(
         &self,
         intake: &IntakeHandle,
         ready: &Ready,
+        file_rel: String,
+        open: Option<TaskRecord>,
     ) -> Result<Option<ValidFile>, crate::store::StoreError> {
         let path = &ready.path;
-        let file_rel = rel(&self.ws, path);
-        if let Some(rec) = self.store.find_open_by_file(&file_rel)? {
+        if let Some(rec) = open {
             // A final record still in tasks/ is finalized here, unless its worker is doing
             // that right now (a rescan can report the file again meanwhile).
             if rec.state.is_final() && !self.is_running(&rec.id) {

@@ -284,6 +284,8 @@ fn finalize_known(
         rec.archived_to.clone()
     };
     let attempt = rec.attempts;
+    // The events of the artifacts written just now, if any (logged with the archive move).
+    let mut written: Vec<(&str, serde_json::Value)> = Vec::new();
     if !rec.artifacts_written {
         // A result written by an earlier, interrupted finalize keeps its run data (and,
         // when the file was archived before the cut, where it went).
@@ -323,37 +325,36 @@ fn finalize_known(
                 return Err(e.into());
             }
         };
-        events.emit_all(
-            Some(&rec.id),
-            Some(attempt),
-            &[
-                validated,
-                (
-                    "summarized",
-                    json!({"method": "extract", "summary": rel(ws, &summary_path)}),
-                ),
-                (
-                    "artifacts_written",
-                    json!({"result": rel(ws, &result_path), "summary": rel(ws, &summary_path), "status": result.status.as_str()}),
-                ),
-            ],
-        );
+        written = vec![
+            validated,
+            (
+                "summarized",
+                json!({"method": "extract", "summary": rel(ws, &summary_path)}),
+            ),
+            (
+                "artifacts_written",
+                json!({"result": rel(ws, &result_path), "summary": rel(ws, &summary_path), "status": result.status.as_str()}),
+            ),
+        ];
     }
     let archived_to = if src_exists {
-        match archive(ws, &src, dest)? {
-            Some(to) => {
-                let to = rel(ws, &to);
-                events.emit(
-                    "task_archived",
-                    Some(&rec.id),
-                    Some(attempt),
-                    json!({"from": rec.file, "to": to}),
-                );
-                to
-            }
+        // The artifacts' events and the move's go out in one write. Cut off before it, a
+        // restart finds the artifacts not marked as written and logs them again, and the
+        // move by the file's absence from tasks/ (below).
+        let moved = archive(ws, &src, dest);
+        if let Ok(Some(to)) = &moved {
+            written.push((
+                "task_archived",
+                json!({"from": rec.file, "to": rel(ws, to)}),
+            ));
+        }
+        events.emit_all(Some(&rec.id), Some(attempt), &written);
+        match moved? {
+            Some(to) => rel(ws, &to),
             None => predicted.unwrap_or_default(),
         }
     } else {
+        events.emit_all(Some(&rec.id), Some(attempt), &written);
         let to = rec.archived_to.clone().or(predicted).unwrap_or_default();
         // A finalize cut off after its archive move (a SIGKILL that lands during the rename
         // takes effect once the rename is done) may not have logged the move: log it now,

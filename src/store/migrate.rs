@@ -4,7 +4,10 @@
 use rusqlite::{Connection, TransactionBehavior};
 
 /// Migration `i` (0-based) brings the schema to version `i + 1`. Append only.
-pub(crate) const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+pub(crate) const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_queue_index.sql"),
+];
 
 /// The schema version this build writes.
 pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;

@@ -291,6 +291,11 @@ pub trait Store: Send + Sync {
     }
     /// The not-yet-finalized record for this file path (the newest if several).
     fn find_open_by_file(&self, file: &str) -> Result<Option<TaskRecord>, StoreError>;
+    /// [`Store::find_open_by_file`] for each of `files`, in their order (a burst of files
+    /// found by one scan is looked up together, which is cheaper than one call each).
+    fn find_open_by_files(&self, files: &[&str]) -> Result<Vec<Option<TaskRecord>>, StoreError> {
+        files.iter().map(|f| self.find_open_by_file(f)).collect()
+    }
     /// Takes the best queued task: priority (high first), then arrival; `not_before <= now`;
     /// no cancel requested; `task.requires ⊆ labels`. It becomes `Running` under a lease.
     fn claim(

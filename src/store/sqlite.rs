@@ -31,6 +31,12 @@ use crate::workspace::Workspace;
 /// How long a statement waits for another process's write lock before giving up.
 pub const BUSY_TIMEOUT_MS: u64 = 5_000;
 
+/// The page size of a new database. Every commit appends whole pages to the WAL (a run's
+/// end and the next claim write about six), so smaller pages mean less to copy and checksum
+/// per commit; 2 KiB still holds several task rows per page. A database made with another
+/// size keeps it (in WAL mode the size is fixed once the file exists).
+pub const PAGE_SIZE: u32 = 2048;
+
 /// The columns of a `TaskRecord`, in the order [`record`] reads them (a macro, so that the
 /// statements of the task path are `concat!`-ed at compile time, not formatted per call).
 macro_rules! cols {
@@ -71,6 +77,42 @@ const MARK_SQL: &str = "UPDATE OR ROLLBACK tasks SET artifacts_written = 1, arch
 const ATTEMPTS_SQL: &str = "SELECT task_id, attempt, worker, started_at_ms, finished_at_ms, \
      outcome, error, exit_code, session_id, resumed FROM attempts WHERE task_id = ?1 \
      ORDER BY attempt";
+
+/// The claim: the first queued task by priority and arrival whose labels the worker has, made
+/// running (`?1` worker, `?2` now, `?3` lease length, `?4` the worker's labels as JSON).
+/// Every query of queued or running records names the queue index and repeats its condition,
+/// `state IN ('queued', 'running')`, word for word: SQLite uses a partial index only then, and
+/// without statistics it may otherwise prefer scanning every record in `seq` order.
+const CLAIM_SQL: &str = concat!(
+    "UPDATE OR ROLLBACK tasks SET state = 'running', attempts = attempts + 1, \
+         lease_owner = ?1, lease_expires_ms = ?2 + ?3, \
+         started_at_ms = COALESCE(started_at_ms, ?2), not_before_ms = NULL \
+         WHERE seq = (SELECT seq FROM tasks INDEXED BY tasks_queue \
+           WHERE state IN ('queued', 'running') AND state = 'queued' AND cancel_requested = 0 \
+             AND (not_before_ms IS NULL OR not_before_ms <= ?2) \
+             AND (requires IS NULL OR NOT EXISTS ( \
+               SELECT 1 FROM json_each(tasks.requires) AS r \
+               WHERE NOT EXISTS (SELECT 1 FROM json_each(?4) AS l WHERE l.value = r.value))) \
+           ORDER BY prio_rank, seq LIMIT 1) \
+         RETURNING ",
+    cols!()
+);
+
+/// Running tasks whose lease ran out before `?1`.
+const EXPIRED_SQL: &str =
+    "SELECT id, attempts, cancel_requested, lease_owner FROM tasks INDEXED BY tasks_queue \
+     WHERE state IN ('queued', 'running') AND state = 'running' AND lease_expires_ms < ?1 \
+     ORDER BY seq";
+
+/// Running tasks of workers whose names start with `?1` (NULL: of every worker).
+const RECOVER_SQL: &str =
+    "SELECT id, attempts, cancel_requested, lease_owner FROM tasks INDEXED BY tasks_queue \
+     WHERE state IN ('queued', 'running') AND state = 'running' \
+     AND (?1 IS NULL OR substr(lease_owner, 1, length(?1)) = ?1) ORDER BY seq";
+
+/// When the first queued task held back by a retry delay becomes due (after `?1`).
+const NEXT_NOT_BEFORE_SQL: &str = "SELECT min(not_before_ms) FROM tasks INDEXED BY tasks_queue \
+     WHERE state IN ('queued', 'running') AND state = 'queued' AND not_before_ms > ?1";
 
 /// The update that ends a running task we own, returning `$ret` (`?1` id, `?2` state,
 /// `?3` error JSON, `?4` now, `?5` session id, `?6` worker).
@@ -116,6 +158,9 @@ impl SqliteStore {
         conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))
             .map_err(open_err)?;
         let store_err = |e| map_err(path, e);
+        // Only takes effect while the file is still empty, before WAL mode is set.
+        conn.execute_batch(&format!("PRAGMA page_size = {PAGE_SIZE}"))
+            .map_err(store_err)?;
         // journal_mode answers with a row; WAL is persistent in the file once set.
         let _mode: String = conn
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
@@ -331,22 +376,8 @@ impl SqliteStore {
         now_ms: i64,
     ) -> Result<Option<TaskRecord>, StoreError> {
         let e = |e| self.err(e);
-        const SQL: &str = concat!(
-            "UPDATE OR ROLLBACK tasks SET state = 'running', attempts = attempts + 1, \
-             lease_owner = ?1, lease_expires_ms = ?2 + ?3, \
-             started_at_ms = COALESCE(started_at_ms, ?2), not_before_ms = NULL \
-             WHERE seq = (SELECT seq FROM tasks \
-               WHERE state = 'queued' AND cancel_requested = 0 \
-                 AND (not_before_ms IS NULL OR not_before_ms <= ?2) \
-                 AND (requires IS NULL OR NOT EXISTS ( \
-                   SELECT 1 FROM json_each(tasks.requires) AS r \
-                   WHERE NOT EXISTS (SELECT 1 FROM json_each(?4) AS l WHERE l.value = r.value))) \
-               ORDER BY prio_rank, seq LIMIT 1) \
-             RETURNING ",
-            cols!()
-        );
         let rec = tx
-            .prepare_cached(SQL)
+            .prepare_cached(CLAIM_SQL)
             .and_then(|mut s| {
                 s.query_row(params![worker, now_ms, lease_ms, labels], record)
                     .optional()
@@ -369,12 +400,35 @@ impl SqliteStore {
             .map_err(|e| self.err(e))
     }
 
+    /// [`Store::find_open_by_file`] on `conn`.
+    fn find_open_in(
+        &self,
+        conn: &Connection,
+        file: &str,
+    ) -> Result<Option<TaskRecord>, StoreError> {
+        const SQL: &str = concat!(
+            "SELECT ",
+            cols!(),
+            " FROM tasks WHERE file = ?1 AND finalized = 0 ORDER BY seq DESC LIMIT 1"
+        );
+        let rec = self.records_in(conn, SQL, [file])?.into_iter().next();
+        Ok(rec.filter(|r| !self.mark_held(r)))
+    }
+
     fn query_records(
         &self,
         sql: &str,
         params: impl rusqlite::Params,
     ) -> Result<Vec<TaskRecord>, StoreError> {
-        let conn = self.conn();
+        self.records_in(&self.conn(), sql, params)
+    }
+
+    fn records_in(
+        &self,
+        conn: &Connection,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<TaskRecord>, StoreError> {
         let mut stmt = conn.prepare_cached(sql).map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map(params, record)
@@ -760,13 +814,23 @@ impl Store for SqliteStore {
     }
 
     fn find_open_by_file(&self, file: &str) -> Result<Option<TaskRecord>, StoreError> {
-        const SQL: &str = concat!(
-            "SELECT ",
-            cols!(),
-            " FROM tasks WHERE file = ?1 AND finalized = 0 ORDER BY seq DESC LIMIT 1"
-        );
-        let rec = self.query_records(SQL, [file])?.into_iter().next();
-        Ok(rec.filter(|r| !self.mark_held(r)))
+        self.find_open_in(&self.conn(), file)
+    }
+
+    fn find_open_by_files(&self, files: &[&str]) -> Result<Vec<Option<TaskRecord>>, StoreError> {
+        if files.len() < 2 {
+            return files.iter().map(|f| self.find_open_by_file(f)).collect();
+        }
+        // One read transaction for the lot: one WAL read lock instead of one per file.
+        let conn = self.conn();
+        let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
+        run("BEGIN").map_err(|e| self.err(e))?;
+        let found: Result<Vec<_>, _> = files.iter().map(|f| self.find_open_in(&conn, f)).collect();
+        // Ending a read transaction only lets go of its snapshot; it cannot lose anything.
+        let ended = run("COMMIT").map_err(|e| self.err(e));
+        let found = found?;
+        ended?;
+        Ok(found)
     }
 
     fn claim(
@@ -944,13 +1008,7 @@ impl Store for SqliteStore {
     }
 
     fn requeue_expired(&self, now_ms: i64) -> Result<Vec<String>, StoreError> {
-        self.requeue_where(
-            "SELECT id, attempts, cancel_requested, lease_owner FROM tasks \
-             WHERE state = 'running' AND lease_expires_ms < ?1 ORDER BY seq",
-            [now_ms],
-            "lease expired",
-            now_ms,
-        )
+        self.requeue_where(EXPIRED_SQL, [now_ms], "lease expired", now_ms)
     }
 
     fn recover_worker(
@@ -958,9 +1016,7 @@ impl Store for SqliteStore {
         worker_prefix_or_all: Option<&str>,
     ) -> Result<Vec<String>, StoreError> {
         self.requeue_where(
-            "SELECT id, attempts, cancel_requested, lease_owner FROM tasks \
-             WHERE state = 'running' \
-               AND (?1 IS NULL OR substr(lease_owner, 1, length(?1)) = ?1) ORDER BY seq",
+            RECOVER_SQL,
             [worker_prefix_or_all],
             "recovered after a restart",
             crate::clock::now_ms(),
@@ -1057,6 +1113,15 @@ impl Store for SqliteStore {
 
     fn list(&self, state: Option<TaskState>) -> Result<Vec<TaskRecord>, StoreError> {
         match state {
+            // Queued and running records are found through the queue index; the others
+            // (history, which only grows) by a scan.
+            Some(s @ (TaskState::Queued | TaskState::Running)) => {
+                let sql = format!(
+                    "SELECT {COLS} FROM tasks INDEXED BY tasks_queue \
+                     WHERE state IN ('queued', 'running') AND state = ?1 ORDER BY seq"
+                );
+                self.query_records(&sql, [s.as_str()])
+            }
             Some(s) => {
                 let sql = format!("SELECT {COLS} FROM tasks WHERE state = ?1 ORDER BY seq");
                 self.query_records(&sql, [s.as_str()])
@@ -1131,11 +1196,9 @@ impl Store for SqliteStore {
     fn next_not_before(&self) -> Result<Option<i64>, StoreError> {
         let now = crate::clock::now_ms();
         let conn = self.conn();
-        conn.prepare_cached(
-            "SELECT min(not_before_ms) FROM tasks WHERE state = 'queued' AND not_before_ms > ?1",
-        )
-        .and_then(|mut s| s.query_row([now], |r| r.get(0)))
-        .map_err(|e| self.err(e))
+        conn.prepare_cached(NEXT_NOT_BEFORE_SQL)
+            .and_then(|mut s| s.query_row([now], |r| r.get(0)))
+            .map_err(|e| self.err(e))
     }
 
     fn data_version(&self) -> Result<i64, StoreError> {
@@ -1239,24 +1302,137 @@ mod tests {
         assert_eq!(ver, migrate::LATEST);
     }
 
+    /// SQLite's plan for `sql`, its parameters left unbound.
+    fn plan_of(conn: &Connection, sql: &str) -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let mut rows = stmt.raw_query();
+        let mut plan = Vec::new();
+        while let Some(row) = rows.next().unwrap() {
+            plan.push(row.get::<_, String>(3).unwrap());
+        }
+        plan.join("\n")
+    }
+
     #[test]
-    fn claim_uses_the_queue_index() {
+    fn queue_queries_use_the_queue_index() {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(&dir.path().join("o.db")).unwrap();
         let conn = s.conn();
-        let plan: Vec<String> = conn
-            .prepare(
-                "EXPLAIN QUERY PLAN SELECT seq FROM tasks WHERE state = 'queued' \
-                 AND cancel_requested = 0 ORDER BY prio_rank, seq LIMIT 1",
+        let list_running = format!(
+            "SELECT {COLS} FROM tasks INDEXED BY tasks_queue \
+             WHERE state IN ('queued', 'running') AND state = ?1 ORDER BY seq"
+        );
+        for sql in [
+            CLAIM_SQL,
+            EXPIRED_SQL,
+            RECOVER_SQL,
+            NEXT_NOT_BEFORE_SQL,
+            list_running.as_str(),
+        ] {
+            let plan = plan_of(&conn, sql);
+            assert!(plan.contains("USING INDEX tasks_queue"), "{sql}\n{plan}");
+        }
+        // The claim reads the index in its own order: no sort.
+        let claim = plan_of(&conn, CLAIM_SQL);
+        assert!(!claim.contains("TEMP B-TREE"), "no sort needed: {claim}");
+    }
+
+    /// Rows straight into a database of schema version 1, as an older Orca left it.
+    fn version_1_database(path: &Path, page_size: u32) {
+        let conn = Connection::open(path).unwrap();
+        conn.execute_batch(&format!(
+            "PRAGMA page_size = {page_size}; PRAGMA journal_mode = WAL;"
+        ))
+        .unwrap();
+        conn.execute_batch(migrate::MIGRATIONS[0]).unwrap();
+        conn.execute_batch("PRAGMA user_version = 1").unwrap();
+        for (i, state) in ["queued", "running", "succeeded", "queued"]
+            .iter()
+            .enumerate()
+        {
+            conn.execute(
+                "INSERT INTO tasks (id, desired_id, stem, file, source, state, priority, \
+                 prio_rank, max_retries, retry_budget, received_at_ms, lease_owner, \
+                 lease_expires_ms, attempts) \
+                 VALUES (?1, ?1, ?1, 'tasks/' || ?1 || '.task.md', 'file', ?2, 'medium', 1, \
+                 2, 2, 1, ?3, ?4, ?5)",
+                params![
+                    format!("v{i}"),
+                    state,
+                    (*state == "running").then_some("old-node/w1"),
+                    (*state == "running").then_some(5_i64),
+                    i64::from(*state != "queued"),
+                ],
             )
+            .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_new_database_has_small_pages_and_an_old_one_keeps_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let page_size = |s: &SqliteStore| -> i64 {
+            s.conn()
+                .query_row("PRAGMA page_size", [], |r| r.get(0))
+                .unwrap()
+        };
+        let new = SqliteStore::open(&dir.path().join("new.db")).unwrap();
+        assert_eq!(page_size(&new), i64::from(PAGE_SIZE));
+        let old_path = dir.path().join("old.db");
+        version_1_database(&old_path, 4096);
+        let old = SqliteStore::open(&old_path).unwrap();
+        assert_eq!(page_size(&old), 4096, "fixed once the file exists");
+        drop(old);
+        // Reopened: still its own size, and the schema is not migrated twice.
+        let old = SqliteStore::open(&old_path).unwrap();
+        assert_eq!(page_size(&old), 4096);
+    }
+
+    #[test]
+    fn version_1_records_are_claimed_counted_and_recovered_after_the_upgrade() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.db");
+        version_1_database(&path, 4096);
+        let s = SqliteStore::open(&path).unwrap();
+        let indexes: Vec<String> = s
+            .conn()
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tasks' AND sql IS NOT NULL ORDER BY name")
             .unwrap()
-            .query_map([], |r| r.get::<_, String>(3))
+            .query_map([], |r| r.get(0))
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        let plan = plan.join("\n");
-        assert!(plan.contains("tasks_claim"), "{plan}");
-        assert!(!plan.contains("TEMP B-TREE"), "no sort needed: {plan}");
+        assert_eq!(indexes, ["tasks_open_file", "tasks_queue"]);
+        let counts = s.counts().unwrap();
+        assert_eq!(counts["queued"], 2);
+        assert_eq!(counts["running"], 1);
+        assert_eq!(counts["succeeded"], 1);
+        let running: Vec<String> = s
+            .list(Some(TaskState::Running))
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(running, ["v1"]);
+        let done: Vec<String> = s
+            .list(Some(TaskState::Succeeded))
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(done, ["v2"]);
+        // The old node's lease ran out long ago: its task goes back to the queue.
+        assert_eq!(s.requeue_expired(10).unwrap(), ["v1"]);
+        let order: Vec<String> = std::iter::from_fn(|| s.claim("w", &[], 60_000, 20).unwrap())
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(
+            order,
+            ["v0", "v1", "v3"],
+            "arrival order, the requeued one included"
+        );
+        assert_eq!(s.counts().unwrap()["running"], 3);
+        assert_eq!(s.recover_worker(Some("w")).unwrap().len(), 3);
     }
 
     #[test]
@@ -1294,6 +1470,67 @@ mod tests {
             0,
             "find_open_by_file's statement is re-prepared for each new file"
         );
+    }
+
+    #[test]
+    fn files_looked_up_together_answer_as_one_by_one_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&dir.path().join("o.db")).unwrap();
+        for id in ["a", "b", "c"] {
+            s.enqueue(new_task(id)).unwrap();
+        }
+        for id in ["a", "b"] {
+            assert_eq!(s.claim("w", &[], 60_000, 1).unwrap().unwrap().id, id);
+        }
+        let files = [
+            "tasks/c.task.md",
+            "tasks/none.task.md",
+            "tasks/a.task.md",
+            "tasks/b.task.md",
+        ];
+        let found: Vec<Option<String>> = s
+            .find_open_by_files(&files)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.map(|r| r.id))
+            .collect();
+        let one_by_one: Vec<Option<String>> = files
+            .iter()
+            .map(|f| s.find_open_by_file(f).unwrap().map(|r| r.id))
+            .collect();
+        assert_eq!(found, one_by_one);
+        assert_eq!(
+            found,
+            [Some("c".into()), None, Some("a".into()), Some("b".into())]
+        );
+        // Finished and finalized, or with its marker held back: not open either way.
+        for (id, hold) in [("a", false), ("b", true)] {
+            let done = Finish {
+                state: TaskState::Succeeded,
+                outcome: "succeeded".into(),
+                error: None,
+                exit_code: Some(0),
+                session_id: None,
+                now_ms: 2,
+            };
+            s.finish(id, "w", done).unwrap();
+            if hold {
+                s.mark_finalized_soon(id, 1, "tasks/processed/b.task.md")
+                    .unwrap();
+            } else {
+                s.mark_finalized(id, "tasks/processed/a.task.md").unwrap();
+            }
+        }
+        let found: Vec<Option<String>> = s
+            .find_open_by_files(&files)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.map(|r| r.id))
+            .collect();
+        assert_eq!(found, [Some("c".into()), None, None, None]);
+        // The read transaction is over: a write goes through at once.
+        s.enqueue(new_task("d")).unwrap();
+        assert!(s.conn().is_autocommit());
     }
 
     /// Throughput probe (prints, never asserts timing): 1,000 enqueue + claim + finish,
