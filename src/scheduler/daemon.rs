@@ -30,6 +30,17 @@ use crate::workspace::Workspace;
 /// (cancel, retry from the CLI), renews leases and checks the config files.
 const TICK: Duration = Duration::from_millis(250);
 
+/// What [`Daemon::check_store`] looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// Everything, only when another process wrote since the last look.
+    IfChanged,
+    /// The running tasks' cancels in any case; everything when another process wrote.
+    Cancels,
+    /// Everything (another process says it changed something).
+    Full,
+}
+
 /// How often finished tasks whose artifacts could not be written are tried again.
 const PENDING_RETRY: Duration = Duration::from_secs(5);
 /// At most this many ready files are queued in one store transaction, so the first tasks of
@@ -287,14 +298,18 @@ impl Daemon {
                 _ = recv_signal(&mut sigterm) => break,
                 _ = recv_signal(&mut sighup) => self.reload("SIGHUP"),
                 _ = recv_signal(&mut sigusr1) => {
-                    last_version = self.check_store(last_version, true);
+                    last_version = self.check_store(last_version, Check::Full);
                 }
                 _ = tick.tick() => {
                     if let Err(e) = self.store.flush_marks() {
                         tracing::error!("cannot record finished tasks as finalized (will try again): {e}");
                     }
-                    let recheck = self.claimed_by_workers.swap(false, Ordering::SeqCst);
-                    last_version = self.check_store(last_version, recheck);
+                    let check = if self.claimed_by_workers.swap(false, Ordering::SeqCst) {
+                        Check::Cancels
+                    } else {
+                        Check::IfChanged
+                    };
+                    last_version = self.check_store(last_version, check);
                     self.retry_pending_periodically(&mut last_pending_retry);
                     self.heartbeat();
                     let now_stamp = config_stamp(&self.ws);
@@ -592,13 +607,15 @@ impl Daemon {
     }
 
     /// Looks for changes made by other processes (cancel, retry): signals cancels to
-    /// running agents and finishes tasks cancelled while queued.
-    fn check_store(&self, last: i64, force: bool) -> i64 {
+    /// running agents, finishes tasks cancelled while queued and re-reads the retry schedule.
+    /// `Check::Cancels` looks at the running tasks' cancels even when no other process wrote
+    /// (the rest would find nothing new, and costs a look at every queued task).
+    fn check_store(&self, last: i64, check: Check) -> i64 {
         let version = self.store.data_version().unwrap_or(last);
-        if version == last && !force {
+        let changed = version != last || check == Check::Full;
+        if !changed && check == Check::IfChanged {
             return last;
         }
-        self.next_wake_stale.store(true, Ordering::SeqCst);
         let ids: Vec<(String, watch::Sender<bool>)> = match self.running.lock() {
             Ok(m) => m
                 .iter()
@@ -612,7 +629,10 @@ impl Daemon {
                 let _ = cancel.send(true);
             }
         }
-        self.finalize_pending();
+        if changed {
+            self.next_wake_stale.store(true, Ordering::SeqCst);
+            self.finalize_pending();
+        }
         version
     }
 
