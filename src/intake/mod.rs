@@ -175,9 +175,16 @@ fn stat(path: &Path) -> Option<(u64, Option<SystemTime>)> {
 #[derive(Default)]
 struct Recent {
     seen: HashMap<PathBuf, (u64, Option<SystemTime>, Instant)>,
+    /// The size at which `seen` is next pruned of old entries: twice what the last pruning
+    /// left (at least [`RECENT_PRUNE_AT`]), so that a burst of files all seen within the
+    /// window is not walked again at every new file.
+    prune_at: usize,
 }
 
 const RECENT_WINDOW: Duration = Duration::from_secs(1);
+
+/// `Recent::seen` is first pruned at this size.
+const RECENT_PRUNE_AT: usize = 4096;
 
 impl Recent {
     /// True when `path` should be emitted: it is a file and not emitted unchanged just now.
@@ -191,9 +198,10 @@ impl Recent {
                 return false;
             }
         }
-        if self.seen.len() >= 4096 {
+        if self.seen.len() >= self.prune_at.max(RECENT_PRUNE_AT) {
             self.seen
                 .retain(|_, (_, _, at)| now.duration_since(*at) < RECENT_WINDOW);
+            self.prune_at = 2 * self.seen.len();
         }
         self.seen.insert(path.to_path_buf(), (len, mtime, now));
         true
@@ -566,6 +574,42 @@ mod tests {
         assert!(!r.admit(&p));
         std::fs::write(&p, "xy").unwrap();
         assert!(r.admit(&p));
+    }
+
+    #[test]
+    fn a_burst_beyond_the_pruning_size_is_pruned_rarely_and_old_entries_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, "x").unwrap();
+            p
+        };
+        let mut r = Recent::default();
+        // A burst's worth of files, all within the window (stamped ahead, so however slow
+        // this test runs).
+        let recent = Instant::now() + Duration::from_secs(3600);
+        for i in 0..RECENT_PRUNE_AT {
+            r.seen
+                .insert(PathBuf::from(format!("t{i}.task.md")), (1, None, recent));
+        }
+        assert!(r.admit(&file("a.task.md")));
+        assert_eq!(r.seen.len(), RECENT_PRUNE_AT + 1, "all kept");
+        assert_eq!(
+            r.prune_at,
+            2 * RECENT_PRUNE_AT,
+            "the next pruning moved away"
+        );
+        assert!(r.admit(&file("b.task.md")));
+        assert_eq!(r.prune_at, 2 * RECENT_PRUNE_AT, "not pruned again");
+        // Once the window has passed, the next pruning drops them.
+        let old = Instant::now() - RECENT_WINDOW - Duration::from_millis(1);
+        for v in r.seen.values_mut() {
+            v.2 = old;
+        }
+        r.prune_at = 0;
+        assert!(r.admit(&file("c.task.md")));
+        assert_eq!(r.seen.len(), 1);
+        assert_eq!(r.prune_at, 0, "back to the first pruning size");
     }
 
     #[test]
