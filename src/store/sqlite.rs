@@ -1407,20 +1407,12 @@ mod tests {
         assert_eq!(counts["queued"], 2);
         assert_eq!(counts["running"], 1);
         assert_eq!(counts["succeeded"], 1);
-        let running: Vec<String> = s
-            .list(Some(TaskState::Running))
-            .unwrap()
-            .into_iter()
-            .map(|r| r.id)
-            .collect();
-        assert_eq!(running, ["v1"]);
-        let done: Vec<String> = s
-            .list(Some(TaskState::Succeeded))
-            .unwrap()
-            .into_iter()
-            .map(|r| r.id)
-            .collect();
-        assert_eq!(done, ["v2"]);
+        let ids_in = |state| -> Vec<String> {
+            let recs = s.list(Some(state)).unwrap();
+            recs.into_iter().map(|r| r.id).collect()
+        };
+        assert_eq!(ids_in(TaskState::Running), ["v1"]);
+        assert_eq!(ids_in(TaskState::Succeeded), ["v2"]);
         // The old node's lease ran out long ago: its task goes back to the queue.
         assert_eq!(s.requeue_expired(10).unwrap(), ["v1"]);
         let order: Vec<String> = std::iter::from_fn(|| s.claim("w", &[], 60_000, 20).unwrap())
@@ -1450,12 +1442,32 @@ mod tests {
         assert!(err.to_string().contains("FOREIGN KEY"), "{err}");
     }
 
-    #[test]
-    fn lookups_are_not_re_prepared_per_value() {
+    /// A run's end as succeeded.
+    fn succeeded() -> Finish {
+        Finish {
+            state: TaskState::Succeeded,
+            outcome: "succeeded".into(),
+            error: None,
+            exit_code: Some(0),
+            session_id: None,
+            now_ms: 2,
+        }
+    }
+
+    /// A store in a temporary folder with these tasks queued, in this order.
+    fn store_with(ids: &[&str]) -> (tempfile::TempDir, SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(&dir.path().join("o.db")).unwrap();
-        for id in ["a", "b", "c"] {
+        for id in ids {
             s.enqueue(new_task(id)).unwrap();
+        }
+        (dir, s)
+    }
+
+    #[test]
+    fn lookups_are_not_re_prepared_per_value() {
+        let (_dir, s) = store_with(&["a", "b", "c"]);
+        for id in ["a", "b", "c"] {
             s.find_open_by_file(&format!("tasks/{id}.task.md"))
                 .unwrap()
                 .unwrap();
@@ -1474,11 +1486,7 @@ mod tests {
 
     #[test]
     fn files_looked_up_together_answer_as_one_by_one_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(&dir.path().join("o.db")).unwrap();
-        for id in ["a", "b", "c"] {
-            s.enqueue(new_task(id)).unwrap();
-        }
+        let (_dir, s) = store_with(&["a", "b", "c"]);
         for id in ["a", "b"] {
             assert_eq!(s.claim("w", &[], 60_000, 1).unwrap().unwrap().id, id);
         }
@@ -1488,12 +1496,11 @@ mod tests {
             "tasks/a.task.md",
             "tasks/b.task.md",
         ];
-        let found: Vec<Option<String>> = s
-            .find_open_by_files(&files)
-            .unwrap()
-            .into_iter()
-            .map(|r| r.map(|r| r.id))
-            .collect();
+        let found_together = || -> Vec<Option<String>> {
+            let recs = s.find_open_by_files(&files).unwrap();
+            recs.into_iter().map(|r| r.map(|r| r.id)).collect()
+        };
+        let found = found_together();
         let one_by_one: Vec<Option<String>> = files
             .iter()
             .map(|f| s.find_open_by_file(f).unwrap().map(|r| r.id))
@@ -1505,15 +1512,7 @@ mod tests {
         );
         // Finished and finalized, or with its marker held back: not open either way.
         for (id, hold) in [("a", false), ("b", true)] {
-            let done = Finish {
-                state: TaskState::Succeeded,
-                outcome: "succeeded".into(),
-                error: None,
-                exit_code: Some(0),
-                session_id: None,
-                now_ms: 2,
-            };
-            s.finish(id, "w", done).unwrap();
+            s.finish(id, "w", succeeded()).unwrap();
             if hold {
                 s.mark_finalized_soon(id, 1, "tasks/processed/b.task.md")
                     .unwrap();
@@ -1521,13 +1520,7 @@ mod tests {
                 s.mark_finalized(id, "tasks/processed/a.task.md").unwrap();
             }
         }
-        let found: Vec<Option<String>> = s
-            .find_open_by_files(&files)
-            .unwrap()
-            .into_iter()
-            .map(|r| r.map(|r| r.id))
-            .collect();
-        assert_eq!(found, [Some("c".into()), None, None, None]);
+        assert_eq!(found_together(), [Some("c".into()), None, None, None]);
         // The read transaction is over: a write goes through at once.
         s.enqueue(new_task("d")).unwrap();
         assert!(s.conn().is_autocommit());
@@ -1546,19 +1539,7 @@ mod tests {
         let enq = start.elapsed();
         let mut n = 0;
         while let Some(rec) = s.claim("w", &[], 30_000, 1).unwrap() {
-            s.finish(
-                &rec.id,
-                "w",
-                Finish {
-                    state: TaskState::Succeeded,
-                    outcome: "succeeded".into(),
-                    error: None,
-                    exit_code: Some(0),
-                    session_id: None,
-                    now_ms: 2,
-                },
-            )
-            .unwrap();
+            s.finish(&rec.id, "w", succeeded()).unwrap();
             n += 1;
         }
         let total = start.elapsed();
