@@ -1,5 +1,6 @@
 //! Reliability under failure (issue #5): crash loops, an unwritable results/ folder, a locked
-//! store, a missing agent binary, and the task parser under property-based fuzzing.
+//! store, a missing agent binary, a daemon out of file descriptors, and the task parser under
+//! property-based fuzzing.
 
 mod common;
 
@@ -262,6 +263,71 @@ fn a_missing_agent_fails_clearly_and_doctor_says_how_to_fix_it() {
         out.contains("CLAUDE_BIN") && out.contains("/nonexistent") && out.contains("npm install"),
         "{out}"
     );
+    assert_eq!(ws.stop(), Some(0));
+}
+
+/// Sets the soft limit on open files of process `pid`; returns the limits it had.
+fn set_open_files_limit(pid: i32, soft: u64) -> libc::rlimit {
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a null new limit only reads the old one into `old`, which is valid.
+    let got = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, std::ptr::null(), &mut old) };
+    assert_eq!(got, 0, "prlimit: {}", std::io::Error::last_os_error());
+    let new = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: old.rlim_max,
+    };
+    // SAFETY: both pointers are valid for the call.
+    let set = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, &new, std::ptr::null_mut()) };
+    assert_eq!(set, 0, "prlimit: {}", std::io::Error::last_os_error());
+    old
+}
+
+/// Running out of file descriptors is the machine's state, not the task's fault nor a
+/// missing agent: the task is tried again, then fails with a message that says which limit
+/// to raise; nothing is lost, the daemon lives and takes tasks again once the limit is up.
+#[test]
+fn a_daemon_out_of_file_descriptors_retries_fails_clearly_and_recovers() {
+    let mut ws = Ws::new();
+    ws.set_env(&[("ORCA_MAX_RETRIES", "1"), ("MAX_CONCURRENT_TASKS", "2")]);
+    ws.start();
+    let pid = ws.pid() as i32;
+    // Room for a file or two, not for an agent's pipes.
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("/proc/PID/fd")
+        .count() as u64;
+    let before = set_open_files_limit(pid, open + 4);
+    for id in ["starved-a", "starved-b"] {
+        ws.drop_task(&format!("{id}.task.md"), &task(id, "medium", "noop"));
+    }
+    for id in ["starved-a", "starved-b"] {
+        let r = ws.wait_result(id);
+        assert_eq!(r["status"], "failed", "{r:#}");
+        assert_eq!(r["error"]["kind"], "transient", "not agent_missing: {r:#}");
+        let msg = r["error"]["message"].as_str().unwrap_or("");
+        assert!(
+            msg.contains("ulimit -n") && msg.contains("MAX_CONCURRENT_TASKS"),
+            "{msg}"
+        );
+        assert!(
+            !msg.contains("npm install"),
+            "not blamed on the agent: {msg}"
+        );
+        assert_eq!(r["attempts"], 2, "tried again once: {r:#}");
+        ws.wait_archived(id);
+    }
+    let retries = ws.events_named("retry");
+    assert!(
+        retries.iter().any(|e| e["task_id"] == "starved-a"
+            && e["reason"].as_str().unwrap_or("").contains("open files")),
+        "{retries:?}"
+    );
+    assert!(common::alive(pid), "the daemon lives");
+    set_open_files_limit(pid, before.rlim_cur);
+    ws.drop_task("fed.task.md", &task("fed", "medium", "noop"));
+    assert_eq!(ws.wait_result("fed")["status"], "succeeded");
     assert_eq!(ws.stop(), Some(0));
 }
 

@@ -177,15 +177,7 @@ impl ClaudeAgent {
         }) {
             Ok(c) => c,
             Err(e) => {
-                let reason = if e.stage == spawn::Stage::Chdir {
-                    format!(
-                        "the working folder {} does not exist or is not a folder; create it or fix the task's working_dir",
-                        req.working_dir.display()
-                    )
-                } else {
-                    spawn_error(&self.bin, &e.error)
-                };
-                out.outcome = Outcome::SpawnFailed { reason };
+                out.outcome = spawn_failure(&self.bin, &req.working_dir, &e);
                 return out;
             }
         };
@@ -355,6 +347,37 @@ pub fn parse_version(text: &str) -> Option<String> {
 /// Shell-style exit code: the code, or 128 + the signal that ended the process.
 fn exit_code(status: &ExitStatus) -> Option<i32> {
     status.code().or_else(|| status.signal().map(|s| 128 + s))
+}
+
+/// What a failed start means for the task: a missing working folder or agent binary fails it
+/// (with a hint); running out of descriptors, processes or memory is the machine's state at
+/// that moment, not the task's or the agent's fault, so the task is tried again later.
+fn spawn_failure(bin: &str, working_dir: &Path, e: &spawn::SpawnError) -> Outcome {
+    if e.stage == spawn::Stage::Chdir {
+        return Outcome::SpawnFailed {
+            reason: format!(
+                "the working folder {} does not exist or is not a folder; create it or fix the task's working_dir",
+                working_dir.display()
+            ),
+        };
+    }
+    let limit = match e.error.raw_os_error() {
+        Some(libc::EMFILE) => "Orca's limit on open files is reached: raise it (`ulimit -n`)",
+        Some(libc::ENFILE) => "the system's limit on open files is reached",
+        Some(libc::EAGAIN) => "the limit on processes is reached: raise it (`ulimit -u`)",
+        Some(libc::ENOMEM) => "the machine is out of memory",
+        _ => {
+            return Outcome::SpawnFailed {
+                reason: spawn_error(bin, &e.error),
+            }
+        }
+    };
+    Outcome::Transient {
+        reason: format!(
+            "cannot start the agent '{bin}': {} ({limit}, or lower MAX_CONCURRENT_TASKS)",
+            e.error
+        ),
+    }
 }
 
 fn spawn_error(bin: &str, e: &std::io::Error) -> String {
@@ -968,6 +991,45 @@ mod tests {
             Some("0.0.0-fake")
         );
         assert_eq!(parse_version("Claude Code"), None);
+    }
+
+    #[test]
+    fn a_start_that_runs_out_of_resources_is_tried_again_a_missing_agent_is_not() {
+        let failure = |stage, errno| {
+            let e = spawn::SpawnError {
+                stage,
+                error: std::io::Error::from_raw_os_error(errno),
+            };
+            spawn_failure("claude", Path::new("/w"), &e)
+        };
+        for (errno, says) in [
+            (libc::EMFILE, "ulimit -n"),
+            (libc::ENFILE, "system's limit on open files"),
+            (libc::EAGAIN, "ulimit -u"),
+            (libc::ENOMEM, "out of memory"),
+        ] {
+            match failure(spawn::Stage::Setup, errno) {
+                Outcome::Transient { reason } => {
+                    assert!(reason.contains(says), "{reason}");
+                    assert!(reason.contains("MAX_CONCURRENT_TASKS"), "{reason}");
+                    assert!(
+                        !reason.contains("npm install"),
+                        "not blamed on the agent: {reason}"
+                    );
+                }
+                other => panic!("errno {errno}: {other:?}"),
+            }
+        }
+        match failure(spawn::Stage::Exec, libc::ENOENT) {
+            Outcome::SpawnFailed { reason } => assert!(reason.contains("not found"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        match failure(spawn::Stage::Chdir, libc::ENOENT) {
+            Outcome::SpawnFailed { reason } => {
+                assert!(reason.contains("working folder /w"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
