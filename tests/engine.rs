@@ -294,6 +294,47 @@ fn kill_nine_mid_run_then_restart_finishes_every_task_exactly_once() {
     );
 }
 
+/// A task file that is a symbolic link is read only when it leads inside the allowed root:
+/// a link to a file elsewhere (a key, another user's file) must not make the daemon read it
+/// and hand it to the agent. The link itself is moved aside; its target is left alone.
+#[test]
+fn a_task_file_linking_out_of_the_workspace_is_rejected_unread() {
+    use std::os::unix::fs::symlink;
+    let mut ws = Ws::new();
+    let outside = tempfile::tempdir().expect("outside");
+    let secret = outside.path().join("id_key");
+    std::fs::write(&secret, task("stolen", "medium", "noop")).expect("secret");
+    std::fs::write(ws.path().join("kept.md"), task("kept", "medium", "noop")).expect("kept.md");
+    ws.start();
+    symlink(&secret, ws.path().join("tasks/stolen.task.md")).expect("link out");
+    symlink(
+        ws.path().join("kept.md"),
+        ws.path().join("tasks/kept.task.md"),
+    )
+    .expect("link in");
+    let r = ws.wait_result("stolen");
+    assert_eq!(r["status"], "rejected", "{r:#}");
+    assert_eq!(r["error"]["kind"], "link_outside_root", "{r:#}");
+    let msg = r["error"]["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("symbolic link") && msg.contains("id_key"),
+        "{msg}"
+    );
+    let hint = r["error"]["hint"].as_str().unwrap_or("");
+    assert!(hint.contains("copy the file into tasks/"), "{hint}");
+    let moved = ws.path().join("tasks/rejected/stolen.task.md");
+    ws.wait_for(
+        || std::fs::symlink_metadata(&moved).is_ok_and(|m| m.file_type().is_symlink()),
+        "the link moved aside",
+    );
+    assert!(secret.is_file(), "the target stays where it was");
+    // A link inside the workspace runs as a task.
+    assert_eq!(ws.wait_result("kept")["status"], "succeeded");
+    let ran: Vec<String> = ws.agent_starts().iter().map(|l| l[1].clone()).collect();
+    assert_eq!(ran, ["kept"], "the agent never saw the linked-out file");
+    assert_eq!(ws.stop(), Some(0), "the daemon lived");
+}
+
 #[test]
 fn hostile_files_are_moved_aside_and_the_daemon_lives() {
     let mut ws = Ws::new();

@@ -418,7 +418,7 @@ impl Daemon {
         // suffixed too, so no task's artifacts are ever overwritten by another's.
         let stem = crate::artifacts::free_stem(&self.ws, &Workspace::stem_of(path));
         let cfg = self.cfg();
-        let parsed = task::parse_file(path).and_then(|t| {
+        let parsed = task::parse_file_within(path, &cfg.claude_allowed_root).and_then(|t| {
             task::paths::resolve_task_paths(
                 &t,
                 path,

@@ -300,6 +300,11 @@ pub enum TaskErrorKind {
         field: &'static str,
         error: Box<paths::PathError>,
     },
+    #[error("the task file is a symbolic link to {target}, outside the allowed root {root}")]
+    LinkOutsideRoot { target: String, root: String },
+    /// Internal to [`parse_file_within`]: the path is a link, not yet followed.
+    #[error("the task file is a symbolic link")]
+    IsLink,
     #[error("{0}")]
     Other(String),
 }
@@ -335,6 +340,8 @@ impl TaskErrorKind {
                 paths::PathError::BadId(_) => "bad_id",
                 paths::PathError::Unresolvable { .. } => "path_unresolvable",
             },
+            TaskErrorKind::LinkOutsideRoot { .. } => "link_outside_root",
+            TaskErrorKind::IsLink => "io",
             TaskErrorKind::Other(_) => "invalid",
         }
     }
@@ -421,6 +428,10 @@ impl TaskErrorKind {
                     "check the path: it must be readable and not a dangling symlink".into()
                 }
             },
+            TaskErrorKind::IsLink => "check that the file exists and is readable".into(),
+            TaskErrorKind::LinkOutsideRoot { .. } => {
+                "copy the file into tasks/ instead of linking to it (a link is read only when it leads inside CLAUDE_ALLOWED_ROOT)".into()
+            }
             TaskErrorKind::Other(_) => "see the task format in the README".into(),
         }
     }
@@ -439,7 +450,7 @@ fn suggest_line(value: &str, allowed: &[&str], fallback: &str) -> String {
 /// Only regular files are read (a FIFO or device is refused without opening it for long),
 /// and the read is capped, so a file that grows while being read cannot make us read more.
 pub fn parse_file(path: &Path) -> Result<Task, TaskError> {
-    let bytes = read_limited(path).map_err(|kind| TaskError {
+    let bytes = read_limited(path, true).map_err(|kind| TaskError {
         file: path.to_path_buf(),
         line: None,
         kind,
@@ -447,8 +458,46 @@ pub fn parse_file(path: &Path) -> Result<Task, TaskError> {
     parse_bytes(path, &bytes)
 }
 
-/// Reads at most [`MAX_TASK_FILE_BYTES`] of a regular file, checking its size first.
-pub(crate) fn read_limited(path: &Path) -> Result<Vec<u8>, TaskErrorKind> {
+/// [`parse_file`] for the daemon, which hands the file's text to the agent: a task file that
+/// is a symbolic link is read only when it leads inside `allowed_root`, so that a link dropped
+/// into tasks/ cannot make Orca read a file its writer could not (a key elsewhere on the
+/// machine). A plain file costs nothing more: it is opened without following a link first.
+pub fn parse_file_within(path: &Path, allowed_root: &Path) -> Result<Task, TaskError> {
+    let err = |kind| TaskError {
+        file: path.to_path_buf(),
+        line: None,
+        kind,
+    };
+    let bytes = match read_limited(path, false) {
+        Err(TaskErrorKind::IsLink) => {
+            let base = path.parent().unwrap_or(Path::new("."));
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            match paths::resolve_inside(base, allowed_root, &name) {
+                Ok(_) => read_limited(path, true),
+                Err(paths::PathError::OutsideRoot { resolved, root, .. }) => {
+                    Err(TaskErrorKind::LinkOutsideRoot {
+                        target: resolved.display().to_string(),
+                        root: root.display().to_string(),
+                    })
+                }
+                Err(e) => Err(TaskErrorKind::Path {
+                    field: "task file",
+                    error: Box::new(e),
+                }),
+            }
+        }
+        other => other,
+    }
+    .map_err(err)?;
+    parse_bytes(path, &bytes)
+}
+
+/// Reads at most [`MAX_TASK_FILE_BYTES`] of a regular file, checking its size first. Without
+/// `follow`, a symbolic link is not opened: `IsLink` says so.
+pub(crate) fn read_limited(path: &Path, follow: bool) -> Result<Vec<u8>, TaskErrorKind> {
     use std::io::Read;
     let io = |e: std::io::Error| TaskErrorKind::Io(e.to_string());
     let mut opts = std::fs::OpenOptions::new();
@@ -457,9 +506,17 @@ pub(crate) fn read_limited(path: &Path) -> Result<Vec<u8>, TaskErrorKind> {
     {
         // Never block on open if the path is a FIFO: what it is, is checked once open.
         use std::os::unix::fs::OpenOptionsExt;
-        opts.custom_flags(libc::O_NONBLOCK);
+        let nofollow = if follow { 0 } else { libc::O_NOFOLLOW };
+        opts.custom_flags(libc::O_NONBLOCK | nofollow);
     }
-    let file = opts.open(path).map_err(io)?;
+    let file = match opts.open(path) {
+        Ok(f) => f,
+        #[cfg(unix)]
+        Err(e) if !follow && e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(TaskErrorKind::IsLink)
+        }
+        Err(e) => return Err(io(e)),
+    };
     let meta = file.metadata().map_err(io)?;
     if !meta.is_file() {
         return Err(TaskErrorKind::Io("not a regular file".into()));

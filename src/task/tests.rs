@@ -371,6 +371,53 @@ fn fifo_is_refused_without_blocking() {
     assert_eq!(e.kind, TaskErrorKind::Io("not a regular file".into()));
 }
 
+#[cfg(unix)]
+#[test]
+fn a_task_file_linking_outside_the_allowed_root_is_not_read() {
+    use std::os::unix::fs::symlink;
+    let outside = tempfile::tempdir().unwrap();
+    let secret = outside.path().join("key");
+    std::fs::write(&secret, "---\nid: stolen\n---\nthe secret\n").unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let tasks = root.path().join("tasks");
+    std::fs::create_dir(&tasks).unwrap();
+    let text = "---\nid: here\n---\nDo it.\n";
+    // A plain file, and a link to a file inside the root: read as usual.
+    std::fs::write(tasks.join("plain.task.md"), text).unwrap();
+    std::fs::write(root.path().join("elsewhere.md"), text).unwrap();
+    symlink(
+        root.path().join("elsewhere.md"),
+        tasks.join("inside.task.md"),
+    )
+    .unwrap();
+    for name in ["plain.task.md", "inside.task.md"] {
+        let t = parse_file_within(&tasks.join(name), root.path()).unwrap();
+        assert_eq!(t.prompt, "Do it.", "{name}");
+    }
+    // A link out of the root: refused, the target never read.
+    let e = parse_file_within(&tasks.join("out.task.md"), root.path()).unwrap_err();
+    assert_eq!(e.kind_name(), "io", "no such file yet: {e}");
+    symlink(&secret, tasks.join("out.task.md")).unwrap();
+    let e = parse_file_within(&tasks.join("out.task.md"), root.path()).unwrap_err();
+    assert_eq!(e.kind_name(), "link_outside_root");
+    let msg = e.to_string();
+    let target = secret.canonicalize().unwrap();
+    assert!(msg.contains(&target.display().to_string()), "{msg}");
+    assert!(!msg.contains("the secret"), "{msg}");
+    assert!(
+        e.hint().contains("copy the file into tasks/"),
+        "{}",
+        e.hint()
+    );
+    assert_eq!(e.file, tasks.join("out.task.md"));
+    // A link in a loop cannot be followed: refused too, saying so.
+    symlink(tasks.join("loop.task.md"), tasks.join("loop.task.md")).unwrap();
+    let e = parse_file_within(&tasks.join("loop.task.md"), root.path()).unwrap_err();
+    assert_eq!(e.kind_name(), "path_unresolvable", "{e}");
+    // `orca check` reads what the user points it at, as before.
+    assert_eq!(parse_file(&tasks.join("out.task.md")).unwrap().id, "stolen");
+}
+
 #[test]
 fn front_matter_must_start_on_line_one() {
     // A `---` later in the body is a horizontal rule, not front matter.
