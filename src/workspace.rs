@@ -4,6 +4,12 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// The longest stem of a task file's artifacts, in bytes. File names are limited to 255
+/// bytes, and the artifacts add up to 27 to the stem (`.<stem>_summary.txt.partial`, and a
+/// `-10000` suffix when the stem is taken): a longer task file name would leave its result
+/// unwritable.
+pub const MAX_STEM_BYTES: usize = 200;
+
 /// Every path Orca uses inside one workspace root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Workspace {
@@ -104,15 +110,25 @@ impl Workspace {
             || name.ends_with(".part")
     }
 
-    /// The stem of a task file: its name without `.task.md`.
+    /// The stem of a task file: its name without `.task.md`, cut to [`MAX_STEM_BYTES`] (at a
+    /// character boundary) so that the artifact names made from it fit in a file name.
     pub fn stem_of(path: &Path) -> String {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        name.strip_suffix(".task.md")
+        let mut stem = name
+            .strip_suffix(".task.md")
             .map(str::to_owned)
-            .unwrap_or(name)
+            .unwrap_or(name);
+        if stem.len() > MAX_STEM_BYTES {
+            let cut = (0..=MAX_STEM_BYTES)
+                .rev()
+                .find(|&i| stem.is_char_boundary(i))
+                .unwrap_or(0);
+            stem.truncate(cut);
+        }
+        stem
     }
 }
 
@@ -153,5 +169,22 @@ mod tests {
         assert!(!Workspace::is_task_file_name("a.task.md.tmp"));
         assert!(!Workspace::is_task_file_name("a.md"));
         assert_eq!(Workspace::stem_of(Path::new("x/fix_db.task.md")), "fix_db");
+    }
+
+    #[test]
+    fn long_stems_are_cut_to_fit_artifact_names_at_a_character_boundary() {
+        let long = format!("{}.task.md", "a".repeat(245));
+        assert_eq!(
+            Workspace::stem_of(Path::new(&long)),
+            "a".repeat(MAX_STEM_BYTES)
+        );
+        // 'é' is two bytes: 100 of them are 200 bytes, the 101st does not fit.
+        let accents = format!("{}.task.md", "é".repeat(120));
+        let stem = Workspace::stem_of(Path::new(&accents));
+        assert_eq!(stem, "é".repeat(100));
+        let name = format!(".{stem}-10000_summary.txt.partial");
+        assert!(name.len() <= 255, "{}", name.len());
+        let fits = format!("{}.task.md", "b".repeat(MAX_STEM_BYTES));
+        assert_eq!(Workspace::stem_of(Path::new(&fits)).len(), MAX_STEM_BYTES);
     }
 }

@@ -294,6 +294,34 @@ fn kill_nine_mid_run_then_restart_finishes_every_task_exactly_once() {
     );
 }
 
+/// A task file whose name is as long as a file name may be still gets its result: the
+/// artifacts' names are made from its stem cut to fit (it could not be written before, and
+/// the task waited for ever).
+#[test]
+fn a_task_file_with_the_longest_name_gets_its_artifacts() {
+    let mut ws = Ws::new();
+    ws.start();
+    let stem = "n".repeat(245);
+    ws.write_task(
+        &format!("{stem}.task.md"),
+        task("longname", "medium", "noop").as_bytes(),
+    );
+    let short = "n".repeat(200);
+    let r = ws.wait_result(&short);
+    assert_eq!(r["status"], "succeeded", "{r:#}");
+    assert_eq!(r["file"], format!("tasks/{stem}.task.md"));
+    assert!(ws
+        .path()
+        .join(format!("summaries/{short}_summary.txt"))
+        .is_file());
+    ws.wait_archived("longname");
+    assert!(ws
+        .path()
+        .join(format!("tasks/processed/{stem}.task.md"))
+        .is_file());
+    assert_eq!(ws.stop(), Some(0));
+}
+
 /// A task file that is a symbolic link is read only when it leads inside the allowed root:
 /// a link to a file elsewhere (a key, another user's file) must not make the daemon read it
 /// and hand it to the agent. The link itself is moved aside; its target is left alone.
