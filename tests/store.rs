@@ -702,6 +702,28 @@ fn a_database_from_a_newer_orca_is_refused() {
 }
 
 #[test]
+fn a_file_that_is_no_database_is_refused_with_the_way_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("orca.db");
+    let noise: Vec<u8> = (0..5000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&db, &noise).unwrap();
+    let err = SqliteStore::open(&db).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Damaged { path, .. } if path == &db),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains(&db.display().to_string()), "{msg}");
+    assert!(
+        msg.contains("move it away") && msg.contains("queued anew"),
+        "{msg}"
+    );
+    assert_eq!(std::fs::read(&db).unwrap(), noise, "left as it was");
+}
+
+#[test]
 fn a_locked_database_reports_busy_with_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());

@@ -269,6 +269,12 @@ pub enum StoreError {
         id: String,
         detail: String,
     },
+    #[error("the task database {} is damaged or not a SQLite database ({source}); move it away (e.g. to orca.db.bad) and start again: task files still in tasks/ are queued anew, and results already written stay", path.display())]
+    Damaged {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
     #[error("task database error on {}: {source}", path.display())]
     Sqlite {
         path: PathBuf,

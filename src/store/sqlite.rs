@@ -558,6 +558,12 @@ fn map_err(path: &Path, e: rusqlite::Error) -> StoreError {
                 waited_ms: BUSY_TIMEOUT_MS,
             };
         }
+        if matches!(f.code, ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) {
+            return StoreError::Damaged {
+                path: path.to_path_buf(),
+                source: e,
+            };
+        }
     }
     StoreError::Sqlite {
         path: path.to_path_buf(),
