@@ -122,10 +122,11 @@ impl Workspace {
             .map(str::to_owned)
             .unwrap_or(name);
         if stem.len() > MAX_STEM_BYTES {
-            let cut = (0..=MAX_STEM_BYTES)
-                .rev()
-                .find(|&i| stem.is_char_boundary(i))
-                .unwrap_or(0);
+            // Index 0 is always a boundary, so this ends.
+            let mut cut = MAX_STEM_BYTES;
+            while !stem.is_char_boundary(cut) {
+                cut -= 1;
+            }
             stem.truncate(cut);
         }
         stem

@@ -5,8 +5,9 @@
 //! only "racy" files, modified within [`RACY`] of the snapshot ([`RACY_FINE`] where
 //! timestamps have fractions of a second), are also hashed, because a change within the
 //! same timestamp tick would not show in their metadata (git's own "racy clean" rule); a
-//! folder's listing is reused only under the same rule. Whether a folder is in a repository is found by looking for `.git`
-//! in it and its parents, so `git` is only started where there is one.
+//! folder's listing is reused only under the same rule. Whether a folder is in a repository
+//! is found by looking for `.git` in it and its parents, so `git` is only started where
+//! there is one.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;

@@ -730,11 +730,7 @@ impl tokio::io::AsyncRead for PipeReader {
     ) -> std::task::Poll<std::io::Result<()>> {
         use tokio::io::AsyncBufRead;
         let this = self.get_mut();
-        let avail = match std::pin::Pin::new(&mut *this).poll_fill_buf(cx) {
-            std::task::Poll::Ready(Ok(a)) => a,
-            std::task::Poll::Ready(Err(e)) => return std::task::Poll::Ready(Err(e)),
-            std::task::Poll::Pending => return std::task::Poll::Pending,
-        };
+        let avail = std::task::ready!(std::pin::Pin::new(&mut *this).poll_fill_buf(cx))?;
         let n = avail.len().min(out.remaining());
         out.put_slice(&avail[..n]);
         std::pin::Pin::new(this).consume(n);
@@ -753,11 +749,7 @@ impl tokio::io::AsyncBufRead for PipeReader {
             this.pos = 0;
             this.buf.reserve(this.cap);
             loop {
-                match this.pipe.poll_read_ready(cx) {
-                    std::task::Poll::Ready(Ok(())) => {}
-                    std::task::Poll::Ready(Err(e)) => return std::task::Poll::Ready(Err(e)),
-                    std::task::Poll::Pending => return std::task::Poll::Pending,
-                }
+                std::task::ready!(this.pipe.poll_read_ready(cx))?;
                 match this.pipe.try_read_buf(&mut this.buf) {
                     Ok(_) => break, // 0 bytes: the end
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,

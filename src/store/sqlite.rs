@@ -98,6 +98,14 @@ const CLAIM_SQL: &str = concat!(
     cols!()
 );
 
+/// Queued or running records in state `?1`, in arrival order.
+const LIST_OPEN_SQL: &str = concat!(
+    "SELECT ",
+    cols!(),
+    " FROM tasks INDEXED BY tasks_queue \
+     WHERE state IN ('queued', 'running') AND state = ?1 ORDER BY seq"
+);
+
 /// Running tasks whose lease ran out before `?1`.
 const EXPIRED_SQL: &str =
     "SELECT id, attempts, cancel_requested, lease_owner FROM tasks INDEXED BY tasks_queue \
@@ -1122,11 +1130,7 @@ impl Store for SqliteStore {
             // Queued and running records are found through the queue index; the others
             // (history, which only grows) by a scan.
             Some(s @ (TaskState::Queued | TaskState::Running)) => {
-                let sql = format!(
-                    "SELECT {COLS} FROM tasks INDEXED BY tasks_queue \
-                     WHERE state IN ('queued', 'running') AND state = ?1 ORDER BY seq"
-                );
-                self.query_records(&sql, [s.as_str()])
+                self.query_records(LIST_OPEN_SQL, [s.as_str()])
             }
             Some(s) => {
                 let sql = format!("SELECT {COLS} FROM tasks WHERE state = ?1 ORDER BY seq");
@@ -1324,16 +1328,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = SqliteStore::open(&dir.path().join("o.db")).unwrap();
         let conn = s.conn();
-        let list_running = format!(
-            "SELECT {COLS} FROM tasks INDEXED BY tasks_queue \
-             WHERE state IN ('queued', 'running') AND state = ?1 ORDER BY seq"
-        );
         for sql in [
             CLAIM_SQL,
             EXPIRED_SQL,
             RECOVER_SQL,
             NEXT_NOT_BEFORE_SQL,
-            list_running.as_str(),
+            LIST_OPEN_SQL,
         ] {
             let plan = plan_of(&conn, sql);
             assert!(plan.contains("USING INDEX tasks_queue"), "{sql}\n{plan}");

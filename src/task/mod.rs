@@ -302,9 +302,6 @@ pub enum TaskErrorKind {
     },
     #[error("the task file is a symbolic link to {target}, outside the allowed root {root}")]
     LinkOutsideRoot { target: String, root: String },
-    /// Internal to [`parse_file_within`]: the path is a link, not yet followed.
-    #[error("the task file is a symbolic link")]
-    IsLink,
     #[error("{0}")]
     Other(String),
 }
@@ -341,7 +338,6 @@ impl TaskErrorKind {
                 paths::PathError::Unresolvable { .. } => "path_unresolvable",
             },
             TaskErrorKind::LinkOutsideRoot { .. } => "link_outside_root",
-            TaskErrorKind::IsLink => "io",
             TaskErrorKind::Other(_) => "invalid",
         }
     }
@@ -428,7 +424,6 @@ impl TaskErrorKind {
                     "check the path: it must be readable and not a dangling symlink".into()
                 }
             },
-            TaskErrorKind::IsLink => "check that the file exists and is readable".into(),
             TaskErrorKind::LinkOutsideRoot { .. } => {
                 "copy the file into tasks/ instead of linking to it (a link is read only when it leads inside CLAUDE_ALLOWED_ROOT)".into()
             }
@@ -450,7 +445,7 @@ fn suggest_line(value: &str, allowed: &[&str], fallback: &str) -> String {
 /// Only regular files are read (a FIFO or device is refused without opening it for long),
 /// and the read is capped, so a file that grows while being read cannot make us read more.
 pub fn parse_file(path: &Path) -> Result<Task, TaskError> {
-    let bytes = read_limited(path, true).map_err(|kind| TaskError {
+    let bytes = read_limited(path).map_err(|kind| TaskError {
         file: path.to_path_buf(),
         line: None,
         kind,
@@ -468,15 +463,16 @@ pub fn parse_file_within(path: &Path, allowed_root: &Path) -> Result<Task, TaskE
         line: None,
         kind,
     };
-    let bytes = match read_limited(path, false) {
-        Err(TaskErrorKind::IsLink) => {
+    let bytes = match open_task_file(path, false).map_err(err)? {
+        Some(file) => read_opened(file),
+        None => {
             let base = path.parent().unwrap_or(Path::new("."));
             let name = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             match paths::resolve_inside(base, allowed_root, &name) {
-                Ok(_) => read_limited(path, true),
+                Ok(_) => read_limited(path),
                 Err(paths::PathError::OutsideRoot { resolved, root, .. }) => {
                     Err(TaskErrorKind::LinkOutsideRoot {
                         target: resolved.display().to_string(),
@@ -489,34 +485,42 @@ pub fn parse_file_within(path: &Path, allowed_root: &Path) -> Result<Task, TaskE
                 }),
             }
         }
-        other => other,
     }
     .map_err(err)?;
     parse_bytes(path, &bytes)
 }
 
-/// Reads at most [`MAX_TASK_FILE_BYTES`] of a regular file, checking its size first. Without
-/// `follow`, a symbolic link is not opened: `IsLink` says so.
-pub(crate) fn read_limited(path: &Path, follow: bool) -> Result<Vec<u8>, TaskErrorKind> {
-    use std::io::Read;
-    let io = |e: std::io::Error| TaskErrorKind::Io(e.to_string());
+/// Reads at most [`MAX_TASK_FILE_BYTES`] of a regular file, checking its size first.
+pub(crate) fn read_limited(path: &Path) -> Result<Vec<u8>, TaskErrorKind> {
+    match open_task_file(path, true)? {
+        Some(file) => read_opened(file),
+        None => Err(TaskErrorKind::Io("a symbolic link".into())),
+    }
+}
+
+/// Opens a task file for reading, never blocking on a FIFO (what it is, is checked once
+/// open). Without `follow`, a symbolic link is not opened: `Ok(None)` says it is one.
+fn open_task_file(path: &Path, follow: bool) -> Result<Option<std::fs::File>, TaskErrorKind> {
     let mut opts = std::fs::OpenOptions::new();
     opts.read(true);
     #[cfg(unix)]
     {
-        // Never block on open if the path is a FIFO: what it is, is checked once open.
         use std::os::unix::fs::OpenOptionsExt;
         let nofollow = if follow { 0 } else { libc::O_NOFOLLOW };
         opts.custom_flags(libc::O_NONBLOCK | nofollow);
     }
-    let file = match opts.open(path) {
-        Ok(f) => f,
+    match opts.open(path) {
+        Ok(f) => Ok(Some(f)),
         #[cfg(unix)]
-        Err(e) if !follow && e.raw_os_error() == Some(libc::ELOOP) => {
-            return Err(TaskErrorKind::IsLink)
-        }
-        Err(e) => return Err(io(e)),
-    };
+        Err(e) if !follow && e.raw_os_error() == Some(libc::ELOOP) => Ok(None),
+        Err(e) => Err(TaskErrorKind::Io(e.to_string())),
+    }
+}
+
+/// Reads at most [`MAX_TASK_FILE_BYTES`] of an open task file, checking its size first.
+fn read_opened(file: std::fs::File) -> Result<Vec<u8>, TaskErrorKind> {
+    use std::io::Read;
+    let io = |e: std::io::Error| TaskErrorKind::Io(e.to_string());
     let meta = file.metadata().map_err(io)?;
     if !meta.is_file() {
         return Err(TaskErrorKind::Io("not a regular file".into()));

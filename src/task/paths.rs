@@ -85,7 +85,7 @@ pub fn resolve_task_paths(
     allowed_root: &Path,
 ) -> Result<ResolvedPaths, TaskError> {
     let fail = |field: &'static str, error: PathError, find: &dyn Fn(&str) -> Option<usize>| {
-        let line = super::read_limited(file, true)
+        let line = super::read_limited(file)
             .ok()
             .and_then(|bytes| super::decode::decode(&bytes).ok().map(|t| t.into_owned()))
             .and_then(|text| find(&text));
