@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use orca::artifacts::result::SourceKind;
+use orca::store::SourceKind;
 use orca::store::{
     self, CancelOutcome, Finish, LockError, NewTask, NextClaim, SqliteStore, Store, StoreError,
     TaskState,
@@ -688,11 +688,11 @@ fn a_database_from_a_newer_orca_is_refused() {
         StoreError::NewerSchema {
             found,
             supported,
-            path,
+            db: at,
         } => {
             assert_eq!(*found, 42);
             assert!(*supported < 42);
-            assert_eq!(path, &db);
+            assert_eq!(at, &db.display().to_string());
         }
         other => panic!("expected NewerSchema, got {other:?}"),
     }
@@ -711,7 +711,7 @@ fn a_file_that_is_no_database_is_refused_with_the_way_out() {
     std::fs::write(&db, &noise).unwrap();
     let err = SqliteStore::open(&db).unwrap_err();
     assert!(
-        matches!(&err, StoreError::Damaged { path, .. } if path == &db),
+        matches!(&err, StoreError::Damaged { db: at, .. } if at == &db.display().to_string()),
         "{err:?}"
     );
     let msg = err.to_string();

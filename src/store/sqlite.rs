@@ -22,8 +22,8 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
 
 use super::migrate::{self, MigrateError};
 use super::{
-    source_from_str, source_str, AttemptRecord, CancelOutcome, Finish, Finished, NewTask,
-    NextClaim, Store, StoreError, TaskRecord, TaskState,
+    source_from_str, source_str, AttemptRecord, CancelOutcome, ChangeToken, Finish, Finished,
+    NewTask, NextClaim, Store, StoreError, TaskRecord, TaskState,
 };
 use crate::task::{Priority, Task};
 use crate::workspace::Workspace;
@@ -55,8 +55,19 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: PathBuf,
     /// Finalize markers waiting to ride along with the next write transaction
-    /// ([`Store::mark_finalized_soon`]); written at the latest when the store is dropped.
+    /// ([`SqliteStore::mark_finalized_soon`]); written at the latest when the store is dropped.
     marks: Mutex<Vec<Mark>>,
+    /// The file this connection opened (device, inode), to notice it deleted or replaced.
+    identity: Option<FileId>,
+}
+
+/// A file's device and inode.
+type FileId = (u64, u64);
+
+/// The identity of the file at `path` now; None when it cannot be read.
+fn file_id(path: &Path) -> std::io::Result<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).map(|m| (m.dev(), m.ino()))
 }
 
 /// A finalize marker not yet written: the task, the attempt it finalized, the archive path.
@@ -158,9 +169,12 @@ impl std::fmt::Debug for SqliteStore {
 impl SqliteStore {
     /// Opens (creating if missing) the database file and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let open_err = |source| StoreError::Open {
-            path: path.to_path_buf(),
-            source,
+        let open_err = |e: rusqlite::Error| match map_err(path, e) {
+            StoreError::Backend { db, message } => StoreError::Open {
+                db,
+                detail: message,
+            },
+            other => other,
         };
         let mut conn = Connection::open(path).map_err(open_err)?;
         conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))
@@ -185,7 +199,7 @@ impl SqliteStore {
             Ok(_) => {}
             Err(MigrateError::Newer { found }) => {
                 return Err(StoreError::NewerSchema {
-                    path: path.to_path_buf(),
+                    db: path.display().to_string(),
                     found,
                     supported: migrate::LATEST,
                 })
@@ -196,6 +210,7 @@ impl SqliteStore {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
             marks: Mutex::new(Vec::new()),
+            identity: file_id(path).ok(),
         })
     }
 
@@ -556,26 +571,37 @@ impl SqliteStore {
     }
 }
 
-/// Maps a rusqlite error, singling out "database is locked" (another process held the
-/// write lock longer than the busy timeout).
+/// Maps a rusqlite error to the backend-neutral [`StoreError`], singling out "database is
+/// locked" (another process held the write lock longer than the busy timeout), a damaged
+/// file and a read-only one.
 fn map_err(path: &Path, e: rusqlite::Error) -> StoreError {
+    let db = path.display().to_string();
     if let rusqlite::Error::SqliteFailure(f, _) = &e {
-        if matches!(f.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) {
-            return StoreError::Busy {
-                path: path.to_path_buf(),
-                waited_ms: BUSY_TIMEOUT_MS,
-            };
-        }
-        if matches!(f.code, ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) {
-            return StoreError::Damaged {
-                path: path.to_path_buf(),
-                source: e,
-            };
+        match f.code {
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+                return StoreError::Busy {
+                    db,
+                    waited_ms: BUSY_TIMEOUT_MS,
+                }
+            }
+            ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => {
+                return StoreError::Damaged {
+                    db,
+                    detail: e.to_string(),
+                }
+            }
+            ErrorCode::ReadOnly => {
+                return StoreError::ReadOnly {
+                    db,
+                    detail: e.to_string(),
+                }
+            }
+            _ => {}
         }
     }
-    StoreError::Sqlite {
-        path: path.to_path_buf(),
-        source: e,
+    StoreError::Backend {
+        db,
+        message: e.to_string(),
     }
 }
 
@@ -1048,7 +1074,7 @@ impl Store for SqliteStore {
                 return Ok(CancelOutcome::NotFound);
             };
             let state: TaskState = state.parse().map_err(|detail| StoreError::Corrupt {
-                path: self.path.clone(),
+                db: self.path.display().to_string(),
                 id: id.to_owned(),
                 detail,
             })?;
@@ -1089,25 +1115,17 @@ impl Store for SqliteStore {
         )
     }
 
-    fn mark_finalized_soon(
+    fn mark_finalized_later(
         &self,
         id: &str,
         attempt: u32,
         archived_to: &str,
     ) -> Result<(), StoreError> {
-        self.marks_held().push(Mark {
-            id: id.to_owned(),
-            attempt,
-            archived_to: archived_to.to_owned(),
-        });
-        Ok(())
+        self.mark_finalized_soon(id, attempt, archived_to)
     }
 
-    fn flush_marks(&self) -> Result<(), StoreError> {
-        if self.marks_held().is_empty() {
-            return Ok(());
-        }
-        self.write(|_| Ok(()))
+    fn flush(&self) -> Result<(), StoreError> {
+        self.flush_marks()
     }
 
     fn pending_finalize(&self) -> Result<Vec<TaskRecord>, StoreError> {
@@ -1176,7 +1194,7 @@ impl Store for SqliteStore {
                 return Err(StoreError::NotFound(id.to_owned()));
             };
             let state: TaskState = state.parse().map_err(|detail| StoreError::Corrupt {
-                path: self.path.clone(),
+                db: self.path.display().to_string(),
                 id: id.to_owned(),
                 detail,
             })?;
@@ -1211,17 +1229,89 @@ impl Store for SqliteStore {
             .map_err(|e| self.err(e))
     }
 
-    fn data_version(&self) -> Result<i64, StoreError> {
+    fn changes(&self) -> Result<ChangeToken, StoreError> {
+        self.check_identity()?;
+        // data_version is never negative; the cast keeps its value.
+        Ok(ChangeToken(self.data_version()? as u64))
+    }
+
+    fn check_writable(&self) -> Result<(), StoreError> {
+        let conn = self.conn();
+        let read_only = conn
+            .is_readonly(rusqlite::MAIN_DB)
+            .map_err(|e| self.err(e))?;
+        if read_only {
+            return Err(StoreError::ReadOnly {
+                db: self.path.display().to_string(),
+                detail: "the file could only be opened for reading".into(),
+            });
+        }
+        // Taking the write lock opens (or creates) the write-ahead log for writing.
+        let run = |sql: &str| conn.execute_batch(sql).map_err(|e| self.err(e));
+        let probe = run("BEGIN IMMEDIATE");
+        if !conn.is_autocommit() {
+            run("ROLLBACK")?;
+        }
+        probe
+    }
+}
+
+impl SqliteStore {
+    /// Holds a finalize marker for attempt `attempt` of task `id` (the SQLite side of
+    /// [`Store::mark_finalized_later`]): it waits in memory and goes out with the next write
+    /// transaction, [`SqliteStore::flush_marks`], or when the store is dropped.
+    pub fn mark_finalized_soon(
+        &self,
+        id: &str,
+        attempt: u32,
+        archived_to: &str,
+    ) -> Result<(), StoreError> {
+        self.marks_held().push(Mark {
+            id: id.to_owned(),
+            attempt,
+            archived_to: archived_to.to_owned(),
+        });
+        Ok(())
+    }
+
+    /// Writes the markers held back (nothing, and no transaction, when none).
+    pub fn flush_marks(&self) -> Result<(), StoreError> {
+        if self.marks_held().is_empty() {
+            return Ok(());
+        }
+        self.write(|_| Ok(()))
+    }
+
+    /// SQLite's `data_version`: changes when another connection commits.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
         let conn = self.conn();
         conn.query_row("PRAGMA data_version", [], |r| r.get(0))
             .map_err(|e| self.err(e))
+    }
+
+    /// `Err(Gone)` when the file at this store's path is no longer the one it opened
+    /// (deleted, or replaced by another file, say a restored copy).
+    fn check_identity(&self) -> Result<(), StoreError> {
+        let Some(opened) = self.identity else {
+            return Ok(());
+        };
+        let gone = match file_id(&self.path) {
+            Ok(now) => now != opened,
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        };
+        if gone {
+            return Err(StoreError::Gone {
+                db: self.path.display().to_string(),
+            });
+        }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::artifacts::result::SourceKind;
+    use crate::store::SourceKind;
 
     fn task(id: &str) -> Task {
         Task::new(id, "p")
@@ -1280,7 +1370,7 @@ mod tests {
             Ok(())
         });
         assert!(
-            matches!(failed, Err(StoreError::Sqlite { .. })),
+            matches!(failed, Err(StoreError::Backend { .. })),
             "{failed:?}"
         );
         assert!(s.conn().is_autocommit());
