@@ -23,7 +23,8 @@ use crate::scheduler::backoff;
 use crate::scheduler::finalize::{self, finalize, rel, RunEnd};
 use crate::scheduler::resume;
 use crate::store::{
-    ChangeToken, Finish, NewTask, NextClaim, SourceKind, Store, StoreError, TaskRecord, TaskState,
+    ChangeToken, Finish, NewTask, NextClaim, Repeats, SourceKind, Store, StoreError, TaskRecord,
+    TaskState,
 };
 use crate::task::{self, TaskError, TaskErrorKind};
 use crate::workspace::Workspace;
@@ -313,7 +314,10 @@ impl Daemon {
                 }
                 _ = tick.tick() => {
                     if let Err(e) = self.store.flush() {
-                        tracing::error!("cannot record finished tasks as finalized (will try again): {e}");
+                        static FLUSH_ERRORS: Repeats = Repeats::new();
+                        if let Some(more) = FLUSH_ERRORS.admit(&e.to_string()) {
+                            tracing::error!("cannot record finished tasks as finalized (will try again): {e}{more}");
+                        }
                     }
                     let check = if self.claimed_by_workers.swap(false, Ordering::SeqCst) {
                         Check::Cancels
@@ -675,7 +679,10 @@ impl Daemon {
         let lease = cfg.lease_ms();
         for id in ids {
             if let Err(e) = self.store.heartbeat(&id, &cfg.node_id, lease, now_ms()) {
-                tracing::warn!(task = %id, "heartbeat failed: {e}");
+                static HEARTBEAT_ERRORS: Repeats = Repeats::new();
+                if let Some(more) = HEARTBEAT_ERRORS.admit(&e.to_string()) {
+                    tracing::warn!(task = %id, "heartbeat failed: {e}{more}");
+                }
             }
         }
     }
@@ -734,7 +741,10 @@ impl Daemon {
                 Ok(Some(rec)) => rec,
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::error!("cannot claim a task: {e}");
+                    static CLAIM_ERRORS: Repeats = Repeats::new();
+                    if let Some(more) = CLAIM_ERRORS.admit(&e.to_string()) {
+                        tracing::error!("cannot claim a task: {e}{more}");
+                    }
                     break;
                 }
             };

@@ -46,7 +46,7 @@ pub enum StoreError {
     Damaged { db: String, detail: String },
     #[error("the task database {db} cannot be written ({detail}); orca records every task's state there: make the file and its folder writable for this user (check owner and mode with `ls -l`, the immutable flag with `lsattr`, a read-only mount), or set ORCA_DATABASE_URL=sqlite:PATH to a writable place")]
     ReadOnly { db: String, detail: String },
-    #[error("the task database {db} was deleted or replaced while orca was running; orca stops so that no task is recorded where no other command can see it: put the file back or start `orca run` again (task files still in tasks/ are queued anew)")]
+    #[error("the task database {db} was deleted or replaced while orca was running; orca stops so that no task is recorded where no other command can see it: start `orca run` again (after putting the file back, if it was moved away by mistake; task files still in tasks/ are queued anew)")]
     Gone { db: String },
     #[error("ORCA_DATABASE_URL={url} cannot be used: {reason}")]
     Unsupported { url: String, reason: String },

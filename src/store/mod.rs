@@ -17,6 +17,7 @@ mod error;
 pub mod lock;
 mod migrate;
 mod open;
+pub mod repeat;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
@@ -31,6 +32,7 @@ pub use blocking::{AsyncStore, BoxFuture, ClaimNext, OffThread};
 pub use error::StoreError;
 pub use lock::{acquire, holder, LockError, WorkspaceLock};
 pub use open::{open, Backend, DEFAULT_URL};
+pub use repeat::Repeats;
 pub use sqlite::SqliteStore;
 
 // Where a task came from. The result document names it too (`source.kind`), so the

@@ -66,7 +66,9 @@ pub fn open(url: &str, ws: &Workspace) -> Result<Arc<dyn Store>, StoreError> {
                     source,
                 })?;
             }
-            Ok(Arc::new(SqliteStore::open(&path)?))
+            let store = SqliteStore::open(&path)
+                .map_err(|e| super::sqlite::explain_open_error(&path, e))?;
+            Ok(Arc::new(store))
         }
         Backend::Postgres => Err(StoreError::Unsupported {
             url: redact_url_password(url),

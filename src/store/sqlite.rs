@@ -61,6 +61,40 @@ pub struct SqliteStore {
     identity: Option<FileId>,
 }
 
+/// `e`, the error of opening the database at `path`, as the user should read it: when the
+/// file could not be opened because its folder cannot be written (SQLite creates the `-wal`
+/// and `-shm` files beside it), a [`StoreError::ReadOnly`] naming the folder.
+pub(crate) fn explain_open_error(path: &Path, e: StoreError) -> StoreError {
+    let (StoreError::Open { db, detail }
+    | StoreError::Backend {
+        db,
+        message: detail,
+    }) = &e
+    else {
+        return e;
+    };
+    let Some(dir) = path.parent() else { return e };
+    let probe = dir.join(format!(".orca-write-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            e
+        }
+        Err(io) => StoreError::ReadOnly {
+            db: db.clone(),
+            detail: format!(
+                "{detail}: its folder {} cannot be written ({io}), and SQLite keeps its \
+                 -wal and -shm files there",
+                dir.display()
+            ),
+        },
+    }
+}
+
 /// A file's device and inode.
 type FileId = (u64, u64);
 
