@@ -337,3 +337,140 @@ impl AsyncStore for OffThread {
         self.run(|s| s.check_writable())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{SourceKind, SqliteStore};
+    use crate::task::{Priority, Task};
+
+    fn new_task(id: &str) -> NewTask {
+        NewTask {
+            desired_id: id.to_owned(),
+            stem: id.to_owned(),
+            file: format!("tasks/{id}.task.md"),
+            source: SourceKind::File,
+            source_user: None,
+            task: Some(Task::new(id, "p")),
+            priority: Priority::Medium,
+            max_retries: 0,
+            state: TaskState::Queued,
+            error: None,
+            received_at_ms: 0,
+        }
+    }
+
+    fn one_thread() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_task_runs_its_life_through_the_async_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("o.db")).unwrap());
+        let s: Box<dyn AsyncStore> = Box::new(OffThread::new(Arc::clone(&sqlite)));
+        one_thread().block_on(async {
+            s.check_writable().await.unwrap();
+            let before = s.changes().await.unwrap();
+            s.enqueue_many(vec![new_task("a"), new_task("b")])
+                .await
+                .unwrap();
+            let rec = s
+                .claim("w".into(), vec![], 60_000, 1)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(rec.id, "a");
+            assert!(s
+                .heartbeat("a".into(), "w".into(), 60_000, 2)
+                .await
+                .unwrap());
+            let done = s
+                .finish_claimed(
+                    rec,
+                    "w".into(),
+                    Finish {
+                        state: TaskState::Succeeded,
+                        outcome: "succeeded".into(),
+                        error: None,
+                        exit_code: Some(0),
+                        session_id: None,
+                        now_ms: 3,
+                    },
+                    Some(ClaimNext {
+                        labels: vec![],
+                        lease_ms: 60_000,
+                    }),
+                )
+                .await
+                .unwrap();
+            assert_eq!(done.record.state, TaskState::Succeeded);
+            assert_eq!(done.next.map(|n| n.id).as_deref(), Some("b"));
+            s.mark_finalized_later("a".into(), 1, "tasks/processed/a.task.md".into())
+                .await
+                .unwrap();
+            s.flush().await.unwrap();
+            assert!(s.get("a".into()).await.unwrap().unwrap().finalized);
+            let open = s
+                .find_open_by_files(vec!["tasks/a.task.md".into(), "tasks/b.task.md".into()])
+                .await
+                .unwrap();
+            assert_eq!(
+                open.iter().map(Option::is_some).collect::<Vec<_>>(),
+                [false, true]
+            );
+            assert_eq!(s.counts().await.unwrap()["running"], 1);
+            // Only our own writes so far: the change stream has not moved.
+            assert_eq!(s.changes().await.unwrap(), before);
+        });
+        // Another handle's write moves it.
+        let other = SqliteStore::open(&dir.path().join("o.db")).unwrap();
+        let before = sqlite.changes().unwrap();
+        other.enqueue(new_task("c")).unwrap();
+        assert_ne!(sqlite.changes().unwrap(), before);
+    }
+
+    /// On a runtime with a single thread, a store call that waits for another process's
+    /// write lock must not stop that thread: the timer that lets the lock go still fires,
+    /// and the call then succeeds. Run on the runtime's thread, the call would hold it for
+    /// the whole busy timeout (5 s) and fail with `Busy`, the timer never getting its turn.
+    #[test]
+    fn a_call_waiting_for_a_lock_leaves_the_runtime_thread_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.db");
+        let s = OffThread::new(Arc::new(SqliteStore::open(&path).unwrap()));
+        let blocker = rusqlite::Connection::open(&path).unwrap();
+        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let out = one_thread().block_on(async {
+            let enqueue = s.enqueue(new_task("a"));
+            let release = async {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                blocker.execute_batch("ROLLBACK").unwrap();
+            };
+            let (out, ()) = tokio::join!(enqueue, release);
+            out
+        });
+        assert_eq!(out.unwrap().id, "a");
+    }
+
+    #[test]
+    fn store_errors_come_back_as_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = OffThread::new(Arc::new(
+            SqliteStore::open(&dir.path().join("o.db")).unwrap(),
+        ));
+        one_thread().block_on(async {
+            assert!(matches!(
+                s.retry("ghost".into(), 1).await,
+                Err(StoreError::NotFound(_))
+            ));
+            assert!(matches!(
+                s.release("ghost".into(), "w".into(), "why".into()).await,
+                Err(StoreError::NotFound(_))
+            ));
+        });
+    }
+}
