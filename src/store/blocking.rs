@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::{
     AttemptRecord, CancelOutcome, ChangeToken, Finish, Finished, NewTask, NextClaim, Store,
-    StoreError, TaskRecord, TaskState,
+    StoreError, StoreInfo, TaskRecord, TaskState,
 };
 
 /// A boxed, sendable future: what [`AsyncStore`]'s methods return.
@@ -123,6 +123,8 @@ pub trait AsyncStore: Send + Sync {
     fn next_not_before(&self) -> BoxFuture<'_, Result<Option<i64>, StoreError>>;
     fn changes(&self) -> BoxFuture<'_, Result<ChangeToken, StoreError>>;
     fn check_writable(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Which backend and database (no I/O).
+    fn describe(&self) -> StoreInfo;
 }
 
 /// A blocking [`Store`] made async: every call runs on tokio's blocking threads
@@ -336,6 +338,9 @@ impl AsyncStore for OffThread {
     fn check_writable(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         self.run(|s| s.check_writable())
     }
+    fn describe(&self) -> StoreInfo {
+        self.inner.describe()
+    }
 }
 
 #[cfg(test)]
@@ -374,6 +379,7 @@ mod tests {
         let s: Box<dyn AsyncStore> = Box::new(OffThread::new(Arc::clone(&sqlite)));
         one_thread().block_on(async {
             s.check_writable().await.unwrap();
+            assert_eq!(s.describe().kind, "sqlite");
             let before = s.changes().await.unwrap();
             s.enqueue_many(vec![new_task("a"), new_task("b")])
                 .await

@@ -1,5 +1,6 @@
-//! The durable queue: the `Store` trait (claim with lease, heartbeat, finish) and SQLite.
-//! The store is the single source of truth for task state; `lock` guards one daemon per workspace.
+//! The durable queue: the `Store` trait (claim with lease, heartbeat, finish), `open(url)`
+//! that picks its backend (SQLite today), and `AsyncStore` for async callers. The store is
+//! the single source of truth for task state; `lock` guards one daemon per workspace.
 //!
 //! The trait is shaped for many workers from the start: a worker *claims* the best queued
 //! task under a lease, renews it by *heartbeat*, and *finishes*, *requeues* (transient
@@ -383,6 +384,17 @@ pub trait Store: Send + Sync {
     /// Whether this handle can write (`Err(ReadOnly)` when not): a read-only file or folder,
     /// a standby server. `orca run` asks at start, before it takes any task.
     fn check_writable(&self) -> Result<(), StoreError>;
+    /// Which backend and database this handle uses, for `status` and messages.
+    fn describe(&self) -> StoreInfo;
+}
+
+/// What [`Store::describe`] answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoreInfo {
+    /// `sqlite` (later `postgres`).
+    pub kind: &'static str,
+    /// The file path, or the server's URL without its password.
+    pub db: String,
 }
 
 /// The text stored for a source kind.

@@ -116,6 +116,17 @@ mod tests {
     }
 
     #[test]
+    fn a_sqlite_url_opens_that_file_creating_its_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::new(dir.path());
+        let s = open("sqlite:deep/er/q.db", &ws).unwrap();
+        let want = dir.path().join("deep/er/q.db");
+        assert!(want.is_file());
+        assert_eq!(s.describe().db, want.display().to_string());
+        s.check_writable().unwrap();
+    }
+
+    #[test]
     fn refusals_name_the_url_without_its_password_and_the_way_out() {
         let ws = Workspace::new("/w");
         let unknown = Backend::parse("mysql://u:hunter2@h/d", &ws).unwrap_err();

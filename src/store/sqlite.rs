@@ -23,7 +23,7 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
 use super::migrate::{self, MigrateError};
 use super::{
     source_from_str, source_str, AttemptRecord, CancelOutcome, ChangeToken, Finish, Finished,
-    NewTask, NextClaim, Store, StoreError, TaskRecord, TaskState,
+    NewTask, NextClaim, Store, StoreError, StoreInfo, TaskRecord, TaskState,
 };
 use crate::task::{Priority, Task};
 use crate::workspace::Workspace;
@@ -1287,6 +1287,13 @@ impl Store for SqliteStore {
             run("ROLLBACK")?;
         }
         probe
+    }
+
+    fn describe(&self) -> StoreInfo {
+        StoreInfo {
+            kind: "sqlite",
+            db: self.path.display().to_string(),
+        }
     }
 }
 
