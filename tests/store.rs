@@ -1193,6 +1193,15 @@ fn a_sqlite_url_names_the_database_file() {
 
 #[test]
 fn a_url_of_another_kind_is_refused_naming_it_and_the_accepted_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tasks")).unwrap();
+    for args in [&["run"][..], &["status"][..]] {
+        let (code, text) = output_of(orca(dir.path(), Some("mysql://u:hunter2@h/d"), args));
+        assert_eq!(code, Some(2), "{args:?}: {text}");
+        assert!(text.contains("mysql://u:<redacted>@h/d"), "{text}");
+        assert!(text.contains("sqlite:"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
     let ws = Workspace::new("/w");
     let err = match store::open("mysql://u:hunter2@h/d", &ws) {
         Err(e) => e,

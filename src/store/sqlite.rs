@@ -1282,11 +1282,19 @@ impl Store for SqliteStore {
         }
         // Taking the write lock opens (or creates) the write-ahead log for writing.
         let run = |sql: &str| conn.execute_batch(sql).map_err(|e| self.err(e));
+        // No wait for another process's write lock: that it is taken says enough.
+        conn.busy_timeout(Duration::ZERO).map_err(|e| self.err(e))?;
         let probe = run("BEGIN IMMEDIATE");
         if !conn.is_autocommit() {
             run("ROLLBACK")?;
         }
-        probe
+        conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))
+            .map_err(|e| self.err(e))?;
+        match probe {
+            // Another process is writing right now: the database can be written.
+            Err(StoreError::Busy { .. }) => Ok(()),
+            other => other,
+        }
     }
 
     fn describe(&self) -> StoreInfo {
@@ -1418,6 +1426,24 @@ mod tests {
         let a = s.get("a").unwrap().unwrap();
         assert_eq!((a.priority, a.state), (Priority::Medium, TaskState::Queued));
         assert_eq!(s.claim("w", &[], 1_000, 1).unwrap().unwrap().id, "a");
+    }
+
+    #[test]
+    fn a_database_another_process_is_writing_counts_as_writable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.db");
+        let s = SqliteStore::open(&path).unwrap();
+        s.check_writable().unwrap();
+        let blocker = Connection::open(&path).unwrap();
+        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        s.check_writable().unwrap();
+        blocker.execute_batch("ROLLBACK").unwrap();
+        // The busy timeout is back for the calls that follow.
+        let wait: i64 = s
+            .conn()
+            .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(wait, BUSY_TIMEOUT_MS as i64);
     }
 
     #[test]
