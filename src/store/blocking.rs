@@ -462,6 +462,50 @@ mod tests {
         assert_eq!(out.unwrap().id, "a");
     }
 
+    /// Cost probe (prints, never asserts timing): 1,000 enqueue + claim + finish through
+    /// [`OffThread`] on a two-worker runtime, beside the same calls made inline.
+    #[test]
+    fn throughput_off_thread_beside_inline() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("o.db")).unwrap());
+        let s = OffThread::new(Arc::clone(&inner));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let finish = |now_ms| Finish {
+            state: TaskState::Succeeded,
+            outcome: "succeeded".into(),
+            error: None,
+            exit_code: Some(0),
+            session_id: None,
+            now_ms,
+        };
+        let off = rt.block_on(async {
+            let start = std::time::Instant::now();
+            for i in 0..1000 {
+                s.enqueue(new_task(&format!("o{i}"))).await.unwrap();
+                let rec = s
+                    .claim("w".into(), vec![], 60_000, 1)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                s.finish(rec.id, "w".into(), finish(2)).await.unwrap();
+            }
+            start.elapsed()
+        });
+        let start = std::time::Instant::now();
+        for i in 0..1000 {
+            inner.enqueue(new_task(&format!("i{i}"))).unwrap();
+            let rec = inner.claim("w", &[], 60_000, 1).unwrap().unwrap();
+            inner.finish(&rec.id, "w", finish(2)).unwrap();
+        }
+        let inline = start.elapsed();
+        assert_eq!(inner.counts().unwrap()["succeeded"], 2000);
+        eprintln!("1000 x (enqueue + claim + finish): off-thread {off:?}, inline {inline:?}");
+    }
+
     #[test]
     fn store_errors_come_back_as_they_are() {
         let dir = tempfile::tempdir().unwrap();
