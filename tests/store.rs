@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use orca::artifacts::result::SourceKind;
+use orca::store::SourceKind;
 use orca::store::{
     self, CancelOutcome, Finish, LockError, NewTask, NextClaim, SqliteStore, Store, StoreError,
     TaskState,
@@ -688,11 +688,11 @@ fn a_database_from_a_newer_orca_is_refused() {
         StoreError::NewerSchema {
             found,
             supported,
-            path,
+            db: at,
         } => {
             assert_eq!(*found, 42);
             assert!(*supported < 42);
-            assert_eq!(path, &db);
+            assert_eq!(at, &db.display().to_string());
         }
         other => panic!("expected NewerSchema, got {other:?}"),
     }
@@ -711,7 +711,7 @@ fn a_file_that_is_no_database_is_refused_with_the_way_out() {
     std::fs::write(&db, &noise).unwrap();
     let err = SqliteStore::open(&db).unwrap_err();
     assert!(
-        matches!(&err, StoreError::Damaged { path, .. } if path == &db),
+        matches!(&err, StoreError::Damaged { db: at, .. } if at == &db.display().to_string()),
         "{err:?}"
     );
     let msg = err.to_string();
@@ -1123,4 +1123,277 @@ fn a_finish_can_claim_the_workers_next_task_in_the_same_transaction() {
     assert_eq!(ended.next, None);
     assert_eq!(s.get("gpu").unwrap().unwrap().state, TaskState::Queued);
     assert_eq!(s.counts().unwrap()["running"], 0);
+}
+
+// ---- store::open and store faults, through the real `orca` binary ----
+
+/// `orca ARGS` in the workspace `root` with `ORCA_DATABASE_URL` set (or not) and no other
+/// Orca settings from the environment.
+fn orca(root: &Path, url: Option<&str>, args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_orca"));
+    c.env_remove("ORCA_DATABASE_URL")
+        .env_remove("ORCA_ROOT")
+        .env("CLAUDE_BIN", "/nonexistent/claude")
+        .env("ORCA_LLM", "off")
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .stdin(std::process::Stdio::null());
+    if let Some(url) = url {
+        c.env("ORCA_DATABASE_URL", url);
+    }
+    c
+}
+
+fn output_of(mut c: std::process::Command) -> (Option<i32>, String) {
+    let out = c.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+#[test]
+fn a_postgres_url_is_refused_by_run_and_status_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tasks")).unwrap();
+    for url in [
+        "postgres://x@127.0.0.1/db",
+        "postgresql://orca:hunter2@127.0.0.1:5432/db",
+    ] {
+        for args in [&["run"][..], &["status"][..], &["list"][..]] {
+            let (code, text) = output_of(orca(dir.path(), Some(url), args));
+            assert_eq!(code, Some(2), "{url} {args:?}: {text}");
+            assert!(
+                text.contains("PostgreSQL") && text.contains("not built"),
+                "{url} {args:?}: {text}"
+            );
+            assert!(text.contains("ORCA_DATABASE_URL"), "{text}");
+            assert!(!text.contains("hunter2"), "the password is shown: {text}");
+        }
+    }
+    // Nothing was started against a database nobody asked for.
+    assert!(!dir.path().join(".orca/orca.db").exists());
+}
+
+#[test]
+fn a_sqlite_url_names_the_database_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tasks")).unwrap();
+    let (code, text) = output_of(orca(dir.path(), Some("sqlite:elsewhere/q.db"), &["list"]));
+    assert_eq!(code, Some(0), "{text}");
+    assert!(dir.path().join("elsewhere/q.db").is_file());
+    assert!(!dir.path().join(".orca/orca.db").exists());
+    let (code, text) = output_of(orca(dir.path(), None, &["list"]));
+    assert_eq!(code, Some(0), "{text}");
+    assert!(dir.path().join(".orca/orca.db").is_file(), "the default");
+}
+
+#[test]
+fn a_url_of_another_kind_is_refused_naming_it_and_the_accepted_forms() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tasks")).unwrap();
+    for args in [&["run"][..], &["status"][..]] {
+        let (code, text) = output_of(orca(dir.path(), Some("mysql://u:hunter2@h/d"), args));
+        assert_eq!(code, Some(2), "{args:?}: {text}");
+        assert!(text.contains("mysql://u:<redacted>@h/d"), "{text}");
+        assert!(text.contains("sqlite:"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+    let ws = Workspace::new("/w");
+    let err = match store::open("mysql://u:hunter2@h/d", &ws) {
+        Err(e) => e,
+        Ok(_) => panic!("mysql accepted"),
+    };
+    let msg = err.to_string();
+    assert!(msg.contains("mysql://u:<redacted>@h/d"), "{msg}");
+    assert!(msg.contains("sqlite:PATH"), "{msg}");
+    assert_eq!(err.exit_code(), 2);
+}
+
+/// Sets or clears the immutable flag (`chattr`), which stops writes even by root; false
+/// when the file system or the machine cannot do that.
+fn immutable(path: &Path, on: bool) -> bool {
+    std::process::Command::new("chattr")
+        .arg(if on { "+i" } else { "-i" })
+        .arg(path)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Clears the immutable flag when dropped, so the temporary folder can be removed.
+struct Unfreeze(std::path::PathBuf);
+impl Drop for Unfreeze {
+    fn drop(&mut self) {
+        immutable(&self.0, false);
+    }
+}
+
+#[test]
+fn run_refuses_a_database_it_cannot_write_naming_the_file_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tasks")).unwrap();
+    let (code, text) = output_of(orca(dir.path(), None, &["list"]));
+    assert_eq!(code, Some(0), "{text}");
+    let db = dir.path().join(".orca/orca.db");
+    if !immutable(&db, true) {
+        eprintln!("skipped: chattr +i does not work here");
+        return;
+    }
+    let _thaw = Unfreeze(db.clone());
+    let (code, text) = output_of(orca(dir.path(), None, &["run"]));
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains(&db.display().to_string()), "{text}");
+    assert!(text.contains("cannot be written"), "{text}");
+    assert!(text.contains("writable"), "{text}");
+    // Reading still works: status shows what is there.
+    let (code, text) = output_of(orca(dir.path(), None, &["status"]));
+    assert_eq!(code, Some(0), "{text}");
+}
+
+#[test]
+fn run_refuses_a_database_whose_folder_it_cannot_write() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tasks")).unwrap();
+    let (code, text) = output_of(orca(dir.path(), None, &["list"]));
+    assert_eq!(code, Some(0), "{text}");
+    let state = dir.path().join(".orca");
+    // The -wal and -shm files are gone once the last connection closed; SQLite cannot make
+    // them again in a folder that cannot be written.
+    for extra in ["orca.db-wal", "orca.db-shm"] {
+        let _ = std::fs::remove_file(state.join(extra));
+    }
+    // The lock file exists from an earlier run: the lock is taken before the store opens.
+    std::fs::File::create(state.join("orca.lock")).unwrap();
+    if !immutable(&state, true) {
+        eprintln!("skipped: chattr +i does not work here");
+        return;
+    }
+    let _thaw = Unfreeze(state.clone());
+    let (code, text) = output_of(orca(dir.path(), None, &["run"]));
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains(&state.join("orca.db").display().to_string()),
+        "{text}"
+    );
+    assert!(
+        text.contains("its folder") && text.contains("cannot be written"),
+        "{text}"
+    );
+}
+
+/// Starts `orca run` in `root`, its output in `root/daemon.out`; waits for its start.
+fn start_daemon(root: &Path, env: &[(&str, &str)]) -> std::process::Child {
+    let out = std::fs::File::create(root.join("daemon.out")).unwrap();
+    let mut c = orca(root, None, &["run"]);
+    c.envs(env.iter().copied())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out);
+    let child = c.spawn().unwrap();
+    wait_until(
+        || {
+            std::fs::read_to_string(root.join("logs/events.ndjson"))
+                .is_ok_and(|t| t.contains("daemon_started"))
+        },
+        "daemon_started",
+    );
+    child
+}
+
+fn wait_until(cond: impl Fn() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Waits for the daemon to exit by itself; its exit code and output.
+fn wait_exit(mut child: std::process::Child, root: &Path) -> (Option<i32>, String) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            let text = std::fs::read_to_string(root.join("daemon.out")).unwrap_or_default();
+            return (st.code(), text);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let text = std::fs::read_to_string(root.join("daemon.out")).unwrap_or_default();
+            panic!("the daemon did not stop by itself:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+#[test]
+fn the_daemon_stops_when_its_database_is_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tasks")).unwrap();
+    let child = start_daemon(dir.path(), &[]);
+    let db = dir.path().join(".orca/orca.db");
+    std::fs::remove_file(&db).unwrap();
+    let (code, text) = wait_exit(child, dir.path());
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains(&db.display().to_string()), "{text}");
+    assert!(text.contains("deleted or replaced"), "{text}");
+    let log = std::fs::read_to_string(dir.path().join("logs/orchestrator.log")).unwrap();
+    assert!(log.contains("deleted or replaced"), "{log}");
+}
+
+#[test]
+fn the_daemon_stops_when_its_database_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tasks")).unwrap();
+    let child = start_daemon(dir.path(), &[]);
+    let db = dir.path().join(".orca/orca.db");
+    // A copy put in its place (say, a backup restored): another file from now on.
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(&db, &copy).unwrap();
+    std::fs::rename(&copy, &db).unwrap();
+    let (code, text) = wait_exit(child, dir.path());
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("deleted or replaced"), "{text}");
+}
+
+#[test]
+fn a_lasting_claim_error_is_logged_with_backoff_not_on_every_tick() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tasks")).unwrap();
+    {
+        let s = open(dir.path());
+        s.enqueue(new_task("broken", Priority::Medium)).unwrap();
+    }
+    // A damaged record: its labels are no JSON, so every claim fails.
+    let conn = rusqlite::Connection::open(dir.path().join(".orca/orca.db")).unwrap();
+    conn.execute(
+        "UPDATE tasks SET requires = 'not json' WHERE id = 'broken'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let mut child = start_daemon(dir.path(), &[]);
+    let log_path = dir.path().join("logs/orchestrator.log");
+    let claim_errors = || {
+        std::fs::read_to_string(&log_path)
+            .unwrap_or_default()
+            .matches("cannot claim a task")
+            .count()
+    };
+    wait_until(|| claim_errors() >= 1, "the first claim error in the log");
+    // The daemon ticks 4 times a second and tries to claim on each: over 3 s that was a
+    // dozen identical lines; now the first, then one after 1 s and one after 3 s at most.
+    std::thread::sleep(Duration::from_secs(3));
+    let n = claim_errors();
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(0));
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    eprintln!("{n} claim errors logged in 3 s");
+    assert!((1..=4).contains(&n), "{n} claim errors logged:\n{log}");
+    assert!(log.contains("malformed JSON"), "{log}");
 }

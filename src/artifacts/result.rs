@@ -123,13 +123,7 @@ pub struct Verification {
     pub claims: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SourceKind {
-    File,
-    Cli,
-    Telegram,
-}
+pub use crate::store::SourceKind;
 
 /// Where the task came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use crate::clock::{now_ms, rfc3339_ms};
 use crate::config::Config;
 use crate::events::EventLog;
-use crate::store::{CancelOutcome, SqliteStore, Store, TaskRecord, TaskState};
+use crate::store::{CancelOutcome, Store, TaskRecord, TaskState};
 use crate::task::{Criterion, Task};
 use crate::workspace::Workspace;
 
@@ -17,7 +17,7 @@ use crate::workspace::Workspace;
 struct Ctx {
     cfg: Config,
     ws: Workspace,
-    store: SqliteStore,
+    store: std::sync::Arc<dyn Store>,
 }
 
 /// Loads the configuration (printing its error: exit 2) and the workspace it names.
@@ -32,9 +32,9 @@ fn load(root: &Path, flags: &[(String, String)]) -> Result<(Config, Workspace), 
 
 fn open(root: &Path, flags: &[(String, String)]) -> Result<Ctx, i32> {
     let (cfg, ws) = load(root, flags)?;
-    let store = SqliteStore::open_in_workspace(&ws).map_err(|e| {
+    let store = crate::store::open(&cfg.database_url, &ws).map_err(|e| {
         eprintln!("error: {e}");
-        1
+        e.exit_code()
     })?;
     Ok(Ctx { cfg, ws, store })
 }
@@ -425,7 +425,12 @@ pub fn cancel(root: &Path, flags: &[(String, String)], id: &str) -> i32 {
                     if let (Some(ev), Ok(Some(rec))) = (&events, ctx.store.get(id)) {
                         ev.emit("cancelled", Some(id), None, json!({"while": "queued"}));
                         if let Err(e) = crate::scheduler::finalize::finalize(
-                            &ctx.ws, &ctx.store, ev, &rec, None, None,
+                            &ctx.ws,
+                            &*ctx.store,
+                            ev,
+                            &rec,
+                            None,
+                            None,
                         ) {
                             eprintln!("warning: the task is cancelled but its result could not be written yet: {e}");
                         }

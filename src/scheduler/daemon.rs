@@ -11,7 +11,7 @@ use serde_json::json;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
-use crate::artifacts::result::{ResultError, SourceKind};
+use crate::artifacts::result::ResultError;
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::events::EventLog;
@@ -22,7 +22,10 @@ use crate::runner::{Outcome, Progress, RunOutcome, RunRequest};
 use crate::scheduler::backoff;
 use crate::scheduler::finalize::{self, finalize, rel, RunEnd};
 use crate::scheduler::resume;
-use crate::store::{Finish, NewTask, NextClaim, SqliteStore, Store, TaskRecord, TaskState};
+use crate::store::{
+    ChangeToken, Finish, NewTask, NextClaim, Repeats, SourceKind, Store, StoreError, TaskRecord,
+    TaskState,
+};
 use crate::task::{self, TaskError, TaskErrorKind};
 use crate::workspace::Workspace;
 
@@ -88,13 +91,17 @@ pub fn run(root: &Path, flags: &[(String, String)]) -> i32 {
             None
         }
     };
-    let store = match SqliteStore::open_in_workspace(&ws) {
+    let store = match crate::store::open(&cfg.database_url, &ws) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
-            return 1;
+            return e.exit_code();
         }
     };
+    if let Err(e) = store.check_writable() {
+        eprintln!("error: {e}");
+        return e.exit_code();
+    }
     let events = match EventLog::open(ws.events_file(), cfg.events_max_bytes, cfg.events_files) {
         Ok(e) => e,
         Err(e) => {
@@ -117,7 +124,7 @@ pub fn run(root: &Path, flags: &[(String, String)]) -> i32 {
         agent: RwLock::new(Arc::new(ClaudeAgent::new(cfg.claude_bin.clone()))),
         cfg: RwLock::new(Arc::new(cfg)),
         flags: flags.to_vec(),
-        store: Arc::new(store),
+        store,
         events,
         running: Mutex::new(HashMap::new()),
         shutting_down: AtomicBool::new(false),
@@ -261,9 +268,11 @@ impl Daemon {
         let mut sigusr1 = signal(SignalKind::user_defined1()).ok();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_version = self.store.data_version().unwrap_or(0);
+        let mut last_version = self.store.changes().unwrap_or_default();
         let mut stamp = config_stamp(&self.ws);
         let mut last_pending_retry = Instant::now();
+        // Set when the database was deleted or replaced under the daemon: it stops (exit 1).
+        let mut gone: Option<StoreError> = None;
         let mut was_busy = true; // start-up counts as busy: trim once it is over
         eprintln!(
             "orca {}: watching {} (Ctrl-C to stop)",
@@ -298,18 +307,27 @@ impl Daemon {
                 _ = recv_signal(&mut sigterm) => break,
                 _ = recv_signal(&mut sighup) => self.reload("SIGHUP"),
                 _ = recv_signal(&mut sigusr1) => {
-                    last_version = self.check_store(last_version, Check::Full);
+                    match self.check_store(last_version, Check::Full) {
+                        Ok(v) => last_version = v,
+                        Err(e) => { gone = Some(e); break; }
+                    }
                 }
                 _ = tick.tick() => {
-                    if let Err(e) = self.store.flush_marks() {
-                        tracing::error!("cannot record finished tasks as finalized (will try again): {e}");
+                    if let Err(e) = self.store.flush() {
+                        static FLUSH_ERRORS: Repeats = Repeats::new();
+                        if let Some(more) = FLUSH_ERRORS.admit(&e.to_string()) {
+                            tracing::error!("cannot record finished tasks as finalized (will try again): {e}{more}");
+                        }
                     }
                     let check = if self.claimed_by_workers.swap(false, Ordering::SeqCst) {
                         Check::Cancels
                     } else {
                         Check::IfChanged
                     };
-                    last_version = self.check_store(last_version, check);
+                    match self.check_store(last_version, check) {
+                        Ok(v) => last_version = v,
+                        Err(e) => { gone = Some(e); break; }
+                    }
                     self.retry_pending_periodically(&mut last_pending_retry);
                     self.heartbeat();
                     let now_stamp = config_stamp(&self.ws);
@@ -321,8 +339,16 @@ impl Daemon {
             }
         }
         drop(intake);
+        if let Some(e) = &gone {
+            eprintln!("error: {e}");
+            tracing::error!("{e}");
+        }
         self.shutdown(&mut done_rx).await;
-        0
+        if gone.is_some() {
+            1
+        } else {
+            0
+        }
     }
 
     /// Sleeps until the earliest backed-off task may run (or an hour when none).
@@ -610,11 +636,16 @@ impl Daemon {
     /// running agents, finishes tasks cancelled while queued and re-reads the retry schedule.
     /// `Check::Cancels` looks at the running tasks' cancels even when no other process wrote
     /// (the rest would find nothing new, and costs a look at every queued task).
-    fn check_store(&self, last: i64, check: Check) -> i64 {
-        let version = self.store.data_version().unwrap_or(last);
+    /// `Err(Gone)` when the database was deleted or replaced: the daemon must stop.
+    fn check_store(&self, last: ChangeToken, check: Check) -> Result<ChangeToken, StoreError> {
+        let version = match self.store.changes() {
+            Ok(v) => v,
+            Err(e @ StoreError::Gone { .. }) => return Err(e),
+            Err(_) => last,
+        };
         let changed = version != last || check == Check::Full;
         if !changed && check == Check::IfChanged {
-            return last;
+            return Ok(last);
         }
         let ids: Vec<(String, watch::Sender<bool>)> = match self.running.lock() {
             Ok(m) => m
@@ -633,7 +664,7 @@ impl Daemon {
             self.next_wake_stale.store(true, Ordering::SeqCst);
             self.finalize_pending();
         }
-        version
+        Ok(version)
     }
 
     fn heartbeat(&self) {
@@ -648,7 +679,10 @@ impl Daemon {
         let lease = cfg.lease_ms();
         for id in ids {
             if let Err(e) = self.store.heartbeat(&id, &cfg.node_id, lease, now_ms()) {
-                tracing::warn!(task = %id, "heartbeat failed: {e}");
+                static HEARTBEAT_ERRORS: Repeats = Repeats::new();
+                if let Some(more) = HEARTBEAT_ERRORS.admit(&e.to_string()) {
+                    tracing::warn!(task = %id, "heartbeat failed: {e}{more}");
+                }
             }
         }
     }
@@ -707,7 +741,10 @@ impl Daemon {
                 Ok(Some(rec)) => rec,
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::error!("cannot claim a task: {e}");
+                    static CLAIM_ERRORS: Repeats = Repeats::new();
+                    if let Some(more) = CLAIM_ERRORS.admit(&e.to_string()) {
+                        tracing::error!("cannot claim a task: {e}{more}");
+                    }
                     break;
                 }
             };
@@ -1183,7 +1220,7 @@ impl Daemon {
                 }
             }
         }
-        if let Err(e) = self.store.flush_marks() {
+        if let Err(e) = self.store.flush() {
             tracing::error!("cannot record finished tasks as finalized (the next start does): {e}");
         }
         self.events.emit(

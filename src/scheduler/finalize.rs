@@ -232,7 +232,7 @@ pub fn finalize(
 }
 
 /// [`finalize`] of a run just ended: the attempts come with `end`, and the finalize marker
-/// rides along with the store's next write ([`Store::mark_finalized_soon`]).
+/// rides along with the store's next write ([`Store::mark_finalized_later`]).
 pub fn finalize_run(
     ws: &Workspace,
     store: &dyn Store,
@@ -373,7 +373,7 @@ fn finalize_known(
     // One update for both markers: a crash before it redoes the (idempotent) steps above,
     // reusing the result file already written.
     if known.attempts.is_some() {
-        store.mark_finalized_soon(&rec.id, attempt, &archived_to)?;
+        store.mark_finalized_later(&rec.id, attempt, &archived_to)?;
     } else {
         store.mark_finalized(&rec.id, &archived_to)?;
     }
@@ -403,8 +403,8 @@ fn earlier_result(ws: &Workspace, rec: &TaskRecord) -> Option<TaskResult> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::artifacts::result::SourceKind;
     use crate::runner::Outcome;
+    use crate::store::SourceKind;
     use crate::store::{Finish, NewTask, SqliteStore};
 
     fn run_said(text: &str) -> RunOutcome {

@@ -1,5 +1,6 @@
-//! The durable queue: the `Store` trait (claim with lease, heartbeat, finish) and SQLite.
-//! The store is the single source of truth for task state; `lock` guards one daemon per workspace.
+//! The durable queue: the `Store` trait (claim with lease, heartbeat, finish), `open(url)`
+//! that picks its backend (SQLite today), and `AsyncStore` for async callers. The store is
+//! the single source of truth for task state; `lock` guards one daemon per workspace.
 //!
 //! The trait is shaped for many workers from the start: a worker *claims* the best queued
 //! task under a lease, renews it by *heartbeat*, and *finishes*, *requeues* (transient
@@ -12,22 +13,47 @@
 //! [`Store::retry`] renews the budget by raising `max_retries` to `attempts + budget`, so the
 //! numbering goes on and the same test keeps working.
 
+pub mod blocking;
+mod error;
 pub mod lock;
 mod migrate;
+mod open;
+pub mod repeat;
 pub mod sqlite;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::PathBuf;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::artifacts::result::SourceKind;
 use crate::task::{Priority, Task};
 
+pub use blocking::{AsyncStore, BoxFuture, ClaimNext, OffThread};
+pub use error::StoreError;
 pub use lock::{acquire, holder, LockError, WorkspaceLock};
+pub use open::{open, Backend, DEFAULT_URL};
+pub use repeat::Repeats;
 pub use sqlite::SqliteStore;
+
+// Where a task came from. The result document names it too (`source.kind`), so the
+// artifacts module takes this type from here. (No doc comment: it would become the JSON
+// schema's description of the result's `source.kind`.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    File,
+    Cli,
+    Telegram,
+}
+
+/// What [`Store::changes`] answers: a value that differs from an earlier answer once another
+/// handle on the same database (another process, another node) has committed a change since.
+/// Opaque: compare two tokens for equality, nothing else. A backend with a change feed
+/// (PostgreSQL's LISTEN/NOTIFY) counts the notifications it received; SQLite reads its
+/// `data_version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct ChangeToken(pub u64);
 
 /// Where a task is in its life (DESIGN §3). Stored as snake_case text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -230,62 +256,11 @@ pub enum CancelOutcome {
     NotFound,
 }
 
-/// Everything that can go wrong in the store.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("cannot create the state folder {}: {source}; check that the workspace is writable", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot open the task database {}: {source}; check that the file is a readable, writable SQLite database (move it away to start with an empty queue)", path.display())]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error("the task database {} is locked by another process (waited {waited_ms} ms); another orca command is writing to it: try again, or stop the other process", path.display())]
-    Busy { path: PathBuf, waited_ms: u64 },
-    #[error("the task database {} has schema version {found}, but this orca knows versions up to {supported}; it was written by a newer orca: upgrade orca, or move the file away to start with an empty queue", path.display())]
-    NewerSchema {
-        path: PathBuf,
-        found: i64,
-        supported: i64,
-    },
-    #[error("no task with id `{0}`")]
-    NotFound(String),
-    #[error("task `{id}` is {state}, not finished; only finished tasks can be retried (cancel it first)")]
-    NotFinished { id: String, state: TaskState },
-    #[error("task `{id}` was rejected and cannot be retried; fix the task file and drop it into tasks/ again")]
-    NotRetryable { id: String },
-    #[error("task `{id}` is not running under worker `{worker}` (its lease expired or it was taken over); this change was not recorded")]
-    LeaseLost { id: String, worker: String },
-    #[error("invalid store request: {0}")]
-    Invalid(String),
-    #[error("task `{id}` in {} cannot be read: {detail}", path.display())]
-    Corrupt {
-        path: PathBuf,
-        id: String,
-        detail: String,
-    },
-    #[error("the task database {} is damaged or not a SQLite database ({source}); move it away (e.g. to orca.db.bad) and start again: task files still in tasks/ are queued anew, and results already written stay", path.display())]
-    Damaged {
-        path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
-    },
-    #[error("task database error on {}: {source}", path.display())]
-    Sqlite {
-        path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
-    },
-}
-
-/// The durable queue. All methods are short synchronous transactions; call them from
-/// blocking threads. Implementations must be safe with several workers (threads,
-/// processes, machines) claiming at once.
+/// The durable queue. All methods are short synchronous transactions that may block (on a
+/// lock, on the disk, on the network): call them from blocking threads, or through
+/// [`AsyncStore`] ([`OffThread`]) from async code. Implementations must be safe with several
+/// workers (threads, processes, machines) claiming at once. No type here names a backend;
+/// [`open`] picks one from a URL.
 pub trait Store: Send + Sync {
     /// Adds a task (or a rejected file's record). `id` is unique over all records ever
     /// (`desired_id`, then `-2`, `-3`, ...), `stem` likewise. One transaction.
@@ -368,19 +343,26 @@ pub trait Store: Send + Sync {
     /// whose artifact writes are idempotent (a crash before this call just redoes them,
     /// reusing the result file already written).
     fn mark_finalized(&self, id: &str, archived_to: &str) -> Result<(), StoreError>;
-    /// [`Store::mark_finalized`] for attempt `attempt`, written with the store's next write
-    /// transaction (or [`Store::flush_marks`]) instead of one of its own. Until then this
-    /// store's `find_open_by_file` and `pending_finalize` treat the task as finalized; a
-    /// crash before the write leaves it pending, and finalize is safe to redo. Skipped if
-    /// the task has run again meanwhile.
-    fn mark_finalized_soon(
+    /// [`Store::mark_finalized`] for attempt `attempt`, which the store may hold back and
+    /// write with a later write of its own or at [`Store::flush`] (a backend that batches
+    /// nothing writes it at once: the default). While held back, this handle's
+    /// `find_open_by_file` and `pending_finalize` treat the task as finalized; a crash before
+    /// the write leaves it pending, and finalize is safe to redo. Skipped if the task has run
+    /// again meanwhile.
+    fn mark_finalized_later(
         &self,
         id: &str,
         attempt: u32,
         archived_to: &str,
-    ) -> Result<(), StoreError>;
-    /// Writes the markers [`Store::mark_finalized_soon`] is holding (nothing when none).
-    fn flush_marks(&self) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        let _ = attempt;
+        self.mark_finalized(id, archived_to)
+    }
+    /// Writes whatever this handle holds back ([`Store::mark_finalized_later`]); nothing
+    /// when it holds nothing (the default). Call it now and then and before stopping.
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Final and not finalized (includes rejected records), by arrival.
     fn pending_finalize(&self) -> Result<Vec<TaskRecord>, StoreError>;
     fn get(&self, id: &str) -> Result<Option<TaskRecord>, StoreError>;
@@ -393,8 +375,26 @@ pub trait Store: Send + Sync {
     fn retry(&self, id: &str, now_ms: i64) -> Result<TaskRecord, StoreError>;
     /// Earliest future `not_before_ms` among queued tasks (for the backoff timer).
     fn next_not_before(&self) -> Result<Option<i64>, StoreError>;
-    /// Changes when another connection commits (notices CLI changes cheaply).
-    fn data_version(&self) -> Result<i64, StoreError>;
+    /// The change stream, polled: a token that differs from the last one once another handle
+    /// (process, node) has committed since; this handle's own writes need not count. Cheap:
+    /// the daemon asks every tick (250 ms) to notice a cancel or retry made by the CLI.
+    /// `Err(Gone)` when the database this handle opened is no longer the one at its
+    /// location (deleted or replaced): what other commands see is no longer what it writes.
+    fn changes(&self) -> Result<ChangeToken, StoreError>;
+    /// Whether this handle can write (`Err(ReadOnly)` when not): a read-only file or folder,
+    /// a standby server. `orca run` asks at start, before it takes any task.
+    fn check_writable(&self) -> Result<(), StoreError>;
+    /// Which backend and database this handle uses, for `status` and messages.
+    fn describe(&self) -> StoreInfo;
+}
+
+/// What [`Store::describe`] answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoreInfo {
+    /// `sqlite` (later `postgres`).
+    pub kind: &'static str,
+    /// The file path, or the server's URL without its password.
+    pub db: String,
 }
 
 /// The text stored for a source kind.

@@ -22,8 +22,8 @@ use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
 
 use super::migrate::{self, MigrateError};
 use super::{
-    source_from_str, source_str, AttemptRecord, CancelOutcome, Finish, Finished, NewTask,
-    NextClaim, Store, StoreError, TaskRecord, TaskState,
+    source_from_str, source_str, AttemptRecord, CancelOutcome, ChangeToken, Finish, Finished,
+    NewTask, NextClaim, Store, StoreError, StoreInfo, TaskRecord, TaskState,
 };
 use crate::task::{Priority, Task};
 use crate::workspace::Workspace;
@@ -55,8 +55,53 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: PathBuf,
     /// Finalize markers waiting to ride along with the next write transaction
-    /// ([`Store::mark_finalized_soon`]); written at the latest when the store is dropped.
+    /// ([`SqliteStore::mark_finalized_soon`]); written at the latest when the store is dropped.
     marks: Mutex<Vec<Mark>>,
+    /// The file this connection opened (device, inode), to notice it deleted or replaced.
+    identity: Option<FileId>,
+}
+
+/// `e`, the error of opening the database at `path`, as the user should read it: when the
+/// file could not be opened because its folder cannot be written (SQLite creates the `-wal`
+/// and `-shm` files beside it), a [`StoreError::ReadOnly`] naming the folder.
+pub(crate) fn explain_open_error(path: &Path, e: StoreError) -> StoreError {
+    let (StoreError::Open { db, detail }
+    | StoreError::Backend {
+        db,
+        message: detail,
+    }) = &e
+    else {
+        return e;
+    };
+    let Some(dir) = path.parent() else { return e };
+    let probe = dir.join(format!(".orca-write-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            e
+        }
+        Err(io) => StoreError::ReadOnly {
+            db: db.clone(),
+            detail: format!(
+                "{detail}: its folder {} cannot be written ({io}), and SQLite keeps its \
+                 -wal and -shm files there",
+                dir.display()
+            ),
+        },
+    }
+}
+
+/// A file's device and inode.
+type FileId = (u64, u64);
+
+/// The identity of the file at `path` now; None when it cannot be read.
+fn file_id(path: &Path) -> std::io::Result<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).map(|m| (m.dev(), m.ino()))
 }
 
 /// A finalize marker not yet written: the task, the attempt it finalized, the archive path.
@@ -158,9 +203,12 @@ impl std::fmt::Debug for SqliteStore {
 impl SqliteStore {
     /// Opens (creating if missing) the database file and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let open_err = |source| StoreError::Open {
-            path: path.to_path_buf(),
-            source,
+        let open_err = |e: rusqlite::Error| match map_err(path, e) {
+            StoreError::Backend { db, message } => StoreError::Open {
+                db,
+                detail: message,
+            },
+            other => other,
         };
         let mut conn = Connection::open(path).map_err(open_err)?;
         conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))
@@ -185,7 +233,7 @@ impl SqliteStore {
             Ok(_) => {}
             Err(MigrateError::Newer { found }) => {
                 return Err(StoreError::NewerSchema {
-                    path: path.to_path_buf(),
+                    db: path.display().to_string(),
                     found,
                     supported: migrate::LATEST,
                 })
@@ -196,6 +244,7 @@ impl SqliteStore {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
             marks: Mutex::new(Vec::new()),
+            identity: file_id(path).ok(),
         })
     }
 
@@ -556,26 +605,37 @@ impl SqliteStore {
     }
 }
 
-/// Maps a rusqlite error, singling out "database is locked" (another process held the
-/// write lock longer than the busy timeout).
+/// Maps a rusqlite error to the backend-neutral [`StoreError`], singling out "database is
+/// locked" (another process held the write lock longer than the busy timeout), a damaged
+/// file and a read-only one.
 fn map_err(path: &Path, e: rusqlite::Error) -> StoreError {
+    let db = path.display().to_string();
     if let rusqlite::Error::SqliteFailure(f, _) = &e {
-        if matches!(f.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) {
-            return StoreError::Busy {
-                path: path.to_path_buf(),
-                waited_ms: BUSY_TIMEOUT_MS,
-            };
-        }
-        if matches!(f.code, ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) {
-            return StoreError::Damaged {
-                path: path.to_path_buf(),
-                source: e,
-            };
+        match f.code {
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+                return StoreError::Busy {
+                    db,
+                    waited_ms: BUSY_TIMEOUT_MS,
+                }
+            }
+            ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => {
+                return StoreError::Damaged {
+                    db,
+                    detail: e.to_string(),
+                }
+            }
+            ErrorCode::ReadOnly => {
+                return StoreError::ReadOnly {
+                    db,
+                    detail: e.to_string(),
+                }
+            }
+            _ => {}
         }
     }
-    StoreError::Sqlite {
-        path: path.to_path_buf(),
-        source: e,
+    StoreError::Backend {
+        db,
+        message: e.to_string(),
     }
 }
 
@@ -1048,7 +1108,7 @@ impl Store for SqliteStore {
                 return Ok(CancelOutcome::NotFound);
             };
             let state: TaskState = state.parse().map_err(|detail| StoreError::Corrupt {
-                path: self.path.clone(),
+                db: self.path.display().to_string(),
                 id: id.to_owned(),
                 detail,
             })?;
@@ -1089,25 +1149,17 @@ impl Store for SqliteStore {
         )
     }
 
-    fn mark_finalized_soon(
+    fn mark_finalized_later(
         &self,
         id: &str,
         attempt: u32,
         archived_to: &str,
     ) -> Result<(), StoreError> {
-        self.marks_held().push(Mark {
-            id: id.to_owned(),
-            attempt,
-            archived_to: archived_to.to_owned(),
-        });
-        Ok(())
+        self.mark_finalized_soon(id, attempt, archived_to)
     }
 
-    fn flush_marks(&self) -> Result<(), StoreError> {
-        if self.marks_held().is_empty() {
-            return Ok(());
-        }
-        self.write(|_| Ok(()))
+    fn flush(&self) -> Result<(), StoreError> {
+        self.flush_marks()
     }
 
     fn pending_finalize(&self) -> Result<Vec<TaskRecord>, StoreError> {
@@ -1176,7 +1228,7 @@ impl Store for SqliteStore {
                 return Err(StoreError::NotFound(id.to_owned()));
             };
             let state: TaskState = state.parse().map_err(|detail| StoreError::Corrupt {
-                path: self.path.clone(),
+                db: self.path.display().to_string(),
                 id: id.to_owned(),
                 detail,
             })?;
@@ -1211,17 +1263,104 @@ impl Store for SqliteStore {
             .map_err(|e| self.err(e))
     }
 
-    fn data_version(&self) -> Result<i64, StoreError> {
+    fn changes(&self) -> Result<ChangeToken, StoreError> {
+        self.check_identity()?;
+        // data_version is never negative; the cast keeps its value.
+        Ok(ChangeToken(self.data_version()? as u64))
+    }
+
+    fn check_writable(&self) -> Result<(), StoreError> {
+        let conn = self.conn();
+        let read_only = conn
+            .is_readonly(rusqlite::MAIN_DB)
+            .map_err(|e| self.err(e))?;
+        if read_only {
+            return Err(StoreError::ReadOnly {
+                db: self.path.display().to_string(),
+                detail: "the file could only be opened for reading".into(),
+            });
+        }
+        // Taking the write lock opens (or creates) the write-ahead log for writing.
+        let run = |sql: &str| conn.execute_batch(sql).map_err(|e| self.err(e));
+        // No wait for another process's write lock: that it is taken says enough.
+        conn.busy_timeout(Duration::ZERO).map_err(|e| self.err(e))?;
+        let probe = run("BEGIN IMMEDIATE");
+        if !conn.is_autocommit() {
+            run("ROLLBACK")?;
+        }
+        conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))
+            .map_err(|e| self.err(e))?;
+        match probe {
+            // Another process is writing right now: the database can be written.
+            Err(StoreError::Busy { .. }) => Ok(()),
+            other => other,
+        }
+    }
+
+    fn describe(&self) -> StoreInfo {
+        StoreInfo {
+            kind: "sqlite",
+            db: self.path.display().to_string(),
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Holds a finalize marker for attempt `attempt` of task `id` (the SQLite side of
+    /// [`Store::mark_finalized_later`]): it waits in memory and goes out with the next write
+    /// transaction, [`SqliteStore::flush_marks`], or when the store is dropped.
+    pub fn mark_finalized_soon(
+        &self,
+        id: &str,
+        attempt: u32,
+        archived_to: &str,
+    ) -> Result<(), StoreError> {
+        self.marks_held().push(Mark {
+            id: id.to_owned(),
+            attempt,
+            archived_to: archived_to.to_owned(),
+        });
+        Ok(())
+    }
+
+    /// Writes the markers held back (nothing, and no transaction, when none).
+    pub fn flush_marks(&self) -> Result<(), StoreError> {
+        if self.marks_held().is_empty() {
+            return Ok(());
+        }
+        self.write(|_| Ok(()))
+    }
+
+    /// SQLite's `data_version`: changes when another connection commits.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
         let conn = self.conn();
         conn.query_row("PRAGMA data_version", [], |r| r.get(0))
             .map_err(|e| self.err(e))
+    }
+
+    /// `Err(Gone)` when the file at this store's path is no longer the one it opened
+    /// (deleted, or replaced by another file, say a restored copy).
+    fn check_identity(&self) -> Result<(), StoreError> {
+        let Some(opened) = self.identity else {
+            return Ok(());
+        };
+        let gone = match file_id(&self.path) {
+            Ok(now) => now != opened,
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        };
+        if gone {
+            return Err(StoreError::Gone {
+                db: self.path.display().to_string(),
+            });
+        }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::artifacts::result::SourceKind;
+    use crate::store::SourceKind;
 
     fn task(id: &str) -> Task {
         Task::new(id, "p")
@@ -1280,13 +1419,31 @@ mod tests {
             Ok(())
         });
         assert!(
-            matches!(failed, Err(StoreError::Sqlite { .. })),
+            matches!(failed, Err(StoreError::Backend { .. })),
             "{failed:?}"
         );
         assert!(s.conn().is_autocommit());
         let a = s.get("a").unwrap().unwrap();
         assert_eq!((a.priority, a.state), (Priority::Medium, TaskState::Queued));
         assert_eq!(s.claim("w", &[], 1_000, 1).unwrap().unwrap().id, "a");
+    }
+
+    #[test]
+    fn a_database_another_process_is_writing_counts_as_writable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.db");
+        let s = SqliteStore::open(&path).unwrap();
+        s.check_writable().unwrap();
+        let blocker = Connection::open(&path).unwrap();
+        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        s.check_writable().unwrap();
+        blocker.execute_batch("ROLLBACK").unwrap();
+        // The busy timeout is back for the calls that follow.
+        let wait: i64 = s
+            .conn()
+            .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(wait, BUSY_TIMEOUT_MS as i64);
     }
 
     #[test]
