@@ -457,6 +457,11 @@ pub fn parse_file(path: &Path) -> Result<Task, TaskError> {
 /// is a symbolic link is read only when it leads inside `allowed_root`, so that a link dropped
 /// into tasks/ cannot make Orca read a file its writer could not (a key elsewhere on the
 /// machine). A plain file costs nothing more: it is opened without following a link first.
+///
+/// The decision is made on the opened file, not on the path: a link is opened (followed),
+/// and the real path of the open descriptor (`/proc/self/fd/N`) must lie inside the root
+/// before a byte is read. A parent folder swapped for a link between a check and the read
+/// (a race) therefore cannot lead the read outside.
 pub fn parse_file_within(path: &Path, allowed_root: &Path) -> Result<Task, TaskError> {
     let err = |kind| TaskError {
         file: path.to_path_buf(),
@@ -465,29 +470,74 @@ pub fn parse_file_within(path: &Path, allowed_root: &Path) -> Result<Task, TaskE
     };
     let bytes = match open_task_file(path, false).map_err(err)? {
         Some(file) => read_opened(file),
-        None => {
-            let base = path.parent().unwrap_or(Path::new("."));
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            match paths::resolve_inside(base, allowed_root, &name) {
-                Ok(_) => read_limited(path),
-                Err(paths::PathError::OutsideRoot { resolved, root, .. }) => {
-                    Err(TaskErrorKind::LinkOutsideRoot {
-                        target: resolved.display().to_string(),
-                        root: root.display().to_string(),
-                    })
-                }
-                Err(e) => Err(TaskErrorKind::Path {
-                    field: "task file",
-                    error: Box::new(e),
-                }),
-            }
-        }
+        None => open_link_target(path).and_then(|file| {
+            check_opened_inside(&file, allowed_root)?;
+            read_opened(file)
+        }),
     }
     .map_err(err)?;
     parse_bytes(path, &bytes)
+}
+
+/// Opens what the link `path` leads to (never blocking on a FIFO); a link that cannot be
+/// followed (a loop) is unresolvable.
+fn open_link_target(path: &Path) -> Result<std::fs::File, TaskErrorKind> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NONBLOCK);
+    }
+    opts.open(path).map_err(|e| {
+        #[cfg(unix)]
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            return TaskErrorKind::Path {
+                field: "task file",
+                error: Box::new(paths::PathError::Unresolvable {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                }),
+            };
+        }
+        TaskErrorKind::Io(e.to_string())
+    })
+}
+
+/// Refuses an opened task file whose real path lies outside `allowed_root`.
+fn check_opened_inside(file: &std::fs::File, allowed_root: &Path) -> Result<(), TaskErrorKind> {
+    let root = std::fs::canonicalize(allowed_root).map_err(|e| TaskErrorKind::Path {
+        field: "task file",
+        error: Box::new(paths::PathError::Unresolvable {
+            path: allowed_root.display().to_string(),
+            reason: e.to_string(),
+        }),
+    })?;
+    let real = opened_path(file)?;
+    if real.starts_with(&root) {
+        Ok(())
+    } else {
+        Err(TaskErrorKind::LinkOutsideRoot {
+            target: real.display().to_string(),
+            root: root.display().to_string(),
+        })
+    }
+}
+
+/// The real path of an open file, as the kernel knows it.
+#[cfg(target_os = "linux")]
+fn opened_path(file: &std::fs::File) -> Result<PathBuf, TaskErrorKind> {
+    use std::os::fd::AsRawFd;
+    std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .map_err(|e| TaskErrorKind::Io(format!("cannot tell where the link leads: {e}")))
+}
+
+/// The real path of an open file: not known here, so a link is never read.
+#[cfg(not(target_os = "linux"))]
+fn opened_path(_file: &std::fs::File) -> Result<PathBuf, TaskErrorKind> {
+    Err(TaskErrorKind::Io(
+        "a symbolic link (links are read only on Linux)".into(),
+    ))
 }
 
 /// Reads at most [`MAX_TASK_FILE_BYTES`] of a regular file, checking its size first.
