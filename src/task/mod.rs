@@ -36,6 +36,7 @@
 
 mod body;
 mod decode;
+mod fields;
 mod front;
 pub mod paths;
 mod render;
@@ -376,7 +377,7 @@ impl TaskErrorKind {
                     Some(s) => format!("rename it to '{s}'; known fields are "),
                     None => "known fields are ".to_string(),
                 };
-                h.push_str(&front::KNOWN_KEYS.join(", "));
+                h.push_str(&fields::keys().collect::<Vec<_>>().join(", "));
                 h.push_str("; keys starting with `x-` are kept and ignored");
                 h
             }
@@ -596,58 +597,107 @@ fn read_opened(file: std::fs::File) -> Result<Vec<u8>, TaskErrorKind> {
 }
 
 /// Parses task-file bytes; `file` names the file in errors and gives the default id (stem).
+/// The first error, when there are several: see [`parse_bytes_all`].
 pub fn parse_bytes(file: &Path, bytes: &[u8]) -> Result<Task, TaskError> {
+    let parsed = parse_bytes_all(file, bytes);
+    match (parsed.errors.into_iter().next(), parsed.task) {
+        (Some(e), _) => Err(e),
+        (None, Some(t)) => Ok(t),
+        // Never: no task comes with an error.
+        (None, None) => Err(TaskError {
+            file: file.to_path_buf(),
+            line: None,
+            kind: TaskErrorKind::Other("the file could not be read as a task".into()),
+        }),
+    }
+}
+
+/// Every error of a task file, where reading can go on past the first one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed {
+    /// What could be read (with every field that was valid); None when the file could not be
+    /// read as a task at all (size, encoding, front-matter syntax).
+    pub task: Option<Task>,
+    /// Every error found, in file order; empty when `task` is the valid task.
+    pub errors: Vec<TaskError>,
+}
+
+/// [`parse_file`], reporting every error (for `orca check`).
+pub fn parse_file_all(path: &Path) -> Parsed {
+    match read_limited(path) {
+        Ok(bytes) => parse_bytes_all(path, &bytes),
+        Err(kind) => Parsed {
+            task: None,
+            errors: vec![TaskError {
+                file: path.to_path_buf(),
+                line: None,
+                kind,
+            }],
+        },
+    }
+}
+
+/// [`parse_bytes`], reporting every error: each bad front-matter key or value, and an empty
+/// prompt, are all reported; an error that stops the reading (size, encoding, YAML syntax)
+/// is the only one.
+pub fn parse_bytes_all(file: &Path, bytes: &[u8]) -> Parsed {
     let err = |line: Option<usize>, kind: TaskErrorKind| TaskError {
         file: file.to_path_buf(),
         line,
         kind,
     };
+    let fatal = |line: Option<usize>, kind: TaskErrorKind| Parsed {
+        task: None,
+        errors: vec![err(line, kind)],
+    };
     if bytes.len() as u64 > MAX_TASK_FILE_BYTES {
-        return Err(err(
+        return fatal(
             None,
             TaskErrorKind::TooLarge {
                 size: bytes.len() as u64,
                 limit: MAX_TASK_FILE_BYTES,
             },
-        ));
+        );
     }
-    let text = decode::decode(bytes).map_err(|k| err(None, k))?;
+    let text = match decode::decode(bytes) {
+        Ok(t) => t,
+        Err(k) => return fatal(None, k),
+    };
     if text.trim().is_empty() {
-        return Err(err(None, TaskErrorKind::EmptyFile));
+        return fatal(None, TaskErrorKind::EmptyFile);
     }
-    let split = front::split(&text).map_err(|(line, k)| err(Some(line), k))?;
-    let fm = match split.yaml {
-        Some(yaml) => front::parse(yaml).map_err(|(line, k)| err(line, k))?,
-        None => front::FrontMatter::default(),
+    let split = match front::split(&text) {
+        Ok(s) => s,
+        Err((line, k)) => return fatal(Some(line), k),
     };
+    let mut task = Task::new(String::new(), String::new());
+    let mut errors = Vec::new();
+    if let Some(yaml) = split.yaml {
+        match front::parse(yaml) {
+            Ok(entries) => {
+                for (line, kind) in fields::apply(&mut task, entries, yaml) {
+                    errors.push(err(line, kind));
+                }
+            }
+            Err((line, k)) => return fatal(line, k),
+        }
+    }
     let body = body::parse(split.body, split.body_line);
-    let prompt = match body.prompt {
-        Some(p) if !p.is_empty() => p,
-        _ => return Err(err(body.prompt_line, TaskErrorKind::EmptyPrompt)),
-    };
-    let id = match fm.id {
-        Some(id) => id,
-        None => default_id(file),
-    };
-    Ok(Task {
-        id,
-        task_type: fm.task_type,
-        priority: fm.priority.unwrap_or_default(),
-        created: fm.created,
-        working_dir: fm.working_dir,
-        timeout_sec: fm.timeout_sec,
-        max_turns: fm.max_turns,
-        retries: fm.retries,
-        model: fm.model,
-        resume_on_retry: fm.resume_on_retry,
-        requires: fm.requires,
-        extra: fm.extra,
-        title: body.title,
-        prompt,
-        target_files: body.target_files,
-        success_criteria: body.success_criteria,
-        context: body.context,
-    })
+    match body.prompt {
+        Some(p) if !p.is_empty() => task.prompt = p,
+        _ => errors.push(err(body.prompt_line, TaskErrorKind::EmptyPrompt)),
+    }
+    if task.id.is_empty() {
+        task.id = default_id(file);
+    }
+    task.title = body.title;
+    task.target_files = body.target_files;
+    task.success_criteria = body.success_criteria;
+    task.context = body.context;
+    Parsed {
+        task: Some(task),
+        errors,
+    }
 }
 
 /// The id of a task without `id:`: the file name minus `.task.md` (or its extension),
