@@ -4,8 +4,10 @@
 //! Parsing runs in four steps, each in its own file:
 //! - [`decode`]: bytes to text (UTF-8 with or without BOM, UTF-16 with a BOM, CRLF to LF;
 //!   NUL bytes and invalid sequences are refused with their byte offset);
-//! - [`front`]: the optional `---` front matter, read as YAML into typed fields with the
-//!   file line of every key, unknown keys refused with a did-you-mean;
+//! - [`front`]: the optional `---` front matter, read as YAML into entries with the file
+//!   line of every key;
+//! - [`fields`]: the table of front-matter fields (one row per key: how it is read into the
+//!   [`Task`] and written back), unknown keys refused with a did-you-mean;
 //! - [`body`]: the markdown body, split into title, target files, prompt, success criteria
 //!   and context by bold labels (`**Prompt:**`) or headings (`## Prompt`);
 //! - [`render()`](render()): the canonical text of a task (`parse_bytes(render(t)) == t`).
