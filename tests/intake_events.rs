@@ -686,6 +686,8 @@ fn a_task_file_whose_name_is_not_utf8_is_taken_under_an_escaped_name() {
 #[test]
 fn look_alike_task_files_get_one_warning_each_naming_the_rule() {
     let mut ws = common::Ws::new();
+    // A folder is not a task, whatever its name (found by the start-up scan).
+    std::fs::create_dir(ws.path().join("tasks/folder.md")).unwrap();
     ws.start();
     let looks = [
         ("fix.md", "fix.task.md"),
@@ -725,6 +727,7 @@ fn look_alike_task_files_get_one_warning_each_naming_the_rule() {
             "{name} left alone"
         );
     }
+    assert!(!out.contains("tasks/folder.md"), "{out}");
     assert_eq!(ws.agent_starts().len(), 2, "only the two task files ran");
     assert_eq!(ws.stop(), Some(0));
 }

@@ -518,6 +518,9 @@ impl Manager {
         let now = SystemTime::now();
         let mut present = HashSet::new();
         for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue; // processed/, rejected/ and other folders are not tasks
+            }
             let name = entry.file_name();
             let path = self.task_path(&name);
             if self.warned.contains(&name) {
