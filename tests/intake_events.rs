@@ -512,3 +512,222 @@ fn logging_init_writes_file_and_set_level_applies() {
     assert!(probe[1].contains("DEBUG") && probe[1].contains("debug line shown"));
     assert!(!text.contains('\u{1b}'), "no ANSI escapes");
 }
+
+// ---- The daemon's intake end to end (the real `orca` binary) ----
+
+mod common;
+
+/// Every result file's text, by file name.
+fn results_of(ws: &common::Ws) -> Vec<(String, String)> {
+    ws.files_in("results")
+        .into_iter()
+        .map(|n| {
+            let text = std::fs::read_to_string(ws.path().join("results").join(&n)).unwrap();
+            (n, text)
+        })
+        .collect()
+}
+
+/// A task file that is a link through a folder swapped, again and again, with a link out of
+/// the allowed root (`renameat2(RENAME_EXCHANGE)`): whatever the timing, no outside file is
+/// ever read into a prompt. The decision is made on the opened file, not on the path.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn a_link_through_a_swapped_folder_never_reads_outside_the_root() {
+    use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+    use std::os::unix::fs::symlink;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    const LINKS: usize = 300;
+    const SECRET: &str = "OUTSIDE-SECRET";
+    let mut ws = common::Ws::new();
+    let root = ws.path().canonicalize().unwrap();
+    ws.set_env(&[("CLAUDE_ALLOWED_ROOT", &root.display().to_string())]);
+    let outside = tempfile::tempdir().unwrap();
+    let out_dir = outside.path().join("d");
+    let in_dir = root.join("d");
+    std::fs::create_dir(&out_dir).unwrap();
+    std::fs::create_dir(&in_dir).unwrap();
+    for i in 0..LINKS {
+        // Inside: a file that is refused (so no agent runs); outside: a valid task whose
+        // prompt is the secret, taken if it were ever read.
+        std::fs::write(
+            in_dir.join(format!("f{i}.md")),
+            "---\npriority: inside\n---\nDo it.\n",
+        )
+        .unwrap();
+        std::fs::write(
+            out_dir.join(format!("f{i}.md")),
+            format!("---\nid: stolen{i}\n---\n{SECRET} {i}\n"),
+        )
+        .unwrap();
+    }
+    let swapped = root.join("d.sym");
+    symlink(&out_dir, &swapped).unwrap();
+    ws.start();
+
+    // Two threads swapping: the folder changes as often as the machine allows.
+    let stop = Arc::new(AtomicBool::new(false));
+    let swap = |a: &std::path::Path, b: &std::path::Path| {
+        renameat2(AT_FDCWD, a, AT_FDCWD, b, RenameFlags::RENAME_EXCHANGE).unwrap();
+    };
+    let swappers: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            let (a, b) = (in_dir.clone(), swapped.clone());
+            std::thread::spawn(move || {
+                let mut swaps = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    swap(&a, &b);
+                    swaps += 1;
+                }
+                swaps
+            })
+        })
+        .collect();
+    for i in 0..LINKS {
+        symlink(
+            in_dir.join(format!("f{i}.md")),
+            ws.path().join(format!("tasks/l{i}.task.md")),
+        )
+        .unwrap();
+    }
+    ws.wait_for(
+        || ws.files_in("results").len() >= LINKS,
+        "a result for every link",
+    );
+    stop.store(true, Ordering::Relaxed);
+    let swaps: u64 = swappers.into_iter().map(|t| t.join().unwrap()).sum();
+    assert!(swaps > 0, "the folder was swapped");
+    // Leave the real folder at `d`.
+    if std::fs::symlink_metadata(&in_dir).unwrap().is_symlink() {
+        swap(&in_dir, &swapped);
+    }
+
+    let results = results_of(&ws);
+    assert_eq!(results.len(), LINKS, "{:?}", ws.files_in("results"));
+    let mut outside_refused = 0;
+    for (name, text) in &results {
+        assert!(
+            !text.contains(SECRET),
+            "{name} holds the outside file:\n{text}"
+        );
+        let r: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(r["status"], "rejected", "{name}: {r:#}");
+        let kind = r["error"]["kind"].as_str().unwrap_or_default();
+        assert!(
+            kind == "bad_priority" || kind == "link_outside_root",
+            "{name}: {kind}"
+        );
+        outside_refused += usize::from(kind == "link_outside_root");
+    }
+    // The store holds no task made of an outside file either.
+    let list = ws.run(&["list", "--json"]);
+    assert!(list.status.success());
+    let tasks: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let tasks = tasks.as_array().expect("a list");
+    assert_eq!(tasks.len(), LINKS);
+    for t in tasks {
+        let id = t["id"].as_str().unwrap();
+        assert!(!id.starts_with("stolen"), "{t}");
+        let show = ws.run(&["show", "--json", id]);
+        assert!(show.status.success(), "show {id}");
+        let text = String::from_utf8_lossy(&show.stdout);
+        assert!(
+            !text.contains(SECRET),
+            "the store holds the outside file:\n{text}"
+        );
+    }
+    assert!(ws.agent_starts().is_empty(), "no agent ran");
+    eprintln!(
+        "{swaps} swaps; {outside_refused} of {LINKS} reads found the link out and refused it"
+    );
+    assert_eq!(ws.stop(), Some(0));
+}
+
+/// A task file whose name is not UTF-8 is neither lost nor silent: it is renamed to its
+/// escaped name (`%NN` for each such byte), taken and run; the result names it so; the
+/// daemon says what it did; and `status` does not count it as waiting for ever.
+#[test]
+fn a_task_file_whose_name_is_not_utf8_is_taken_under_an_escaped_name() {
+    use std::os::unix::ffi::OsStrExt;
+    let mut ws = common::Ws::new();
+    ws.start();
+    let raw = std::ffi::OsStr::from_bytes(b"caf\xE9.task.md");
+    std::fs::write(
+        ws.path().join("tasks").join(raw),
+        common::task("cafe", "medium", "noop"),
+    )
+    .unwrap();
+    let r = ws.wait_result("caf%E9");
+    assert_eq!(r["status"], "succeeded", "{r:#}");
+    assert_eq!(r["file"], "tasks/caf%E9.task.md", "{r:#}");
+    assert_eq!(r["task_id"], "cafe", "{r:#}");
+    ws.wait_archived("cafe");
+    assert!(
+        !ws.path().join("tasks").join(raw).exists(),
+        "not left behind"
+    );
+    assert_eq!(ws.files_in("tasks/processed"), ["caf%E9.task.md"]);
+    let said = "was not valid UTF-8: renamed it to tasks/caf%E9.task.md";
+    let log = std::fs::read_to_string(ws.path().join("logs/orchestrator.log")).unwrap();
+    assert!(log.contains(said), "{log}");
+    assert!(ws.daemon_output().contains(said), "{}", ws.daemon_output());
+    let status = ws.run(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["task_files_waiting"], 0, "{status:#}");
+    assert_eq!(ws.stop(), Some(0));
+}
+
+/// A file that looks like a task but does not follow the naming rule gets one warning each,
+/// in the log and on the daemon's stderr, naming the rule and the name to use; it is left
+/// where it is, untouched.
+#[test]
+fn look_alike_task_files_get_one_warning_each_naming_the_rule() {
+    let mut ws = common::Ws::new();
+    // A folder is not a task, whatever its name (found by the start-up scan).
+    std::fs::create_dir(ws.path().join("tasks/folder.md")).unwrap();
+    ws.start();
+    let looks = [
+        ("fix.md", "fix.task.md"),
+        ("fix.task.MD", "fix.task.md"),
+        ("fix.task.md.txt", "fix.task.md"),
+    ];
+    for (name, _) in looks {
+        ws.write_task(name, common::task("x", "medium", "noop").as_bytes());
+    }
+    ws.drop_task("first.task.md", &common::task("first", "medium", "noop"));
+    ws.wait_archived("first");
+    // Written again (events again): still one warning each.
+    for (name, _) in looks {
+        ws.write_task(name, common::task("x", "medium", "noop").as_bytes());
+    }
+    ws.drop_task("second.task.md", &common::task("second", "medium", "noop"));
+    ws.wait_archived("second");
+    let warning = |name: &str, to: &str| {
+        format!("tasks/{name} is not taken: task files end in `.task.md`; rename it to {to}")
+    };
+    ws.wait_for(
+        || {
+            looks
+                .iter()
+                .all(|(n, to)| ws.daemon_output().contains(&warning(n, to)))
+        },
+        "a warning for each look-alike",
+    );
+    let out = ws.daemon_output();
+    let log = std::fs::read_to_string(ws.path().join("logs/orchestrator.log")).unwrap();
+    for (name, to) in looks {
+        let w = warning(name, to);
+        assert_eq!(out.matches(&w).count(), 1, "{name} on stderr:\n{out}");
+        assert_eq!(log.matches(&w).count(), 1, "{name} in the log:\n{log}");
+        assert!(
+            ws.path().join("tasks").join(name).is_file(),
+            "{name} left alone"
+        );
+    }
+    assert!(!out.contains("tasks/folder.md"), "{out}");
+    assert_eq!(ws.agent_starts().len(), 2, "only the two task files ran");
+    assert_eq!(ws.stop(), Some(0));
+}

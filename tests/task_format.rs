@@ -224,3 +224,53 @@ prop_compose! {
         t
     }
 }
+
+mod common;
+
+/// `orca check` reports every error of a file, each with file:line and a hint, not just the
+/// first: bad keys and values, an empty prompt, a target outside the allowed root. Exit 1.
+#[test]
+fn check_reports_every_error_of_a_file() {
+    let ws = common::Ws::new();
+    std::fs::write(
+        ws.path().join("tasks/multi.task.md"),
+        "---\npriorty: high\ntype: bugfix\ntimeout_sec: soon\nretries: -1\nx-note: kept\n---\n\n\
+         # Several mistakes\n\n**Target Files:**\n- ../../../../../etc/passwd\n\n**Prompt:**\n\n",
+    )
+    .unwrap();
+    let out = ws
+        .cmd()
+        .current_dir(ws.path())
+        .args(["check", "tasks/multi.task.md"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let root = ws.path().canonicalize().unwrap().display().to_string();
+    insta::with_settings!({filters => vec![(root.as_str(), "[ROOT]")]}, {
+        insta::assert_snapshot!("check_every_error", text);
+    });
+    // The JSON keeps `error` (the first) and lists them all.
+    let out = ws
+        .cmd()
+        .current_dir(ws.path())
+        .args(["check", "--json", "tasks/multi.task.md"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let errors = v[0]["errors"].as_array().unwrap();
+    let kinds: Vec<&str> = errors.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "unknown_field",
+            "bad_type",
+            "bad_number",
+            "bad_number",
+            "path_outside_root",
+            "empty_prompt"
+        ]
+    );
+    assert_eq!(v[0]["error"], errors[0]);
+}

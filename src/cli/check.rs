@@ -60,8 +60,12 @@ pub struct FileReport {
     pub ok: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub task: Option<Understood>,
+    /// The first error (kept for scripts that read one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorOut>,
+    /// Every error, in file order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<ErrorOut>,
 }
 
 /// Runs `orca check`; returns the exit code (0 all good, 1 any bad file, 2 bad config).
@@ -95,7 +99,14 @@ pub fn run(ctx: &Ctx, args: &CheckArgs, out: &mut dyn Write) -> io::Result<i32> 
             }
             match result {
                 Ok(u) => write_text(out, file, u)?,
-                Err(e) => writeln!(out, "{e}")?,
+                Err(errors) => {
+                    for e in errors {
+                        writeln!(out, "{e}")?;
+                    }
+                    if errors.len() > 1 {
+                        writeln!(out, "{}: {} errors", file.display(), errors.len())?;
+                    }
+                }
             }
         }
         if results.len() > 1 {
@@ -113,21 +124,30 @@ pub fn run(ctx: &Ctx, args: &CheckArgs, out: &mut dyn Write) -> io::Result<i32> 
 }
 
 /// Parses one file and applies the path policy of DESIGN §2 with `config`'s
-/// CLAUDE_BASE_CWD and CLAUDE_ALLOWED_ROOT.
-pub fn check_file(file: &Path, config: &Config) -> Result<Understood, Box<TaskError>> {
-    let task = crate::task::parse_file(file).map_err(Box::new)?;
-    let resolved = crate::task::paths::resolve_task_paths(
+/// CLAUDE_BASE_CWD and CLAUDE_ALLOWED_ROOT. Every error is reported, not just the first:
+/// each bad front-matter key or value, an empty prompt, each refused path.
+pub fn check_file(file: &Path, config: &Config) -> Result<Understood, Vec<TaskError>> {
+    let parsed = crate::task::parse_file_all(file);
+    let mut errors = parsed.errors;
+    let Some(task) = parsed.task else {
+        return Err(errors);
+    };
+    let resolved = crate::task::paths::resolve_task_paths_all(
         &task,
         file,
         &config.claude_base_cwd,
         &config.claude_allowed_root,
-    )
-    .map_err(Box::new)?;
-    Ok(understood(
-        &task,
-        resolved.working_dir,
-        resolved.target_files,
-    ))
+    );
+    match resolved {
+        Ok(r) if errors.is_empty() => Ok(understood(&task, r.working_dir, r.target_files)),
+        Ok(_) => Err(errors),
+        Err(more) => {
+            errors.extend(more);
+            // In file order; errors without a line (the file as a whole) first.
+            errors.sort_by_key(|e| e.line.unwrap_or(0));
+            Err(errors)
+        }
+    }
 }
 
 fn understood(task: &Task, working_dir: PathBuf, target_files: Vec<PathBuf>) -> Understood {
@@ -160,7 +180,7 @@ fn understood(task: &Task, working_dir: PathBuf, target_files: Vec<PathBuf>) -> 
     }
 }
 
-fn report(file: &Path, result: &Result<Understood, Box<TaskError>>) -> FileReport {
+fn report(file: &Path, result: &Result<Understood, Vec<TaskError>>) -> FileReport {
     let file = file.display().to_string();
     match result {
         Ok(u) => FileReport {
@@ -168,18 +188,26 @@ fn report(file: &Path, result: &Result<Understood, Box<TaskError>>) -> FileRepor
             ok: true,
             task: Some(u.clone()),
             error: None,
+            errors: Vec::new(),
         },
-        Err(e) => FileReport {
-            file,
-            ok: false,
-            task: None,
-            error: Some(ErrorOut {
-                kind: e.kind_name().to_string(),
-                message: e.message(),
-                line: e.line,
-                hint: e.hint(),
-            }),
-        },
+        Err(errors) => {
+            let errors: Vec<ErrorOut> = errors
+                .iter()
+                .map(|e| ErrorOut {
+                    kind: e.kind_name().to_string(),
+                    message: e.message(),
+                    line: e.line,
+                    hint: e.hint(),
+                })
+                .collect();
+            FileReport {
+                file,
+                ok: false,
+                task: None,
+                error: errors.first().cloned(),
+                errors,
+            }
+        }
     }
 }
 

@@ -15,19 +15,26 @@
 //!
 //! Only direct children of `tasks/` whose name passes
 //! [`Workspace::is_task_file_name`](crate::workspace::Workspace::is_task_file_name) are
-//! emitted. Duplicates are possible (the daemon dedups by file); an event burst does not emit
-//! the same unchanged file twice.
+//! emitted. A file that looks like a task but is not named like one (`fix.md`,
+//! `fix.task.MD`, `fix.task.md.txt`) gets one warning (log and stderr) naming the rule and
+//! the name to use. A task file whose name is not UTF-8 is renamed in place to its escaped
+//! name (each such byte written `%NN`, e.g. `caf%E9.task.md`) with a warning, and then taken
+//! under that name like any other; when it cannot be renamed, the warning says so.
+//! Duplicates are possible (the daemon dedups by file); an event burst does not emit the
+//! same unchanged file twice.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
-use crate::workspace::Workspace;
+use names::Name;
 use watch::{DirWatch, WatchEvent};
 
+mod names;
 mod watch;
 
 /// A task file that is ready to be read.
@@ -144,6 +151,7 @@ pub fn start_with(
         heap: BinaryHeap::new(),
         gen: 0,
         recent: Recent::default(),
+        warned: HashSet::new(),
     };
     runtime.spawn(manager.run(watch, cmd_rx));
 
@@ -230,6 +238,9 @@ struct Manager {
     gen: u64,
     /// Files emitted lately (to drop a repeated close of an unchanged file).
     recent: Recent,
+    /// Names already warned about (look-alikes, names that could not be escaped): once each
+    /// while the file stays.
+    warned: HashSet<OsString>,
 }
 
 impl Manager {
@@ -351,11 +362,55 @@ impl Manager {
         watching
     }
 
-    /// The path of a direct child named like a task file.
-    fn task_path(&self, name: &std::ffi::OsStr) -> Option<PathBuf> {
-        name.to_str()
-            .filter(|n| Workspace::is_task_file_name(n))
-            .map(|n| self.dir.join(n))
+    /// The path of a direct child named like a task file. A look-alike is warned about (once);
+    /// a task file whose name is not UTF-8 is renamed to its escaped name (the rename's event
+    /// brings it back under that name).
+    fn task_path(&mut self, name: &OsStr) -> Option<PathBuf> {
+        match names::classify(name) {
+            Name::Task(n) => Some(self.dir.join(n)),
+            Name::Other => None,
+            Name::LookAlike(suggested) => {
+                if self.warned.insert(name.to_os_string()) {
+                    let shown = names::escape(std::os::unix::ffi::OsStrExt::as_bytes(name));
+                    tracing::warn!(
+                        "tasks/{shown} is not taken: task files end in `.task.md`; rename it to {suggested} to run it"
+                    );
+                }
+                None
+            }
+            Name::Escape(escaped) => {
+                self.take_escaped(name, &escaped);
+                None
+            }
+        }
+    }
+
+    /// Renames a task file whose name is not UTF-8 to `escaped`, never over another file.
+    fn take_escaped(&mut self, name: &OsStr, escaped: &str) {
+        let (from, to) = (self.dir.join(name), self.dir.join(escaped));
+        if std::fs::symlink_metadata(&from).is_err() {
+            return; // gone already
+        }
+        let renamed = if std::fs::symlink_metadata(&to).is_ok() {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "a file of that name exists",
+            ))
+        } else {
+            std::fs::rename(&from, &to)
+        };
+        match renamed {
+            Ok(()) => tracing::warn!(
+                "a task file's name in tasks/ was not valid UTF-8: renamed it to tasks/{escaped} (each byte that is not UTF-8 written as %NN) and taking it under that name"
+            ),
+            Err(e) => {
+                if self.warned.insert(name.to_os_string()) {
+                    tracing::warn!(
+                        "tasks/{escaped} is not taken: its name is not valid UTF-8 and renaming it to tasks/{escaped} failed ({e}); rename it to a UTF-8 name ending in `.task.md`"
+                    );
+                }
+            }
+        }
     }
 
     /// Activity on a file being settled: its deadline moves (its heap entry is moved on
@@ -461,13 +516,19 @@ impl Manager {
             }
         };
         let now = SystemTime::now();
+        let mut present = HashSet::new();
         for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if !Workspace::is_task_file_name(name) {
-                continue;
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue; // processed/, rejected/ and other folders are not tasks
             }
-            let path = self.dir.join(name);
+            let name = entry.file_name();
+            let path = self.task_path(&name);
+            if self.warned.contains(&name) {
+                present.insert(name);
+            }
+            let Some(path) = path else {
+                continue;
+            };
             if self.tracked.contains_key(&path) {
                 continue; // being settled: emitted when it is
             }
@@ -489,6 +550,8 @@ impl Manager {
                 });
             }
         }
+        // A name warned about that went away is warned about again if it comes back.
+        self.warned.retain(|n| present.contains(n));
     }
 }
 
@@ -506,6 +569,7 @@ mod tests {
             heap: BinaryHeap::new(),
             gen: 0,
             recent: Recent::default(),
+            warned: HashSet::new(),
         };
         (m, rx)
     }

@@ -4,13 +4,15 @@
 //! Asking for no more than that matters: each event wakes a reader, and the daemon's own work
 //! on a task file (reading it, archiving it) would otherwise wake one twice per task.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::path::Path;
 
+use nix::errno::Errno;
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 
 /// What happened to a direct child of the watched folder, or to the watch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,70 +31,82 @@ pub enum WatchEvent {
 
 /// The mask: what intake needs, nothing the daemon itself causes when it reads a task file
 /// or moves it to `processed/`.
-const MASK: u32 = libc::IN_CREATE
-    | libc::IN_MODIFY
-    | libc::IN_CLOSE_WRITE
-    | libc::IN_MOVED_TO
-    | libc::IN_DELETE_SELF
-    | libc::IN_MOVE_SELF
-    | libc::IN_ONLYDIR;
+fn mask() -> AddWatchFlags {
+    AddWatchFlags::IN_CREATE
+        | AddWatchFlags::IN_MODIFY
+        | AddWatchFlags::IN_CLOSE_WRITE
+        | AddWatchFlags::IN_MOVED_TO
+        | AddWatchFlags::IN_DELETE_SELF
+        | AddWatchFlags::IN_MOVE_SELF
+        | AddWatchFlags::IN_ONLYDIR
+}
 
-/// Size of the fixed part of `struct inotify_event` (wd, mask, cookie, len).
-const HEADER: usize = 16;
+/// How many reads one batch drains at most (nix reads 4 KiB, some 100 events, at a time):
+/// a burst comes as one batch, and a folder that never stops changing cannot starve the rest.
+const MAX_READS_PER_BATCH: usize = 16;
+
+/// The inotify instance, as a raw descriptor for tokio's reactor.
+#[derive(Debug)]
+struct Fd(Inotify);
+
+impl AsRawFd for Fd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_fd().as_raw_fd()
+    }
+}
 
 /// An inotify instance watching one folder.
 #[derive(Debug)]
 pub struct DirWatch {
-    fd: AsyncFd<OwnedFd>,
-    buf: Vec<u8>,
+    fd: AsyncFd<Fd>,
 }
 
 impl DirWatch {
     /// Watches `dir` (a folder; symlinks followed). Must be called inside a tokio runtime.
     pub fn new(dir: &Path) -> io::Result<DirWatch> {
-        // SAFETY: inotify_init1 has no memory preconditions; the result is checked.
-        let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: a new descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let path = std::ffi::CString::new(dir.as_os_str().as_bytes())
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))?;
-        // SAFETY: a valid C string and our inotify descriptor.
-        if unsafe { libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), MASK) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: the AsyncFd owns the descriptor; nothing else closes or replaces it.
-        let fd = unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)?;
+        inotify.add_watch(dir, mask())?;
+        // SAFETY: the descriptor is the Inotify's own, owned by the AsyncFd from here on;
+        // nothing closes or replaces it, and `Fd::as_raw_fd` always returns that one.
+        let fd = unsafe { AsyncFd::register_with_interest(Fd(inotify), Interest::READABLE) }
             .map_err(|e| e.into_parts().1)?;
-        Ok(DirWatch {
-            fd,
-            buf: vec![0; 64 * 1024],
-        })
+        Ok(DirWatch { fd })
     }
 
-    /// Waits for events and appends every one that is ready to `out` (one read: a burst
-    /// comes as one batch). Cancel-safe: nothing is read before the await completes.
+    /// Waits for events and appends every one that is ready to `out` (a burst comes as one
+    /// batch). Cancel-safe: nothing is read before the await completes.
     pub async fn next_batch(&mut self, out: &mut Vec<WatchEvent>) -> io::Result<()> {
         loop {
             let mut ready = self.fd.readable().await?;
-            let buf = &mut self.buf;
-            // SAFETY: read(2) into our own buffer, at most its length.
+            let mut drained = false;
             let read = ready.try_io(|fd| {
-                let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
+                let mut got = 0;
+                for _ in 0..MAX_READS_PER_BATCH {
+                    match fd.get_ref().0.read_events() {
+                        Ok(events) => {
+                            got += events.len();
+                            for e in events {
+                                out.extend(classify(e.mask, e.name.as_deref()));
+                            }
+                        }
+                        Err(Errno::EINTR) => continue,
+                        // Nothing more now: a batch if there was anything, else wait again.
+                        Err(Errno::EAGAIN) if got > 0 => {
+                            drained = true;
+                            break;
+                        }
+                        Err(e) => return Err(io::Error::from(e)),
+                    }
                 }
+                Ok(())
             });
             match read {
-                Ok(Ok(n)) => {
-                    parse(&self.buf[..n], out);
+                Ok(Ok(())) => {
+                    if drained {
+                        ready.clear_ready();
+                    }
                     return Ok(());
                 }
-                Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Ok(Err(e)) => return Err(e),
                 Err(_would_block) => continue,
             }
@@ -100,42 +114,32 @@ impl DirWatch {
     }
 }
 
-/// Decodes the `struct inotify_event` records in `bytes`.
-fn parse(bytes: &[u8], out: &mut Vec<WatchEvent>) {
-    let mut at = 0;
-    while let Some(head) = bytes.get(at..at + HEADER) {
-        let word = |i: usize| {
-            let mut w = [0u8; 4];
-            w.copy_from_slice(&head[i..i + 4]);
-            u32::from_ne_bytes(w)
-        };
-        let (mask, len) = (word(4), word(12) as usize);
-        let name = bytes
-            .get(at + HEADER..at + HEADER + len)
-            .map(|n| &n[..n.iter().position(|b| *b == 0).unwrap_or(n.len())])
-            .unwrap_or_default();
-        at += HEADER + len;
-        if mask & libc::IN_Q_OVERFLOW != 0 {
-            out.push(WatchEvent::Overflow);
-            continue;
-        }
-        if mask & (libc::IN_IGNORED | libc::IN_DELETE_SELF | libc::IN_MOVE_SELF | libc::IN_UNMOUNT)
-            != 0
-        {
-            out.push(WatchEvent::Ended);
-            continue;
-        }
-        if name.is_empty() || mask & libc::IN_ISDIR != 0 {
-            continue;
-        }
-        let name = || OsString::from_vec(name.to_vec());
-        if mask & (libc::IN_CLOSE_WRITE | libc::IN_MOVED_TO) != 0 {
-            out.push(WatchEvent::Closed(name()));
-        } else if mask & libc::IN_CREATE != 0 {
-            out.push(WatchEvent::Created(name()));
-        } else if mask & libc::IN_MODIFY != 0 {
-            out.push(WatchEvent::Modified(name()));
-        }
+/// What one inotify record means to intake (None: nothing it acts on).
+fn classify(mask: AddWatchFlags, name: Option<&OsStr>) -> Option<WatchEvent> {
+    if mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
+        return Some(WatchEvent::Overflow);
+    }
+    if mask.intersects(
+        AddWatchFlags::IN_IGNORED
+            | AddWatchFlags::IN_DELETE_SELF
+            | AddWatchFlags::IN_MOVE_SELF
+            | AddWatchFlags::IN_UNMOUNT,
+    ) {
+        return Some(WatchEvent::Ended);
+    }
+    let name = name.filter(|n| !n.is_empty())?;
+    if mask.contains(AddWatchFlags::IN_ISDIR) {
+        return None;
+    }
+    let name = name.to_os_string();
+    if mask.intersects(AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO) {
+        Some(WatchEvent::Closed(name))
+    } else if mask.contains(AddWatchFlags::IN_CREATE) {
+        Some(WatchEvent::Created(name))
+    } else if mask.contains(AddWatchFlags::IN_MODIFY) {
+        Some(WatchEvent::Modified(name))
+    } else {
+        None
     }
 }
 
@@ -144,57 +148,42 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn record(mask: u32, name: &str) -> Vec<u8> {
-        // Names are NUL-padded to a multiple of 16, as the kernel does.
-        let padded = if name.is_empty() {
-            0
-        } else {
-            (name.len() / 16 + 1) * 16
-        };
-        let mut v = Vec::new();
-        v.extend_from_slice(&1i32.to_ne_bytes());
-        v.extend_from_slice(&mask.to_ne_bytes());
-        v.extend_from_slice(&0u32.to_ne_bytes());
-        v.extend_from_slice(&(padded as u32).to_ne_bytes());
-        v.extend_from_slice(name.as_bytes());
-        v.resize(HEADER + padded, 0);
-        v
-    }
-
     #[test]
-    fn parses_records_of_every_kind() {
-        let mut bytes = Vec::new();
-        for (mask, name) in [
-            (libc::IN_CREATE, "a.task.md"),
-            (libc::IN_MODIFY, "a.task.md"),
-            (libc::IN_CLOSE_WRITE, "a.task.md"),
-            (libc::IN_MOVED_TO, "a-name-of-exactly-32-characters.md"),
-            (libc::IN_CREATE | libc::IN_ISDIR, "sub"),
-            (libc::IN_Q_OVERFLOW, ""),
-            (libc::IN_DELETE_SELF, ""),
-            (libc::IN_IGNORED, ""),
-        ] {
-            bytes.extend(record(mask, name));
+    fn classifies_records_of_every_kind() {
+        use AddWatchFlags as F;
+        let s = |n: &str| Some(OsString::from(n));
+        let table: [(AddWatchFlags, Option<&str>, Option<WatchEvent>); 10] = [
+            (
+                F::IN_CREATE,
+                Some("a.task.md"),
+                Some(WatchEvent::Created("a.task.md".into())),
+            ),
+            (
+                F::IN_MODIFY,
+                Some("a.task.md"),
+                Some(WatchEvent::Modified("a.task.md".into())),
+            ),
+            (
+                F::IN_CLOSE_WRITE,
+                Some("a.task.md"),
+                Some(WatchEvent::Closed("a.task.md".into())),
+            ),
+            (
+                F::IN_MOVED_TO,
+                Some("b.md"),
+                Some(WatchEvent::Closed("b.md".into())),
+            ),
+            (F::IN_CREATE | F::IN_ISDIR, Some("sub"), None),
+            (F::IN_CREATE, Some(""), None),
+            (F::IN_Q_OVERFLOW, None, Some(WatchEvent::Overflow)),
+            (F::IN_DELETE_SELF, None, Some(WatchEvent::Ended)),
+            (F::IN_IGNORED, None, Some(WatchEvent::Ended)),
+            (F::IN_CLOSE_NOWRITE, Some("a.task.md"), None),
+        ];
+        for (mask, name, want) in table {
+            let name = name.and_then(s);
+            assert_eq!(classify(mask, name.as_deref()), want, "{mask:?} {name:?}");
         }
-        let mut out = Vec::new();
-        parse(&bytes, &mut out);
-        let s = |n: &str| OsString::from(n);
-        assert_eq!(
-            out,
-            vec![
-                WatchEvent::Created(s("a.task.md")),
-                WatchEvent::Modified(s("a.task.md")),
-                WatchEvent::Closed(s("a.task.md")),
-                WatchEvent::Closed(s("a-name-of-exactly-32-characters.md")),
-                WatchEvent::Overflow,
-                WatchEvent::Ended,
-                WatchEvent::Ended,
-            ]
-        );
-        // A record cut short (the kernel never sends one) is not read past.
-        let mut out = Vec::new();
-        parse(&bytes[..HEADER + 4], &mut out);
-        assert_eq!(out, vec![]);
     }
 
     async fn batch_within(w: &mut DirWatch, d: Duration) -> Vec<WatchEvent> {

@@ -1,28 +1,12 @@
 //! Front matter: splitting the `---` block off the body, reading it as YAML under tight
 //! budgets (serde-saphyr), and checking every key into typed fields with its file line.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
-use super::{paths, Priority, TaskErrorKind, TaskType};
-
-/// Every front-matter key Orca understands, in canonical order.
-pub(crate) const KNOWN_KEYS: [&str; 11] = [
-    "id",
-    "type",
-    "priority",
-    "created",
-    "working_dir",
-    "timeout_sec",
-    "max_turns",
-    "retries",
-    "model",
-    "resume_on_retry",
-    "requires",
-];
+use super::TaskErrorKind;
 
 /// The text split into front matter and body.
 pub(crate) struct Split<'a> {
@@ -67,21 +51,13 @@ pub(crate) fn split(text: &str) -> Result<Split<'_>, (usize, TaskErrorKind)> {
     Err((1, TaskErrorKind::UnclosedFrontMatter))
 }
 
-/// The checked front-matter fields (defaults applied later).
-#[derive(Debug, Default)]
-pub(crate) struct FrontMatter {
-    pub id: Option<String>,
-    pub task_type: Option<TaskType>,
-    pub priority: Option<Priority>,
-    pub created: Option<String>,
-    pub working_dir: Option<String>,
-    pub timeout_sec: Option<u64>,
-    pub max_turns: Option<u32>,
-    pub retries: Option<u32>,
-    pub model: Option<String>,
-    pub resume_on_retry: bool,
-    pub requires: Vec<String>,
-    pub extra: BTreeMap<String, serde_json::Value>,
+/// One `key: value` line of the front matter, not yet checked against the fields.
+pub(crate) struct Entry {
+    /// File line of the key.
+    pub line: Option<usize>,
+    /// The key's name, or why it is not one.
+    pub key: Result<String, TaskErrorKind>,
+    pub value: Spanned<Raw>,
 }
 
 /// Deepest nesting of lists and mappings accepted in front matter.
@@ -120,27 +96,29 @@ pub(crate) fn yaml_options() -> serde_saphyr::Options {
     }
 }
 
-/// Reads and checks the front matter. Errors carry the file line of the offending key
-/// (YAML line + 1, since the YAML starts on file line 2).
-pub(crate) fn parse(yaml: &str) -> Result<FrontMatter, (Option<usize>, TaskErrorKind)> {
-    let mut fm = FrontMatter::default();
+/// Reads the front matter into its entries, in file order. An error here (YAML syntax, a
+/// safety limit, not a mapping) ends the reading; it carries the file line (YAML line + 1,
+/// since the YAML starts on file line 2).
+pub(crate) fn parse(yaml: &str) -> Result<Vec<Entry>, (Option<usize>, TaskErrorKind)> {
     if yaml.trim().is_empty() {
-        return Ok(fm);
+        return Ok(Vec::new());
     }
     let doc: Doc = serde_saphyr::from_str_with_options(yaml, yaml_options()).map_err(yaml_error)?;
     let entries = match doc {
         Doc::Map(entries) => entries,
-        Doc::Empty => return Ok(fm),
+        Doc::Empty => return Ok(Vec::new()),
         Doc::NotMap(found) => {
             return Err((Some(2), TaskErrorKind::FrontMatterNotMapping { found }));
         }
     };
-    for (key, value) in entries {
-        let line = file_line(key.referenced.line());
-        let name = key_name(&key, yaml).map_err(|k| (line, k))?;
-        check_entry(&mut fm, name, &value, yaml).map_err(|k| (line, k))?;
-    }
-    Ok(fm)
+    Ok(entries
+        .into_iter()
+        .map(|(key, value)| Entry {
+            line: file_line(key.referenced.line()),
+            key: key_name(&key, yaml),
+            value,
+        })
+        .collect())
 }
 
 fn file_line(yaml_line: u64) -> Option<usize> {
@@ -228,85 +206,6 @@ fn key_name(k: &Spanned<Raw>, yaml: &str) -> Result<String, TaskErrorKind> {
     }
 }
 
-fn check_entry(
-    fm: &mut FrontMatter,
-    key: String,
-    v: &Spanned<Raw>,
-    yaml: &str,
-) -> Result<(), TaskErrorKind> {
-    match key.as_str() {
-        "id" => {
-            if let Some(id) = scalar_text("id", v, yaml)? {
-                if paths::validate_id(&id).is_err() {
-                    return Err(TaskErrorKind::BadId { id });
-                }
-                fm.id = Some(id);
-            }
-        }
-        "type" => {
-            fm.task_type = match scalar_text("type", v, yaml)? {
-                None => None,
-                Some(s) => Some(
-                    TaskType::ALL
-                        .into_iter()
-                        .find(|t| t.as_str().eq_ignore_ascii_case(s.trim()))
-                        .ok_or(TaskErrorKind::BadType { value: s })?,
-                ),
-            }
-        }
-        "priority" => {
-            fm.priority = match scalar_text("priority", v, yaml)? {
-                None => None,
-                Some(s) => Some(
-                    Priority::ALL
-                        .into_iter()
-                        .find(|p| p.as_str().eq_ignore_ascii_case(s.trim()))
-                        .ok_or(TaskErrorKind::BadPriority { value: s })?,
-                ),
-            }
-        }
-        "created" => {
-            if let Some(s) = scalar_text("created", v, yaml)? {
-                if s.parse::<jiff::Timestamp>().is_err() {
-                    return Err(TaskErrorKind::BadCreated { value: s });
-                }
-                fm.created = Some(s);
-            }
-        }
-        "working_dir" => fm.working_dir = non_empty_text("working_dir", v, yaml)?,
-        "model" => fm.model = non_empty_text("model", v, yaml)?,
-        "timeout_sec" => {
-            fm.timeout_sec = whole_number("timeout_sec", v, yaml, 1, u64::MAX, GT0_SECS)?;
-        }
-        "max_turns" => {
-            fm.max_turns = whole_number("max_turns", v, yaml, 1, u64::from(u32::MAX), GT0)?
-                .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
-        }
-        "retries" => {
-            fm.retries = whole_number("retries", v, yaml, 0, u64::from(u32::MAX), GE0)?
-                .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
-        }
-        "resume_on_retry" => fm.resume_on_retry = boolean("resume_on_retry", v, yaml)?,
-        "requires" => fm.requires = label_list("requires", v, yaml)?,
-        k if k.starts_with("x-") => {
-            let value = raw_to_json(&v.value);
-            fm.extra.insert(key, value);
-        }
-        _ => {
-            let suggestion = closest(&key, KNOWN_KEYS.iter().copied()).map(str::to_string);
-            return Err(TaskErrorKind::UnknownField {
-                field: key,
-                suggestion,
-            });
-        }
-    }
-    Ok(())
-}
-
-const GT0_SECS: &str = "a whole number of seconds greater than 0";
-const GT0: &str = "a whole number greater than 0";
-const GE0: &str = "a whole number (0 or more)";
-
 /// A YAML value as written, before it is checked against a field.
 #[derive(Debug, Clone)]
 pub(crate) enum Raw {
@@ -332,7 +231,11 @@ impl Raw {
 
 /// The text of a scalar as written. Numbers and booleans are sliced from the source
 /// (so `model: 3.10` stays `3.10`), falling back to their display.
-fn scalar_text(field: &str, v: &Spanned<Raw>, yaml: &str) -> Result<Option<String>, TaskErrorKind> {
+pub(crate) fn scalar_text(
+    field: &str,
+    v: &Spanned<Raw>,
+    yaml: &str,
+) -> Result<Option<String>, TaskErrorKind> {
     let shown = |fallback: String| {
         let span = v.referenced.span();
         let sliced = match (span.byte_offset(), span.byte_len()) {
@@ -361,7 +264,7 @@ fn scalar_text(field: &str, v: &Spanned<Raw>, yaml: &str) -> Result<Option<Strin
     }
 }
 
-fn non_empty_text(
+pub(crate) fn non_empty_text(
     field: &str,
     v: &Spanned<Raw>,
     yaml: &str,
@@ -374,7 +277,7 @@ fn non_empty_text(
     }
 }
 
-fn whole_number(
+pub(crate) fn whole_number(
     field: &str,
     v: &Spanned<Raw>,
     yaml: &str,
@@ -402,7 +305,7 @@ fn whole_number(
     }
 }
 
-fn boolean(field: &str, v: &Spanned<Raw>, yaml: &str) -> Result<bool, TaskErrorKind> {
+pub(crate) fn boolean(field: &str, v: &Spanned<Raw>, yaml: &str) -> Result<bool, TaskErrorKind> {
     match &v.value {
         Raw::Null => Ok(false),
         Raw::Bool(b) => Ok(*b),
@@ -427,7 +330,11 @@ fn boolean(field: &str, v: &Spanned<Raw>, yaml: &str) -> Result<bool, TaskErrorK
     }
 }
 
-fn label_list(field: &str, v: &Spanned<Raw>, yaml: &str) -> Result<Vec<String>, TaskErrorKind> {
+pub(crate) fn label_list(
+    field: &str,
+    v: &Spanned<Raw>,
+    yaml: &str,
+) -> Result<Vec<String>, TaskErrorKind> {
     let empty = || TaskErrorKind::EmptyValue {
         field: field.into(),
     };
@@ -465,7 +372,7 @@ fn label_list(field: &str, v: &Spanned<Raw>, yaml: &str) -> Result<Vec<String>, 
     }
 }
 
-fn raw_to_json(raw: &Raw) -> serde_json::Value {
+pub(crate) fn raw_to_json(raw: &Raw) -> serde_json::Value {
     use serde_json::Value;
     match raw {
         Raw::Null => Value::Null,
@@ -659,7 +566,7 @@ mod tests {
 
     #[test]
     fn did_you_mean() {
-        let keys = || KNOWN_KEYS.iter().copied();
+        let keys = super::super::fields::keys;
         assert_eq!(closest("priorty", keys()), Some("priority"));
         assert_eq!(closest("prioirty", keys()), Some("priority"));
         assert_eq!(closest("Priority", keys()), Some("priority"));
@@ -698,24 +605,6 @@ mod tests {
         assert_eq!(
             split("---\na: 1\n").err(),
             Some((1, TaskErrorKind::UnclosedFrontMatter))
-        );
-    }
-
-    #[test]
-    fn numbers_keep_their_spelling_in_text_fields() {
-        let fm = parse("model: 3.10\nid: 007\nrequires: [a, 2]\n").unwrap();
-        assert_eq!(fm.model.as_deref(), Some("3.10"));
-        assert_eq!(fm.id.as_deref(), Some("007"));
-        assert_eq!(fm.requires, vec!["a", "2"]);
-    }
-
-    #[test]
-    fn key_lines_are_file_lines() {
-        let (line, kind) = parse("id: a\ntype: fix\npriority: urgent\n").unwrap_err();
-        assert_eq!(line, Some(4));
-        assert_eq!(
-            kind.to_string(),
-            "priority 'urgent' is not one of high, medium, low"
         );
     }
 }

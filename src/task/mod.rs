@@ -4,8 +4,10 @@
 //! Parsing runs in four steps, each in its own file:
 //! - [`decode`]: bytes to text (UTF-8 with or without BOM, UTF-16 with a BOM, CRLF to LF;
 //!   NUL bytes and invalid sequences are refused with their byte offset);
-//! - [`front`]: the optional `---` front matter, read as YAML into typed fields with the
-//!   file line of every key, unknown keys refused with a did-you-mean;
+//! - [`front`]: the optional `---` front matter, read as YAML into entries with the file
+//!   line of every key;
+//! - [`fields`]: the table of front-matter fields (one row per key: how it is read into the
+//!   [`Task`] and written back), unknown keys refused with a did-you-mean;
 //! - [`body`]: the markdown body, split into title, target files, prompt, success criteria
 //!   and context by bold labels (`**Prompt:**`) or headings (`## Prompt`);
 //! - [`render()`](render()): the canonical text of a task (`parse_bytes(render(t)) == t`).
@@ -36,6 +38,7 @@
 
 mod body;
 mod decode;
+mod fields;
 mod front;
 pub mod paths;
 mod render;
@@ -376,7 +379,7 @@ impl TaskErrorKind {
                     Some(s) => format!("rename it to '{s}'; known fields are "),
                     None => "known fields are ".to_string(),
                 };
-                h.push_str(&front::KNOWN_KEYS.join(", "));
+                h.push_str(&fields::keys().collect::<Vec<_>>().join(", "));
                 h.push_str("; keys starting with `x-` are kept and ignored");
                 h
             }
@@ -457,6 +460,11 @@ pub fn parse_file(path: &Path) -> Result<Task, TaskError> {
 /// is a symbolic link is read only when it leads inside `allowed_root`, so that a link dropped
 /// into tasks/ cannot make Orca read a file its writer could not (a key elsewhere on the
 /// machine). A plain file costs nothing more: it is opened without following a link first.
+///
+/// The decision is made on the opened file, not on the path: a link is opened (followed),
+/// and the real path of the open descriptor (`/proc/self/fd/N`) must lie inside the root
+/// before a byte is read. A parent folder swapped for a link between a check and the read
+/// (a race) therefore cannot lead the read outside.
 pub fn parse_file_within(path: &Path, allowed_root: &Path) -> Result<Task, TaskError> {
     let err = |kind| TaskError {
         file: path.to_path_buf(),
@@ -465,29 +473,74 @@ pub fn parse_file_within(path: &Path, allowed_root: &Path) -> Result<Task, TaskE
     };
     let bytes = match open_task_file(path, false).map_err(err)? {
         Some(file) => read_opened(file),
-        None => {
-            let base = path.parent().unwrap_or(Path::new("."));
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            match paths::resolve_inside(base, allowed_root, &name) {
-                Ok(_) => read_limited(path),
-                Err(paths::PathError::OutsideRoot { resolved, root, .. }) => {
-                    Err(TaskErrorKind::LinkOutsideRoot {
-                        target: resolved.display().to_string(),
-                        root: root.display().to_string(),
-                    })
-                }
-                Err(e) => Err(TaskErrorKind::Path {
-                    field: "task file",
-                    error: Box::new(e),
-                }),
-            }
-        }
+        None => open_link_target(path).and_then(|file| {
+            check_opened_inside(&file, allowed_root)?;
+            read_opened(file)
+        }),
     }
     .map_err(err)?;
     parse_bytes(path, &bytes)
+}
+
+/// Opens what the link `path` leads to (never blocking on a FIFO); a link that cannot be
+/// followed (a loop) is unresolvable.
+fn open_link_target(path: &Path) -> Result<std::fs::File, TaskErrorKind> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NONBLOCK);
+    }
+    opts.open(path).map_err(|e| {
+        #[cfg(unix)]
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            return TaskErrorKind::Path {
+                field: "task file",
+                error: Box::new(paths::PathError::Unresolvable {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                }),
+            };
+        }
+        TaskErrorKind::Io(e.to_string())
+    })
+}
+
+/// Refuses an opened task file whose real path lies outside `allowed_root`.
+fn check_opened_inside(file: &std::fs::File, allowed_root: &Path) -> Result<(), TaskErrorKind> {
+    let root = std::fs::canonicalize(allowed_root).map_err(|e| TaskErrorKind::Path {
+        field: "task file",
+        error: Box::new(paths::PathError::Unresolvable {
+            path: allowed_root.display().to_string(),
+            reason: e.to_string(),
+        }),
+    })?;
+    let real = opened_path(file)?;
+    if real.starts_with(&root) {
+        Ok(())
+    } else {
+        Err(TaskErrorKind::LinkOutsideRoot {
+            target: real.display().to_string(),
+            root: root.display().to_string(),
+        })
+    }
+}
+
+/// The real path of an open file, as the kernel knows it.
+#[cfg(target_os = "linux")]
+fn opened_path(file: &std::fs::File) -> Result<PathBuf, TaskErrorKind> {
+    use std::os::fd::AsRawFd;
+    std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .map_err(|e| TaskErrorKind::Io(format!("cannot tell where the link leads: {e}")))
+}
+
+/// The real path of an open file: not known here, so a link is never read.
+#[cfg(not(target_os = "linux"))]
+fn opened_path(_file: &std::fs::File) -> Result<PathBuf, TaskErrorKind> {
+    Err(TaskErrorKind::Io(
+        "a symbolic link (links are read only on Linux)".into(),
+    ))
 }
 
 /// Reads at most [`MAX_TASK_FILE_BYTES`] of a regular file, checking its size first.
@@ -546,58 +599,107 @@ fn read_opened(file: std::fs::File) -> Result<Vec<u8>, TaskErrorKind> {
 }
 
 /// Parses task-file bytes; `file` names the file in errors and gives the default id (stem).
+/// The first error, when there are several: see [`parse_bytes_all`].
 pub fn parse_bytes(file: &Path, bytes: &[u8]) -> Result<Task, TaskError> {
+    let parsed = parse_bytes_all(file, bytes);
+    match (parsed.errors.into_iter().next(), parsed.task) {
+        (Some(e), _) => Err(e),
+        (None, Some(t)) => Ok(t),
+        // Never: no task comes with an error.
+        (None, None) => Err(TaskError {
+            file: file.to_path_buf(),
+            line: None,
+            kind: TaskErrorKind::Other("the file could not be read as a task".into()),
+        }),
+    }
+}
+
+/// Every error of a task file, where reading can go on past the first one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed {
+    /// What could be read (with every field that was valid); None when the file could not be
+    /// read as a task at all (size, encoding, front-matter syntax).
+    pub task: Option<Task>,
+    /// Every error found, in file order; empty when `task` is the valid task.
+    pub errors: Vec<TaskError>,
+}
+
+/// [`parse_file`], reporting every error (for `orca check`).
+pub fn parse_file_all(path: &Path) -> Parsed {
+    match read_limited(path) {
+        Ok(bytes) => parse_bytes_all(path, &bytes),
+        Err(kind) => Parsed {
+            task: None,
+            errors: vec![TaskError {
+                file: path.to_path_buf(),
+                line: None,
+                kind,
+            }],
+        },
+    }
+}
+
+/// [`parse_bytes`], reporting every error: each bad front-matter key or value, and an empty
+/// prompt, are all reported; an error that stops the reading (size, encoding, YAML syntax)
+/// is the only one.
+pub fn parse_bytes_all(file: &Path, bytes: &[u8]) -> Parsed {
     let err = |line: Option<usize>, kind: TaskErrorKind| TaskError {
         file: file.to_path_buf(),
         line,
         kind,
     };
+    let fatal = |line: Option<usize>, kind: TaskErrorKind| Parsed {
+        task: None,
+        errors: vec![err(line, kind)],
+    };
     if bytes.len() as u64 > MAX_TASK_FILE_BYTES {
-        return Err(err(
+        return fatal(
             None,
             TaskErrorKind::TooLarge {
                 size: bytes.len() as u64,
                 limit: MAX_TASK_FILE_BYTES,
             },
-        ));
+        );
     }
-    let text = decode::decode(bytes).map_err(|k| err(None, k))?;
+    let text = match decode::decode(bytes) {
+        Ok(t) => t,
+        Err(k) => return fatal(None, k),
+    };
     if text.trim().is_empty() {
-        return Err(err(None, TaskErrorKind::EmptyFile));
+        return fatal(None, TaskErrorKind::EmptyFile);
     }
-    let split = front::split(&text).map_err(|(line, k)| err(Some(line), k))?;
-    let fm = match split.yaml {
-        Some(yaml) => front::parse(yaml).map_err(|(line, k)| err(line, k))?,
-        None => front::FrontMatter::default(),
+    let split = match front::split(&text) {
+        Ok(s) => s,
+        Err((line, k)) => return fatal(Some(line), k),
     };
+    let mut task = Task::new(String::new(), String::new());
+    let mut errors = Vec::new();
+    if let Some(yaml) = split.yaml {
+        match front::parse(yaml) {
+            Ok(entries) => {
+                for (line, kind) in fields::apply(&mut task, entries, yaml) {
+                    errors.push(err(line, kind));
+                }
+            }
+            Err((line, k)) => return fatal(line, k),
+        }
+    }
     let body = body::parse(split.body, split.body_line);
-    let prompt = match body.prompt {
-        Some(p) if !p.is_empty() => p,
-        _ => return Err(err(body.prompt_line, TaskErrorKind::EmptyPrompt)),
-    };
-    let id = match fm.id {
-        Some(id) => id,
-        None => default_id(file),
-    };
-    Ok(Task {
-        id,
-        task_type: fm.task_type,
-        priority: fm.priority.unwrap_or_default(),
-        created: fm.created,
-        working_dir: fm.working_dir,
-        timeout_sec: fm.timeout_sec,
-        max_turns: fm.max_turns,
-        retries: fm.retries,
-        model: fm.model,
-        resume_on_retry: fm.resume_on_retry,
-        requires: fm.requires,
-        extra: fm.extra,
-        title: body.title,
-        prompt,
-        target_files: body.target_files,
-        success_criteria: body.success_criteria,
-        context: body.context,
-    })
+    match body.prompt {
+        Some(p) if !p.is_empty() => task.prompt = p,
+        _ => errors.push(err(body.prompt_line, TaskErrorKind::EmptyPrompt)),
+    }
+    if task.id.is_empty() {
+        task.id = default_id(file);
+    }
+    task.title = body.title;
+    task.target_files = body.target_files;
+    task.success_criteria = body.success_criteria;
+    task.context = body.context;
+    Parsed {
+        task: Some(task),
+        errors,
+    }
 }
 
 /// The id of a task without `id:`: the file name minus `.task.md` (or its extension),

@@ -78,38 +78,75 @@ pub struct ResolvedPaths {
 /// Resolves a task's `working_dir` (against `base_cwd`, default `.`) and its target files
 /// (against the working dir), all inside `allowed_root`. A refusal names the line of the
 /// `working_dir` key or target item, found by re-reading `file` (only on the error path).
+/// The first error, when there are several: see [`resolve_task_paths_all`].
 pub fn resolve_task_paths(
     task: &Task,
     file: &Path,
     base_cwd: &Path,
     allowed_root: &Path,
 ) -> Result<ResolvedPaths, TaskError> {
-    let fail = |field: &'static str, error: PathError, find: &dyn Fn(&str) -> Option<usize>| {
-        let line = super::read_limited(file)
-            .ok()
-            .and_then(|bytes| super::decode::decode(&bytes).ok().map(|t| t.into_owned()))
-            .and_then(|text| find(&text));
-        TaskError {
-            file: file.to_path_buf(),
-            line,
-            kind: TaskErrorKind::Path {
-                field,
-                error: Box::new(error),
-            },
-        }
+    resolve_task_paths_all(task, file, base_cwd, allowed_root).map_err(|errors| {
+        errors
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| unreachable_error(file))
+    })
+}
+
+fn unreachable_error(file: &Path) -> TaskError {
+    TaskError {
+        file: file.to_path_buf(),
+        line: None,
+        kind: TaskErrorKind::Other("a path could not be resolved".into()),
+    }
+}
+
+/// [`resolve_task_paths`], reporting every refused path (the working dir, then each target
+/// file; targets are not looked at when the working dir they are relative to is refused).
+pub fn resolve_task_paths_all(
+    task: &Task,
+    file: &Path,
+    base_cwd: &Path,
+    allowed_root: &Path,
+) -> Result<ResolvedPaths, Vec<TaskError>> {
+    let text = std::cell::OnceCell::new();
+    let text = || {
+        text.get_or_init(|| {
+            super::read_limited(file)
+                .ok()
+                .and_then(|bytes| super::decode::decode(&bytes).ok().map(|t| t.into_owned()))
+        })
+        .as_deref()
+    };
+    let fail = |field: &'static str, error: PathError, line: Option<usize>| TaskError {
+        file: file.to_path_buf(),
+        line,
+        kind: TaskErrorKind::Path {
+            field,
+            error: Box::new(error),
+        },
     };
     let wd_rel = task.working_dir.as_deref().unwrap_or(".");
-    let working_dir = resolve_inside(base_cwd, allowed_root, wd_rel)
-        .map_err(|e| fail("working_dir", e, &|text| key_line(text, "working_dir")))?;
+    let working_dir = resolve_inside(base_cwd, allowed_root, wd_rel).map_err(|e| {
+        let line = text().and_then(|t| key_line(t, "working_dir"));
+        vec![fail("working_dir", e, line)]
+    })?;
     let mut target_files = Vec::with_capacity(task.target_files.len());
+    let mut errors = Vec::new();
     for t in &task.target_files {
-        let p = resolve_inside(&working_dir, allowed_root, t).map_err(|e| {
-            fail("target file", e, &|text| {
-                let split = super::front::split(text).ok()?;
-                super::body::find_target_line(split.body, split.body_line, t)
-            })
-        })?;
-        target_files.push(p);
+        match resolve_inside(&working_dir, allowed_root, t) {
+            Ok(p) => target_files.push(p),
+            Err(e) => {
+                let line = text().and_then(|text| {
+                    let split = super::front::split(text).ok()?;
+                    super::body::find_target_line(split.body, split.body_line, t)
+                });
+                errors.push(fail("target file", e, line));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
     }
     Ok(ResolvedPaths {
         working_dir,
