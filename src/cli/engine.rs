@@ -57,10 +57,12 @@ fn load(
     flags: &[(String, String)],
     access: Access,
 ) -> Result<(Config, Workspace), i32> {
-    let cfg = Config::load(root, flags).map_err(|e| {
-        eprintln!("error: {e}");
-        e.exit_code()
-    })?;
+    let cfg = Config::load(root, flags)
+        .and_then(|c| c.check_built().map(|()| c))
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            e.exit_code()
+        })?;
     if access == Access::ReadOnly && !ops::is_workspace(&cfg.root) {
         eprintln!("error: {}", not_a_workspace(&cfg.root));
         return Err(2);
@@ -98,9 +100,10 @@ fn fail(e: &OpsError) -> i32 {
 /// Writes `view` as pretty JSON. Through a `Value`, whose maps are sorted: the keys come out
 /// in alphabetical order, as they always have.
 fn write_json(out: &mut dyn Write, view: &impl Serialize) -> io::Result<()> {
-    let v = serde_json::to_value(view).map_err(io::Error::other)?;
-    serde_json::to_writer_pretty(&mut *out, &v).map_err(io::Error::other)?;
-    writeln!(out)
+    let text = serde_json::to_value(view)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .map_err(io::Error::other)?;
+    writeln!(out, "{text}")
 }
 
 fn fmt_ms(ms: i64) -> String {

@@ -76,7 +76,7 @@ pub enum Command {
     Check(CheckArgs),
     /// Queue a task from a file, from stdin (-) or from the command line
     Submit(SubmitArgs),
-    /// List the tasks in the store
+    /// List the tasks: the store's, and task files no daemon has taken yet (pending)
     List(ListArgs),
     /// Show one task: state, attempts, result, last events
     Show(ShowArgs),
@@ -86,7 +86,7 @@ pub enum Command {
     Retry(IdArgs),
     /// Print the last events of logs/events.ndjson, optionally following new ones
     TailEvents(TailEventsArgs),
-    /// Archive loose task files, or delete old artifacts
+    /// Archive the task files of finished tasks, or delete old artifacts
     #[command(subcommand)]
     Clean(CleanCommand),
     /// Validate results/*.json against the result schema; exit 1 if any is invalid
@@ -243,7 +243,8 @@ pub struct TailEventsArgs {
 /// `orca clean ...`.
 #[derive(Debug, Clone, Subcommand)]
 pub enum CleanCommand {
-    /// Archive loose task files of tasks/ that already ran into tasks/processed/
+    /// Archive the task files in tasks/ whose task the store shows as finished into
+    /// tasks/processed/ (a queued, running or not yet taken task's file stays)
     Tasks,
     /// Delete results, summaries and run logs older than N days
     Artifacts(CleanArtifactsArgs),

@@ -257,8 +257,9 @@ pub fn show(ops: &Ops<'_>, id: &str) -> Result<ShowView, OpsError> {
 }
 
 /// Wakes a running daemon so it acts on a change at once (it would notice within a tick anyway).
+/// None when no daemon runs (this process holding the lock, in [`cancel_pending`], is none).
 fn poke_daemon(ws: &Workspace) -> Option<u32> {
-    let pid = crate::store::lock::holder(ws)?;
+    let pid = crate::store::lock::holder(ws).filter(|p| *p != std::process::id())?;
     if let Ok(p) = i32::try_from(pid) {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(p),
