@@ -683,3 +683,95 @@ pub fn validate_artifacts(
     write!(out, "{text}")?;
     Ok(code)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::{AgentView, DaemonView, RunningView, StoreView};
+
+    fn task_view(id: &str, title: &str) -> TaskView {
+        TaskView {
+            archived_to: None,
+            attempts: 1,
+            cancel_requested: false,
+            error: Some(serde_json::json!({"message": "bad \x1b[31mred", "hint": "\x07bell"})),
+            file: "tasks/\x1b]0;x\x07.task.md".into(),
+            finished_at: None,
+            id: id.into(),
+            max_retries: 2,
+            priority: "medium",
+            progress: Some(serde_json::json!({
+                "turns": 3, "last_tool": "Bash\x1b[2J", "last_tool_target": "/tmp/\x1b]0;pwned\x07"
+            })),
+            received_at: "2026-12-03T10:00:00.000Z".into(),
+            session_id: None,
+            source: crate::artifacts::result::SourceKind::File,
+            started_at: Some("2026-12-03T10:00:01.000Z".into()),
+            state: "running".into(),
+            stem: "x".into(),
+            title: Some(title.into()),
+            task_type: None,
+            waiting_for: None,
+            parsed: true,
+        }
+    }
+
+    fn assert_clean(text: &str) {
+        assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
+    }
+
+    #[test]
+    fn status_and_show_escape_tool_names_targets_files_and_errors() {
+        let view = StatusView {
+            agent: AgentView {
+                bin: "claude".into(),
+            },
+            blocked: Vec::new(),
+            counts: Default::default(),
+            daemon: DaemonView {
+                pid: Some(7),
+                running: true,
+            },
+            max_concurrent_tasks: 3,
+            node_labels: Vec::new(),
+            root: "/w".into(),
+            running: vec![RunningView {
+                elapsed_ms: 1500,
+                task: task_view("t", "x"),
+            }],
+            store: StoreView {
+                kind: "sqlite",
+                path: "/w/.orca/orca.db".into(),
+            },
+            task_files_waiting: 0,
+            version: "0",
+        };
+        let mut out = Vec::new();
+        render_status(&view, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_clean(&text);
+        assert!(
+            text.contains("Bash\\x1b[2J /tmp/\\x1b]0;pwned\\x07"),
+            "{text}"
+        );
+
+        let show = ShowView {
+            attempt_history: Vec::new(),
+            last_events: vec![serde_json::json!({"ts": "t", "event": "e\x1b[2J"})],
+            result_file: None,
+            task: task_view("t", "T \x1b]0;pwned\x07 \x1b[2J"),
+        };
+        let mut out = Vec::new();
+        render_show(&show, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_clean(&text);
+        assert!(
+            text.contains("title      T \\x1b]0;pwned\\x07 \\x1b[2J"),
+            "{text}"
+        );
+        assert!(text.contains("hint       \\x07bell"), "{text}");
+        let mut out = Vec::new();
+        render_list(&[task_view("t", "\x1b[2J")], &mut out).unwrap();
+        assert_clean(&String::from_utf8(out).unwrap());
+    }
+}

@@ -103,9 +103,12 @@ mod tests {
         Config::load_from(dir.path(), &env, &[]).unwrap()
     }
 
+    /// Settings, and the names of the refused ones.
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a [&'a str]);
+
     #[test]
     fn table() {
-        let cases: [(&[(&str, &str)], &[&str]); 8] = [
+        let cases: [Case; 8] = [
             (&[], &[]),
             (&[("ORCA_LLM", "auto")], &[]),
             (&[("ORCA_LLM", "off")], &[]),
