@@ -12,11 +12,13 @@ pub mod events;
 pub mod intake;
 pub mod logging;
 pub mod mediate;
+pub mod ops;
 pub mod path_memo;
 pub mod runner;
 pub mod scheduler;
 pub mod store;
 pub mod task;
+pub mod term_text;
 pub mod value_text;
 pub mod workspace;
 

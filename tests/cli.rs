@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 use tempfile::TempDir;
 
+mod common;
+
 /// A temporary workspace root and a way to run `orca` in it with a clean environment.
 struct Ws {
     _dir: TempDir,
@@ -143,6 +145,8 @@ fn a_root_that_is_a_file_is_a_usage_error() {
 #[test]
 fn engine_commands_work_on_an_empty_workspace() {
     let ws = Ws::new();
+    // A workspace: it has tasks/ (a plain folder is refused by the read-only commands).
+    std::fs::create_dir_all(ws.root.join("tasks")).unwrap();
     let ok: [&[&str]; 7] = [
         &["status"],
         &["status", "--json"],
@@ -525,9 +529,10 @@ fn completions_name_the_commands() {
     assert!(out.contains("create-sample"), "{out}");
     assert!(out.contains("validate-artifacts"), "{out}");
     stderr_of(&mut ws.orca(&["completions", "tcsh"]), 2);
-    // Hidden from the help page.
+    // Listed on the help page, with the man page.
     let help = stdout_of(&mut ws.orca(&["--help"]), 0);
-    assert!(!help.contains("completions"), "{help}");
+    assert!(help.contains("\n  completions "), "{help}");
+    assert!(help.contains("\n  man "), "{help}");
 }
 
 #[test]
@@ -550,4 +555,400 @@ fn doctor_gets_the_root_and_the_set_flags() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+// ---------------------------------------------------------------------------------------
+// The man page, closed pipes, non-workspaces, submit / pending / cancel, clean, escapes.
+
+#[test]
+fn man_prints_a_man_page() {
+    let ws = Ws::new();
+    let out = stdout_of(&mut ws.orca(&["man"]), 0);
+    let head: Vec<&str> = out.lines().take(6).collect();
+    insta::assert_snapshot!("man_header", head.join("\n"));
+    for command in ["submit", "tail\\-events", "completions", "man"] {
+        assert!(out.contains(command), "{command} missing:\n{out}");
+    }
+}
+
+/// Runs `orca ARGS` with its stdout a pipe whose reading end is already closed.
+fn into_closed_pipe(ws: &Ws, args: &[&str]) -> std::process::Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    std::process::Command::new(env!("CARGO_BIN_EXE_orca"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &ws.root)
+        .current_dir(&ws.root)
+        .args(args)
+        .stdout(std::process::Stdio::from(writer))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_closed_stdout_ends_every_command_quietly() {
+    let ws = Ws::new();
+    ws.write("tasks/fix.task.md", GOOD);
+    let ok: [&[&str]; 12] = [
+        &["completions", "bash"],
+        &["man"],
+        &["schema"],
+        &["--help"],
+        &["--version"],
+        &["check", "tasks/fix.task.md"],
+        &["status"],
+        &["status", "--json"],
+        &["list"],
+        &["list", "--json"],
+        &["show", "fix_db_timeout"],
+        &["tail-events"],
+    ];
+    for args in ok {
+        let out = into_closed_pipe(&ws, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(err.is_empty(), "{args:?}: {err}");
+    }
+    // Doctor keeps its verdict (1: no agent here) and prints nothing on stderr.
+    let out = into_closed_pipe(&ws, &["doctor"]);
+    assert_ne!(out.status.code(), Some(101));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn read_only_commands_on_a_plain_folder_create_nothing() {
+    let ws = Ws::new();
+    for args in [
+        &["status"][..],
+        &["status", "--json"],
+        &["list"],
+        &["show", "a"],
+        &["tail-events"],
+        &["tail-events", "--follow"],
+    ] {
+        let err = stderr_of(&mut ws.orca(args), 2);
+        assert!(
+            err.contains("is not an Orca workspace") && err.contains("nothing was created"),
+            "{args:?}: {err}"
+        );
+    }
+    let out = ws.orca(&["doctor"]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("is not an Orca workspace yet"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let left: Vec<_> = std::fs::read_dir(&ws.root).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// Settings of features that are not built are refused with exit 2, by `run` and the
+/// commands on the store alike; ORCA_LLM=auto and off stay accepted.
+#[test]
+fn settings_of_features_not_built_are_refused() {
+    let ws = Ws::new();
+    std::fs::create_dir_all(ws.root.join("tasks")).unwrap();
+    let refused: [(&str, &str, &str); 4] = [
+        ("ORCA_LLM", "ollama", "LLM mediation"),
+        ("ORCA_LLM", "openai", "LLM mediation"),
+        ("TELEGRAM_BOT_TOKEN", "123:SECRET", "the Telegram bot"),
+        (
+            "ORCA_DATABASE_URL",
+            "postgres://u:PW@db/orca",
+            "the PostgreSQL store",
+        ),
+    ];
+    for (name, value, feature) in refused {
+        for args in [&["run"][..], &["list"], &["status"], &["submit", "-p", "x"]] {
+            let err = stderr_of(
+                ws.orca(args)
+                    .env(name, value)
+                    .env("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"),
+                2,
+            );
+            assert!(
+                err.contains(&format!("{name}="))
+                    && err.contains(feature)
+                    && err.contains("not built yet in this version"),
+                "{name}={value} {args:?}: {err}"
+            );
+            assert!(!err.contains("SECRET") && !err.contains("PW@"), "{err}");
+        }
+    }
+    assert!(!ws.root.join("tasks").read_dir().unwrap().any(|_| true));
+    for mode in ["auto", "off"] {
+        stdout_of(ws.orca(&["list"]).env("ORCA_LLM", mode), 0);
+    }
+}
+
+#[test]
+fn run_prints_what_doctor_would_fail_and_keeps_running() {
+    let mut ws = common::Ws::new();
+    ws.set_env(&[("CLAUDE_BIN", "/nonexistent/claude")]);
+    ws.start();
+    ws.drop_task("t.task.md", &common::task("t", "medium", "noop"));
+    let r = ws.wait_result("t");
+    assert_eq!(r["error"]["kind"], "agent_missing", "{r:#}");
+    ws.stop();
+    let out = ws.daemon_output();
+    let block: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("orca: "))
+        .take(3)
+        .collect();
+    assert!(
+        block[0].contains("problem(s) found at start") && block[0].contains("running anyway"),
+        "{out}"
+    );
+    assert!(
+        block[1].contains("CLAUDE_BIN: /nonexistent/claude does not exist"),
+        "{out}"
+    );
+    assert!(block[2].contains("fix: install it"), "{out}");
+}
+
+const ESCAPES: &str =
+    "---\nid: esc\n---\n\n# Pwn \x1b]0;pwned\x07 and \x1b[2J here\n\n**Prompt:**\nDo it.\n";
+
+fn assert_escaped(text: &str) {
+    assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
+    assert!(
+        text.contains("Pwn \\x1b]0;pwned\\x07 and \\x1b[2J here"),
+        "{text}"
+    );
+}
+
+/// Control characters in a title reach the terminal escaped: pending, then in the store.
+#[test]
+fn list_and_show_escape_control_characters() {
+    let ws = Ws::new();
+    ws.write("tasks/esc.task.md", ESCAPES);
+    assert_escaped(&stdout_of(&mut ws.orca(&["list"]), 0));
+    assert_escaped(&stdout_of(&mut ws.orca(&["show", "esc"]), 0));
+    // Cancelled while pending: now a store record, shown the same way.
+    stdout_of(&mut ws.orca(&["cancel", "esc"]), 0);
+    let list = stdout_of(&mut ws.orca(&["list"]), 0);
+    assert!(list.contains("cancelled"), "{list}");
+    assert_escaped(&list);
+    assert_escaped(&stdout_of(&mut ws.orca(&["show", "esc"]), 0));
+    // JSON keeps the text as it is (JSON escapes it).
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout_of(&mut ws.orca(&["show", "esc", "--json"]), 0)).unwrap();
+    assert_eq!(v["title"], "Pwn \x1b]0;pwned\x07 and \x1b[2J here");
+}
+
+#[test]
+fn a_submitted_task_is_pending_at_once_and_can_be_cancelled_without_a_daemon() {
+    let ws = Ws::new();
+    let out = ws
+        .orca(&["submit", "-p", "Write the notes", "--id", "notes"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "notes\n");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no daemon is running") && err.contains("`orca run`"),
+        "{err}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout_of(&mut ws.orca(&["list", "--json"]), 0)).unwrap();
+    assert_eq!(v[0]["id"], "notes");
+    assert_eq!(v[0]["state"], "pending");
+    assert_eq!(v[0]["source"], "cli");
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(
+        &mut ws.orca(&["list", "--state", "pending", "--json"]),
+        0,
+    ))
+    .unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    let show = stdout_of(&mut ws.orca(&["show", "notes"]), 0);
+    assert!(show.contains("state      pending"), "{show}");
+    assert!(show.contains("no daemon is running"), "{show}");
+    // `clean tasks` leaves a task that has not run.
+    let clean = stdout_of(&mut ws.orca(&["clean", "tasks"]), 0);
+    assert!(clean.contains("archived 0 "), "{clean}");
+    assert!(ws.root.join("tasks/notes.task.md").is_file());
+    // Cancel: the file goes to tasks/processed/ with a cancelled result.
+    let out = stdout_of(&mut ws.orca(&["cancel", "notes"]), 0);
+    assert!(out.starts_with("cancelled notes"), "{out}");
+    assert!(!ws.root.join("tasks/notes.task.md").exists());
+    assert!(ws.root.join("tasks/processed/notes.task.md").is_file());
+    let result: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(ws.root.join("results/notes_result.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(result["status"], "cancelled");
+    assert_eq!(result["attempts"], 0);
+    let v: serde_json::Value =
+        serde_json::from_str(&stdout_of(&mut ws.orca(&["show", "notes", "--json"]), 0)).unwrap();
+    assert_eq!(v["state"], "cancelled");
+    // Once more: already finished.
+    let err = stderr_of(&mut ws.orca(&["cancel", "notes"]), 1);
+    assert!(err.contains("already finished"), "{err}");
+}
+
+/// A daemon takes a pending task; cancelling it then works on the store's record, and the
+/// agent never starts.
+#[test]
+fn cancel_of_a_task_submitted_while_the_daemon_is_busy() {
+    let mut ws = common::Ws::new();
+    ws.set_env(&[("MAX_CONCURRENT_TASKS", "1")]);
+    ws.start();
+    ws.drop_task("busy.task.md", &common::task("busy", "high", "hang"));
+    ws.wait_for(
+        || ws.events_named("claude_started").len() == 1,
+        "busy started",
+    );
+    let out = ws.run(&["submit", "-p", "later", "--id", "later"]);
+    assert!(out.status.success());
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("no daemon"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = ws.run(&["cancel", "later"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = ws.wait_result("later");
+    assert_eq!(r["status"], "cancelled");
+    assert_eq!(r["attempts"], 0);
+    ws.run(&["cancel", "busy"]);
+    ws.wait_result("busy");
+}
+
+/// `clean tasks` archives the file of a finished task only, never a pending one.
+#[test]
+fn clean_tasks_archives_only_finished_tasks() {
+    let ws = Ws::new();
+    ws.write("tasks/done.task.md", MINIMAL);
+    ws.write("tasks/waiting.task.md", MINIMAL);
+    // `done` is cancelled while tasks/processed/ cannot be made (a file is in its place):
+    // its record is final, its file stays in tasks/.
+    ws.write("tasks/processed", "in the way");
+    let out = ws.orca(&["cancel", "done"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("could not be written yet"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(ws.root.join("tasks/done.task.md").is_file());
+    std::fs::remove_file(ws.root.join("tasks/processed")).unwrap();
+    let out = stdout_of(&mut ws.orca(&["clean", "tasks"]), 0);
+    assert!(
+        out.contains("tasks/done.task.md -> tasks/processed/done.task.md"),
+        "{out}"
+    );
+    assert!(out.contains("archived 1 finished task file(s)"), "{out}");
+    assert!(out.contains("kept 1 task file(s)"), "{out}");
+    assert!(ws.root.join("tasks/waiting.task.md").is_file(), "{out}");
+    assert!(ws.root.join("tasks/processed/done.task.md").is_file());
+    assert!(!ws.root.join("tasks/processed/waiting.task.md").exists());
+}
+
+/// 5 submitters x 50 tasks at once: every submit succeeds with its own id.
+#[test]
+fn parallel_submits_get_distinct_ids() {
+    let ws = Ws::new();
+    std::fs::create_dir_all(ws.root.join("tasks")).unwrap();
+    let ids: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..5)
+            .map(|_| {
+                s.spawn(|| {
+                    (0..50)
+                        .map(|_| {
+                            let out = ws.orca(&["submit", "-p", "parallel"]).output().unwrap();
+                            assert_eq!(
+                                out.status.code(),
+                                Some(0),
+                                "{}",
+                                String::from_utf8_lossy(&out.stderr)
+                            );
+                            String::from_utf8(out.stdout).unwrap().trim().to_string()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), 250);
+    let files = std::fs::read_dir(ws.root.join("tasks")).unwrap().count();
+    assert_eq!(files, 250);
+    // The same id asked for by many at once: each gets its own suffix.
+    let ids: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..5)
+            .map(|_| {
+                s.spawn(|| {
+                    (0..10)
+                        .map(|_| {
+                            let out = ws
+                                .orca(&["submit", "-p", "same", "--id", "same"])
+                                .output()
+                                .unwrap();
+                            assert_eq!(out.status.code(), Some(0));
+                            String::from_utf8(out.stdout).unwrap().trim().to_string()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), 50, "{ids:?}");
+}
+
+/// A queued task that requires a label no node offers says why it waits.
+#[test]
+fn show_and_status_say_why_a_task_waits_for_labels() {
+    let mut ws = common::Ws::new();
+    ws.start();
+    ws.drop_task(
+        "gpu.task.md",
+        "---\nid: gpu\nrequires: [gpu]\n---\n\n**Prompt:**\nDo it.\n",
+    );
+    ws.wait_for(
+        || {
+            ws.events_named("queued")
+                .iter()
+                .any(|e| e["task_id"] == "gpu")
+        },
+        "gpu queued",
+    );
+    let show = String::from_utf8_lossy(&ws.run(&["show", "gpu"]).stdout).into_owned();
+    assert!(
+        show.contains("waits      requires label(s) gpu that no node offers"),
+        "{show}"
+    );
+    let status = String::from_utf8_lossy(&ws.run(&["status"]).stdout).into_owned();
+    assert!(status.contains("require labels no node offers"), "{status}");
+    assert!(status.contains("gpu"), "{status}");
+    let v: serde_json::Value =
+        serde_json::from_slice(&ws.run(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(v["blocked"][0]["id"], "gpu");
+    assert_eq!(v["blocked"][0]["missing"][0], "gpu");
+    let v: serde_json::Value =
+        serde_json::from_slice(&ws.run(&["show", "gpu", "--json"]).stdout).unwrap();
+    assert!(v["waiting_for"]
+        .as_str()
+        .unwrap()
+        .contains("ORCA_NODE_LABELS"));
 }

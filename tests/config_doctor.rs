@@ -322,7 +322,8 @@ fn doctor_never_prints_a_secret() {
         ("ORCA_DATABASE_URL", "postgres://orca:DB-PASSWORD@db/orca"),
     ]);
     let (code, out) = w.doctor(&env, &[]);
-    assert_eq!(code, 0, "{out}");
+    // The Telegram bot and the PostgreSQL store are not built yet: refused, exit 2.
+    assert_eq!(code, 2, "{out}");
     for secret in [
         "sk-ant-SECRET123",
         "TG-SECRET-TOKEN",
@@ -339,10 +340,14 @@ fn doctor_never_prints_a_secret() {
         "{out}"
     );
     assert!(
-        out.contains("bot token set (<redacted>), no TELEGRAM_CHAT_ID, allowed users: 42"),
+        out.contains("FAIL  TELEGRAM_BOT_TOKEN=<redacted> (from config/orca.toml:1): the Telegram bot is not built yet in this version"),
         "{out}"
     );
     assert!(out.contains("postgres://orca:<redacted>@db/orca"), "{out}");
+    assert!(
+        out.contains("FAIL  ORCA_DATABASE_URL=postgres://orca:<redacted>@db/orca (from environment): the PostgreSQL store"),
+        "{out}"
+    );
     assert!(
         out.contains(".env also sets (not used by Orca): MY_SERVICE_TOKEN"),
         "{out}"
@@ -486,20 +491,20 @@ fn doctor_reports_ollama_unreachable() {
         .unwrap()
         .port();
     let url = format!("http://127.0.0.1:{port}");
+    // ORCA_LLM=ollama asks for LLM mediation, which is not built yet: refused (exit 2).
     let env = w.env(&[
         ("CLAUDE_BIN", "bin/claude"),
         ("ORCA_LLM", "ollama"),
         ("OLLAMA_HOST", &url),
     ]);
     let (code, out) = w.doctor(&env, &[]);
-    assert_eq!(code, 0, "Ollama is optional: {out}");
+    assert_eq!(code, 2, "{out}");
     assert!(
-        out.contains(&format!(
-            "warn  ORCA_LLM=ollama: Ollama not reachable at {url}"
-        )),
+        out.contains("FAIL  ORCA_LLM=ollama (from environment): LLM mediation is not built yet in this version"),
         "{out}"
     );
-    assert!(out.contains("fix: start it with `ollama serve`"), "{out}");
+    assert!(out.contains("fix: set ORCA_LLM=auto"), "{out}");
+    assert!(out.contains("Result: refused: 1 setting(s)"), "{out}");
 
     let env = w.env(&[
         ("CLAUDE_BIN", "bin/claude"),
@@ -534,8 +539,9 @@ fn doctor_flags_win_over_environment() {
     assert!(out.contains("command line"), "{out}");
 }
 
+/// The bot is not built yet: a token is refused (exit 2), never shown as active.
 #[test]
-fn doctor_warns_about_telegram_without_allowed_users() {
+fn doctor_refuses_telegram_which_is_not_built() {
     let w = ws();
     w.fake_claude();
     let env = w.env(&[
@@ -544,11 +550,12 @@ fn doctor_warns_about_telegram_without_allowed_users() {
         ("TELEGRAM_CHAT_ID", "-1001"),
     ]);
     let (code, out) = w.doctor(&env, &[]);
-    assert_eq!(code, 0, "{out}");
+    assert_eq!(code, 2, "{out}");
     assert!(
-        out.contains("chat id -1001, but TELEGRAM_ALLOWED_USERS is empty"),
+        out.contains("the bot is not built yet in this version"),
         "{out}"
     );
+    assert!(!out.contains("allowed users"), "{out}");
     assert!(!out.contains("999:AAAA"), "{out}");
 }
 
@@ -610,4 +617,46 @@ fn binary_doctor_exit_codes() {
     );
     let out = orca_doctor(&w.root, &[("MAX_CONCURRENT_TASKS", "0")]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// `orca run` prints this block at start: the agent missing, no key and no login found.
+#[test]
+fn startup_block_names_what_doctor_would_fail() {
+    let w = ws();
+    let env = w.env(&[("CLAUDE_BIN", "/nonexistent/claude")]);
+    let config = orca::config::Config::load_from(&w.root, &env, &[]).unwrap();
+    let block = doctor::startup_block(&config, &env);
+    assert!(
+        block.starts_with("orca: 2 problem(s) found at start"),
+        "{block}"
+    );
+    assert!(
+        block.contains("CLAUDE_BIN: /nonexistent/claude does not exist or is not executable"),
+        "{block}"
+    );
+    assert!(
+        block.contains("no ANTHROPIC_API_KEY and no Claude Code login"),
+        "{block}"
+    );
+    // With the agent there and a key set, nothing is printed.
+    let claude = w.fake_claude();
+    let env = w.env(&[
+        ("CLAUDE_BIN", claude.to_str().unwrap()),
+        ("ANTHROPIC_API_KEY", "sk-ant-SECRET"),
+    ]);
+    let config = orca::config::Config::load_from(&w.root, &env, &[]).unwrap();
+    assert_eq!(doctor::startup_block(&config, &env), "");
+}
+
+/// Doctor on a folder that is not a workspace says so and creates nothing.
+#[test]
+fn doctor_on_a_plain_folder_creates_nothing() {
+    let w = ws();
+    let before = std::fs::read_dir(&w.root).unwrap().count();
+    let env = w.env(&[("CLAUDE_BIN", "/nonexistent/claude")]);
+    let (_, out) = w.doctor(&env, &[]);
+    assert!(out.contains("is not an Orca workspace yet"), "{out}");
+    assert_eq!(std::fs::read_dir(&w.root).unwrap().count(), before, "{out}");
+    assert!(!w.root.join(".orca").exists());
+    assert!(!w.root.join("logs").exists());
 }

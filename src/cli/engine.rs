@@ -1,69 +1,109 @@
 //! The commands that act on the store and the workspace files: status, list, show, cancel,
 //! retry, submit, tail-events, clean, validate-artifacts. They work with or without a daemon.
+//! Each parses its arguments, calls [`crate::ops`] and renders the view it returns: text for a
+//! person (task and agent text escaped, [`crate::term_text`]) or the stable JSON.
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
-use crate::clock::{now_ms, rfc3339_ms};
 use crate::config::Config;
 use crate::events::EventLog;
-use crate::store::{CancelOutcome, Store, TaskRecord, TaskState};
-use crate::task::{Criterion, Task};
+use crate::ops::{self, CancelView, ListFilter, Ops, OpsError, ShowView, StatusView, TaskView};
+use crate::store::{Store, TaskState};
+use crate::term_text::escape as esc;
 use crate::workspace::Workspace;
 
-/// Loaded configuration, workspace and store for one command.
+/// Loaded configuration, workspace, store and event log for one command.
 struct Ctx {
     cfg: Config,
     ws: Workspace,
     store: std::sync::Arc<dyn Store>,
+    events: Option<EventLog>,
+}
+
+impl Ctx {
+    fn ops(&self) -> Ops<'_> {
+        Ops {
+            cfg: &self.cfg,
+            ws: &self.ws,
+            store: &*self.store,
+            events: self.events.as_ref(),
+        }
+    }
+}
+
+/// Whether a command only reads: on a folder that is not a workspace it creates nothing.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    ReadOnly,
+    Write,
+}
+
+/// The error of a read-only command on a folder that holds no workspace (exit 2).
+pub fn not_a_workspace(root: &Path) -> String {
+    format!(
+        "{} is not an Orca workspace (it has no tasks/ or .orca/ folder); nothing was created\n\
+         hint: run `orca run` there to make it one, or point --root (or ORCA_ROOT) at a workspace",
+        root.display()
+    )
 }
 
 /// Loads the configuration (printing its error: exit 2) and the workspace it names.
-fn load(root: &Path, flags: &[(String, String)]) -> Result<(Config, Workspace), i32> {
-    let cfg = Config::load(root, flags).map_err(|e| {
-        eprintln!("error: {e}");
-        2
-    })?;
+fn load(
+    root: &Path,
+    flags: &[(String, String)],
+    access: Access,
+) -> Result<(Config, Workspace), i32> {
+    let cfg = Config::load(root, flags)
+        .and_then(|c| c.check_built().map(|()| c))
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            e.exit_code()
+        })?;
+    if access == Access::ReadOnly && !ops::is_workspace(&cfg.root) {
+        eprintln!("error: {}", not_a_workspace(&cfg.root));
+        return Err(2);
+    }
     let ws = Workspace::new(cfg.root.clone());
     Ok((cfg, ws))
 }
 
-fn open(root: &Path, flags: &[(String, String)]) -> Result<Ctx, i32> {
-    let (cfg, ws) = load(root, flags)?;
+fn open(root: &Path, flags: &[(String, String)], access: Access) -> Result<Ctx, i32> {
+    let (cfg, ws) = load(root, flags, access)?;
     let store = crate::store::open(&cfg.database_url, &ws).map_err(|e| {
         eprintln!("error: {e}");
         e.exit_code()
     })?;
-    Ok(Ctx { cfg, ws, store })
+    let events = match access {
+        Access::ReadOnly => None,
+        Access::Write => {
+            EventLog::open(ws.events_file(), cfg.events_max_bytes, cfg.events_files).ok()
+        }
+    };
+    Ok(Ctx {
+        cfg,
+        ws,
+        store,
+        events,
+    })
 }
 
-fn events_of(ctx: &Ctx) -> Option<EventLog> {
-    EventLog::open(
-        ctx.ws.events_file(),
-        ctx.cfg.events_max_bytes,
-        ctx.cfg.events_files,
-    )
-    .ok()
+/// Prints an operation's error; returns its exit code.
+fn fail(e: &OpsError) -> i32 {
+    eprintln!("error: {e}");
+    e.exit_code()
 }
 
-/// Wakes a running daemon so it acts on a change at once (it would notice within a tick anyway).
-fn poke_daemon(ws: &Workspace) -> Option<u32> {
-    let pid = crate::store::lock::holder(ws)?;
-    if let Ok(p) = i32::try_from(pid) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(p),
-            nix::sys::signal::Signal::SIGUSR1,
-        );
-    }
-    Some(pid)
-}
-
-fn print_json(v: &Value) {
-    let mut out = std::io::stdout().lock();
-    let _ = serde_json::to_writer_pretty(&mut out, v);
-    let _ = writeln!(out);
+/// Writes `view` as pretty JSON. Through a `Value`, whose maps are sorted: the keys come out
+/// in alphabetical order, as they always have.
+fn write_json(out: &mut dyn Write, view: &impl Serialize) -> io::Result<()> {
+    let text = serde_json::to_value(view)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .map_err(io::Error::other)?;
+    writeln!(out, "{text}")
 }
 
 fn fmt_ms(ms: i64) -> String {
@@ -77,440 +117,383 @@ fn fmt_ms(ms: i64) -> String {
     }
 }
 
-fn record_json(r: &TaskRecord) -> Value {
-    json!({
-        "id": r.id,
-        "state": r.state.to_string(),
-        "priority": r.priority.as_str(),
-        "type": r.task.as_ref().and_then(|t| t.task_type).map(|t| t.as_str()),
-        "title": r.task.as_ref().and_then(|t| t.title.clone()),
-        "file": r.file,
-        "stem": r.stem,
-        "source": r.source,
-        "attempts": r.attempts,
-        "max_retries": r.max_retries,
-        "received_at": rfc3339_ms(r.received_at_ms),
-        "started_at": r.started_at_ms.map(rfc3339_ms),
-        "finished_at": r.finished_at_ms.map(rfc3339_ms),
-        "cancel_requested": r.cancel_requested,
-        "session_id": r.session_id,
-        "progress": r.progress,
-        "error": r.error,
-        "archived_to": r.archived_to,
-    })
+fn progress_str<'a>(p: &'a Option<Value>, key: &str) -> Option<&'a str> {
+    p.as_ref()?.get(key)?.as_str()
 }
 
 /// `orca status [--json]`.
-pub fn status(root: &Path, flags: &[(String, String)], as_json: bool) -> i32 {
-    let ctx = match open(root, flags) {
+pub fn status(
+    root: &Path,
+    flags: &[(String, String)],
+    as_json: bool,
+    out: &mut dyn Write,
+) -> io::Result<i32> {
+    let ctx = match open(root, flags, Access::ReadOnly) {
         Ok(c) => c,
-        Err(code) => return code,
+        Err(code) => return Ok(code),
     };
-    let daemon = crate::store::lock::holder(&ctx.ws);
-    let counts = match ctx.store.counts() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 1;
-        }
+    let view = match ops::status(&ctx.ops()) {
+        Ok(v) => v,
+        Err(e) => return Ok(fail(&e)),
     };
-    let running = ctx.store.list(Some(TaskState::Running)).unwrap_or_default();
-    let now = now_ms();
-    // Task files in tasks/ that no daemon has taken yet.
-    let loose = std::fs::read_dir(ctx.ws.tasks())
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .filter(|e| Workspace::is_task_file_name(&e.file_name().to_string_lossy()))
-                .filter(|e| {
-                    let rel = format!("tasks/{}", e.file_name().to_string_lossy());
-                    !matches!(ctx.store.find_open_by_file(&rel), Ok(Some(_)))
-                })
-                .count()
-        })
-        .unwrap_or(0);
     if as_json {
-        let run: Vec<Value> = running
-            .iter()
-            .map(|r| {
-                let mut v = record_json(r);
-                v["elapsed_ms"] = json!(now - started_ms(r));
-                v
-            })
-            .collect();
-        print_json(&json!({
-            "root": ctx.ws.root.display().to_string(),
-            "version": crate::VERSION,
-            "daemon": {"running": daemon.is_some(), "pid": daemon},
-            "store": {"kind": "sqlite", "path": ctx.ws.db_file().display().to_string()},
-            "agent": {"bin": ctx.cfg.claude_bin},
-            "max_concurrent_tasks": ctx.cfg.max_concurrent_tasks,
-            "counts": counts,
-            "task_files_waiting": loose,
-            "running": run,
-        }));
-        return 0;
-    }
-    println!("orca {}: {}", crate::VERSION, ctx.ws.root.display());
-    match daemon {
-        Some(pid) => println!("daemon    running (pid {pid})"),
-        None => println!("daemon    not running (start it with `orca run`)"),
-    }
-    println!("store     sqlite {}", ctx.ws.db_file().display());
-    println!(
-        "agent     {}  (at most {} at once)",
-        ctx.cfg.claude_bin, ctx.cfg.max_concurrent_tasks
-    );
-    let line: Vec<String> = TaskState::ALL
-        .iter()
-        .map(|s| format!("{} {}", s, counts.get(&s.to_string()).copied().unwrap_or(0)))
-        .collect();
-    println!("tasks     {}", line.join(" · "));
-    if loose > 0 {
-        println!("waiting   {loose} task file(s) in tasks/ not taken yet (is `orca run` running?)");
-    }
-    if running.is_empty() {
-        println!("running   none");
+        write_json(out, &view)?;
     } else {
-        println!("running");
-        println!(
-            "  {:<24} {:>7} {:>8} {:>5} {:>9}  NOW",
-            "ID", "ATTEMPT", "ELAPSED", "TURNS", "COST"
-        );
-        for r in &running {
-            let p = r.progress.clone().unwrap_or(Value::Null);
-            let turns = p.get("turns").and_then(Value::as_u64).unwrap_or(0);
-            let cost = p
-                .get("cost_usd")
-                .and_then(Value::as_f64)
-                .map(|c| format!("${c:.4}"))
-                .unwrap_or_else(|| "-".into());
-            let tool = p
-                .get("last_tool")
-                .and_then(Value::as_str)
-                .unwrap_or("starting");
-            let target = p
-                .get("last_tool_target")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            println!(
-                "  {:<24} {:>7} {:>8} {:>5} {:>9}  {} {}",
-                r.id,
-                r.attempts,
-                fmt_ms(now - started_ms(r)),
-                turns,
-                cost,
-                tool,
-                target
-            );
-        }
+        render_status(&view, out)?;
     }
-    0
+    Ok(0)
 }
 
-/// When the task's run started, for elapsed time (falls back to when it was received).
-fn started_ms(r: &TaskRecord) -> i64 {
-    r.started_at_ms.unwrap_or(r.received_at_ms)
+fn render_status(v: &StatusView, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(out, "orca {}: {}", v.version, esc(&v.root))?;
+    match v.daemon.pid {
+        Some(pid) => writeln!(out, "daemon    running (pid {pid})")?,
+        None => writeln!(out, "daemon    not running (start it with `orca run`)")?,
+    }
+    writeln!(out, "store     {} {}", v.store.kind, esc(&v.store.path))?;
+    writeln!(
+        out,
+        "agent     {}  (at most {} at once)",
+        esc(&v.agent.bin),
+        v.max_concurrent_tasks
+    )?;
+    let line: Vec<String> = TaskState::ALL
+        .iter()
+        .map(|s| format!("{} {}", s, v.counts.get(s.as_str()).copied().unwrap_or(0)))
+        .collect();
+    writeln!(out, "tasks     {}", line.join(" · "))?;
+    if v.task_files_waiting > 0 {
+        let why = if v.daemon.running {
+            "the daemon takes them in a moment"
+        } else {
+            "no daemon is running: start one with `orca run`"
+        };
+        writeln!(
+            out,
+            "waiting   {} task file(s) in tasks/ not taken yet ({why})",
+            v.task_files_waiting
+        )?;
+    }
+    if !v.blocked.is_empty() {
+        let offered = if v.node_labels.is_empty() {
+            "none".to_string()
+        } else {
+            v.node_labels.join(",")
+        };
+        writeln!(
+            out,
+            "blocked   {} queued task(s) require labels no node offers (ORCA_NODE_LABELS here: {offered})",
+            v.blocked.len()
+        )?;
+        for b in &v.blocked {
+            writeln!(out, "  {:<24} needs {}", esc(&b.id), b.missing.join(","))?;
+        }
+    }
+    if v.running.is_empty() {
+        writeln!(out, "running   none")?;
+        return Ok(());
+    }
+    writeln!(out, "running")?;
+    writeln!(
+        out,
+        "  {:<24} {:>7} {:>8} {:>5} {:>9}  NOW",
+        "ID", "ATTEMPT", "ELAPSED", "TURNS", "COST"
+    )?;
+    for r in &v.running {
+        let p = &r.task.progress;
+        let turns = p
+            .as_ref()
+            .and_then(|p| p.get("turns"))
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let cost = p
+            .as_ref()
+            .and_then(|p| p.get("cost_usd"))
+            .and_then(Value::as_f64)
+            .map(|c| format!("${c:.4}"))
+            .unwrap_or_else(|| "-".into());
+        let tool = progress_str(p, "last_tool").unwrap_or("starting");
+        let target = progress_str(p, "last_tool_target").unwrap_or("");
+        writeln!(
+            out,
+            "  {:<24} {:>7} {:>8} {:>5} {:>9}  {} {}",
+            esc(&r.task.id),
+            r.task.attempts,
+            fmt_ms(r.elapsed_ms),
+            turns,
+            cost,
+            esc(tool),
+            esc(target)
+        )?;
+    }
+    Ok(())
 }
 
 /// `orca list [--state S] [--json]`.
-pub fn list(root: &Path, flags: &[(String, String)], state: Option<&str>, as_json: bool) -> i32 {
-    let filter = match state.map(str::parse::<TaskState>) {
-        None => None,
-        Some(Ok(s)) => Some(s),
-        Some(Err(_)) => {
-            let all: Vec<String> = TaskState::ALL.iter().map(|s| s.to_string()).collect();
-            eprintln!(
-                "error: unknown state '{}': expected one of {}",
-                state.unwrap_or_default(),
-                all.join(", ")
-            );
-            return 2;
-        }
-    };
-    let ctx = match open(root, flags) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let recs = match ctx.store.list(filter) {
-        Ok(r) => r,
-        Err(e) => {
+pub fn list(
+    root: &Path,
+    flags: &[(String, String)],
+    state: Option<&str>,
+    as_json: bool,
+    out: &mut dyn Write,
+) -> io::Result<i32> {
+    let filter = match state.map(str::parse::<ListFilter>) {
+        None => ListFilter::All,
+        Some(Ok(f)) => f,
+        Some(Err(e)) => {
             eprintln!("error: {e}");
-            return 1;
+            return Ok(2);
         }
+    };
+    let ctx = match open(root, flags, Access::ReadOnly) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let views = match ops::list(&ctx.ops(), filter) {
+        Ok(v) => v,
+        Err(e) => return Ok(fail(&e)),
     };
     if as_json {
-        print_json(&Value::Array(recs.iter().map(record_json).collect()));
-        return 0;
+        write_json(out, &views)?;
+        return Ok(0);
     }
-    if recs.is_empty() {
-        println!("no tasks");
-        return 0;
+    render_list(&views, out)?;
+    Ok(0)
+}
+
+fn render_list(views: &[TaskView], out: &mut dyn Write) -> io::Result<()> {
+    if views.is_empty() {
+        return writeln!(out, "no tasks");
     }
-    println!(
+    writeln!(
+        out,
         "{:<28} {:<10} {:<8} {:>8}  {:<24} TITLE",
         "ID", "STATE", "PRIORITY", "ATTEMPTS", "RECEIVED"
-    );
-    for r in recs {
-        let title = r
-            .task
-            .as_ref()
-            .and_then(|t| t.title.clone())
-            .unwrap_or_default();
-        println!(
+    )?;
+    for r in views {
+        writeln!(
+            out,
             "{:<28} {:<10} {:<8} {:>8}  {:<24} {}",
-            r.id,
-            r.state.to_string(),
-            r.priority.as_str(),
+            esc(&r.id),
+            r.state,
+            r.priority,
             r.attempts,
-            rfc3339_ms(r.received_at_ms),
-            title
-        );
+            r.received_at,
+            esc(r.title.as_deref().unwrap_or_default())
+        )?;
     }
-    0
+    let waiting: Vec<&TaskView> = views.iter().filter(|v| v.waiting_for.is_some()).collect();
+    if !waiting.is_empty() {
+        writeln!(out)?;
+        for v in waiting {
+            writeln!(
+                out,
+                "{} waits: {}",
+                esc(&v.id),
+                esc(v.waiting_for.as_deref().unwrap_or_default())
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// `orca show <id> [--json]`.
-pub fn show(root: &Path, flags: &[(String, String)], id: &str, as_json: bool) -> i32 {
-    let ctx = match open(root, flags) {
+pub fn show(
+    root: &Path,
+    flags: &[(String, String)],
+    id: &str,
+    as_json: bool,
+    out: &mut dyn Write,
+) -> io::Result<i32> {
+    let ctx = match open(root, flags, Access::ReadOnly) {
         Ok(c) => c,
-        Err(code) => return code,
+        Err(code) => return Ok(code),
     };
-    let rec = match ctx.store.get(id) {
-        Ok(Some(r)) => r,
-        Ok(None) => {
-            eprintln!("error: no task '{id}' in the store\nhint: `orca list` shows the task ids");
-            return 1;
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 1;
-        }
+    let view = match ops::show(&ctx.ops(), id) {
+        Ok(v) => v,
+        Err(e) => return Ok(fail(&e)),
     };
-    let attempts = ctx.store.attempts(id).unwrap_or_default();
-    let events =
-        crate::events::read_events(&ctx.ws.events_file(), Some(id), Some(10)).unwrap_or_default();
-    let result_path = ctx.ws.result_file(&rec.stem);
     if as_json {
-        let mut v = record_json(&rec);
-        v["attempt_history"] = attempts
-            .iter()
-            .map(|a| {
-                json!({"attempt": a.attempt, "worker": a.worker, "started_at": rfc3339_ms(a.started_at_ms),
-                       "finished_at": a.finished_at_ms.map(rfc3339_ms), "outcome": a.outcome, "error": a.error,
-                       "exit_code": a.exit_code, "session_id": a.session_id, "resumed": a.resumed})
-            })
-            .collect();
-        v["result_file"] = json!(result_path
-            .is_file()
-            .then(|| format!("results/{}_result.json", rec.stem)));
-        v["last_events"] = Value::Array(events);
-        print_json(&v);
-        return 0;
+        write_json(out, &view)?;
+    } else {
+        render_show(&view, out)?;
     }
-    println!("id         {}", rec.id);
-    println!(
+    Ok(0)
+}
+
+fn render_show(v: &ShowView, out: &mut dyn Write) -> io::Result<()> {
+    let t = &v.task;
+    writeln!(out, "id         {}", esc(&t.id))?;
+    let final_state = t.state.parse::<TaskState>().map(TaskState::is_final);
+    writeln!(
+        out,
         "state      {}{}",
-        rec.state,
-        if rec.cancel_requested && !rec.state.is_final() {
+        t.state,
+        if t.cancel_requested && final_state == Ok(false) {
             " (cancel requested)"
         } else {
             ""
         }
-    );
-    if let Some(t) = &rec.task {
+    )?;
+    if let Some(w) = &t.waiting_for {
+        writeln!(out, "waits      {}", esc(w))?;
+    }
+    if t.parsed {
         if let Some(title) = &t.title {
-            println!("title      {title}");
+            writeln!(out, "title      {}", esc(title))?;
         }
-        println!(
-            "type       {}",
-            t.task_type.map(|x| x.as_str()).unwrap_or("(routed)")
-        );
+        writeln!(out, "type       {}", t.task_type.unwrap_or("(routed)"))?;
     }
-    println!("priority   {}", rec.priority);
-    println!("file       {}", rec.file);
-    if let Some(a) = &rec.archived_to {
-        println!("archived   {a}");
+    writeln!(out, "priority   {}", t.priority)?;
+    writeln!(out, "file       {}", esc(&t.file))?;
+    if let Some(a) = &t.archived_to {
+        writeln!(out, "archived   {}", esc(a))?;
     }
-    println!("received   {}", rfc3339_ms(rec.received_at_ms));
-    if let Some(s) = rec.started_at_ms {
-        println!("started    {}", rfc3339_ms(s));
+    writeln!(out, "received   {}", t.received_at)?;
+    if let Some(s) = &t.started_at {
+        writeln!(out, "started    {s}")?;
     }
-    if let Some(f) = rec.finished_at_ms {
-        println!("finished   {}", rfc3339_ms(f));
+    if let Some(f) = &t.finished_at {
+        writeln!(out, "finished   {f}")?;
     }
-    if rec.state == TaskState::Running {
-        if let Some(p) = &rec.progress {
-            println!(
+    if t.state == TaskState::Running.as_str() {
+        if let Some(p) = &t.progress {
+            writeln!(
+                out,
                 "now        turn {} · {} {} · cost ${:.4}",
                 p.get("turns").and_then(Value::as_u64).unwrap_or(0),
-                p.get("last_tool")
+                esc(p
+                    .get("last_tool")
                     .and_then(Value::as_str)
-                    .unwrap_or("thinking"),
-                p.get("last_tool_target")
+                    .unwrap_or("thinking")),
+                esc(p
+                    .get("last_tool_target")
                     .and_then(Value::as_str)
-                    .unwrap_or(""),
+                    .unwrap_or("")),
                 p.get("cost_usd").and_then(Value::as_f64).unwrap_or(0.0)
-            );
+            )?;
         }
     }
-    if let Some(e) = &rec.error {
-        println!(
+    if let Some(e) = &t.error {
+        writeln!(
+            out,
             "error      {}",
-            e.get("message").and_then(Value::as_str).unwrap_or("")
-        );
+            esc(e.get("message").and_then(Value::as_str).unwrap_or(""))
+        )?;
         if let Some(h) = e.get("hint").and_then(Value::as_str) {
-            println!("hint       {h}");
+            writeln!(out, "hint       {}", esc(h))?;
         }
     }
-    if result_path.is_file() {
-        println!("result     results/{}_result.json", rec.stem);
-        println!("summary    summaries/{}_summary.txt", rec.stem);
+    if let (Some(result), Some(summary)) = (&v.result_file, v.summary_file()) {
+        writeln!(out, "result     {}", esc(result))?;
+        writeln!(out, "summary    {}", esc(&summary))?;
     }
-    if !attempts.is_empty() {
-        println!("attempts");
-        for a in &attempts {
-            println!(
+    if !v.attempt_history.is_empty() {
+        writeln!(out, "attempts")?;
+        for a in &v.attempt_history {
+            writeln!(
+                out,
                 "  #{} {} {}{}",
                 a.attempt,
-                rfc3339_ms(a.started_at_ms),
-                a.outcome.as_deref().unwrap_or("running"),
+                a.started_at,
+                esc(a.outcome.as_deref().unwrap_or("running")),
                 a.error
                     .as_ref()
-                    .map(|e| format!(": {e}"))
+                    .map(|e| format!(": {}", esc(e)))
                     .unwrap_or_default()
-            );
+            )?;
         }
     }
-    if !events.is_empty() {
-        println!("last events");
-        for e in &events {
-            println!(
+    if !v.last_events.is_empty() {
+        writeln!(out, "last events")?;
+        for e in &v.last_events {
+            writeln!(
+                out,
                 "  {} {}",
-                e.get("ts").and_then(Value::as_str).unwrap_or(""),
-                e.get("event").and_then(Value::as_str).unwrap_or("")
-            );
+                esc(e.get("ts").and_then(Value::as_str).unwrap_or("")),
+                esc(e.get("event").and_then(Value::as_str).unwrap_or(""))
+            )?;
         }
     }
-    0
+    Ok(())
 }
 
 /// `orca cancel <id>`.
-pub fn cancel(root: &Path, flags: &[(String, String)], id: &str) -> i32 {
-    let ctx = match open(root, flags) {
+pub fn cancel(
+    root: &Path,
+    flags: &[(String, String)],
+    id: &str,
+    out: &mut dyn Write,
+) -> io::Result<i32> {
+    let ctx = match open(root, flags, Access::Write) {
         Ok(c) => c,
-        Err(code) => return code,
+        Err(code) => return Ok(code),
     };
-    let outcome = match ctx.store.request_cancel(id, now_ms()) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 1;
-        }
-    };
-    let events = events_of(&ctx);
-    match outcome {
-        CancelOutcome::Cancelled => {
-            if let Some(ev) = &events {
-                ev.emit(
-                    "cancel_requested",
-                    Some(id),
-                    None,
-                    json!({"by": "cli", "while": "queued"}),
-                );
+    match ops::cancel(&ctx.ops(), id) {
+        Ok(CancelView::Cancelled { id, note }) => {
+            if let Some(note) = note {
+                eprintln!("warning: {note}");
             }
-            match poke_daemon(&ctx.ws) {
-                Some(_) => {}
-                None => {
-                    // No daemon: write the result and archive the file now.
-                    if let (Some(ev), Ok(Some(rec))) = (&events, ctx.store.get(id)) {
-                        ev.emit("cancelled", Some(id), None, json!({"while": "queued"}));
-                        if let Err(e) = crate::scheduler::finalize::finalize(
-                            &ctx.ws,
-                            &*ctx.store,
-                            ev,
-                            &rec,
-                            None,
-                            None,
-                        ) {
-                            eprintln!("warning: the task is cancelled but its result could not be written yet: {e}");
-                        }
-                    }
-                }
-            }
-            println!("cancelled {id} (it was queued and will not start)");
-            0
+            writeln!(
+                out,
+                "cancelled {} (it was queued and will not start)",
+                esc(&id)
+            )?;
+            Ok(0)
         }
-        CancelOutcome::Requested => {
-            if let Some(ev) = &events {
-                ev.emit(
-                    "cancel_requested",
-                    Some(id),
-                    None,
-                    json!({"by": "cli", "while": "running"}),
-                );
-            }
-            poke_daemon(&ctx.ws);
-            println!("cancel requested for {id}: the running agent is being stopped");
-            0
+        Ok(CancelView::Requested { id }) => {
+            writeln!(
+                out,
+                "cancel requested for {}: the running agent is being stopped",
+                esc(&id)
+            )?;
+            Ok(0)
         }
-        CancelOutcome::AlreadyFinished(s) => {
-            eprintln!("error: task '{id}' already finished ({s}); nothing to cancel");
-            1
-        }
-        CancelOutcome::NotFound => {
-            eprintln!("error: no task '{id}' in the store\nhint: `orca list` shows the task ids");
-            1
-        }
+        Err(e) => Ok(fail(&e)),
     }
 }
 
 /// `orca retry <id>`.
-pub fn retry(root: &Path, flags: &[(String, String)], id: &str) -> i32 {
-    let ctx = match open(root, flags) {
+pub fn retry(
+    root: &Path,
+    flags: &[(String, String)],
+    id: &str,
+    out: &mut dyn Write,
+) -> io::Result<i32> {
+    let ctx = match open(root, flags, Access::Write) {
         Ok(c) => c,
-        Err(code) => return code,
+        Err(code) => return Ok(code),
     };
-    match ctx.store.retry(id, now_ms()) {
-        Ok(rec) => {
-            if let Some(ev) = events_of(&ctx) {
-                ev.emit(
-                    "queued",
-                    Some(id),
-                    None,
-                    json!({"priority": rec.priority.as_str(), "retry": true, "by": "cli"}),
-                );
-            }
-            let daemon = poke_daemon(&ctx.ws);
-            println!(
-                "queued {id} again (attempt {} next){}",
-                rec.attempts + 1,
-                if daemon.is_some() {
+    match ops::retry(&ctx.ops(), id) {
+        Ok(v) => {
+            writeln!(
+                out,
+                "queued {} again (attempt {} next){}",
+                esc(&v.id),
+                v.next_attempt,
+                if v.daemon.running {
                     ""
                 } else {
                     "; start `orca run` to run it"
                 }
-            );
-            0
+            )?;
+            Ok(0)
         }
-        Err(crate::store::StoreError::NotFound(_)) => {
-            eprintln!("error: no task '{id}' in the store\nhint: `orca list` shows the task ids");
-            1
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            1
-        }
+        Err(e) => Ok(fail(&e)),
     }
 }
 
-fn read_submit_source(file: &str) -> Result<(PathBuf, Vec<u8>), String> {
+fn read_submit_source(file: &str) -> Result<ops::SubmitSource, String> {
     if file == "-" {
         let mut buf = Vec::new();
         std::io::stdin()
             .take(crate::task::MAX_TASK_FILE_BYTES + 1)
             .read_to_end(&mut buf)
             .map_err(|e| format!("cannot read standard input: {e}"))?;
-        Ok((PathBuf::from("<stdin>.task.md"), buf))
+        Ok(ops::SubmitSource {
+            path: PathBuf::from("<stdin>.task.md"),
+            bytes: buf,
+        })
     } else {
         let p = PathBuf::from(file);
         let meta = std::fs::metadata(&p).map_err(|e| format!("cannot read {file}: {e}"))?;
@@ -521,127 +504,56 @@ fn read_submit_source(file: &str) -> Result<(PathBuf, Vec<u8>), String> {
             ));
         }
         let bytes = std::fs::read(&p).map_err(|e| format!("cannot read {file}: {e}"))?;
-        Ok((p, bytes))
+        Ok(ops::SubmitSource { path: p, bytes })
     }
 }
 
-/// `orca submit`: writes a task file into tasks/ atomically and prints its id.
-pub fn submit(root: &Path, flags: &[(String, String)], args: &super::SubmitArgs) -> i32 {
-    let ctx = match open(root, flags) {
+/// `orca submit`: writes a task file into tasks/ atomically and prints its id; says so on
+/// stderr when no daemon runs to take it.
+pub fn submit(
+    root: &Path,
+    flags: &[(String, String)],
+    args: &super::SubmitArgs,
+    out: &mut dyn Write,
+) -> io::Result<i32> {
+    let ctx = match open(root, flags, Access::Write) {
         Ok(c) => c,
-        Err(code) => return code,
+        Err(code) => return Ok(code),
     };
-    let mut task = match &args.file {
-        Some(file) => {
-            let (path, bytes) = match read_submit_source(&file.to_string_lossy()) {
-                Ok(x) => x,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return 1;
-                }
-            };
-            match crate::task::parse_bytes(&path, &bytes) {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return 1;
-                }
+    let source = match &args.file {
+        Some(file) => match read_submit_source(&file.to_string_lossy()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(1);
             }
-        }
-        None => {
-            let Some(prompt) = args.prompt.clone().filter(|p| !p.trim().is_empty()) else {
-                eprintln!("error: nothing to submit\nhint: give a task file, `-` for standard input, or a prompt with -p \"...\"");
-                return 2;
-            };
-            Task {
-                created: Some(crate::clock::now_rfc3339()),
-                ..Task::new(format!("cli_{}", now_ms()), prompt)
-            }
-        }
+        },
+        None => None,
     };
-    if args.file.is_some() {
-        if let Some(p) = &args.prompt {
-            task.prompt = p.clone();
+    let req = ops::SubmitRequest {
+        source,
+        prompt: args.prompt.clone(),
+        task_type: args.task_type,
+        priority: args.priority,
+        targets: args.targets.clone(),
+        criteria: args.criteria.clone(),
+        dir: args.dir.clone(),
+        id: args.id.clone(),
+    };
+    match ops::submit(&ctx.ops(), req) {
+        Ok(v) => {
+            writeln!(out, "{}", v.id)?;
+            if !v.daemon.running {
+                eprintln!(
+                    "note: no daemon is running on {}; {} waits in tasks/ (state pending) until you start one with `orca run`",
+                    ctx.ws.root.display(),
+                    v.id
+                );
+            }
+            Ok(0)
         }
+        Err(e) => Ok(fail(&e)),
     }
-    if let Some(t) = args.task_type {
-        task.task_type = Some(t);
-    }
-    if let Some(p) = args.priority {
-        task.priority = p;
-    }
-    if let Some(d) = &args.dir {
-        task.working_dir = Some(d.clone());
-    }
-    task.target_files.extend(args.targets.iter().cloned());
-    task.success_criteria
-        .extend(args.criteria.iter().map(|c| Criterion {
-            text: c.clone(),
-            checked: false,
-        }));
-    if let Some(id) = &args.id {
-        task.id = id.clone();
-    }
-    task.extra.insert("x-orca-source".into(), json!("cli"));
-    if let Err(e) = crate::task::paths::validate_id(&task.id) {
-        eprintln!("error: {e}");
-        return 2;
-    }
-    // Pick an id (and file name) that neither the store nor tasks/ has yet.
-    let base = task.id.clone();
-    let mut n = 1;
-    loop {
-        let taken_in_store = matches!(ctx.store.get(&task.id), Ok(Some(_)));
-        let taken_as_file = ctx.ws.tasks().join(format!("{}.task.md", task.id)).exists();
-        if !taken_in_store && !taken_as_file {
-            break;
-        }
-        n += 1;
-        let suffix = format!("-{n}");
-        let keep = 64usize.saturating_sub(suffix.len()).min(base.len());
-        task.id = format!("{}{}", &base[..keep], suffix);
-    }
-    let text = crate::task::render(&task);
-    let final_path = ctx.ws.tasks().join(format!("{}.task.md", task.id));
-    // Check the rendered file parses and its paths are allowed before it reaches tasks/.
-    let check = crate::task::parse_bytes(&final_path, text.as_bytes()).and_then(|t| {
-        crate::task::paths::resolve_task_paths(
-            &t,
-            &final_path,
-            &ctx.cfg.claude_base_cwd,
-            &ctx.cfg.claude_allowed_root,
-        )
-        .map(|_| t)
-    });
-    if let Err(e) = check {
-        eprintln!("error: {e}");
-        return 1;
-    }
-    if let Err(e) = write_new_atomically(&ctx.ws.tasks(), &final_path, text.as_bytes()) {
-        eprintln!("error: cannot write {}: {e}", final_path.display());
-        return 1;
-    }
-    println!("{}", task.id);
-    0
-}
-
-/// Writes `bytes` to a hidden temporary file in `dir`, then links it to `dest` (never
-/// replacing an existing file) and removes the temporary name.
-pub fn write_new_atomically(dir: &Path, dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    let linked = std::fs::hard_link(&tmp, dest);
-    let _ = std::fs::remove_file(&tmp);
-    linked
 }
 
 /// `orca tail-events [--task ID] [--lines N] [--follow]`.
@@ -651,10 +563,11 @@ pub fn tail_events(
     task: Option<&str>,
     lines: usize,
     follow: bool,
-) -> i32 {
-    let (_cfg, ws) = match load(root, flags) {
+    out: &mut dyn Write,
+) -> io::Result<i32> {
+    let (_cfg, ws) = match load(root, flags, Access::ReadOnly) {
         Ok(x) => x,
-        Err(code) => return code,
+        Err(code) => return Ok(code),
     };
     let file = ws.events_file();
     let (events, follower) = match crate::events::tail(&file, task, Some(lines)) {
@@ -664,96 +577,201 @@ pub fn tail_events(
         }
         Err(e) => {
             eprintln!("error: cannot read {}: {e}", file.display());
-            return 1;
+            return Ok(1);
         }
     };
-    let mut out = std::io::stdout().lock();
     for e in events {
-        if writeln!(out, "{e}").is_err() {
-            return 0;
-        }
+        writeln!(out, "{e}")?;
     }
-    let _ = out.flush();
+    out.flush()?;
     if follow {
         for e in follower {
             match e {
                 Ok(e) => {
-                    if writeln!(out, "{e}").and_then(|_| out.flush()).is_err() {
-                        return 0;
-                    }
+                    writeln!(out, "{e}")?;
+                    out.flush()?;
                 }
                 Err(e) => {
                     eprintln!("error: cannot read {}: {e}", file.display());
-                    return 1;
+                    return Ok(1);
                 }
             }
         }
     }
-    0
+    Ok(0)
 }
 
-/// `orca clean tasks`.
-pub fn clean_tasks(root: &Path, flags: &[(String, String)]) -> i32 {
-    let (_cfg, ws) = match load(root, flags) {
-        Ok(x) => x,
-        Err(code) => return code,
+/// `orca clean tasks`: archives the task files whose task the store shows as finished.
+pub fn clean_tasks(
+    root: &Path,
+    flags: &[(String, String)],
+    out: &mut dyn Write,
+) -> io::Result<i32> {
+    let ctx = match open(root, flags, Access::Write) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
     };
-    if let Some(pid) = crate::store::lock::holder(&ws) {
-        eprintln!("error: a daemon (pid {pid}) is running and owns tasks/\nhint: stop it first (Ctrl-C or `kill {pid}`), then clean");
-        return 1;
-    }
-    match crate::artifacts::clean::clean_tasks(&ws) {
-        Ok(moved) => {
-            for (from, to) in &moved {
-                println!("{} -> {}", from.display(), to.display());
+    match ops::clean_tasks(&ctx.ops()) {
+        Ok(v) => {
+            for (from, to) in &v.archived {
+                writeln!(out, "{} -> {}", esc(from), esc(to))?;
             }
-            println!("archived {} loose task file(s)", moved.len());
-            0
+            writeln!(out, "archived {} finished task file(s)", v.archived.len())?;
+            if !v.kept.is_empty() {
+                writeln!(
+                    out,
+                    "kept {} task file(s) that have not finished (or not run yet); `orca list` shows them",
+                    v.kept.len()
+                )?;
+            }
+            Ok(0)
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            1
-        }
+        Err(e) => Ok(fail(&e)),
     }
 }
 
 /// `orca clean artifacts --days N [--dry-run]`.
-pub fn clean_artifacts(root: &Path, flags: &[(String, String)], days: u64, dry_run: bool) -> i32 {
-    let (_cfg, ws) = match load(root, flags) {
+pub fn clean_artifacts(
+    root: &Path,
+    flags: &[(String, String)],
+    days: u64,
+    dry_run: bool,
+    out: &mut dyn Write,
+) -> io::Result<i32> {
+    let (_cfg, ws) = match load(root, flags, Access::Write) {
         Ok(x) => x,
-        Err(code) => return code,
+        Err(code) => return Ok(code),
     };
     match crate::artifacts::clean::clean_artifacts(&ws, days, dry_run) {
         Ok(files) => {
             for f in &files {
-                println!(
+                writeln!(
+                    out,
                     "{}{}",
                     if dry_run { "would remove " } else { "removed " },
-                    f.display()
-                );
+                    esc(&f.display().to_string())
+                )?;
             }
-            println!(
+            writeln!(
+                out,
                 "{} {} file(s) older than {days} day(s)",
                 if dry_run { "would remove" } else { "removed" },
                 files.len()
-            );
-            0
+            )?;
+            Ok(0)
         }
         Err(e) => {
             eprintln!("error: {e}");
-            1
+            Ok(1)
         }
     }
 }
 
 /// `orca validate-artifacts [--json]`.
-pub fn validate_artifacts(root: &Path, flags: &[(String, String)], as_json: bool) -> i32 {
-    let (_cfg, ws) = match load(root, flags) {
+pub fn validate_artifacts(
+    root: &Path,
+    flags: &[(String, String)],
+    as_json: bool,
+    out: &mut dyn Write,
+) -> io::Result<i32> {
+    let (_cfg, ws) = match load(root, flags, Access::Write) {
         Ok(x) => x,
-        Err(code) => return code,
+        Err(code) => return Ok(code),
     };
     let reports = crate::artifacts::validate::validate_dir(&ws.results());
     let (text, code) = crate::artifacts::validate::render_report(&reports, as_json);
-    print!("{text}");
-    code
+    write!(out, "{text}")?;
+    Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::{AgentView, DaemonView, RunningView, StoreView};
+
+    fn task_view(id: &str, title: &str) -> TaskView {
+        TaskView {
+            archived_to: None,
+            attempts: 1,
+            cancel_requested: false,
+            error: Some(serde_json::json!({"message": "bad \x1b[31mred", "hint": "\x07bell"})),
+            file: "tasks/\x1b]0;x\x07.task.md".into(),
+            finished_at: None,
+            id: id.into(),
+            max_retries: 2,
+            priority: "medium",
+            progress: Some(serde_json::json!({
+                "turns": 3, "last_tool": "Bash\x1b[2J", "last_tool_target": "/tmp/\x1b]0;pwned\x07"
+            })),
+            received_at: "2026-12-03T10:00:00.000Z".into(),
+            session_id: None,
+            source: crate::artifacts::result::SourceKind::File,
+            started_at: Some("2026-12-03T10:00:01.000Z".into()),
+            state: "running".into(),
+            stem: "x".into(),
+            title: Some(title.into()),
+            task_type: None,
+            waiting_for: None,
+            parsed: true,
+        }
+    }
+
+    fn assert_clean(text: &str) {
+        assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text:?}");
+    }
+
+    #[test]
+    fn status_and_show_escape_tool_names_targets_files_and_errors() {
+        let view = StatusView {
+            agent: AgentView {
+                bin: "claude".into(),
+            },
+            blocked: Vec::new(),
+            counts: Default::default(),
+            daemon: DaemonView {
+                pid: Some(7),
+                running: true,
+            },
+            max_concurrent_tasks: 3,
+            node_labels: Vec::new(),
+            root: "/w".into(),
+            running: vec![RunningView {
+                elapsed_ms: 1500,
+                task: task_view("t", "x"),
+            }],
+            store: StoreView {
+                kind: "sqlite",
+                path: "/w/.orca/orca.db".into(),
+            },
+            task_files_waiting: 0,
+            version: "0",
+        };
+        let mut out = Vec::new();
+        render_status(&view, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_clean(&text);
+        assert!(
+            text.contains("Bash\\x1b[2J /tmp/\\x1b]0;pwned\\x07"),
+            "{text}"
+        );
+
+        let show = ShowView {
+            attempt_history: Vec::new(),
+            last_events: vec![serde_json::json!({"ts": "t", "event": "e\x1b[2J"})],
+            result_file: None,
+            task: task_view("t", "T \x1b]0;pwned\x07 \x1b[2J"),
+        };
+        let mut out = Vec::new();
+        render_show(&show, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_clean(&text);
+        assert!(
+            text.contains("title      T \\x1b]0;pwned\\x07 \\x1b[2J"),
+            "{text}"
+        );
+        assert!(text.contains("hint       \\x07bell"), "{text}");
+        let mut out = Vec::new();
+        render_list(&[task_view("t", "\x1b[2J")], &mut out).unwrap();
+        assert_clean(&String::from_utf8(out).unwrap());
+    }
 }

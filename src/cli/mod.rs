@@ -76,7 +76,7 @@ pub enum Command {
     Check(CheckArgs),
     /// Queue a task from a file, from stdin (-) or from the command line
     Submit(SubmitArgs),
-    /// List the tasks in the store
+    /// List the tasks: the store's, and task files no daemon has taken yet (pending)
     List(ListArgs),
     /// Show one task: state, attempts, result, last events
     Show(ShowArgs),
@@ -86,7 +86,7 @@ pub enum Command {
     Retry(IdArgs),
     /// Print the last events of logs/events.ndjson, optionally following new ones
     TailEvents(TailEventsArgs),
-    /// Archive loose task files, or delete old artifacts
+    /// Archive the task files of finished tasks, or delete old artifacts
     #[command(subcommand)]
     Clean(CleanCommand),
     /// Validate results/*.json against the result schema; exit 1 if any is invalid
@@ -94,11 +94,12 @@ pub enum Command {
     /// Print the JSON Schema of results/<stem>_result.json
     Schema,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
-    #[command(hide = true)]
     Completions {
         /// The shell
         shell: clap_complete::Shell,
     },
+    /// Print the man page (roff), e.g. `orca man > orca.1`
+    Man,
 }
 
 impl Command {
@@ -121,6 +122,7 @@ impl Command {
             Command::ValidateArtifacts(_) => "validate-artifacts",
             Command::Schema => "schema",
             Command::Completions { .. } => "completions",
+            Command::Man => "man",
         }
     }
 }
@@ -184,8 +186,9 @@ pub struct SubmitArgs {
     pub id: Option<String>,
 }
 
-/// The task states `list --state` accepts.
-pub const STATES: [&str; 7] = [
+/// The task states `list --state` accepts (`pending`: task files no daemon has taken yet).
+pub const STATES: [&str; 8] = [
+    "pending",
     "queued",
     "running",
     "succeeded",
@@ -240,7 +243,8 @@ pub struct TailEventsArgs {
 /// `orca clean ...`.
 #[derive(Debug, Clone, Subcommand)]
 pub enum CleanCommand {
-    /// Archive loose task files of tasks/ that already ran into tasks/processed/
+    /// Archive the task files in tasks/ whose task the store shows as finished into
+    /// tasks/processed/ (a queued, running or not yet taken task's file stays)
     Tasks,
     /// Delete results, summaries and run logs older than N days
     Artifacts(CleanArtifactsArgs),
@@ -391,25 +395,17 @@ fn make_ctx(root: Option<&Path>, flags: Vec<(String, String)>) -> Result<Ctx, St
     })
 }
 
+/// Runs the command with its output on stdout. Every command writes through `out`, so a
+/// closed stdout (`orca completions bash | head -1`) is a `BrokenPipe` error here, and the
+/// command ends quietly with 0 (as ripgrep does), not with a panic of `println!`. SIGPIPE
+/// stays ignored (Rust's default): the daemon and the network probes must not die of it.
 fn dispatch(command: &Command, ctx: &Ctx) -> i32 {
     let stdout = io::stdout();
     let mut out = stdout.lock();
-    let result = match command {
-        Command::Doctor => Ok(doctor::run(&ctx.root, &ctx.flags, &mut out)),
-        Command::CreateSample(args) => Ok(sample::run(ctx, args, &mut out)),
-        Command::Check(args) => check::run(ctx, args, &mut out),
-        Command::Schema => print_schema(&mut out),
-        Command::Completions { shell } => {
-            use clap::CommandFactory;
-            clap_complete::generate(*shell, &mut Cli::command(), "orca", &mut out);
-            Ok(EXIT_OK)
-        }
-        _ => Ok(engine_command(command, ctx)),
-    };
+    let result = run_command(command, ctx, &mut out);
     let result = result.and_then(|code| out.flush().map(|()| code));
     match result {
         Ok(code) => code,
-        // `orca list | head` closes the pipe early: not a failure (as in ripgrep).
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => EXIT_OK,
         Err(e) => {
             eprintln!("error: cannot write the output: {e}");
@@ -418,31 +414,47 @@ fn dispatch(command: &Command, ctx: &Ctx) -> i32 {
     }
 }
 
-/// The commands that need the engine (store, scheduler, runner). Until the engine lands
-/// they report that they are not available and exit 1.
-fn engine_command(cmd: &Command, ctx: &Ctx) -> i32 {
+fn run_command(cmd: &Command, ctx: &Ctx, out: &mut dyn Write) -> io::Result<i32> {
     let (root, flags) = (ctx.root.as_path(), ctx.flags.as_slice());
     match cmd {
-        Command::Run => crate::scheduler::run(root, flags),
-        Command::Status(a) => engine::status(root, flags, a.json),
-        Command::Submit(a) => engine::submit(root, flags, a),
-        Command::List(a) => engine::list(root, flags, a.state.as_deref(), a.json),
-        Command::Show(a) => engine::show(root, flags, &a.id, a.json),
-        Command::Cancel(a) => engine::cancel(root, flags, &a.id),
-        Command::Retry(a) => engine::retry(root, flags, &a.id),
+        Command::Run => Ok(crate::scheduler::run(root, flags)),
+        Command::Doctor => Ok(doctor::run(root, flags, out)),
+        Command::CreateSample(args) => Ok(sample::run(ctx, args, out)),
+        Command::Check(args) => check::run(ctx, args, out),
+        Command::Schema => print_schema(out),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            // Generated into memory first: clap_complete panics when its writer fails.
+            let mut buf = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "orca", &mut buf);
+            out.write_all(&buf)?;
+            Ok(EXIT_OK)
+        }
+        Command::Man => print_man(out),
+        Command::Status(a) => engine::status(root, flags, a.json, out),
+        Command::Submit(a) => engine::submit(root, flags, a, out),
+        Command::List(a) => engine::list(root, flags, a.state.as_deref(), a.json, out),
+        Command::Show(a) => engine::show(root, flags, &a.id, a.json, out),
+        Command::Cancel(a) => engine::cancel(root, flags, &a.id, out),
+        Command::Retry(a) => engine::retry(root, flags, &a.id, out),
         Command::TailEvents(a) => {
-            engine::tail_events(root, flags, a.task.as_deref(), a.lines, a.follow)
+            engine::tail_events(root, flags, a.task.as_deref(), a.lines, a.follow, out)
         }
-        Command::Clean(CleanCommand::Tasks) => engine::clean_tasks(root, flags),
+        Command::Clean(CleanCommand::Tasks) => engine::clean_tasks(root, flags, out),
         Command::Clean(CleanCommand::Artifacts(a)) => {
-            engine::clean_artifacts(root, flags, a.days, a.dry_run)
+            engine::clean_artifacts(root, flags, a.days, a.dry_run, out)
         }
-        Command::ValidateArtifacts(a) => engine::validate_artifacts(root, flags, a.json),
-        other => {
-            eprintln!("error: '{}' is not an engine command", other.name());
-            EXIT_FAILED
-        }
+        Command::ValidateArtifacts(a) => engine::validate_artifacts(root, flags, a.json, out),
     }
+}
+
+/// `orca man`: the man page of the whole command line, in roff.
+fn print_man(out: &mut dyn Write) -> io::Result<i32> {
+    use clap::CommandFactory;
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(Cli::command()).render(&mut buf)?;
+    out.write_all(&buf)?;
+    Ok(EXIT_OK)
 }
 
 fn print_schema(out: &mut dyn Write) -> io::Result<i32> {

@@ -5,12 +5,14 @@
 //! environment as data (tests use it). Every setting's effective value (secrets shown as
 //! `<redacted>`) and source end up in `Config::sources`, which `orca doctor` prints.
 
+mod built;
 mod redact;
 mod sources;
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
+pub use built::Unbuilt;
 pub use redact::{is_secret_name, redact, redact_url_password, REDACTED};
 use sources::{Layers, Raw};
 
@@ -297,6 +299,15 @@ pub enum ConfigError {
     /// A configuration file that does not parse.
     #[error("{origin}: {reason}")]
     Syntax { origin: String, reason: String },
+    /// A setting of a feature this version does not have (see [`Config::unbuilt`]).
+    #[error("{name}={value} (from {origin}) asks for {feature}, which is not built yet in this version of Orca ({}); {fix}", crate::VERSION)]
+    NotBuilt {
+        name: String,
+        value: String,
+        origin: String,
+        feature: String,
+        fix: String,
+    },
 }
 
 fn suggestion_text(suggestion: &Option<String>) -> String {

@@ -67,6 +67,11 @@ pub fn run(root: &Path, flags: &[(String, String)]) -> i32 {
             return 2;
         }
     };
+    // A setting of a feature that is not built is refused, not ignored.
+    if let Err(e) = cfg.check_built() {
+        eprintln!("error: {e}");
+        return e.exit_code();
+    }
     let ws = Workspace::new(cfg.root.clone());
     if let Err(e) = ws.create_all() {
         eprintln!("error: {e}\nhint: check that the workspace folder is writable");
@@ -79,6 +84,12 @@ pub fn run(root: &Path, flags: &[(String, String)]) -> i32 {
             return 2;
         }
     };
+    // What `orca doctor` would flag as failing, in one block; the daemon runs anyway (the
+    // user may be about to install the agent).
+    eprint!(
+        "{}",
+        crate::cli::doctor::startup_block(&cfg, &crate::cli::doctor::process_env())
+    );
     let _log = match crate::logging::init(
         ws.log_file(),
         cfg.log_level,
