@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use crate::clock::{now_ms, rfc3339_ms};
 use crate::config::Config;
-use crate::events::EventLog;
+use crate::events::{Event, EventBus, EventKind};
 use crate::store::{CancelOutcome, SqliteStore, Store, TaskRecord, TaskState};
 use crate::task::{Criterion, Task};
 use crate::workspace::Workspace;
@@ -39,8 +39,8 @@ fn open(root: &Path, flags: &[(String, String)]) -> Result<Ctx, i32> {
     Ok(Ctx { cfg, ws, store })
 }
 
-fn events_of(ctx: &Ctx) -> Option<EventLog> {
-    EventLog::open(
+fn events_of(ctx: &Ctx) -> Option<EventBus> {
+    EventBus::open_log(
         ctx.ws.events_file(),
         ctx.cfg.events_max_bytes,
         ctx.cfg.events_files,
@@ -411,19 +411,20 @@ pub fn cancel(root: &Path, flags: &[(String, String)], id: &str) -> i32 {
     match outcome {
         CancelOutcome::Cancelled => {
             if let Some(ev) = &events {
-                ev.emit(
-                    "cancel_requested",
-                    Some(id),
-                    None,
-                    json!({"by": "cli", "while": "queued"}),
-                );
+                ev.publish(Event::task(
+                    id,
+                    EventKind::CancelRequested {
+                        by: "cli".into(),
+                        while_: "queued".into(),
+                    },
+                ));
             }
             match poke_daemon(&ctx.ws) {
                 Some(_) => {}
                 None => {
                     // No daemon: write the result and archive the file now.
                     if let (Some(ev), Ok(Some(rec))) = (&events, ctx.store.get(id)) {
-                        ev.emit("cancelled", Some(id), None, json!({"while": "queued"}));
+                        ev.publish(Event::task(id, EventKind::cancelled("queued")));
                         if let Err(e) = crate::scheduler::finalize::finalize(
                             &ctx.ws, &ctx.store, ev, &rec, None, None,
                         ) {
@@ -437,12 +438,13 @@ pub fn cancel(root: &Path, flags: &[(String, String)], id: &str) -> i32 {
         }
         CancelOutcome::Requested => {
             if let Some(ev) = &events {
-                ev.emit(
-                    "cancel_requested",
-                    Some(id),
-                    None,
-                    json!({"by": "cli", "while": "running"}),
-                );
+                ev.publish(Event::task(
+                    id,
+                    EventKind::CancelRequested {
+                        by: "cli".into(),
+                        while_: "running".into(),
+                    },
+                ));
             }
             poke_daemon(&ctx.ws);
             println!("cancel requested for {id}: the running agent is being stopped");
@@ -468,12 +470,15 @@ pub fn retry(root: &Path, flags: &[(String, String)], id: &str) -> i32 {
     match ctx.store.retry(id, now_ms()) {
         Ok(rec) => {
             if let Some(ev) = events_of(&ctx) {
-                ev.emit(
-                    "queued",
-                    Some(id),
-                    None,
-                    json!({"priority": rec.priority.as_str(), "retry": true, "by": "cli"}),
-                );
+                ev.publish(Event::task(
+                    id,
+                    EventKind::Queued {
+                        by: Some("cli".into()),
+                        priority: rec.priority.as_str().to_owned(),
+                        retry: Some(true),
+                        seq: None,
+                    },
+                ));
             }
             let daemon = poke_daemon(&ctx.ws);
             println!(
@@ -639,41 +644,70 @@ pub fn write_new_atomically(dir: &Path, dest: &Path, bytes: &[u8]) -> std::io::R
     linked
 }
 
-/// `orca tail-events [--task ID] [--lines N] [--follow]`.
+/// `orca tail-events [--task ID] [--lines N] [--follow] [--json]`: a human line per event,
+/// or with `--json` the lines as they are in the file. Damaged lines are skipped and counted
+/// on stderr.
 pub fn tail_events(
     root: &Path,
     flags: &[(String, String)],
     task: Option<&str>,
     lines: usize,
     follow: bool,
+    as_json: bool,
 ) -> i32 {
     let (_cfg, ws) = match load(root, flags) {
         Ok(x) => x,
         Err(code) => return code,
     };
     let file = ws.events_file();
-    let (events, follower) = match crate::events::tail(&file, task, Some(lines)) {
+    let (read, mut follower) = match crate::events::tail(&file, task, Some(lines)) {
         Ok(x) => x,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            (Vec::new(), crate::events::follow(&file, task))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
+            crate::events::TailRead::default(),
+            crate::events::follow(&file, task),
+        ),
         Err(e) => {
             eprintln!("error: cannot read {}: {e}", file.display());
             return 1;
         }
     };
+    let show = |e: &crate::events::RawEvent| {
+        if as_json {
+            e.line.clone()
+        } else {
+            crate::events::render::human_line(&e.line)
+        }
+    };
+    let skipped_note = |n: u64| {
+        if n > 0 {
+            eprintln!(
+                "note: skipped {n} damaged line(s) in {} (torn by a crash or a full disk)",
+                file.display()
+            );
+        }
+    };
     let mut out = std::io::stdout().lock();
-    for e in events {
-        if writeln!(out, "{e}").is_err() {
+    for e in &read.events {
+        if writeln!(out, "{}", show(e)).is_err() {
             return 0;
         }
     }
     let _ = out.flush();
+    skipped_note(read.skipped);
     if follow {
-        for e in follower {
+        let mut told = 0;
+        loop {
+            let Some(e) = follower.next() else { break };
+            if follower.skipped > told {
+                skipped_note(follower.skipped - told);
+                told = follower.skipped;
+            }
             match e {
                 Ok(e) => {
-                    if writeln!(out, "{e}").and_then(|_| out.flush()).is_err() {
+                    if writeln!(out, "{}", show(&e))
+                        .and_then(|_| out.flush())
+                        .is_err()
+                    {
                         return 0;
                     }
                 }

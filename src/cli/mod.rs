@@ -235,6 +235,9 @@ pub struct TailEventsArgs {
     /// Keep printing new events as they arrive (Ctrl-C stops)
     #[arg(long, short = 'f')]
     pub follow: bool,
+    /// Print the lines as they are in logs/events.ndjson (JSON, in file order)
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `orca clean ...`.
@@ -431,7 +434,7 @@ fn engine_command(cmd: &Command, ctx: &Ctx) -> i32 {
         Command::Cancel(a) => engine::cancel(root, flags, &a.id),
         Command::Retry(a) => engine::retry(root, flags, &a.id),
         Command::TailEvents(a) => {
-            engine::tail_events(root, flags, a.task.as_deref(), a.lines, a.follow)
+            engine::tail_events(root, flags, a.task.as_deref(), a.lines, a.follow, a.json)
         }
         Command::Clean(CleanCommand::Tasks) => engine::clean_tasks(root, flags),
         Command::Clean(CleanCommand::Artifacts(a)) => {
