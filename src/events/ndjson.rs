@@ -107,20 +107,45 @@ impl NdjsonFile {
     /// them does not make it (a full disk) is cut off again, so the file always ends with a
     /// whole line and the next write starts a line of its own.
     pub fn write_lines(&mut self, lines: &[u8]) -> io::Result<()> {
-        if lines.is_empty() {
-            return Ok(());
+        let mut rest = lines;
+        while !rest.is_empty() {
+            // Another process may have rotated the file under us: follow it, at most once a
+            // second or when we think a rotation is due.
+            let due = self.size > 0 && self.size + rest.len() as u64 > self.max_bytes;
+            if self.file.is_none() || due || self.checked.elapsed() >= REOPEN_CHECK {
+                self.checked = Instant::now();
+                self.reopen_if_moved()?;
+            }
+            // The whole lines that fit before the file is due for rotation.
+            let room =
+                usize::try_from(self.max_bytes.saturating_sub(self.size)).unwrap_or(usize::MAX);
+            let mut fit = if rest.len() <= room {
+                rest.len()
+            } else {
+                rest[..room]
+                    .iter()
+                    .rposition(|b| *b == b'\n')
+                    .map_or(0, |i| i + 1)
+            };
+            if fit == 0 {
+                if self.size > 0 {
+                    self.rotate()?;
+                    continue;
+                }
+                // A line longer than a whole file gets a file of its own.
+                fit = rest
+                    .iter()
+                    .position(|b| *b == b'\n')
+                    .map_or(rest.len(), |i| i + 1);
+            }
+            self.write_whole(&rest[..fit])?;
+            rest = &rest[fit..];
         }
-        let len = lines.len() as u64;
-        // Another process may have rotated the file under us: follow it, at most once a
-        // second or when we think a rotation is due.
-        let due = self.size > 0 && self.size + len > self.max_bytes;
-        if self.file.is_none() || due || self.checked.elapsed() >= REOPEN_CHECK {
-            self.checked = Instant::now();
-            self.reopen_if_moved()?;
-        }
-        if self.size > 0 && self.size + len > self.max_bytes {
-            self.rotate()?;
-        }
+        Ok(())
+    }
+
+    /// One write of whole lines (retried while the system takes part of it).
+    fn write_whole(&mut self, lines: &[u8]) -> io::Result<()> {
         let mended: Vec<u8>;
         let lines = if self.torn {
             mended = [b"\n".as_slice(), lines].concat();
@@ -128,7 +153,6 @@ impl NdjsonFile {
         } else {
             lines
         };
-        let len = lines.len() as u64;
         let Some(file) = self.file.as_mut() else {
             return Err(io::Error::other("event log is not open"));
         };
@@ -136,39 +160,48 @@ impl NdjsonFile {
         while done < lines.len() {
             match file.write(&lines[done..]) {
                 Ok(0) => {
-                    return Err(self.cut_back(done, io::ErrorKind::WriteZero.into()));
+                    return Err(self.cut_back(lines, done, io::ErrorKind::WriteZero.into()));
                 }
                 Ok(n) => done += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(self.cut_back(done, e)),
+                Err(e) => return Err(self.cut_back(lines, done, e)),
             }
         }
-        self.size += len;
+        self.size += lines.len() as u64;
         self.torn = false;
         Ok(())
     }
 
-    /// After a write that got `done` bytes of a batch out and then failed with `err`: cuts
-    /// the file back to the end of the last whole line of the batch (or pads the torn line
-    /// with a newline when it cannot be cut). Returns the error to report.
-    fn cut_back(&mut self, done: usize, err: io::Error) -> io::Error {
+    /// After a write that got `done` bytes of `lines` out and then failed with `err`: cuts
+    /// the file back to the end of the last whole line that made it (or ends the torn line
+    /// with a newline when the file cannot be cut). Returns the error to report.
+    fn cut_back(&mut self, lines: &[u8], done: usize, err: io::Error) -> io::Error {
         let Some(file) = self.file.as_mut() else {
             return err;
         };
-        if done == 0 {
-            return err;
-        }
-        // Where our bytes ended: the end of the file (appends of other processes that came
-        // after ours are not cut, only a file that ends in our torn bytes).
-        let cut = file.len().ok().and_then(|end| end.checked_sub(done as u64));
-        match cut.map(|c| (c, file.set_len(c))) {
-            Some((c, Ok(()))) => self.size = c,
-            _ => {
-                // Cannot cut: end the torn line, so that the next line starts clean (the
-                // reader skips the torn one and says so); if even that does not fit, the
-                // next write starts with the newline.
-                self.torn = !matches!(file.write(b"\n"), Ok(1));
+        let keep = lines[..done]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
+        let torn = done - keep;
+        if torn > 0 {
+            // Our bytes end the file (appends of other processes are atomic, whole lines).
+            let cut = file.len().ok().and_then(|end| end.checked_sub(torn as u64));
+            match cut.map(|c| (c, file.set_len(c))) {
+                Some((c, Ok(()))) => {
+                    self.size = c;
+                    self.torn = false;
+                }
+                _ => {
+                    // Cannot cut: end the torn line, so that the next line starts clean (the
+                    // reader skips the torn one and says so); if even that does not fit, the
+                    // next write starts with the newline.
+                    self.torn = !matches!(file.write(b"\n"), Ok(1));
+                    self.size += done as u64 + u64::from(!self.torn);
+                }
             }
+        } else {
+            self.size += done as u64;
         }
         io::Error::new(
             err.kind(),
