@@ -696,8 +696,7 @@ pub fn tail_events(
     skipped_note(read.skipped);
     if follow {
         let mut told = 0;
-        loop {
-            let Some(e) = follower.next() else { break };
+        while let Some(e) = follower.next() {
             if follower.skipped > told {
                 skipped_note(follower.skipped - told);
                 told = follower.skipped;

@@ -40,13 +40,13 @@ type Opener = fn(&Path) -> io::Result<(Box<dyn LogFile>, u64, u64, bool)>;
 /// What [`NdjsonFile`] writes to: an append-only file that can be cut back.
 pub trait LogFile: Write + Send {
     /// The file's length now.
-    fn len(&self) -> io::Result<u64>;
+    fn file_len(&self) -> io::Result<u64>;
     /// Cuts the file back to `len` bytes.
     fn set_len(&mut self, len: u64) -> io::Result<()>;
 }
 
 impl LogFile for File {
-    fn len(&self) -> io::Result<u64> {
+    fn file_len(&self) -> io::Result<u64> {
         Ok(self.metadata()?.len())
     }
     fn set_len(&mut self, len: u64) -> io::Result<()> {
@@ -186,7 +186,10 @@ impl NdjsonFile {
         let torn = done - keep;
         if torn > 0 {
             // Our bytes end the file (appends of other processes are atomic, whole lines).
-            let cut = file.len().ok().and_then(|end| end.checked_sub(torn as u64));
+            let cut = file
+                .file_len()
+                .ok()
+                .and_then(|end| end.checked_sub(torn as u64));
             match cut.map(|c| (c, file.set_len(c))) {
                 Some((c, Ok(()))) => {
                     self.size = c;
@@ -509,7 +512,7 @@ mod tests {
     }
 
     impl LogFile for FullDisk {
-        fn len(&self) -> io::Result<u64> {
+        fn file_len(&self) -> io::Result<u64> {
             Ok(self.data.lock().unwrap().len() as u64)
         }
         fn set_len(&mut self, len: u64) -> io::Result<()> {

@@ -85,10 +85,7 @@ pub fn human_line(line: &str) -> String {
         Some(v) => v.to_string(),
     };
     let ts = text(get("ts"));
-    push_escaped(
-        &mut out,
-        &ts.replacen('T', " ", 1).trim_end_matches('Z').to_owned(),
-    );
+    push_escaped(&mut out, ts.replacen('T', " ", 1).trim_end_matches('Z'));
     out.push_str("  ");
     push_escaped(&mut out, &format!("{:<17}", text(get("event"))));
     let task = text(get("task_id"));
