@@ -121,7 +121,10 @@ pub mod names {
 impl EventBus {
     /// Whether the last [`LOGGED_SCAN_BYTES`] of this bus's log file hold event `event` of
     /// this task and attempt (false without a log). For crash recovery: whether a step's
-    /// event went out before the crash.
+    /// event went out before the crash. Flushes first. The one place that reads the log
+    /// back: a fact written to a second medium (the store) after the line would leave a
+    /// window in which the line is out and the store does not know it, so exactly one
+    /// `task_archived` per task across crashes needs the log's own word.
     pub fn logged(&self, task_id: &str, attempt: Option<u32>, event: &str) -> bool {
         self.flush();
         match self.log_path() {

@@ -362,6 +362,9 @@ fn finalize_known(
         // A finalize cut off after its archive move (a SIGKILL that lands during the rename
         // takes effect once the rename is done) may not have logged the move: log it now,
         // unless it did. The move was this attempt's when the store has no archive path yet.
+        // Whether it did is asked of the log itself: a move logged just before the crash and
+        // one cut off before its event leave the store and the files in the same state (the
+        // finalize marker is deferred), so only the log can tell them apart.
         let moved = rec.archived_to.is_none() && !to.is_empty() && ws.root.join(&to).is_file();
         if moved && !events.logged(&rec.id, Some(attempt), "task_archived") {
             events.publish(Event::attempt(
