@@ -6,9 +6,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use orca::events::{self, names, EventLog};
+use orca::events::{self, names, Event, EventBus, EventKind};
 use orca::intake::{self, IntakeOptions, Ready};
-use serde_json::json;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -307,18 +306,69 @@ fn all_files(path: &Path) -> Vec<PathBuf> {
     events::log_files(path)
 }
 
+/// An event of `name` carrying the number `i` (as `seq`, `criteria` or `turns`), published
+/// and flushed to the log.
+fn emit(log: &EventBus, name: &str, task: Option<&str>, attempt: Option<u32>, i: u64) {
+    let kind = match name {
+        names::QUEUED => EventKind::Queued {
+            by: None,
+            priority: "medium".into(),
+            retry: None,
+            seq: Some(i as i64),
+        },
+        names::PARSED => EventKind::Parsed {
+            criteria: i as usize,
+            priority: "medium".into(),
+            targets: 0,
+            title: None,
+            task_type: None,
+        },
+        names::CLAUDE_PROGRESS => EventKind::ClaudeProgress {
+            agent: "claude".into(),
+            cost_usd: None,
+            last_tool: Some("x".repeat(100)),
+            last_tool_target: None,
+            model: None,
+            pid: None,
+            session_id: None,
+            turns: i as u32,
+            updated_at: "t".into(),
+        },
+        other => panic!("no test event {other}"),
+    };
+    log.publish(Event {
+        task_id: task.map(str::to_owned),
+        attempt,
+        kind,
+    });
+}
+
 #[test]
 fn event_lines_parse_with_standard_keys_first() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("logs").join("events.ndjson");
-    let log = EventLog::open(path.clone(), 10 << 20, 5).unwrap();
-    log.emit(names::DAEMON_STARTED, None, None, json!({"pid": 42}));
-    log.emit(
-        names::CLAUDE_FINISHED,
-        Some("fix_db"),
-        Some(1),
-        json!({"exit_code": 0, "cost_usd": 0.01}),
-    );
+    let log = EventBus::open_log(path.clone(), 10 << 20, 5).unwrap();
+    log.publish(Event::daemon(EventKind::DaemonStarted {
+        max_concurrent_tasks: 1,
+        node: "n".into(),
+        pid: 42,
+        root: "/w".into(),
+        version: "0".into(),
+    }));
+    log.publish(Event::attempt(
+        "fix_db",
+        1,
+        EventKind::ClaudeFinished {
+            agent: "claude".into(),
+            changed_files: 0,
+            cost_usd: Some(0.01),
+            exit_code: Some(0),
+            num_turns: None,
+            outcome: "succeeded".into(),
+            session_id: None,
+        },
+    ));
+    log.flush();
     let raw = std::fs::read_to_string(&path).unwrap();
     let second = raw.lines().nth(1).unwrap();
     assert!(second.starts_with("{\"ts\":\""), "{second}");
@@ -344,17 +394,18 @@ fn event_lines_parse_with_standard_keys_first() {
 fn concurrent_emits_produce_whole_lines() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.ndjson");
-    let log = EventLog::open(path.clone(), 1 << 30, 5).unwrap();
+    let log = EventBus::open_log(path.clone(), 1 << 30, 5).unwrap();
     let threads: Vec<_> = (0..8)
         .map(|t| {
             let log = log.clone();
             std::thread::spawn(move || {
                 for i in 0..1000 {
-                    log.emit(
+                    emit(
+                        &log,
                         names::CLAUDE_PROGRESS,
                         Some(&format!("task{t}")),
                         Some(1),
-                        json!({"i": i, "pad": "x".repeat(100)}),
+                        i,
                     );
                 }
             })
@@ -363,6 +414,7 @@ fn concurrent_emits_produce_whole_lines() {
     for t in threads {
         t.join().unwrap();
     }
+    log.flush();
     let v = lines_of(&path);
     assert_eq!(v.len(), 8000);
     let seen: HashSet<(String, u64)> = v
@@ -370,7 +422,7 @@ fn concurrent_emits_produce_whole_lines() {
         .map(|e| {
             (
                 e["task_id"].as_str().unwrap().to_owned(),
-                e["i"].as_u64().unwrap(),
+                e["turns"].as_u64().unwrap(),
             )
         })
         .collect();
@@ -382,17 +434,18 @@ fn rotation_keeps_every_line_and_respects_files() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.ndjson");
     // Enough room in 50 files for everything: nothing may be lost.
-    let log = EventLog::open(path.clone(), 4096, 50).unwrap();
+    let log = EventBus::open_log(path.clone(), 4096, 50).unwrap();
     for i in 0..1000 {
-        log.emit(names::QUEUED, Some("t"), None, json!({"i": i}));
+        emit(&log, names::QUEUED, Some("t"), None, i);
     }
+    log.flush();
     let files = all_files(&path);
     assert!(files.len() > 5, "rotation happened: {files:?}");
     let mut seen = Vec::new();
     for f in &files {
         let len = std::fs::metadata(f).unwrap().len();
         assert!(len <= 4096, "{} has {len} bytes", f.display());
-        seen.extend(lines_of(f).into_iter().map(|e| e["i"].as_u64().unwrap()));
+        seen.extend(lines_of(f).into_iter().map(|e| e["seq"].as_u64().unwrap()));
     }
     assert_eq!(
         seen,
@@ -401,20 +454,21 @@ fn rotation_keeps_every_line_and_respects_files() {
     );
     let read = events::read_events(&path, None, None).unwrap();
     assert_eq!(read.len(), 1000);
-    assert_eq!(read[0]["i"], 0);
-    assert_eq!(read[999]["i"], 999);
+    assert_eq!(read[0]["seq"], 0);
+    assert_eq!(read[999]["seq"], 999);
 
     // With files = 2 only .1 and .2 are kept.
     let path2 = dir.path().join("few.ndjson");
-    let log = EventLog::open(path2.clone(), 1024, 2).unwrap();
+    let log = EventBus::open_log(path2.clone(), 1024, 2).unwrap();
     for i in 0..1000 {
-        log.emit(names::QUEUED, None, None, json!({"i": i}));
+        emit(&log, names::QUEUED, None, None, i);
     }
+    log.flush();
     assert!(events::rotated_name(&path2, 1).exists());
     assert!(events::rotated_name(&path2, 2).exists());
     assert!(!events::rotated_name(&path2, 3).exists());
     let read = events::read_events(&path2, None, None).unwrap();
-    let nums: Vec<u64> = read.iter().map(|e| e["i"].as_u64().unwrap()).collect();
+    let nums: Vec<u64> = read.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert_eq!(*nums.last().unwrap(), 999);
     assert!(nums.windows(2).all(|w| w[1] == w[0] + 1), "contiguous tail");
 }
@@ -423,11 +477,12 @@ fn rotation_keeps_every_line_and_respects_files() {
 fn reader_skips_torn_last_line_filters_and_limits() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.ndjson");
-    let log = EventLog::open(path.clone(), 10 << 20, 5).unwrap();
+    let log = EventBus::open_log(path.clone(), 10 << 20, 5).unwrap();
     for i in 0..10 {
         let task = if i % 2 == 0 { "even" } else { "odd" };
-        log.emit(names::PARSED, Some(task), Some(1), json!({"i": i}));
+        emit(&log, names::PARSED, Some(task), Some(1), i);
     }
+    log.flush();
     // A crash mid-line.
     let mut f = std::fs::OpenOptions::new()
         .append(true)
@@ -438,13 +493,22 @@ fn reader_skips_torn_last_line_filters_and_limits() {
     let all = events::read_events(&path, None, None).unwrap();
     assert_eq!(all.len(), 10);
     let odd = events::read_events(&path, Some("odd"), None).unwrap();
-    let nums: Vec<u64> = odd.iter().map(|e| e["i"].as_u64().unwrap()).collect();
+    let nums: Vec<u64> = odd
+        .iter()
+        .map(|e| e["criteria"].as_u64().unwrap())
+        .collect();
     assert_eq!(nums, vec![1, 3, 5, 7, 9]);
     let last = events::read_events(&path, Some("even"), Some(2)).unwrap();
-    let nums: Vec<u64> = last.iter().map(|e| e["i"].as_u64().unwrap()).collect();
+    let nums: Vec<u64> = last
+        .iter()
+        .map(|e| e["criteria"].as_u64().unwrap())
+        .collect();
     assert_eq!(nums, vec![6, 8]);
     let last = events::read_events(&path, None, Some(3)).unwrap();
-    let nums: Vec<u64> = last.iter().map(|e| e["i"].as_u64().unwrap()).collect();
+    let nums: Vec<u64> = last
+        .iter()
+        .map(|e| e["criteria"].as_u64().unwrap())
+        .collect();
     assert_eq!(nums, vec![7, 8, 9]);
     // A missing log is empty, not an error.
     let none = events::read_events(&dir.path().join("missing.ndjson"), None, None).unwrap();
@@ -455,33 +519,40 @@ fn reader_skips_torn_last_line_filters_and_limits() {
 fn follow_sees_new_events_across_rotation() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.ndjson");
-    let log = EventLog::open(path.clone(), 2048, 5).unwrap();
+    let log = EventBus::open_log(path.clone(), 2048, 5).unwrap();
     for i in 0..3 {
-        log.emit(names::QUEUED, Some("a"), None, json!({"i": i}));
+        emit(&log, names::QUEUED, Some("a"), None, i);
     }
+    log.flush();
     let (shown, mut follow) = events::tail(&path, None, Some(2)).unwrap();
-    assert_eq!(shown.len(), 2);
+    assert_eq!(shown.events.len(), 2);
     assert!(follow.poll().unwrap().is_empty());
     // Enough events to rotate several times between two polls is not the tail -f case;
     // rotate once between polls.
     let mut got = Vec::new();
     for i in 3..200 {
-        log.emit(names::QUEUED, Some("a"), None, json!({"i": i}));
+        emit(&log, names::QUEUED, Some("a"), None, i);
         if i % 10 == 0 {
+            log.flush();
             got.extend(follow.poll().unwrap());
         }
     }
+    log.flush();
     got.extend(follow.poll().unwrap());
     assert!(events::rotated_name(&path, 1).exists(), "rotated");
-    let nums: Vec<u64> = got.iter().map(|e| e["i"].as_u64().unwrap()).collect();
+    let nums: Vec<u64> = got
+        .iter()
+        .map(|e| e.value["seq"].as_u64().unwrap())
+        .collect();
     assert_eq!(nums, (3..200).collect::<Vec<u64>>());
     // Filtered follow.
     let mut f = events::follow(&path, Some("b"));
-    log.emit(names::QUEUED, Some("a"), None, json!({}));
-    log.emit(names::QUEUED, Some("b"), None, json!({"x": 1}));
+    emit(&log, names::QUEUED, Some("a"), None, 0);
+    emit(&log, names::QUEUED, Some("b"), None, 1);
+    log.flush();
     let got = f.poll().unwrap();
     assert_eq!(got.len(), 1);
-    assert_eq!(got[0]["x"], 1);
+    assert_eq!(got[0].value["seq"], 1);
 }
 
 // ---------------------------------------------------------------- logging

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::Config;
-use crate::events::EventLog;
+use crate::events::EventBus;
 use crate::ops::{self, CancelView, ListFilter, Ops, OpsError, ShowView, StatusView, TaskView};
 use crate::store::{Store, TaskState};
 use crate::term_text::escape as esc;
@@ -21,7 +21,7 @@ struct Ctx {
     cfg: Config,
     ws: Workspace,
     store: std::sync::Arc<dyn Store>,
-    events: Option<EventLog>,
+    events: Option<EventBus>,
 }
 
 impl Ctx {
@@ -80,7 +80,7 @@ fn open(root: &Path, flags: &[(String, String)], access: Access) -> Result<Ctx, 
     let events = match access {
         Access::ReadOnly => None,
         Access::Write => {
-            EventLog::open(ws.events_file(), cfg.events_max_bytes, cfg.events_files).ok()
+            EventBus::open_log(ws.events_file(), cfg.events_max_bytes, cfg.events_files).ok()
         }
     };
     Ok(Ctx {
@@ -556,7 +556,9 @@ pub fn submit(
     }
 }
 
-/// `orca tail-events [--task ID] [--lines N] [--follow]`.
+/// `orca tail-events [--task ID] [--lines N] [--follow] [--json]`: a human line per event,
+/// or with `--json` the lines as they are in the file. Damaged lines are skipped and counted
+/// on stderr.
 pub fn tail_events(
     root: &Path,
     flags: &[(String, String)],
@@ -564,31 +566,54 @@ pub fn tail_events(
     lines: usize,
     follow: bool,
     out: &mut dyn Write,
+    as_json: bool,
 ) -> io::Result<i32> {
     let (_cfg, ws) = match load(root, flags, Access::ReadOnly) {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
     let file = ws.events_file();
-    let (events, follower) = match crate::events::tail(&file, task, Some(lines)) {
+    let (read, mut follower) = match crate::events::tail(&file, task, Some(lines)) {
         Ok(x) => x,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            (Vec::new(), crate::events::follow(&file, task))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
+            crate::events::TailRead::default(),
+            crate::events::follow(&file, task),
+        ),
         Err(e) => {
             eprintln!("error: cannot read {}: {e}", file.display());
             return Ok(1);
         }
     };
-    for e in events {
-        writeln!(out, "{e}")?;
+    let show = |e: &crate::events::RawEvent| {
+        if as_json {
+            e.line.clone()
+        } else {
+            crate::events::render::human_line(&e.line)
+        }
+    };
+    let skipped_note = |n: u64| {
+        if n > 0 {
+            eprintln!(
+                "note: skipped {n} damaged line(s) in {} (torn by a crash or a full disk)",
+                file.display()
+            );
+        }
+    };
+    for e in &read.events {
+        writeln!(out, "{}", show(e))?;
     }
     out.flush()?;
+    skipped_note(read.skipped);
     if follow {
-        for e in follower {
+        let mut told = 0;
+        while let Some(e) = follower.next() {
+            if follower.skipped > told {
+                skipped_note(follower.skipped - told);
+                told = follower.skipped;
+            }
             match e {
                 Ok(e) => {
-                    writeln!(out, "{e}")?;
+                    writeln!(out, "{}", show(&e))?;
                     out.flush()?;
                 }
                 Err(e) => {

@@ -238,6 +238,9 @@ pub struct TailEventsArgs {
     /// Keep printing new events as they arrive (Ctrl-C stops)
     #[arg(long, short = 'f')]
     pub follow: bool,
+    /// Print the lines as they are in logs/events.ndjson (JSON, in file order)
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `orca clean ...`.
@@ -437,9 +440,15 @@ fn run_command(cmd: &Command, ctx: &Ctx, out: &mut dyn Write) -> io::Result<i32>
         Command::Show(a) => engine::show(root, flags, &a.id, a.json, out),
         Command::Cancel(a) => engine::cancel(root, flags, &a.id, out),
         Command::Retry(a) => engine::retry(root, flags, &a.id, out),
-        Command::TailEvents(a) => {
-            engine::tail_events(root, flags, a.task.as_deref(), a.lines, a.follow, out)
-        }
+        Command::TailEvents(a) => engine::tail_events(
+            root,
+            flags,
+            a.task.as_deref(),
+            a.lines,
+            a.follow,
+            out,
+            a.json,
+        ),
         Command::Clean(CleanCommand::Tasks) => engine::clean_tasks(root, flags, out),
         Command::Clean(CleanCommand::Artifacts(a)) => {
             engine::clean_artifacts(root, flags, a.days, a.dry_run, out)

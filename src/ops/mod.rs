@@ -17,11 +17,9 @@ pub mod views;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
 use crate::clock::now_ms;
 use crate::config::Config;
-use crate::events::EventLog;
+use crate::events::{Event, EventBus, EventKind};
 use crate::store::{CancelOutcome, Store, StoreError, TaskRecord, TaskState};
 use crate::workspace::Workspace;
 
@@ -35,7 +33,7 @@ pub struct Ops<'a> {
     pub ws: &'a Workspace,
     pub store: &'a dyn Store,
     /// Where events are written (None: not written, e.g. the log cannot be opened).
-    pub events: Option<&'a EventLog>,
+    pub events: Option<&'a EventBus>,
 }
 
 /// Why an operation failed. [`OpsError::exit_code`] maps it to the CLI's exit code.
@@ -290,12 +288,13 @@ fn cancel_in_store(ops: &Ops<'_>, id: &str) -> Result<CancelView, OpsError> {
     match outcome {
         CancelOutcome::Cancelled => {
             if let Some(ev) = &events {
-                ev.emit(
-                    "cancel_requested",
-                    Some(id),
-                    None,
-                    json!({"by": "cli", "while": "queued"}),
-                );
+                ev.publish(Event::task(
+                    id,
+                    EventKind::CancelRequested {
+                        by: "cli".into(),
+                        while_: "queued".into(),
+                    },
+                ));
             }
             let mut note = None;
             match poke_daemon(ops.ws) {
@@ -303,7 +302,7 @@ fn cancel_in_store(ops: &Ops<'_>, id: &str) -> Result<CancelView, OpsError> {
                 None => {
                     // No daemon: write the result and archive the file now.
                     if let (Some(ev), Ok(Some(rec))) = (&events, ops.store.get(id)) {
-                        ev.emit("cancelled", Some(id), None, json!({"while": "queued"}));
+                        ev.publish(Event::task(id, EventKind::cancelled("queued")));
                         if let Err(e) = crate::scheduler::finalize::finalize(
                             ops.ws, ops.store, ev, &rec, None, None,
                         ) {
@@ -321,12 +320,13 @@ fn cancel_in_store(ops: &Ops<'_>, id: &str) -> Result<CancelView, OpsError> {
         }
         CancelOutcome::Requested => {
             if let Some(ev) = &events {
-                ev.emit(
-                    "cancel_requested",
-                    Some(id),
-                    None,
-                    json!({"by": "cli", "while": "running"}),
-                );
+                ev.publish(Event::task(
+                    id,
+                    EventKind::CancelRequested {
+                        by: "cli".into(),
+                        while_: "running".into(),
+                    },
+                ));
             }
             poke_daemon(ops.ws);
             Ok(CancelView::Requested { id: id.to_string() })
@@ -391,12 +391,15 @@ pub fn retry(ops: &Ops<'_>, id: &str) -> Result<RetryView, OpsError> {
         Err(e) => return Err(e.into()),
     };
     if let Some(ev) = ops.events {
-        ev.emit(
-            "queued",
-            Some(id),
-            None,
-            json!({"priority": rec.priority.as_str(), "retry": true, "by": "cli"}),
-        );
+        ev.publish(Event::task(
+            id,
+            EventKind::Queued {
+                by: Some("cli".into()),
+                priority: rec.priority.as_str().to_owned(),
+                retry: Some(true),
+                seq: None,
+            },
+        ));
     }
     let pid = poke_daemon(ops.ws);
     Ok(RetryView {

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 use crate::artifacts::result::ResultError;
 use crate::clock::now_ms;
 use crate::config::Config;
-use crate::events::EventLog;
+use crate::events::{Event, EventBus, EventKind, AGENT_CLAUDE};
 use crate::intake::{self, IntakeHandle, Ready};
 use crate::runner::changes::Snapshot;
 use crate::runner::claude::ClaudeAgent;
@@ -113,7 +113,8 @@ pub fn run(root: &Path, flags: &[(String, String)]) -> i32 {
         eprintln!("error: {e}");
         return e.exit_code();
     }
-    let events = match EventLog::open(ws.events_file(), cfg.events_max_bytes, cfg.events_files) {
+    let events = match EventBus::open_log(ws.events_file(), cfg.events_max_bytes, cfg.events_files)
+    {
         Ok(e) => e,
         Err(e) => {
             eprintln!("error: cannot open {}: {e}", ws.events_file().display());
@@ -153,8 +154,8 @@ pub fn run(root: &Path, flags: &[(String, String)]) -> i32 {
 /// A parsed, valid task file waiting to be queued.
 struct ValidFile {
     new: NewTask,
-    /// The `parsed` event's fields.
-    parsed_fields: serde_json::Value,
+    /// The `parsed` event.
+    parsed_fields: EventKind,
 }
 
 struct RunningTask {
@@ -166,7 +167,7 @@ struct Daemon {
     flags: Vec<(String, String)>,
     ws: Workspace,
     store: Arc<dyn Store>,
-    events: EventLog,
+    events: EventBus,
     agent: RwLock<Arc<ClaudeAgent>>,
     running: Mutex<HashMap<String, RunningTask>>,
     shutting_down: AtomicBool,
@@ -231,13 +232,13 @@ impl Daemon {
 
     async fn main(self: Arc<Self>) -> i32 {
         let cfg = self.cfg();
-        self.events.emit(
-            "daemon_started",
-            None,
-            None,
-            json!({"pid": std::process::id(), "root": self.ws.root.display().to_string(), "node": cfg.node_id,
-                   "max_concurrent_tasks": cfg.max_concurrent_tasks, "version": crate::VERSION}),
-        );
+        self.events.publish(Event::daemon(EventKind::DaemonStarted {
+            max_concurrent_tasks: cfg.max_concurrent_tasks,
+            node: cfg.node_id.clone(),
+            pid: std::process::id(),
+            root: self.ws.root.display().to_string(),
+            version: crate::VERSION.to_owned(),
+        }));
         tracing::info!(root = %self.ws.root.display(), pid = std::process::id(), "orca daemon started");
 
         // Start-up repair: runs cut off by a crash go back to the queue (their agents, if
@@ -252,12 +253,12 @@ impl Daemon {
         match self.store.recover_worker(None) {
             Ok(ids) => {
                 for id in ids {
-                    self.events.emit(
-                        "recovered",
-                        Some(&id),
-                        None,
-                        json!({"reason": "the previous run was cut off"}),
-                    );
+                    self.events.publish(Event::task(
+                        &id,
+                        EventKind::Recovered {
+                            reason: "the previous run was cut off".into(),
+                        },
+                    ));
                     tracing::warn!(task = %id, "recovered a task whose run was cut off");
                 }
             }
@@ -467,8 +468,13 @@ impl Daemon {
         match parsed {
             Ok(t) => {
                 let from_cli = t.extra.get("x-orca-source").and_then(|v| v.as_str()) == Some("cli");
-                let parsed_fields = json!({"type": t.task_type.map(|x| x.as_str()), "priority": t.priority.as_str(),
-                    "title": t.title, "targets": t.target_files.len(), "criteria": t.success_criteria.len()});
+                let parsed_fields = EventKind::Parsed {
+                    criteria: t.success_criteria.len(),
+                    priority: t.priority.as_str().to_owned(),
+                    targets: t.target_files.len(),
+                    title: t.title.clone(),
+                    task_type: t.task_type.map(|x| x.as_str().to_owned()),
+                };
                 let new = NewTask {
                     desired_id: t.id.clone(),
                     stem,
@@ -505,32 +511,37 @@ impl Daemon {
         }
     }
 
-    /// The events of a file just queued; `parsed_fields` are the `parsed` event's.
-    fn queued(&self, rec: &TaskRecord, parsed_fields: serde_json::Value) {
+    /// The events of a file just queued; `parsed_fields` is the `parsed` event.
+    fn queued(&self, rec: &TaskRecord, parsed_fields: EventKind) {
         let source = if rec.source == SourceKind::Cli {
             "cli"
         } else {
             "file"
         };
-        let mut fields = json!({"file": rec.file, "source": source, "stem": rec.stem});
-        if rec.id != rec.desired_id {
-            fields["renamed_from"] = json!(rec.desired_id);
-            fields["note"] = json!(format!(
-                "id '{}' is taken; this task is '{}'",
-                rec.desired_id, rec.id
-            ));
-        }
-        self.events.emit_all(
-            Some(&rec.id),
-            None,
-            &[
-                ("task_received", fields),
-                ("parsed", parsed_fields),
-                (
-                    "queued",
-                    json!({"priority": rec.priority.as_str(), "seq": rec.seq}),
-                ),
-            ],
+        let renamed = rec.id != rec.desired_id;
+        let received = EventKind::TaskReceived {
+            file: rec.file.clone(),
+            note: renamed.then(|| {
+                format!(
+                    "id '{}' is taken; this task is '{}'",
+                    rec.desired_id, rec.id
+                )
+            }),
+            renamed_from: renamed.then(|| rec.desired_id.clone()),
+            source: source.to_owned(),
+            stem: rec.stem.clone(),
+        };
+        let queued = EventKind::Queued {
+            by: None,
+            priority: rec.priority.as_str().to_owned(),
+            retry: None,
+            seq: Some(rec.seq),
+        };
+        self.events.publish_all(
+            [received, parsed_fields, queued]
+                .into_iter()
+                .map(|k| Event::task(&rec.id, k))
+                .collect(),
         );
         tracing::info!(task = %rec.id, file = %rec.file, "queued");
     }
@@ -566,18 +577,26 @@ impl Daemon {
             error: serde_json::to_value(&error).ok(),
             received_at_ms: received,
         })?;
-        self.events.emit(
-            "task_received",
-            Some(&rec.id),
-            None,
-            json!({"file": file_rel, "source": "file", "stem": rec.stem}),
-        );
-        self.events.emit(
-            "task_rejected",
-            Some(&rec.id),
-            None,
-            json!({"file": file_rel, "error": error.message, "kind": error.kind, "line": error.line, "hint": error.hint}),
-        );
+        self.events.publish(Event::task(
+            &rec.id,
+            EventKind::TaskReceived {
+                file: file_rel.to_owned(),
+                note: None,
+                renamed_from: None,
+                source: "file".into(),
+                stem: rec.stem.clone(),
+            },
+        ));
+        self.events.publish(Event::task(
+            &rec.id,
+            EventKind::TaskRejected {
+                error: error.message.clone(),
+                file: file_rel.to_owned(),
+                hint: error.hint.clone(),
+                kind: error.kind.clone(),
+                line: error.line,
+            },
+        ));
         tracing::warn!(file = %file_rel, "rejected: {}", err);
         self.finalize_one(&rec, None, None);
         Ok(())
@@ -620,12 +639,8 @@ impl Daemon {
                         continue;
                     }
                     if rec.state == TaskState::Cancelled && rec.attempts == 0 {
-                        self.events.emit(
-                            "cancelled",
-                            Some(&rec.id),
-                            None,
-                            json!({"while": "queued"}),
-                        );
+                        self.events
+                            .publish(Event::task(&rec.id, EventKind::cancelled("queued")));
                     }
                     self.finalize_one(&rec, None, None);
                 }
@@ -718,21 +733,23 @@ impl Daemon {
                     crate::logging::set_level(new.log_level);
                 }
                 tracing::info!(?changed, "configuration reloaded ({why})");
-                self.events.emit(
-                    "config_reloaded",
-                    None,
-                    None,
-                    json!({"changed": changed, "reason": why}),
-                );
+                self.events
+                    .publish(Event::daemon(EventKind::ConfigReloaded {
+                        applied: None,
+                        changed: Some(changed),
+                        error: None,
+                        reason: why.to_owned(),
+                    }));
             }
             Err(e) => {
                 tracing::error!("configuration reload refused, keeping the old values: {e}");
-                self.events.emit(
-                    "config_reloaded",
-                    None,
-                    None,
-                    json!({"error": e.to_string(), "applied": false, "reason": why}),
-                );
+                self.events
+                    .publish(Event::daemon(EventKind::ConfigReloaded {
+                        applied: Some(false),
+                        changed: None,
+                        error: Some(e.to_string()),
+                        reason: why.to_owned(),
+                    }));
             }
         }
     }
@@ -883,13 +900,17 @@ impl Daemon {
         let before = self
             .snapshot_before(&rec.id, &resolved.working_dir, &skip)
             .await;
-        self.events.emit(
-            "claude_started",
-            Some(&rec.id),
-            Some(attempt),
-            json!({"working_dir": working_dir, "bin": cfg.claude_bin, "timeout_sec": req.timeout.as_secs(),
-                   "resume_session": req.resume_session}),
-        );
+        self.events.publish(Event::attempt(
+            &rec.id,
+            attempt,
+            EventKind::ClaudeStarted {
+                agent: AGENT_CLAUDE.into(),
+                bin: cfg.claude_bin.clone(),
+                resume_session: req.resume_session.clone(),
+                timeout_sec: req.timeout.as_secs(),
+                working_dir: working_dir.clone(),
+            },
+        ));
         let (ptx, prx) = mpsc::unbounded_channel::<Box<Progress>>();
         let agent = match self.agent.read() {
             Ok(a) => Arc::clone(&a),
@@ -905,13 +926,19 @@ impl Daemon {
             out.agent_version = agent.version().await;
         }
         let changed = changed_files(before, skip).await;
-        self.events.emit(
-            "claude_finished",
-            Some(&rec.id),
-            Some(attempt),
-            json!({"outcome": outcome_name(&out.outcome), "exit_code": out.exit_code, "num_turns": out.num_turns,
-                   "cost_usd": out.cost_usd, "session_id": out.session_id, "changed_files": changed.len()}),
-        );
+        self.events.publish(Event::attempt(
+            &rec.id,
+            attempt,
+            EventKind::ClaudeFinished {
+                agent: AGENT_CLAUDE.into(),
+                changed_files: changed.len(),
+                cost_usd: out.cost_usd,
+                exit_code: out.exit_code,
+                num_turns: out.num_turns,
+                outcome: outcome_name(&out.outcome).to_owned(),
+                session_id: out.session_id.clone(),
+            },
+        ));
         self.record_outcome(&rec, &node, &out, Some(working_dir), changed)
     }
 
@@ -1071,14 +1098,12 @@ impl Daemon {
         match state {
             TaskState::TimedOut => {
                 self.events
-                    .emit("timed_out", Some(id), Some(attempt), json!({}))
+                    .publish(Event::attempt(id, attempt, EventKind::TimedOut {}))
             }
-            TaskState::Cancelled => self.events.emit(
-                "cancelled",
-                Some(id),
-                Some(attempt),
-                json!({"while": "running"}),
-            ),
+            TaskState::Cancelled => {
+                self.events
+                    .publish(Event::attempt(id, attempt, EventKind::cancelled("running")))
+            }
             _ => {}
         }
         if let Ok(mut m) = self.snapshots.lock() {
@@ -1130,13 +1155,17 @@ impl Daemon {
         ) {
             Ok(()) => {
                 self.next_wake_stale.store(true, Ordering::SeqCst);
-                self.events.emit(
-                    "retry",
-                    Some(id),
-                    Some(attempt),
-                    json!({"reason": reason, "retry": retries_done + 1, "max_retries": rec.max_retries,
-                           "delay_ms": delay.as_millis() as u64, "session_id": out.session_id}),
-                );
+                self.events.publish(Event::attempt(
+                    id,
+                    attempt,
+                    EventKind::Retry {
+                        delay_ms: delay.as_millis() as u64,
+                        max_retries: rec.max_retries,
+                        reason: reason.to_owned(),
+                        retry: retries_done + 1,
+                        session_id: out.session_id.clone(),
+                    },
+                ));
                 tracing::warn!(task = %id, "attempt {attempt} failed ({reason}); retry {} in {:?}", retries_done + 1, delay);
             }
             Err(e) => tracing::error!(task = %id, "cannot requeue: {e}"),
@@ -1234,12 +1263,10 @@ impl Daemon {
         if let Err(e) = self.store.flush() {
             tracing::error!("cannot record finished tasks as finalized (the next start does): {e}");
         }
-        self.events.emit(
-            "daemon_stopped",
-            None,
-            None,
-            json!({"pid": std::process::id()}),
-        );
+        self.events.publish(Event::daemon(EventKind::DaemonStopped {
+            pid: std::process::id(),
+        }));
+        self.events.flush();
         tracing::info!("orca daemon stopped");
     }
 }
@@ -1409,12 +1436,21 @@ async fn forward_progress(
         let key = (p.turns, p.last_tool.clone());
         let changed = last.as_ref() != Some(&key);
         if changed {
-            d.events.emit(
-                "claude_progress",
-                Some(&id),
-                Some(attempt),
-                progress_json(attempt, &p),
-            );
+            d.events.publish(Event::attempt(
+                &id,
+                attempt,
+                EventKind::ClaudeProgress {
+                    agent: AGENT_CLAUDE.into(),
+                    cost_usd: p.cost_usd,
+                    last_tool: p.last_tool.clone(),
+                    last_tool_target: p.last_tool_target.clone(),
+                    model: p.model.clone(),
+                    pid: p.pid,
+                    session_id: p.session_id.clone(),
+                    turns: p.turns,
+                    updated_at: crate::clock::now_rfc3339(),
+                },
+            ));
             last = Some(key);
         }
         if Instant::now() >= next_write {

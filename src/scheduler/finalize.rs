@@ -3,8 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::json;
-
 use crate::artifacts::archive::{archive, ArchiveDest};
 use crate::artifacts::result::{
     AgentInfo, Attempt, Method, ResultError, ResultStatus, Routing, Summary, SummaryMethod,
@@ -13,7 +11,7 @@ use crate::artifacts::result::{
 use crate::artifacts::summary::extractive_summary;
 use crate::artifacts::write::{write_result, write_summary};
 use crate::clock::{now_ms, rfc3339_ms};
-use crate::events::EventLog;
+use crate::events::{Event, EventBus, EventKind};
 use crate::mediate::rules::{judge_criteria, route};
 use crate::runner::RunOutcome;
 use crate::store::{AttemptRecord, Store, StoreError, TaskRecord, TaskState};
@@ -218,7 +216,7 @@ pub struct RunEnd<'a> {
 pub fn finalize(
     ws: &Workspace,
     store: &dyn Store,
-    events: &EventLog,
+    events: &EventBus,
     rec: &TaskRecord,
     run: Option<&RunOutcome>,
     working_dir: Option<String>,
@@ -236,7 +234,7 @@ pub fn finalize(
 pub fn finalize_run(
     ws: &Workspace,
     store: &dyn Store,
-    events: &EventLog,
+    events: &EventBus,
     rec: &TaskRecord,
     end: RunEnd<'_>,
 ) -> Result<(), FinalizeError> {
@@ -259,7 +257,7 @@ struct Known {
 fn finalize_known(
     ws: &Workspace,
     store: &dyn Store,
-    events: &EventLog,
+    events: &EventBus,
     rec: &TaskRecord,
     run: Option<&RunOutcome>,
     known: Known,
@@ -285,8 +283,10 @@ fn finalize_known(
     };
     let attempt = rec.attempts;
     // The events of the artifacts written just now, if any (logged with the archive move).
-    let mut written: Vec<(&str, serde_json::Value)> = Vec::new();
+    let mut written: Vec<EventKind> = Vec::new();
     if !rec.artifacts_written {
+        // The task's events so far are in the log before its result appears.
+        events.flush();
         // A result written by an earlier, interrupted finalize keeps its run data (and,
         // when the file was archived before the cut, where it went).
         let stored = match run {
@@ -317,24 +317,27 @@ fn finalize_known(
             }
         };
         let result_path = write_result(ws, &rec.stem, &result)?;
-        let validated = ("validated", json!({"result": rel(ws, &result_path)}));
+        let validated = EventKind::Validated {
+            result: rel(ws, &result_path),
+        };
         let summary_path = match write_summary(ws, &rec.stem, &result) {
             Ok(p) => p,
             Err(e) => {
-                events.emit(validated.0, Some(&rec.id), Some(attempt), validated.1);
+                events.publish(Event::attempt(&rec.id, attempt, validated));
                 return Err(e.into());
             }
         };
         written = vec![
             validated,
-            (
-                "summarized",
-                json!({"method": "extract", "summary": rel(ws, &summary_path)}),
-            ),
-            (
-                "artifacts_written",
-                json!({"result": rel(ws, &result_path), "summary": rel(ws, &summary_path), "status": result.status.as_str()}),
-            ),
+            EventKind::Summarized {
+                method: "extract".into(),
+                summary: rel(ws, &summary_path),
+            },
+            EventKind::ArtifactsWritten {
+                result: rel(ws, &result_path),
+                status: result.status.as_str().to_owned(),
+                summary: rel(ws, &summary_path),
+            },
         ];
     }
     let archived_to = if src_exists {
@@ -343,41 +346,56 @@ fn finalize_known(
         // move by the file's absence from tasks/ (below).
         let moved = archive(ws, &src, dest);
         if let Ok(Some(to)) = &moved {
-            written.push((
-                "task_archived",
-                json!({"from": rec.file, "to": rel(ws, to)}),
-            ));
+            written.push(EventKind::TaskArchived {
+                from: rec.file.clone(),
+                to: rel(ws, to),
+            });
         }
-        events.emit_all(Some(&rec.id), Some(attempt), &written);
+        events.publish_all(of_attempt(&rec.id, attempt, written));
         match moved? {
             Some(to) => rel(ws, &to),
             None => predicted.unwrap_or_default(),
         }
     } else {
-        events.emit_all(Some(&rec.id), Some(attempt), &written);
+        events.publish_all(of_attempt(&rec.id, attempt, written));
         let to = rec.archived_to.clone().or(predicted).unwrap_or_default();
         // A finalize cut off after its archive move (a SIGKILL that lands during the rename
         // takes effect once the rename is done) may not have logged the move: log it now,
         // unless it did. The move was this attempt's when the store has no archive path yet.
+        // Whether it did is asked of the log itself: a move logged just before the crash and
+        // one cut off before its event leave the store and the files in the same state (the
+        // finalize marker is deferred), so only the log can tell them apart.
         let moved = rec.archived_to.is_none() && !to.is_empty() && ws.root.join(&to).is_file();
         if moved && !events.logged(&rec.id, Some(attempt), "task_archived") {
-            events.emit(
-                "task_archived",
-                Some(&rec.id),
-                Some(attempt),
-                json!({"from": rec.file, "to": to}),
-            );
+            events.publish(Event::attempt(
+                &rec.id,
+                attempt,
+                EventKind::TaskArchived {
+                    from: rec.file.clone(),
+                    to: to.clone(),
+                },
+            ));
         }
         to
     };
     // One update for both markers: a crash before it redoes the (idempotent) steps above,
-    // reusing the result file already written.
+    // reusing the result file already written. The events go first: a task counts as
+    // finished only once its events are in the log.
+    events.flush();
     if known.attempts.is_some() {
         store.mark_finalized_later(&rec.id, attempt, &archived_to)?;
     } else {
         store.mark_finalized(&rec.id, &archived_to)?;
     }
     Ok(())
+}
+
+/// `kinds` as events of attempt `attempt` of task `id`.
+fn of_attempt(id: &str, attempt: u32, kinds: Vec<EventKind>) -> Vec<Event> {
+    kinds
+        .into_iter()
+        .map(|k| Event::attempt(id, attempt, k))
+        .collect()
 }
 
 /// The result an earlier finalize of this very run wrote (the stem is the record's own; the
@@ -406,6 +424,7 @@ mod tests {
     use crate::runner::Outcome;
     use crate::store::SourceKind;
     use crate::store::{Finish, NewTask, SqliteStore};
+    use serde_json::json;
 
     fn run_said(text: &str) -> RunOutcome {
         RunOutcome {
@@ -463,11 +482,11 @@ mod tests {
     }
 
     /// A fresh workspace with its event log (the folder lives as long as the first value).
-    fn workspace() -> (tempfile::TempDir, Workspace, EventLog) {
+    fn workspace() -> (tempfile::TempDir, Workspace, EventBus) {
         let dir = tempfile::tempdir().unwrap();
         let ws = Workspace::new(dir.path());
         ws.create_all().unwrap();
-        let events = EventLog::open(ws.events_file(), 1 << 20, 2).unwrap();
+        let events = EventBus::open_log(ws.events_file(), 1 << 20, 2).unwrap();
         (dir, ws, events)
     }
 

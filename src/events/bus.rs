@@ -1,0 +1,330 @@
+//! The in-process event bus: every event is published once, stamped with a sequence
+//! number and a time, and handed to every subscriber in the same order.
+//!
+//! - The NDJSON log ([`EventBus::open_log`]) is the one lossless subscriber: a thread of its
+//!   own writes every event, in order, so publishing never waits for the disk.
+//!   [`EventBus::flush`] waits until what was published so far is written (finalize calls it
+//!   before the result appears and before a task counts as finished, so the log holds a
+//!   task's events by then, as it did when events were written on the spot).
+//! - Any number of further subscribers ([`EventBus::subscribe`]: the console, Telegram, the
+//!   dashboard) read from a bounded ring. One that falls behind by more than
+//!   [`SUBSCRIBER_BACKLOG`] events never holds up the pipeline: it misses the oldest and is
+//!   told how many ([`Notice::Lagged`]).
+//!
+//! Subscribing from the daemon: `let mut sub = daemon.events.subscribe();` then, in a task
+//! of its own, `while let Some(n) = sub.recv().await { match n { Notice::Event(e) => ..,
+//! Notice::Lagged { missed } => .. } }`; it ends when the bus is dropped.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+
+use super::kind::Event;
+use super::ndjson::{push_line, NdjsonFile};
+
+/// How many events a subscriber may fall behind before it misses the oldest.
+pub const SUBSCRIBER_BACKLOG: usize = 1024;
+
+/// How long [`EventBus::flush`] waits for the log thread at most (a disk that hangs must
+/// not stop the daemon for good; what is late is still written, just later).
+const FLUSH_LIMIT: Duration = Duration::from_secs(5);
+
+/// An event as published: its place in the order of the bus and when it happened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stamped {
+    /// 1, 2, 3, ... in publishing order (per bus, i.e. per process).
+    pub seq: u64,
+    /// RFC 3339 UTC with milliseconds: the line's `ts`.
+    pub ts: String,
+    pub event: Event,
+}
+
+impl Stamped {
+    /// The event's NDJSON line, `\n` included.
+    pub fn line(&self) -> String {
+        let mut s = String::with_capacity(160);
+        push_line(&mut s, &self.ts, &self.event);
+        s
+    }
+}
+
+/// What a [`Subscriber`] receives.
+#[derive(Debug, Clone)]
+pub enum Notice {
+    Event(Arc<Stamped>),
+    /// The subscriber fell behind and `missed` events went by unseen; what follows is
+    /// the oldest event still held.
+    Lagged {
+        missed: u64,
+    },
+}
+
+/// A subscription to the bus (see [`EventBus::subscribe`]).
+pub struct Subscriber {
+    rx: broadcast::Receiver<Arc<Stamped>>,
+}
+
+impl Subscriber {
+    /// The next notice; `None` once the bus is gone and everything was read.
+    pub async fn recv(&mut self) -> Option<Notice> {
+        match self.rx.recv().await {
+            Ok(e) => Some(Notice::Event(e)),
+            Err(broadcast::error::RecvError::Lagged(missed)) => Some(Notice::Lagged { missed }),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+
+    /// The next notice if one is waiting (never blocks); `Ok(None)` when none is.
+    pub fn try_recv(&mut self) -> Result<Option<Notice>, Closed> {
+        match self.rx.try_recv() {
+            Ok(e) => Ok(Some(Notice::Event(e))),
+            Err(broadcast::error::TryRecvError::Lagged(missed)) => {
+                Ok(Some(Notice::Lagged { missed }))
+            }
+            Err(broadcast::error::TryRecvError::Empty) => Ok(None),
+            Err(broadcast::error::TryRecvError::Closed) => Err(Closed),
+        }
+    }
+
+    /// [`Subscriber::recv`] for a thread outside the async runtime.
+    pub fn blocking_recv(&mut self) -> Option<Notice> {
+        match self.rx.blocking_recv() {
+            Ok(e) => Some(Notice::Event(e)),
+            Err(broadcast::error::RecvError::Lagged(missed)) => Some(Notice::Lagged { missed }),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+}
+
+/// The bus is gone (the daemon stopped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the event bus is closed")]
+pub struct Closed;
+
+/// The event bus. Cheap to clone; every clone publishes to the same subscribers.
+#[derive(Clone)]
+pub struct EventBus {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for EventBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventBus")
+            .field("published", &self.inner.published.load(Ordering::SeqCst))
+            .field("log", &self.inner.log.as_ref().map(|l| &l.path))
+            .finish()
+    }
+}
+
+struct Inner {
+    /// The last sequence number given out; held while an event is handed on, so that the
+    /// log and every subscriber see one order.
+    order: Mutex<u64>,
+    published: AtomicU64,
+    tx: broadcast::Sender<Arc<Stamped>>,
+    log: Option<Log>,
+}
+
+/// The log thread's end of the bus.
+struct Log {
+    path: std::path::PathBuf,
+    tx: Mutex<Option<mpsc::Sender<Vec<Arc<Stamped>>>>>,
+    /// The highest sequence number written (or given up on), and its wake-up.
+    written: Arc<(Mutex<u64>, Condvar)>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl EventBus {
+    /// A bus without a log (tests, and front ends that only pass events on).
+    pub fn new() -> EventBus {
+        EventBus::with_log(None)
+    }
+
+    /// A bus whose events are written to the NDJSON log at `path` (created with its
+    /// folder when missing), rotated past `max_bytes`, keeping `files` old files.
+    pub fn open_log(
+        path: std::path::PathBuf,
+        max_bytes: u64,
+        files: u32,
+    ) -> std::io::Result<EventBus> {
+        let file = NdjsonFile::open(path, max_bytes, files)?;
+        Ok(EventBus::with_log(Some(file)))
+    }
+
+    fn with_log(file: Option<NdjsonFile>) -> EventBus {
+        let (tx, _) = broadcast::channel(SUBSCRIBER_BACKLOG);
+        let log = match file {
+            Some(file) => match start_log_thread(file) {
+                Ok(log) => Some(log),
+                Err(e) => {
+                    tracing::error!(
+                        "cannot start the event log's thread: {e}; events are not logged"
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+        EventBus {
+            inner: Arc::new(Inner {
+                order: Mutex::new(0),
+                published: AtomicU64::new(0),
+                tx,
+                log,
+            }),
+        }
+    }
+
+    /// The log file this bus writes to, if any.
+    pub fn log_path(&self) -> Option<&std::path::Path> {
+        self.inner.log.as_ref().map(|l| l.path.as_path())
+    }
+
+    /// Publishes one event. Never waits for the disk or a subscriber.
+    pub fn publish(&self, event: Event) {
+        self.publish_all(vec![event]);
+    }
+
+    /// Publishes several events, in order, with one time stamp (the log writes them with
+    /// one write).
+    pub fn publish_all(&self, events: Vec<Event>) {
+        if events.is_empty() {
+            return;
+        }
+        let ts = crate::clock::now_rfc3339();
+        let mut seq = lock(&self.inner.order);
+        let batch: Vec<Arc<Stamped>> = events
+            .into_iter()
+            .map(|event| {
+                *seq += 1;
+                Arc::new(Stamped {
+                    seq: *seq,
+                    ts: ts.clone(),
+                    event,
+                })
+            })
+            .collect();
+        self.inner.published.store(*seq, Ordering::SeqCst);
+        for e in &batch {
+            // No subscriber: nothing is kept.
+            let _ = self.inner.tx.send(Arc::clone(e));
+        }
+        if let Some(log) = &self.inner.log {
+            let sent = lock(&log.tx).as_ref().map(|tx| tx.send(batch));
+            if !matches!(sent, Some(Ok(()))) {
+                tracing::warn!("the event log's thread is gone; events are not logged");
+            }
+        }
+    }
+
+    /// A new subscriber: it sees every event published from now on, in order, unless it
+    /// falls more than [`SUBSCRIBER_BACKLOG`] behind (then it is told what it missed).
+    pub fn subscribe(&self) -> Subscriber {
+        Subscriber {
+            rx: self.inner.tx.subscribe(),
+        }
+    }
+
+    /// How many subscribers there are now (the log not counted).
+    pub fn subscribers(&self) -> usize {
+        self.inner.tx.receiver_count()
+    }
+
+    /// Waits until every event published so far is in the log file (at most a few
+    /// seconds; a log that cannot be written counts as done, its failure is logged).
+    /// Cheap when the log thread has caught up. Blocking: call it where file I/O is fine.
+    pub fn flush(&self) {
+        let Some(log) = &self.inner.log else { return };
+        let target = self.inner.published.load(Ordering::SeqCst);
+        let (m, cv) = &*log.written;
+        let mut written = lock(m);
+        let deadline = std::time::Instant::now() + FLUSH_LIMIT;
+        while *written < target {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                tracing::warn!(
+                    "the event log {} is more than {}s behind",
+                    log.path.display(),
+                    FLUSH_LIMIT.as_secs()
+                );
+                return;
+            }
+            written = match cv.wait_timeout(written, left) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        }
+    }
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        EventBus::new()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle: the log thread writes what is left and ends.
+        if let Some(log) = &self.log {
+            lock(&log.tx).take();
+            if let Some(t) = lock(&log.thread).take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+fn start_log_thread(mut file: NdjsonFile) -> std::io::Result<Log> {
+    let (tx, rx) = mpsc::channel::<Vec<Arc<Stamped>>>();
+    let written = Arc::new((Mutex::new(0u64), Condvar::new()));
+    let done = Arc::clone(&written);
+    let path = file.path().to_path_buf();
+    let thread = std::thread::Builder::new()
+        .name("orca-events".into())
+        .spawn(move || {
+            let mut text = String::new();
+            while let Ok(batch) = rx.recv() {
+                // Whatever else is waiting goes out with the same write.
+                let mut last = 0;
+                let mut names: Vec<&'static str> = Vec::new();
+                text.clear();
+                let mut more = Some(batch);
+                let mut queued = Vec::new();
+                while let Some(b) = more.take() {
+                    queued.push(b);
+                    if queued.len() < 64 {
+                        more = rx.try_recv().ok();
+                    }
+                }
+                for e in queued.iter().flatten() {
+                    push_line(&mut text, &e.ts, &e.event);
+                    last = e.seq;
+                    names.push(e.event.name());
+                }
+                if let Err(e) = file.write_lines(text.as_bytes()) {
+                    names.dedup();
+                    tracing::warn!(
+                        "cannot write event(s) '{}' to {}: {e}",
+                        names.join("', '"),
+                        file.path().display()
+                    );
+                }
+                let (m, cv) = &*done;
+                *lock(m) = last;
+                cv.notify_all();
+            }
+        })?;
+    Ok(Log {
+        path,
+        tx: Mutex::new(Some(tx)),
+        written,
+        thread: Mutex::new(Some(thread)),
+    })
+}
