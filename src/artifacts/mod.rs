@@ -5,7 +5,6 @@ pub mod archive;
 pub mod clean;
 pub mod error;
 pub mod result;
-pub mod schema_check;
 pub mod summary;
 pub mod validate;
 pub mod write;
@@ -16,7 +15,7 @@ mod agreement_tests;
 pub use archive::{archive, free_stem, unique_stem_free, ArchiveDest};
 pub use clean::{clean_artifacts, clean_tasks, clean_tasks_where};
 pub use error::ArtifactError;
-pub use summary::{extractive_summary, render_summary};
+pub use summary::render_summary;
 pub use validate::{
     render_report, validate_dir, validate_file, validate_value, FileInvalid, Violation,
 };
