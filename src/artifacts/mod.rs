@@ -1,5 +1,5 @@
-//! Artifacts of a finished task: the result JSON (types, schema, validation, atomic write),
-//! the summary text, and archive moves of task files out of `tasks/`.
+//! Artifacts of a finished task: the result JSON (types, schema, validation with the
+//! `jsonschema` crate, atomic private writes), the summary file's format, and archive moves.
 
 pub mod archive;
 pub mod clean;
