@@ -18,7 +18,7 @@ pub mod runner;
 pub mod scheduler;
 pub mod store;
 pub mod task;
-pub mod term_text;
+pub mod text_escape;
 pub mod value_text;
 pub mod workspace;
 

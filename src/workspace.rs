@@ -1,8 +1,16 @@
 //! The workspace folder layout of DESIGN §1: where tasks, results, summaries, logs and
-//! Orca's own state live, and creating what is missing.
+//! Orca's own state live, and creating what is missing (private where it holds prompts,
+//! agent output or state: folders 0700, files 0600, whatever the umask).
 
 use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+/// Mode of the folders that hold prompts, agent output and state (results, summaries, logs,
+/// raw agent logs, the database): the user's alone, as ssh keeps `~/.ssh`.
+pub const PRIVATE_DIR_MODE: u32 = 0o700;
+/// Mode of the files Orca writes there.
+pub const PRIVATE_FILE_MODE: u32 = 0o600;
 
 /// The longest stem of a task file's artifacts, in bytes. File names are limited to 255
 /// bytes, and the artifacts add up to 27 to the stem (`.<stem>_summary.txt.partial`, and a
@@ -86,10 +94,29 @@ impl Workspace {
         ]
     }
 
-    /// Creates every missing folder of the layout.
+    /// The folders whose contents are private ([`PRIVATE_DIR_MODE`]): results, summaries,
+    /// logs, the agents' raw logs (whatever mode their files get) and `.orca/`.
+    pub fn private_folders(&self) -> Vec<PathBuf> {
+        vec![
+            self.results(),
+            self.summaries(),
+            self.logs(),
+            self.runs(),
+            self.state_dir(),
+        ]
+    }
+
+    /// Creates every missing folder of the layout; the private ones are made (or, made by an
+    /// older version, narrowed to) [`PRIVATE_DIR_MODE`].
     pub fn create_all(&self) -> io::Result<()> {
+        let private = self.private_folders();
         for dir in self.folders() {
-            std::fs::create_dir_all(&dir).map_err(|e| {
+            let made = if private.contains(&dir) {
+                create_private_dir(&dir)
+            } else {
+                std::fs::create_dir_all(&dir)
+            };
+            made.map_err(|e| {
                 io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display()))
             })?;
         }
@@ -133,6 +160,29 @@ impl Workspace {
     }
 }
 
+/// Creates `dir` and its missing parents with [`PRIVATE_DIR_MODE`]; an existing `dir` whose
+/// mode lets others in is narrowed to it (the umask only ever removes bits, so the mode
+/// given at creation is the widest the folder gets).
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR_MODE)
+        .create(dir)?;
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(PRIVATE_DIR_MODE))?;
+    }
+    Ok(())
+}
+
+/// Options that create a file with [`PRIVATE_FILE_MODE`] (for writing; add what else is
+/// needed: truncate, append, create_new).
+pub fn private_file_options() -> std::fs::OpenOptions {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).mode(PRIVATE_FILE_MODE);
+    o
+}
+
 /// Why [`in_folder`] failed: making the folder, or the operation itself.
 #[derive(Debug)]
 pub enum FolderError {
@@ -142,7 +192,8 @@ pub enum FolderError {
 
 /// Runs `op`, which makes something in `dir`. Only when it fails for want of the folder
 /// (missing, or a file where a folder should be) is `dir` made and `op` run once more: the
-/// folder is looked at on that failure, not before every write.
+/// folder is looked at on that failure, not before every write. The folders made here hold
+/// Orca's artifacts and logs, so they are made private ([`create_private_dir`]).
 pub fn in_folder<T>(dir: &Path, mut op: impl FnMut() -> io::Result<T>) -> Result<T, FolderError> {
     match op() {
         Err(e)
@@ -151,7 +202,7 @@ pub fn in_folder<T>(dir: &Path, mut op: impl FnMut() -> io::Result<T>) -> Result
                 io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
             ) =>
         {
-            std::fs::create_dir_all(dir).map_err(FolderError::Make)?;
+            create_private_dir(dir).map_err(FolderError::Make)?;
             op().map_err(FolderError::Op)
         }
         other => other.map_err(FolderError::Op),
@@ -161,6 +212,31 @@ pub fn in_folder<T>(dir: &Path, mut op: impl FnMut() -> io::Result<T>) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    /// The test process runs with the usual umask (022): folders would be 0755 without an
+    /// explicit mode.
+    #[test]
+    fn private_folders_are_0700_and_narrowed_when_older() {
+        let d = tempfile::tempdir().unwrap();
+        let ws = Workspace::new(d.path());
+        std::fs::create_dir_all(ws.results()).unwrap();
+        std::fs::set_permissions(ws.results(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        ws.create_all().unwrap();
+        for dir in ws.private_folders() {
+            assert_eq!(mode(&dir), PRIVATE_DIR_MODE, "{}", dir.display());
+        }
+        // Made on demand: private too.
+        let later = d.path().join("later/deeper");
+        in_folder(&later, || std::fs::write(later.join("f"), "x")).unwrap();
+        assert_eq!(mode(&later), PRIVATE_DIR_MODE);
+        let f = d.path().join("secret.txt");
+        private_file_options().open(&f).unwrap();
+        assert_eq!(mode(&f), PRIVATE_FILE_MODE);
+    }
 
     #[test]
     fn names() {

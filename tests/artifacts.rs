@@ -1,7 +1,13 @@
 //! Integration tests of the artifacts layer through the library API, in a temporary
-//! workspace: write + validate round trip, refusal of invalid results, archive, clean.
+//! workspace: write + validate round trip, refusal of invalid results, archive, clean; and
+//! through the real daemon: out-of-range agent values, secrets the agent echoes, and the
+//! modes of what Orca writes.
 
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use orca::artifacts::result::{ResultStatus, SourceKind, TaskResult, TaskSource};
@@ -266,4 +272,143 @@ fn archive_folder_that_is_a_file_is_a_clear_error_and_keeps_the_task_file() {
         .unwrap()
         .unwrap();
     assert_eq!(to, ws.processed().join("job.task.md"));
+}
+
+/// An agent speaking Claude Code's stream-json that reports a negative cost and quotes its
+/// ANTHROPIC_API_KEY in its answer; with `crash-with-key` in the prompt it prints the key
+/// on stderr and exits 1 without a result line. Built with rustc (std only) by the test.
+const ODD_AGENT: &str = r##"
+use std::io::{Read, Write};
+fn main() {
+    if std::env::args().any(|a| a == "--version") {
+        println!("9.9.9 (Claude Code)");
+        return;
+    }
+    let mut prompt = String::new();
+    let _ = std::io::stdin().read_to_string(&mut prompt);
+    let key = std::env::var("ANTHROPIC_API_KEY").unwrap_or_default();
+    if prompt.contains("crash-with-key") {
+        eprintln!("fatal: the API refused the request made with key {key}");
+        std::process::exit(1);
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, r#"{{"type":"system","subtype":"init","session_id":"odd-1","model":"odd-model","claude_code_version":"9.9.9"}}"#);
+    let _ = writeln!(out, r#"{{"type":"result","subtype":"success","is_error":false,"num_turns":2,"result":"I called the API with the key {key}.\nDone.","session_id":"odd-1","total_cost_usd":-0.25,"usage":{{"input_tokens":1}}}}"#);
+}
+"##;
+
+fn build_odd_agent(dir: &Path) -> std::path::PathBuf {
+    let src = dir.join("odd_agent.rs");
+    let bin = dir.join("odd-agent");
+    std::fs::write(&src, ODD_AGENT).unwrap();
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let out = Command::new(rustc)
+        .args(["--edition", "2021", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    bin
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Through the daemon: a negative cost is recorded as null with a warning and the result
+/// still validates with the agent's output; the API key the agent echoes (in its answer, or
+/// on stderr before it dies) is in no result or summary; and everything Orca wrote is
+/// private although the umask (022) would make it world-readable.
+#[test]
+fn odd_agent_values_secrets_and_modes_end_to_end() {
+    const KEY: &str = "sk-ant-test-0123456789abcdef";
+    let tools = tempfile::tempdir().unwrap();
+    let agent = build_odd_agent(tools.path());
+    let mut ws = common::Ws::new().with_env([
+        ("CLAUDE_BIN", agent.display().to_string()),
+        ("ANTHROPIC_API_KEY", KEY.to_owned()),
+    ]);
+    // The umask of this test (and of the daemon it starts) lets others read new files.
+    let probe = ws.path().join("probe");
+    std::fs::write(&probe, "x").unwrap();
+    assert_eq!(mode(&probe), 0o644, "the test expects umask 022");
+
+    ws.start();
+    ws.drop_task(
+        "odd.task.md",
+        "---\nid: odd\n---\n\n# Odd\n\n**Prompt:**\nCall the API.\n",
+    );
+    ws.drop_task(
+        "crash.task.md",
+        "---\nid: crash\nretries: 0\n---\n\n# Crash\n\n**Prompt:**\ncrash-with-key\n",
+    );
+    let r = ws.wait_result("odd");
+    let c = ws.wait_result("crash");
+    ws.wait_archived("odd");
+    ws.wait_archived("crash");
+    ws.stop();
+
+    assert_eq!(r["status"], "succeeded", "{r:#}");
+    assert!(r["agent"]["cost_usd"].is_null(), "{r:#}");
+    assert_eq!(r["agent"]["num_turns"], 2, "{r:#}");
+    assert_eq!(
+        r["output"], "I called the API with the key <redacted>.\nDone.",
+        "the output is kept, the key is not: {r:#}"
+    );
+    let text = r["summary"]["text"].as_str().unwrap();
+    assert!(
+        text.contains("Warning: the agent reported a cost of -0.25 USD"),
+        "{text}"
+    );
+    assert_eq!(c["status"], "failed", "{c:#}");
+    let message = c["error"]["message"].as_str().unwrap();
+    assert!(message.contains("made with key <redacted>"), "{message}");
+
+    let out = ws.run(&["validate-artifacts"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let summary = std::fs::read_to_string(ws.path().join("summaries/odd_summary.txt")).unwrap();
+    assert!(summary.contains("Cost:     not reported"), "{summary}");
+    assert!(
+        summary.contains("Warnings:\n  - the agent reported a cost of -0.25 USD"),
+        "{summary}"
+    );
+    assert!(summary.contains("the key <redacted>."), "{summary}");
+    for stem in ["odd", "crash"] {
+        for file in [
+            ws.path().join(format!("results/{stem}_result.json")),
+            ws.path().join(format!("summaries/{stem}_summary.txt")),
+        ] {
+            let written = std::fs::read_to_string(&file).unwrap();
+            assert!(!written.contains(KEY), "{}: {written}", file.display());
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+    }
+
+    for dir in ["results", "summaries", "logs", "logs/runs", ".orca"] {
+        assert_eq!(mode(&ws.path().join(dir)), 0o700, "{dir}");
+    }
+    for file in [".orca/orca.db", "logs/orchestrator.log"] {
+        assert_eq!(mode(&ws.path().join(file)), 0o600, "{file}");
+    }
+    for side in [".orca/orca.db-wal", ".orca/orca.db-shm"] {
+        let p = ws.path().join(side);
+        if p.exists() {
+            assert_eq!(mode(&p), 0o600, "{side}");
+        }
+    }
 }

@@ -1,11 +1,10 @@
-//! Artifacts of a finished task: the result JSON (types, schema, validation, atomic write),
-//! the summary text, and archive moves of task files out of `tasks/`.
+//! Artifacts of a finished task: the result JSON (types, schema, validation with the
+//! `jsonschema` crate, atomic private writes), the summary file's format, and archive moves.
 
 pub mod archive;
 pub mod clean;
 pub mod error;
 pub mod result;
-pub mod schema_check;
 pub mod summary;
 pub mod validate;
 pub mod write;
@@ -16,7 +15,7 @@ mod agreement_tests;
 pub use archive::{archive, free_stem, unique_stem_free, ArchiveDest};
 pub use clean::{clean_artifacts, clean_tasks, clean_tasks_where};
 pub use error::ArtifactError;
-pub use summary::{extractive_summary, render_summary};
+pub use summary::render_summary;
 pub use validate::{
     render_report, validate_dir, validate_file, validate_value, FileInvalid, Violation,
 };

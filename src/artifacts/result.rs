@@ -62,6 +62,12 @@ pub struct Attempt {
     /// True when this attempt resumed an earlier session (`--resume`).
     #[serde(default)]
     pub resumed: bool,
+    /// The node that ran it (fleet mode, DESIGN §12); null on a single machine.
+    #[serde(default)]
+    pub node: Option<String>,
+    /// Fix rounds this attempt took (unmet checks fed back to the agent); null when none ran.
+    #[serde(default)]
+    pub rounds: Option<u32>,
 }
 
 /// One success criterion with the verdict on it.
@@ -71,6 +77,48 @@ pub struct CriterionVerdict {
     pub text: String,
     pub verdict: Verdict,
     pub reason: Option<String>,
+    /// How the verdict was reached; null in results written before verdict methods.
+    #[serde(default)]
+    pub method: Option<CriterionMethod>,
+    /// The executed check of a criterion that ends in a backticked command.
+    #[serde(default)]
+    pub check: Option<CheckRun>,
+}
+
+/// Verdict methods, strongest first (DESIGN §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CriterionMethod {
+    Check,
+    Llm,
+    None,
+}
+
+/// One run of a criterion's check command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRun {
+    pub command: String,
+    pub exit_code: Option<i32>,
+    pub timed_out: bool,
+    /// The last lines of its output.
+    pub output_tail: String,
+    pub duration_ms: u64,
+}
+
+/// The git facts of a task that ran in a repository (DESIGN §5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GitInfo {
+    /// The repository's top folder.
+    pub repo: String,
+    pub base_commit: Option<String>,
+    pub branch: Option<String>,
+    /// The worktree the attempt ran in (`worktree: true`).
+    pub worktree: Option<String>,
+    /// The commit of the agent's changes.
+    pub commit: Option<String>,
+    pub diffstat: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -114,13 +162,67 @@ pub struct AgentInfo {
     pub exit_code: Option<i32>,
 }
 
+/// Most turns taken as the agent's real count; more is a broken report.
+pub const MAX_PLAUSIBLE_TURNS: u32 = 1_000_000;
+/// Highest cost (USD) of one task taken as real; more is a broken report.
+pub const MAX_PLAUSIBLE_COST_USD: f64 = 1_000_000.0;
+
+impl AgentInfo {
+    /// The report with every value the agent gave out of range (a negative, NaN or huge
+    /// cost; an absurd turn count) recorded as null, and one warning for each: a bad number
+    /// never makes the result invalid, so the agent's output is never lost to validation.
+    pub fn checked(mut self) -> (AgentInfo, Vec<String>) {
+        let mut warnings = Vec::new();
+        if let Some(c) = self.cost_usd {
+            if !(c.is_finite() && (0.0..=MAX_PLAUSIBLE_COST_USD).contains(&c)) {
+                warnings.push(format!(
+                    "the agent reported a cost of {c} USD, out of range (0 to {MAX_PLAUSIBLE_COST_USD}); recorded as null"
+                ));
+                self.cost_usd = None;
+            }
+        }
+        if let Some(t) = self.num_turns.filter(|t| *t > MAX_PLAUSIBLE_TURNS) {
+            warnings.push(format!(
+                "the agent reported {t} turns, out of range (at most {MAX_PLAUSIBLE_TURNS}); recorded as null"
+            ));
+            self.num_turns = None;
+        }
+        (self, warnings)
+    }
+}
+
 /// How the agent's claims were checked.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Verification {
-    /// `rules`, `llm` or `none`.
-    pub method: String,
-    pub claims: Vec<String>,
+    pub method: VerificationMethod,
+    pub claims: Vec<Claim>,
+}
+
+/// `events`: checked against the stream's tool events and the diff; `llm`; `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VerificationMethod {
+    Events,
+    Llm,
+    None,
+}
+
+/// One thing the agent says it did, and whether the evidence backs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Claim {
+    pub text: String,
+    pub status: ClaimStatus,
+    pub evidence: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClaimStatus {
+    Backed,
+    Unbacked,
+    Unknown,
 }
 
 pub use crate::store::SourceKind;
@@ -191,20 +293,130 @@ pub struct TaskResult {
     /// Path of the raw agent stream (logs/runs/...), when there was a run.
     pub transcript: Option<String>,
     pub changed_files: Vec<String>,
+    /// Where the task ran in a git repository; null outside one.
+    #[serde(default)]
+    pub git: Option<GitInfo>,
     pub verification: Verification,
     pub source: TaskSource,
     pub summary: Summary,
+    /// What Orca changed in what the agent reported (e.g. a negative cost recorded as null),
+    /// one sentence each. Not part of the document: shown in the summary file (and in
+    /// `summary.text`, which the document keeps).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub warnings: Vec<String>,
+}
+
+impl TaskResult {
+    /// Takes every secret value `r` knows out of the document's text: what the agent wrote
+    /// (output, error messages, check output, usage), what the task said, and paths.
+    pub fn redact(&mut self, r: &crate::config::Redactor) {
+        if r.is_empty() {
+            return;
+        }
+        let s = |v: &mut String| r.redact_string(v);
+        let o = |v: &mut Option<String>| {
+            if let Some(v) = v {
+                r.redact_string(v);
+            }
+        };
+        s(&mut self.task_id);
+        s(&mut self.file);
+        o(&mut self.archived_to);
+        o(&mut self.title);
+        if let Some(e) = &mut self.error {
+            s(&mut e.kind);
+            s(&mut e.message);
+            o(&mut e.hint);
+        }
+        for a in &mut self.attempt_history {
+            s(&mut a.outcome);
+            o(&mut a.error);
+            o(&mut a.session_id);
+            o(&mut a.node);
+        }
+        o(&mut self.working_dir);
+        self.target_files.iter_mut().for_each(s);
+        s(&mut self.prompt);
+        for c in &mut self.success_criteria {
+            s(&mut c.text);
+            o(&mut c.reason);
+            if let Some(check) = &mut c.check {
+                s(&mut check.command);
+                s(&mut check.output_tail);
+            }
+        }
+        s(&mut self.routing.reason);
+        o(&mut self.routing.model);
+        if let Some(a) = &mut self.agent {
+            s(&mut a.name);
+            o(&mut a.version);
+            o(&mut a.session_id);
+            o(&mut a.model);
+            if let Some(u) = &mut a.usage {
+                r.redact_json(u);
+            }
+        }
+        o(&mut self.output);
+        o(&mut self.transcript);
+        self.changed_files.iter_mut().for_each(s);
+        if let Some(g) = &mut self.git {
+            s(&mut g.repo);
+            for v in [
+                &mut g.base_commit,
+                &mut g.branch,
+                &mut g.worktree,
+                &mut g.commit,
+                &mut g.diffstat,
+            ] {
+                o(v);
+            }
+        }
+        for c in &mut self.verification.claims {
+            s(&mut c.text);
+            o(&mut c.evidence);
+        }
+        o(&mut self.source.user);
+        s(&mut self.summary.text);
+        self.warnings.iter_mut().for_each(s);
+    }
 }
 
 /// The JSON Schema of [`TaskResult`], as `orca schema` prints it.
 ///
 /// Every field is required (written even when `null`), except those with a `default`:
-/// a reader can rely on each key being present.
+/// a reader can rely on each key being present. Integers carry the bounds of their Rust
+/// type as `minimum`/`maximum` (validators ignore the `uint32`-style formats), so that
+/// every document the schema accepts is one Orca's types can read.
 pub fn schema() -> serde_json::Value {
     let mut s =
         serde_json::to_value(schemars::schema_for!(TaskResult)).unwrap_or(serde_json::Value::Null);
     require_all_fields(&mut s);
+    bound_integers(&mut s);
     s
+}
+
+/// Adds `minimum`/`maximum` to every schema whose `format` names a sized integer.
+fn bound_integers(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            let bounds: Option<(serde_json::Value, serde_json::Value)> =
+                match map.get("format").and_then(serde_json::Value::as_str) {
+                    Some("int32") => Some((i32::MIN.into(), i32::MAX.into())),
+                    Some("uint32") => Some((0.into(), u32::MAX.into())),
+                    Some("int64") => Some((i64::MIN.into(), i64::MAX.into())),
+                    Some("uint64") => Some((0.into(), u64::MAX.into())),
+                    _ => None,
+                };
+            if let Some((min, max)) = bounds {
+                map.entry("minimum").or_insert(min);
+                map.entry("maximum").or_insert(max);
+            }
+            map.values_mut().for_each(bound_integers);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(bound_integers),
+        _ => {}
+    }
 }
 
 /// Sets `required` of every object schema to all its properties that have no `default`.
@@ -276,8 +488,9 @@ impl TaskResult {
             output: None,
             transcript: None,
             changed_files: Vec::new(),
+            git: None,
             verification: Verification {
-                method: "none".to_owned(),
+                method: VerificationMethod::None,
                 claims: Vec::new(),
             },
             source,
@@ -285,6 +498,7 @@ impl TaskResult {
                 method: SummaryMethod::Extract,
                 text: err.to_string(),
             },
+            warnings: Vec::new(),
         }
     }
 }
@@ -356,6 +570,8 @@ impl TaskResult {
                 exit_code: Some(0),
                 session_id: Some("9f1c2d3e-0000-4000-8000-000000000001".to_owned()),
                 resumed: false,
+                node: None,
+                rounds: None,
             }],
             working_dir: Some("backend".to_owned()),
             target_files: vec!["src/db.py".to_owned()],
@@ -365,11 +581,21 @@ impl TaskResult {
                     text: "Pool no longer times out with 50 clients".to_owned(),
                     verdict: Verdict::Unknown,
                     reason: Some("no LLM configured to judge".to_owned()),
+                    method: Some(CriterionMethod::None),
+                    check: None,
                 },
                 CriterionVerdict {
                     text: "Tests pass".to_owned(),
                     verdict: Verdict::Met,
                     reason: Some("the agent ran the test suite: 42 passed".to_owned()),
+                    method: Some(CriterionMethod::Check),
+                    check: Some(CheckRun {
+                        command: "cargo test --quiet".to_owned(),
+                        exit_code: Some(0),
+                        timed_out: false,
+                        output_tail: "test result: ok. 42 passed; 0 failed".to_owned(),
+                        duration_ms: 8_200,
+                    }),
                 },
             ],
             routing: Routing {
@@ -393,9 +619,21 @@ impl TaskResult {
             ),
             transcript: Some("logs/runs/fix_db_timeout.1.ndjson".to_owned()),
             changed_files: vec!["src/db.py".to_owned(), "tests/test_db.py".to_owned()],
+            git: Some(GitInfo {
+                repo: "backend".to_owned(),
+                base_commit: Some("64f912b0c3a1d2e4f5a6b7c8d9e0f1a2b3c4d5e6".to_owned()),
+                branch: Some("orca/fix_db_timeout".to_owned()),
+                worktree: None,
+                commit: Some("a1b2c3d4e5f60718293a4b5c6d7e8f9012345678".to_owned()),
+                diffstat: Some("2 files changed, 14 insertions(+), 3 deletions(-)".to_owned()),
+            }),
             verification: Verification {
-                method: "rules".to_owned(),
-                claims: vec!["tests pass".to_owned()],
+                method: VerificationMethod::Events,
+                claims: vec![Claim {
+                    text: "tests pass".to_owned(),
+                    status: ClaimStatus::Backed,
+                    evidence: Some("`cargo test` ran after the last edit and passed".to_owned()),
+                }],
             },
             source: TaskSource {
                 kind: SourceKind::File,
@@ -406,6 +644,52 @@ impl TaskResult {
                 text: "The pool was capped at 5 connections. I raised it to 20 and added a timeout."
                     .to_owned(),
             },
+            warnings: Vec::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod checked_tests {
+    use super::*;
+
+    /// What happens to each reported value: kept, or null with a warning.
+    #[test]
+    fn out_of_range_agent_values_become_null_with_a_warning() {
+        for (cost, turns, kept_cost, kept_turns, warnings) in [
+            (Some(0.0421), Some(12), Some(0.0421), Some(12), 0),
+            (Some(0.0), Some(0), Some(0.0), Some(0), 0),
+            (None, None, None, None, 0),
+            (Some(-0.5), Some(3), None, Some(3), 1),
+            (Some(-0.0), Some(3), Some(-0.0), Some(3), 0),
+            (Some(f64::NAN), Some(3), None, Some(3), 1),
+            (Some(f64::INFINITY), Some(3), None, Some(3), 1),
+            (Some(2e6), Some(3), None, Some(3), 1),
+            (
+                Some(1.0),
+                Some(MAX_PLAUSIBLE_TURNS),
+                Some(1.0),
+                Some(MAX_PLAUSIBLE_TURNS),
+                0,
+            ),
+            (Some(1.0), Some(u32::MAX), Some(1.0), None, 1),
+            (Some(-1.0), Some(u32::MAX), None, None, 2),
+        ] {
+            let info = AgentInfo {
+                name: "claude".into(),
+                session_id: Some("s".into()),
+                cost_usd: cost,
+                num_turns: turns,
+                ..AgentInfo::default()
+            };
+            let (got, w) = info.checked();
+            assert_eq!(
+                (got.cost_usd.map(f64::to_bits), got.num_turns, w.len()),
+                (kept_cost.map(f64::to_bits), kept_turns, warnings),
+                "{cost:?} {turns:?}: {w:?}"
+            );
+            assert_eq!(got.session_id.as_deref(), Some("s"), "the rest is kept");
+            assert!(w.iter().all(|w| w.contains("recorded as null")), "{w:?}");
         }
     }
 }

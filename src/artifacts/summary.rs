@@ -1,9 +1,10 @@
-//! The summary file for a person (`summaries/<stem>_summary.txt`, DESIGN §10), and the
-//! extractive summary (first meaningful lines of the agent's output) used as `summary.text`.
+//! The summary file for a person (`summaries/<stem>_summary.txt`, DESIGN §10): formatting
+//! only; the summary text itself (`summary.text`) comes from `crate::mediate::summary`.
 
 use std::fmt::Write;
 
 use super::result::{ResultStatus, TaskResult, Verdict};
+use crate::text_escape::{escape_line, escape_multiline};
 
 /// Longest agent message shown in the summary file (characters); the rest is in the result.
 const MAX_MESSAGE_CHARS: usize = 4000;
@@ -12,16 +13,19 @@ const MAX_MESSAGE_LINES: usize = 80;
 
 /// Plain text for a person: title, status, duration, cost, the criteria checklist with
 /// verdicts, the agent's final message (trimmed), and next steps that depend on the status.
+/// Each thing is said once (the error and its hint in the Error block, never again in the
+/// next steps), and every text from the task or the agent has its control characters
+/// escaped ([`crate::text_escape`]): a summary file is safe to `cat`.
 pub fn render_summary(r: &TaskResult) -> String {
     let mut out = String::new();
-    let title = r.title.as_deref().unwrap_or(&r.task_id);
-    out.push_str(title);
+    let title = line(r.title.as_deref().unwrap_or(&r.task_id));
+    out.push_str(&title);
     out.push('\n');
     out.push_str(&"=".repeat(title.chars().count().clamp(3, 72)));
     out.push_str("\n\n");
 
     // Written straight into `out` (no string per line): `Name:` padded to 10 columns.
-    let mut field = |name: &str, value: String| {
+    let mut field = |name: &str, value: &str| {
         let _ = writeln!(
             out,
             "{name}:{:pad$}{value}",
@@ -29,12 +33,12 @@ pub fn render_summary(r: &TaskResult) -> String {
             pad = 9usize.saturating_sub(name.len())
         );
     };
-    field("Status", status_line(r.status));
-    field("Task", format!("{} ({})", r.task_id, r.file));
+    field("Status", &status_line(r.status));
+    field("Task", &format!("{} ({})", line(&r.task_id), line(&r.file)));
     if let Some(t) = r.task_type {
-        field("Type", format!("{t} ({})", r.routing.reason));
+        field("Type", &format!("{t} ({})", line(&r.routing.reason)));
     }
-    field("Priority", r.priority.to_string());
+    field("Priority", &r.priority.to_string());
     let attempts = match r.attempts {
         0 => "not run".to_owned(),
         1 => "1 attempt".to_owned(),
@@ -42,20 +46,28 @@ pub fn render_summary(r: &TaskResult) -> String {
     };
     field(
         "Duration",
-        format!("{} ({attempts})", format_duration(r.duration_ms)),
+        &format!("{} ({attempts})", format_duration(r.duration_ms)),
     );
-    field("Cost", cost_line(r));
-    field("Finished", r.finished_at.clone());
+    field("Cost", &cost_line(r));
+    field("Finished", &r.finished_at);
     if let Some(a) = &r.archived_to {
-        field("Archived", a.clone());
+        field("Archived", &line(a));
     }
 
     if let Some(e) = &r.error {
-        let line = e.line.map(|l| format!(", line {l}")).unwrap_or_default();
-        let _ = writeln!(out, "\nError ({}{line}):", e.kind);
-        let _ = writeln!(out, "  {}", e.message);
+        let at = e.line.map(|l| format!(", line {l}")).unwrap_or_default();
+        let _ = writeln!(out, "\nError ({}{at}):", line(&e.kind));
+        let message = without_hint(&e.message, e.hint.as_deref());
+        indented(&mut out, &multiline(message), "  ");
         if let Some(h) = &e.hint {
-            let _ = writeln!(out, "  hint: {h}");
+            indented(&mut out, &multiline(&format!("hint: {h}")), "  ");
+        }
+    }
+
+    if !r.warnings.is_empty() {
+        out.push_str("\nWarnings:\n");
+        for w in &r.warnings {
+            let _ = writeln!(out, "  - {}", line(w));
         }
     }
 
@@ -70,28 +82,22 @@ pub fn render_summary(r: &TaskResult) -> String {
             let reason = c
                 .reason
                 .as_deref()
-                .map(|s| format!(": {s}"))
+                .map(|s| format!(": {}", line(s)))
                 .unwrap_or_default();
-            let _ = writeln!(out, "  {mark} {} ({word}{reason})", c.text);
+            let _ = writeln!(out, "  {mark} {} ({word}{reason})", line(&c.text));
         }
     }
 
     if !r.changed_files.is_empty() {
         out.push_str("\nChanged files:\n");
         for f in &r.changed_files {
-            let _ = writeln!(out, "  - {f}");
+            let _ = writeln!(out, "  - {}", line(f));
         }
     }
 
     if let Some(output) = r.output.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         out.push_str("\nAgent's final message:\n");
-        for line in trim_message(output).lines() {
-            if line.is_empty() {
-                out.push('\n');
-            } else {
-                let _ = writeln!(out, "  {line}");
-            }
-        }
+        indented(&mut out, &multiline(&trim_message(output)), "  ");
     }
 
     out.push_str("\nNext steps:\n");
@@ -99,6 +105,59 @@ pub fn render_summary(r: &TaskResult) -> String {
         let _ = writeln!(out, "  - {step}");
     }
     out
+}
+
+/// One line of text from a task or an agent, safe to print.
+fn line(s: &str) -> std::borrow::Cow<'_, str> {
+    escape_line(s)
+}
+
+/// Text of many lines from a task or an agent, safe to print.
+fn multiline(s: &str) -> std::borrow::Cow<'_, str> {
+    escape_multiline(s)
+}
+
+/// `s` with its first letter in upper case.
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+/// Each line of `text` after `indent` (empty lines stay empty).
+fn indented(out: &mut String, text: &str, indent: &str) {
+    for l in text.lines() {
+        if l.is_empty() {
+            out.push('\n');
+        } else {
+            let _ = writeln!(out, "{indent}{l}");
+        }
+    }
+}
+
+/// The error message without the clauses (`; ...`) that repeat the hint shown under it,
+/// e.g. `the agent binary 'claude' was not found; install Claude Code with ...` when the
+/// hint says `install Claude Code with ...` too.
+fn without_hint<'a>(message: &'a str, hint: Option<&str>) -> &'a str {
+    let Some(hint) = hint else {
+        return message;
+    };
+    let head = hint.split("; ").next().unwrap_or(hint).trim();
+    if head.len() < 12 {
+        return message;
+    }
+    let mut end = message.len();
+    let mut rest = message;
+    while let Some(i) = rest.find("; ") {
+        let clause_start = message.len() - rest.len() + i;
+        if message[clause_start + 2..].trim_start().starts_with(head) {
+            end = clause_start;
+            break;
+        }
+        rest = &rest[i + 2..];
+    }
+    &message[..end]
 }
 
 fn status_line(s: ResultStatus) -> String {
@@ -124,7 +183,7 @@ fn cost_line(r: &TaskResult) -> String {
         extra.push(format!("{t} turn{}", if t == 1 { "" } else { "s" }));
     }
     if let Some(m) = &a.model {
-        extra.push(format!("model {m}"));
+        extra.push(format!("model {}", line(m)));
     }
     if !extra.is_empty() {
         s.push_str(&format!(" ({})", extra.join(", ")));
@@ -180,24 +239,21 @@ fn trim_message(s: &str) -> String {
     kept
 }
 
+/// What to do next. The error and its hint are in the Error block above; a step points at
+/// them rather than repeating them.
 fn next_steps(r: &TaskResult) -> Vec<String> {
-    let id = &r.task_id;
+    let id = line(&r.task_id);
     let transcript = r
         .transcript
         .as_deref()
-        .map(|t| format!(" (the agent's full transcript: {t})"))
+        .map(|t| format!(" (the agent's full transcript: {})", line(t)))
         .unwrap_or_default();
-    let hint = r
-        .error
-        .as_ref()
-        .and_then(|e| e.hint.clone())
-        .map(|h| format!(" Hint: {}", sentence(&h)))
-        .unwrap_or_default();
-    let message = r
-        .error
-        .as_ref()
-        .map(|e| e.message.clone())
-        .unwrap_or_else(|| "no error was recorded".into());
+    let has_hint = r.error.as_ref().is_some_and(|e| e.hint.is_some());
+    let cause = if has_hint {
+        "fix the cause (the hint above says how)"
+    } else {
+        "fix the cause (the error above)"
+    };
     match r.status {
         ResultStatus::Succeeded => {
             let mut v = Vec::new();
@@ -216,16 +272,20 @@ fn next_steps(r: &TaskResult) -> Vec<String> {
             }
             v
         }
-        ResultStatus::Failed => vec![
-            format!("The agent failed: {}{hint}", sentence(&message)),
-            format!("Look at what it did{transcript}, fix the cause, then run `orca retry {id}`."),
-        ],
-        ResultStatus::TimedOut => vec![
-            format!("The agent was stopped after the time limit: {}", sentence(&message)),
+        // No agent ran (it could not be started): there is nothing it did to look at.
+        ResultStatus::Failed if r.agent.is_none() => {
+            vec![format!("{}, then run `orca retry {id}`.", capitalized(cause))]
+        }
+        ResultStatus::Failed => vec![format!(
+            "Look at what the agent did{transcript}, {cause}, then run `orca retry {id}`."
+        )],
+        ResultStatus::TimedOut => vec![if has_hint {
+            format!("Follow the hint above, or split the task, then run `orca retry {id}`.")
+        } else {
             format!(
                 "Raise `timeout_sec:` in the task's front matter (or CLAUDE_TIMEOUT_SEC), or split the task, then run `orca retry {id}`."
-            ),
-        ],
+            )
+        }],
         ResultStatus::Cancelled => vec![
             "The task was cancelled; nothing more will run for it.".into(),
             format!("Run `orca retry {id}` to run it again; partial changes may be in the working folder."),
@@ -235,123 +295,18 @@ fn next_steps(r: &TaskResult) -> Vec<String> {
                 .error
                 .as_ref()
                 .and_then(|e| e.line)
-                .map(|l| format!("{}:{l}", r.file))
-                .unwrap_or_else(|| r.file.clone());
-            let moved = r
-                .archived_to
-                .as_deref()
-                .map(|a| format!("The file was moved to {a}; "))
+                .map(|l| format!(" at line {l}"))
                 .unwrap_or_default();
-            vec![
-                format!("Fix the task file: {at}: {}{hint}", sentence(&message)),
-                format!(
-                    "{moved}correct it, check it with `orca check FILE`, and drop it into tasks/ again."
-                ),
-            ]
+            let which = if r.archived_to.is_some() {
+                "the file (Archived above)"
+            } else {
+                "the task file"
+            };
+            vec![format!(
+                "Correct {which}{at} as the error says, check it with `orca check FILE`, and drop it into tasks/ again."
+            )]
         }
     }
-}
-
-/// `s` ending with a full stop (added unless it already ends in `.`, `!` or `?`).
-fn sentence(s: &str) -> String {
-    let s = s.trim_end();
-    if s.ends_with(['.', '!', '?']) {
-        s.to_owned()
-    } else {
-        format!("{s}.")
-    }
-}
-
-/// The first meaningful lines of the agent's output, at most `max_chars` characters:
-/// skips blank lines, code blocks, rules and table separators, strips heading and emphasis
-/// markers; cuts a too-long line at a sentence end (else a word end) and marks the cut `…`.
-pub fn extractive_summary(output: &str, max_chars: usize) -> String {
-    if max_chars == 0 {
-        return String::new();
-    }
-    let mut lines: Vec<String> = Vec::new();
-    let mut in_code = false;
-    for raw in output.lines() {
-        let line = raw.trim();
-        if line.starts_with("```") || line.starts_with("~~~") {
-            in_code = !in_code;
-            continue;
-        }
-        if in_code || line.is_empty() || is_decoration(line) {
-            continue;
-        }
-        let line = line.trim_start_matches('#').trim();
-        let line = line.replace("**", "").replace("__", "");
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
-        lines.push(line.to_owned());
-    }
-    let mut out = String::new();
-    let mut used = 0usize;
-    for line in lines {
-        let sep = usize::from(!out.is_empty());
-        let n = line.chars().count();
-        if used + sep + n <= max_chars {
-            if sep == 1 {
-                out.push('\n');
-            }
-            out.push_str(&line);
-            used += sep + n;
-            continue;
-        }
-        // The next line does not fit whole: keep a cut of it only if nothing is kept yet
-        // or there is a useful amount of room.
-        let room = max_chars.saturating_sub(used + sep);
-        if out.is_empty() || room >= 40 {
-            let cut = cut_text(&line, room);
-            if !cut.is_empty() {
-                if sep == 1 {
-                    out.push('\n');
-                }
-                out.push_str(&cut);
-            }
-        }
-        break;
-    }
-    out
-}
-
-/// At most `max` chars of `s`: up to the last sentence end that fits, else the last word
-/// end plus `…`, else a hard cut plus `…`.
-fn cut_text(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_owned();
-    }
-    if max == 0 {
-        return String::new();
-    }
-    // Byte index of the max-th char; leave room for the ellipsis.
-    let limit = s.char_indices().nth(max - 1).map_or(s.len(), |(i, _)| i);
-    let head = &s[..limit];
-    if let Some(end) = head
-        .char_indices()
-        .filter(|&(i, c)| {
-            matches!(c, '.' | '!' | '?') && s[i + c.len_utf8()..].starts_with(char::is_whitespace)
-        })
-        .map(|(i, c)| i + c.len_utf8())
-        .next_back()
-    {
-        if end >= head.len() / 3 {
-            return s[..end].to_owned();
-        }
-    }
-    match head.rfind(char::is_whitespace) {
-        Some(i) if i > 0 => format!("{}…", head[..i].trim_end()),
-        _ => format!("{head}…"),
-    }
-}
-
-/// Markdown horizontal rules and table separator rows carry no content.
-fn is_decoration(line: &str) -> bool {
-    line.chars()
-        .all(|c| matches!(c, '-' | '=' | '*' | '_' | '|' | ':' | ' '))
 }
 
 #[cfg(test)]
@@ -465,6 +420,95 @@ mod tests {
         insta::assert_snapshot!(render_summary(&r));
     }
 
+    /// The agent binary is missing: the install hint is said once (the message's own copy
+    /// of it is cut, the next step points at it).
+    #[test]
+    fn summary_failed_agent_missing() {
+        let mut r = TaskResult::example();
+        r.status = ResultStatus::Failed;
+        r.agent = None;
+        r.output = None;
+        r.changed_files.clear();
+        r.duration_ms = 3;
+        r.error = Some(ResultError {
+            kind: "agent_missing".into(),
+            message: "the agent binary 'claude' was not found; install Claude Code with `npm install -g @anthropic-ai/claude-code` or set CLAUDE_BIN to the agent's path".into(),
+            line: None,
+            hint: Some("install Claude Code with `npm install -g @anthropic-ai/claude-code` or set CLAUDE_BIN; `orca doctor` checks it".into()),
+        });
+        r.success_criteria = crate::mediate::judge_criteria(&criteria(), None, r.status);
+        let s = render_summary(&r);
+        assert_eq!(s.matches("npm install").count(), 1, "{s}");
+        assert_eq!(s.matches("was not found").count(), 1, "{s}");
+        insta::assert_snapshot!(s);
+    }
+
+    #[test]
+    fn rejected_summary_names_each_path_once() {
+        let err = TaskError {
+            file: PathBuf::from("tasks/bad.task.md"),
+            line: Some(4),
+            kind: TaskErrorKind::Other("priority 'urgent' is not one of high, medium, low".into()),
+        };
+        let mut r = TaskResult::rejected(
+            "tasks/bad.task.md",
+            "bad",
+            &err,
+            0,
+            1,
+            TaskSource {
+                kind: SourceKind::File,
+                user: None,
+            },
+        );
+        r.archived_to = Some("tasks/rejected/bad.task.md".into());
+        let s = render_summary(&r);
+        assert_eq!(s.matches("tasks/rejected/bad.task.md").count(), 1, "{s}");
+        assert_eq!(s.matches("tasks/bad.task.md").count(), 1, "{s}");
+        assert_eq!(s.matches("not one of high").count(), 1, "{s}");
+        assert_eq!(s.matches("see the task format").count(), 1, "{s}");
+    }
+
+    /// Escape sequences from the task or the agent never reach the file as control bytes;
+    /// the agent's newlines and tabs stay.
+    #[test]
+    fn control_characters_are_escaped() {
+        let mut r = TaskResult::example();
+        r.title = Some("\x1b]0;pwned\x07Title".into());
+        r.task_id = "id\x1b[2J".into();
+        r.file = "tasks/\x1b[31mred.task.md".into();
+        r.changed_files = vec!["src/\u{9b}x.rs".into()];
+        r.success_criteria[0].text = "crit\rerion".into();
+        r.agent.as_mut().unwrap().model = Some("m\x1b".into());
+        r.output = Some("line one\n\tindented \x1b[H\x1b[2J done".into());
+        r.error = Some(ResultError {
+            kind: "agent_error".into(),
+            message: "bad \x1b[1m news".into(),
+            line: None,
+            hint: Some("try \x07 again".into()),
+        });
+        r.warnings = vec!["odd \x1b value".into()];
+        let s = render_summary(&r);
+        let bad: Vec<char> = s
+            .chars()
+            .filter(|c| crate::text_escape::is_unsafe_control(*c) && !matches!(c, '\n' | '\t'))
+            .collect();
+        assert!(bad.is_empty(), "{bad:?} in {s}");
+        for want in [
+            "\\x1b]0;pwned\\x07Title\n",
+            "id\\x1b[2J (tasks/\\x1b[31mred.task.md)",
+            "src/\\x9bx.rs",
+            "crit\\x0derion",
+            "model m\\x1b",
+            "  line one\n  \tindented \\x1b[H\\x1b[2J done\n",
+            "bad \\x1b[1m news",
+            "hint: try \\x07 again",
+            "Warnings:\n  - odd \\x1b value\n",
+        ] {
+            assert!(s.contains(want), "{want:?} not in:\n{s}");
+        }
+    }
+
     #[test]
     fn long_message_is_trimmed() {
         let mut r = TaskResult::example();
@@ -480,34 +524,5 @@ mod tests {
         assert_eq!(format_duration(950), "0.9s");
         assert_eq!(format_duration(83_650), "1m 23.6s");
         assert_eq!(format_duration(3_723_000), "1h 2m 3s");
-    }
-
-    #[test]
-    fn extract_skips_noise() {
-        let out = "## Summary\n\n```rust\nfn x() {}\n```\n---\nI fixed the **pool** size.\n| a | b |\n|---|---|\nTests pass.";
-        assert_eq!(
-            extractive_summary(out, 500),
-            "Summary\nI fixed the pool size.\n| a | b |\nTests pass."
-        );
-    }
-
-    #[test]
-    fn extract_respects_max_chars() {
-        let out = "First sentence here. Second sentence is rather longer than the first one.";
-        let s = extractive_summary(out, 40);
-        assert_eq!(s, "First sentence here.");
-        let s = extractive_summary("word ".repeat(50).trim(), 23);
-        assert!(s.chars().count() <= 23, "{s}");
-        assert!(s.ends_with('…'));
-        assert_eq!(extractive_summary("", 100), "");
-        assert_eq!(extractive_summary("abc", 0), "");
-        // Multi-byte text never splits a character and stays within the limit.
-        let s = extractive_summary(&"é".repeat(100), 10);
-        assert_eq!(s.chars().count(), 10);
-        // A second line is dropped when it does not fit and little room is left.
-        assert_eq!(
-            extractive_summary("short\nanother line that is long", 12),
-            "short"
-        );
     }
 }

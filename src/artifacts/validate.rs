@@ -1,7 +1,6 @@
 //! Validation of result documents against the JSON Schema of [`super::result::schema`]:
 //! one value, one file, or every `results/*.json` (the body of `orca validate-artifacts`).
-//! The checking itself is [`super::schema_check`], Orca's own validator for the subset of
-//! JSON Schema that the result types generate.
+//! The checking itself is the `jsonschema` crate (draft 2020-12, formats checked).
 
 use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
@@ -10,7 +9,6 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::result;
-use super::schema_check::Checker;
 
 /// Longest message kept per violation; the validator may quote whole sub-documents.
 pub(super) const MAX_MESSAGE_CHARS: usize = 300;
@@ -18,8 +16,13 @@ pub(super) const MAX_MESSAGE_CHARS: usize = 300;
 /// The compiled schema, built once on first use and shared by every caller.
 /// `Err` holds why the schema did not compile (a bug: the schema is generated from our types,
 /// and a unit test compiles it).
-static VALIDATOR: LazyLock<Result<Checker, String>> =
-    LazyLock::new(|| Checker::compile(&result::schema()).map_err(|e| e.to_string()));
+static VALIDATOR: LazyLock<Result<jsonschema::Validator, String>> = LazyLock::new(|| {
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .should_validate_formats(true)
+        .build(&result::schema())
+        .map_err(|e| e.to_string())
+});
 
 /// One place where a document breaks the schema.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -92,20 +95,48 @@ pub fn validate_value(v: &Value) -> Result<(), Vec<Violation>> {
             }])
         }
     };
-    let violations: Vec<Violation> = validator
-        .validate(v)
-        .into_iter()
-        .map(|f| Violation {
-            pointer: f.pointer,
-            message: truncate_chars(&f.message, MAX_MESSAGE_CHARS),
-            keyword: f.keyword.to_owned(),
-        })
-        .collect();
+    // The usual case, a valid result, takes the validator's fast path; the errors are
+    // collected only when there are some.
+    if validator.is_valid(v) {
+        return Ok(());
+    }
+    let mut violations = Vec::new();
+    for e in validator.iter_errors(v) {
+        collect(&e, &mut violations);
+    }
     if violations.is_empty() {
         Ok(())
     } else {
         Err(violations)
     }
+}
+
+/// Adds the violations of one validator error. A nullable sub-object is `anyOf: [{$ref},
+/// {type: null}]`; when it fails, the useful errors are those of the non-null branch (with
+/// precise pointers), not "is not valid under any of the schemas".
+fn collect(e: &jsonschema::ValidationError<'_>, out: &mut Vec<Violation>) {
+    if let jsonschema::error::ValidationErrorKind::AnyOf { context } = e.kind() {
+        let here = e.instance_path().as_str();
+        let real: Vec<&Vec<jsonschema::ValidationError<'static>>> = context
+            .iter()
+            .filter(|branch| {
+                !(branch.len() == 1
+                    && branch[0].kind().keyword() == "type"
+                    && branch[0].instance_path().as_str() == here)
+            })
+            .collect();
+        if let [branch] = real.as_slice() {
+            for sub in branch.iter() {
+                collect(sub, out);
+            }
+            return;
+        }
+    }
+    out.push(Violation {
+        pointer: e.instance_path().as_str().to_owned(),
+        message: truncate_chars(&e.to_string(), MAX_MESSAGE_CHARS),
+        keyword: e.kind().keyword().to_owned(),
+    });
 }
 
 /// Reads, parses and validates one result file.

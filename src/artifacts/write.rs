@@ -14,7 +14,7 @@ use super::error::ArtifactError;
 use super::result::TaskResult;
 use super::summary::render_summary;
 use super::validate::validate_value;
-use crate::workspace::{in_folder, FolderError, Workspace};
+use crate::workspace::{in_folder, private_file_options, FolderError, Workspace};
 
 /// Writes `results/<stem>_result.json` atomically, after validating it; not fsynced.
 /// A result that breaks the schema is an error and nothing is written.
@@ -104,7 +104,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), Arti
         .unwrap_or_default();
     let partial = dir.join(format!(".{name}.partial"));
     let written = (|| {
-        let mut f = in_folder(dir, || std::fs::File::create(&partial)).map_err(|e| match e {
+        // Private whatever the umask: results and summaries hold prompts and agent output.
+        let create = || private_file_options().truncate(true).open(&partial);
+        let mut f = in_folder(dir, create).map_err(|e| match e {
             FolderError::Make(e) => ArtifactError::io("create folder", dir, e),
             FolderError::Op(e) => ArtifactError::io("create", &partial, e),
         })?;

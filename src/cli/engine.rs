@@ -1,7 +1,7 @@
 //! The commands that act on the store and the workspace files: status, list, show, cancel,
 //! retry, submit, tail-events, clean, validate-artifacts. They work with or without a daemon.
 //! Each parses its arguments, calls [`crate::ops`] and renders the view it returns: text for a
-//! person (task and agent text escaped, [`crate::term_text`]) or the stable JSON.
+//! person (task and agent text escaped, [`crate::text_escape`]) or the stable JSON.
 
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::events::EventBus;
 use crate::ops::{self, CancelView, ListFilter, Ops, OpsError, ShowView, StatusView, TaskView};
 use crate::store::{Store, TaskState};
-use crate::term_text::escape as esc;
+use crate::text_escape::escape_line as esc;
 use crate::workspace::Workspace;
 
 /// Loaded configuration, workspace, store and event log for one command.

@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
 pub use built::Unbuilt;
-pub use redact::{is_secret_name, redact, redact_url_password, REDACTED};
+pub use redact::{
+    is_secret_name, redact, redact_url_password, redactor_for, set_redactor, Redactor, REDACTED,
+};
 use sources::{Layers, Raw};
 
 /// A secret value (token, API key). Display and Debug never show it.

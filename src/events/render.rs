@@ -29,22 +29,9 @@ pub fn fields_in_order(line: &str) -> Option<Vec<(String, Value)>> {
     de.deserialize_map(Ordered).ok()
 }
 
-/// Appends `s` with control characters (and DEL, and the C1 controls) escaped as `\n`,
-/// `\t`, `\e`, `\u{9b}`, ...
+/// Appends `s` with control characters escaped ([`crate::text_escape::escape_line`]).
 pub fn push_escaped(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{1b}' => out.push_str("\\e"),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
+    out.push_str(&crate::text_escape::escape_line(s));
 }
 
 fn push_value(out: &mut String, v: &Value) {
@@ -123,6 +110,6 @@ mod tests {
             "2026-11-25 10:30:00.123  task_rejected      a  error=\"bad \\e]0;owned\\u{7} title\"  file=tasks/a.task.md  line=3"
         );
         assert_eq!(human_line("{\"x\":1"), "{\"x\":1");
-        assert_eq!(human_line("\u{1b}[2J"), "\\e[2J");
+        assert_eq!(human_line("\u{1b}[2J"), "\\x1b[2J");
     }
 }

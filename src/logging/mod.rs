@@ -9,6 +9,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -150,8 +151,14 @@ fn rotated(path: &Path, n: u32) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Opens the log for appending; a new file is private (0600: it may quote task titles and
+/// agent errors).
 fn open_append(path: &Path) -> io::Result<(File, u64)> {
-    let file = OpenOptions::new().create(true).append(true).open(path)?;
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(crate::workspace::PRIVATE_FILE_MODE)
+        .open(path)?;
     let len = file.metadata()?.len();
     Ok((file, len))
 }
@@ -161,7 +168,7 @@ impl RotatingWriter {
     pub fn open(path: PathBuf, max_bytes: u64, files: u32) -> io::Result<RotatingWriter> {
         if let Some(dir) = path.parent() {
             if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir)?;
+                crate::workspace::create_private_dir(dir)?;
             }
         }
         let (file, size) = open_append(&path)?;

@@ -1,7 +1,9 @@
 //! Rule-based mediation, used when no LLM is configured or it fails: route a task to a type
 //! by keywords, and give honest verdicts on success criteria.
 
-use crate::artifacts::result::{CriterionVerdict, Method, ResultStatus, Routing, Verdict};
+use crate::artifacts::result::{
+    CriterionMethod, CriterionVerdict, Method, ResultStatus, Routing, Verdict,
+};
 use crate::task::{Criterion, Task, TaskType};
 
 /// Keywords per type, as whole words (lower case). The first keyword found in the title
@@ -118,6 +120,8 @@ pub fn judge_criteria(
                 text: c.text.clone(),
                 verdict,
                 reason: Some(reason),
+                method: Some(CriterionMethod::None),
+                check: None,
             }
         })
         .collect()

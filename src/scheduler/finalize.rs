@@ -5,14 +5,14 @@ use std::path::{Path, PathBuf};
 
 use crate::artifacts::archive::{archive, ArchiveDest};
 use crate::artifacts::result::{
-    AgentInfo, Attempt, Method, ResultError, ResultStatus, Routing, Summary, SummaryMethod,
-    TaskResult, TaskSource, Verification, SCHEMA_VERSION,
+    AgentInfo, Attempt, Method, ResultError, ResultStatus, Routing, TaskResult, TaskSource,
+    Verification, VerificationMethod, SCHEMA_VERSION,
 };
-use crate::artifacts::summary::extractive_summary;
 use crate::artifacts::write::{write_result, write_summary};
 use crate::clock::{now_ms, rfc3339_ms};
 use crate::events::{Event, EventBus, EventKind};
 use crate::mediate::rules::{judge_criteria, route};
+use crate::mediate::summary::summarize;
 use crate::runner::RunOutcome;
 use crate::store::{AttemptRecord, Store, StoreError, TaskRecord, TaskState};
 use crate::task::paths::is_plain;
@@ -90,10 +90,13 @@ fn attempt_of(a: &AttemptRecord) -> Attempt {
         exit_code: a.exit_code,
         session_id: a.session_id.clone(),
         resumed: a.resumed,
+        node: None,
+        rounds: None,
     }
 }
 
-/// Builds the result document of a final task.
+/// Builds the result document of a final task. Values the agent reported out of range are
+/// recorded as null, each with a warning (logged, in `warnings` and in `summary.text`).
 pub fn build_result(
     rec: &TaskRecord,
     attempts: &[AttemptRecord],
@@ -129,21 +132,29 @@ pub fn build_result(
         .as_ref()
         .map(|t| judge_criteria(&t.success_criteria, output.as_deref(), status))
         .unwrap_or_default();
-    let agent = run.map(|r| AgentInfo {
-        name: agent_name.to_owned(),
-        version: r.agent_version.clone(),
-        session_id: r.session_id.clone().or_else(|| rec.session_id.clone()),
-        model: r.model.clone(),
-        num_turns: r.num_turns,
-        cost_usd: r.cost_usd,
-        usage: r.usage.clone(),
-        exit_code: r.exit_code,
+    let reported = run.map(|r| {
+        AgentInfo {
+            name: agent_name.to_owned(),
+            version: r.agent_version.clone(),
+            session_id: r.session_id.clone().or_else(|| rec.session_id.clone()),
+            model: r.model.clone(),
+            num_turns: r.num_turns,
+            cost_usd: r.cost_usd,
+            usage: r.usage.clone(),
+            exit_code: r.exit_code,
+        }
+        .checked()
     });
-    let summary_text = match (&output, &error) {
-        (Some(o), _) if !o.trim().is_empty() => extractive_summary(o, 600),
-        (_, Some(e)) => format!("{}: {}", status.as_str(), e.message),
-        _ => status.as_str().to_owned(),
+    let (agent, warnings) = match reported {
+        Some((a, w)) => (Some(a), w),
+        None => (None, Vec::new()),
     };
+    let mut summary = summarize(output.as_deref(), error.as_ref(), status);
+    for w in &warnings {
+        tracing::warn!(task = %rec.id, "{w}");
+        summary.text.push_str("\nWarning: ");
+        summary.text.push_str(w);
+    }
     let transcript = if rec.attempts > 0 {
         Some(format!("logs/runs/{}.{}.ndjson", rec.id, rec.attempts))
     } else {
@@ -185,18 +196,17 @@ pub fn build_result(
         output,
         transcript,
         changed_files,
+        git: None,
         verification: Verification {
-            method: "none".into(),
+            method: VerificationMethod::None,
             claims: Vec::new(),
         },
         source: TaskSource {
             kind: rec.source,
             user: rec.source_user.clone(),
         },
-        summary: Summary {
-            method: SummaryMethod::Extract,
-            text: summary_text,
-        },
+        summary,
+        warnings,
     })
 }
 
@@ -316,6 +326,10 @@ fn finalize_known(
                 .ok_or_else(|| FinalizeError::NotFinal(rec.id.clone()))?
             }
         };
+        // Agent text may quote a secret (an error message with an API key): no known
+        // secret value reaches the result or the summary.
+        let mut result = result;
+        result.redact(&crate::config::redactor_for(&ws.root));
         let result_path = write_result(ws, &rec.stem, &result)?;
         let validated = EventKind::Validated {
             result: rel(ws, &result_path),

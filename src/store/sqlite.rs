@@ -210,6 +210,8 @@ impl SqliteStore {
             },
             other => other,
         };
+        // A new database is private (0600; SQLite gives its -wal and -shm the same mode).
+        let _ = crate::workspace::private_file_options().open(path);
         let mut conn = Connection::open(path).map_err(open_err)?;
         conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))
             .map_err(open_err)?;
@@ -251,7 +253,7 @@ impl SqliteStore {
     /// Opens `.orca/orca.db` of the workspace, creating `.orca/` when missing.
     pub fn open_in_workspace(ws: &Workspace) -> Result<Self, StoreError> {
         let dir = ws.state_dir();
-        std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
+        crate::workspace::create_private_dir(&dir).map_err(|source| StoreError::Io {
             path: dir.clone(),
             source,
         })?;
