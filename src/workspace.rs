@@ -170,7 +170,14 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
         .create(dir)?;
     let mode = std::fs::metadata(dir)?.permissions().mode();
     if mode & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(PRIVATE_DIR_MODE))?;
+        // Narrowing an older, wider folder is best effort: a folder that cannot be changed
+        // (another owner, immutable) is still usable, and whatever needs to write there
+        // reports its own error.
+        if let Err(e) =
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(PRIVATE_DIR_MODE))
+        {
+            tracing::warn!("cannot make {} private (mode 0700): {e}", dir.display());
+        }
     }
     Ok(())
 }

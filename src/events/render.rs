@@ -107,7 +107,7 @@ mod tests {
         let line = "{\"ts\":\"2026-11-25T10:30:00.123Z\",\"event\":\"task_rejected\",\"task_id\":\"a\",\"error\":\"bad \\u001b]0;owned\\u0007 title\",\"file\":\"tasks/a.task.md\",\"hint\":null,\"line\":3}";
         assert_eq!(
             human_line(line),
-            "2026-11-25 10:30:00.123  task_rejected      a  error=\"bad \\e]0;owned\\u{7} title\"  file=tasks/a.task.md  line=3"
+            "2026-11-25 10:30:00.123  task_rejected      a  error=\"bad \\x1b]0;owned\\x07 title\"  file=tasks/a.task.md  line=3"
         );
         assert_eq!(human_line("{\"x\":1"), "{\"x\":1");
         assert_eq!(human_line("\u{1b}[2J"), "\\x1b[2J");
