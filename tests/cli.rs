@@ -952,3 +952,49 @@ fn show_and_status_say_why_a_task_waits_for_labels() {
         .unwrap()
         .contains("ORCA_NODE_LABELS"));
 }
+
+/// `status` shows the running daemon's settings (it publishes them in the store), not the
+/// shell's: here the shell says 1 task at once and another agent, the daemon runs with 4.
+#[test]
+fn status_shows_the_running_daemons_settings() {
+    let mut ws = common::Ws::new().with_env([("MAX_CONCURRENT_TASKS", "4")]);
+    ws.start();
+    let out = ws
+        .cmd()
+        .args(["status", "--json"])
+        .env("MAX_CONCURRENT_TASKS", "1")
+        .env("CLAUDE_BIN", "/elsewhere/claude")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["max_concurrent_tasks"], 4, "{v}");
+    assert_eq!(v["agent"]["bin"], common::fake_agent(), "{v}");
+    assert_eq!(v["settings_from"], "daemon", "{v}");
+    let text = ws
+        .cmd()
+        .arg("status")
+        .env("MAX_CONCURRENT_TASKS", "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout).into_owned();
+    assert!(
+        text.contains("at most 4 at once; settings of the running daemon"),
+        "{text}"
+    );
+    ws.stop();
+    // No daemon: the shell's settings, and it says so.
+    let out = ws
+        .cmd()
+        .args(["status", "--json"])
+        .env("MAX_CONCURRENT_TASKS", "1")
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["max_concurrent_tasks"], 1, "{v}");
+    assert_eq!(v["settings_from"], "this shell", "{v}");
+}

@@ -153,9 +153,14 @@ fn render_status(v: &StatusView, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "store     {} {}", v.store.kind, esc(&v.store.path))?;
     writeln!(
         out,
-        "agent     {}  (at most {} at once)",
+        "agent     {}  (at most {} at once; settings of {})",
         esc(&v.agent.bin),
-        v.max_concurrent_tasks
+        v.max_concurrent_tasks,
+        if v.settings_from == "daemon" {
+            "the running daemon"
+        } else {
+            "this shell"
+        }
     )?;
     let line: Vec<String> = TaskState::ALL
         .iter()
@@ -182,7 +187,7 @@ fn render_status(v: &StatusView, out: &mut dyn Write) -> io::Result<()> {
         };
         writeln!(
             out,
-            "blocked   {} queued task(s) require labels no node offers (ORCA_NODE_LABELS here: {offered})",
+            "blocked   {} queued task(s) require labels no node offers (ORCA_NODE_LABELS: {offered})",
             v.blocked.len()
         )?;
         for b in &v.blocked {
@@ -751,6 +756,7 @@ mod tests {
             agent: AgentView {
                 bin: "claude".into(),
             },
+            settings_from: "this shell",
             blocked: Vec::new(),
             counts: Default::default(),
             daemon: DaemonView {

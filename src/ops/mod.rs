@@ -136,6 +136,23 @@ fn started_ms(r: &TaskRecord) -> i64 {
 /// `status`: components, queue counts, running tasks, files waiting, blocked tasks.
 pub fn status(ops: &Ops<'_>) -> Result<StatusView, OpsError> {
     let daemon = ops.daemon();
+    // The running daemon's own settings, when it published them (it does at start and on
+    // every reload); this shell's otherwise.
+    let published = daemon_settings(ops, &daemon);
+    let (bin, max_concurrent_tasks, labels, settings_from) = match &published {
+        Some(d) => (
+            d.claude_bin.clone(),
+            d.max_concurrent_tasks,
+            d.node_labels.clone(),
+            "daemon",
+        ),
+        None => (
+            ops.cfg.claude_bin.clone(),
+            ops.cfg.max_concurrent_tasks,
+            ops.cfg.node_labels.clone(),
+            "this shell",
+        ),
+    };
     let counts = ops.store.counts()?;
     let running = ops.store.list(Some(TaskState::Running))?;
     let queued = ops.store.list(Some(TaskState::Queued))?;
@@ -144,7 +161,7 @@ pub fn status(ops: &Ops<'_>) -> Result<StatusView, OpsError> {
     let blocked = queued
         .iter()
         .filter_map(|r| {
-            let missing = missing_labels(r, &ops.cfg.node_labels);
+            let missing = missing_labels(r, &labels);
             (!missing.is_empty()).then(|| BlockedView {
                 id: r.id.clone(),
                 missing,
@@ -157,14 +174,13 @@ pub fn status(ops: &Ops<'_>) -> Result<StatusView, OpsError> {
         })
         .collect();
     Ok(StatusView {
-        agent: AgentView {
-            bin: ops.cfg.claude_bin.clone(),
-        },
+        agent: AgentView { bin },
+        settings_from,
         blocked,
         counts,
         daemon,
-        max_concurrent_tasks: ops.cfg.max_concurrent_tasks,
-        node_labels: ops.cfg.node_labels.clone(),
+        max_concurrent_tasks,
+        node_labels: labels,
         root: ops.ws.root.display().to_string(),
         running: running
             .iter()
@@ -180,6 +196,14 @@ pub fn status(ops: &Ops<'_>) -> Result<StatusView, OpsError> {
         task_files_waiting: waiting,
         version: crate::VERSION,
     })
+}
+
+/// The settings the running daemon published, if a daemon runs and they are its own.
+fn daemon_settings(ops: &Ops<'_>, daemon: &DaemonView) -> Option<DaemonSettings> {
+    let pid = daemon.pid?;
+    let doc = ops.store.get_meta(DaemonSettings::KEY).ok()??;
+    let settings: DaemonSettings = serde_json::from_value(doc).ok()?;
+    (settings.pid == pid).then_some(settings)
 }
 
 /// Which tasks `list` shows.

@@ -174,6 +174,9 @@ pub struct BlockedView {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StatusView {
     pub agent: AgentView,
+    /// Whose settings the view shows: `daemon` (published by the running daemon) or
+    /// `this shell` (no daemon runs, or it published none).
+    pub settings_from: &'static str,
     /// Queued tasks that wait for labels no node offers; absent when there are none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub blocked: Vec<BlockedView>,
@@ -231,4 +234,38 @@ pub struct CleanTasksView {
     pub archived: Vec<(String, String)>,
     /// Task files left in `tasks/` because their task has not finished (or not run).
     pub kept: Vec<String>,
+}
+
+/// The settings a running daemon publishes in the store at start and after each reload, so
+/// that `status` shows what the daemon uses, not what this shell's environment says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct DaemonSettings {
+    pub pid: u32,
+    pub node: String,
+    pub max_concurrent_tasks: usize,
+    pub claude_bin: String,
+    pub claude_timeout_sec: u64,
+    pub claude_max_turns: u32,
+    pub claude_model: Option<String>,
+    pub node_labels: Vec<String>,
+    pub max_retries: u32,
+}
+
+impl DaemonSettings {
+    /// The store key they are published under.
+    pub const KEY: &'static str = "daemon_settings";
+
+    pub fn of(cfg: &crate::config::Config) -> DaemonSettings {
+        DaemonSettings {
+            pid: std::process::id(),
+            node: cfg.node_id.clone(),
+            max_concurrent_tasks: cfg.max_concurrent_tasks,
+            claude_bin: cfg.claude_bin.clone(),
+            claude_timeout_sec: cfg.claude_timeout_sec,
+            claude_max_turns: cfg.claude_max_turns,
+            claude_model: cfg.claude_model.clone(),
+            node_labels: cfg.node_labels.clone(),
+            max_retries: cfg.max_retries,
+        }
+    }
 }

@@ -240,6 +240,7 @@ impl Daemon {
             version: crate::VERSION.to_owned(),
         }));
         tracing::info!(root = %self.ws.root.display(), pid = std::process::id(), "orca daemon started");
+        self.publish_settings(&cfg);
 
         // Start-up repair: runs cut off by a crash go back to the queue (their agents, if
         // they outlived the crash, are stopped first); finished tasks whose artifacts or
@@ -732,6 +733,7 @@ impl Daemon {
                     *cur = Arc::new(next);
                     crate::logging::set_level(new.log_level);
                 }
+                self.publish_settings(&self.cfg());
                 tracing::info!(?changed, "configuration reloaded ({why})");
                 self.events
                     .publish(Event::daemon(EventKind::ConfigReloaded {
@@ -751,6 +753,20 @@ impl Daemon {
                         reason: why.to_owned(),
                     }));
             }
+        }
+    }
+
+    /// Publishes the settings in force for `orca status` (which shows them instead of its
+    /// own shell's) and renews the redactor, which may know a new secret now.
+    fn publish_settings(&self, cfg: &Config) {
+        crate::config::set_redactor(crate::config::Redactor::for_daemon(cfg));
+        let doc = serde_json::to_value(crate::ops::DaemonSettings::of(cfg));
+        match doc.map(|d| self.store.put_meta(crate::ops::DaemonSettings::KEY, &d)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!("cannot publish the daemon's settings for `orca status`: {e}")
+            }
+            Err(e) => tracing::warn!("cannot describe the daemon's settings: {e}"),
         }
     }
 

@@ -7,6 +7,7 @@ use rusqlite::{Connection, TransactionBehavior};
 pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_queue_index.sql"),
+    include_str!("migrations/0003_meta.sql"),
 ];
 
 /// The schema version this build writes.

@@ -1,5 +1,5 @@
 //! The durable queue: the `Store` trait (claim with lease, heartbeat, finish), `open(url)`
-//! that picks its backend (SQLite today), and `AsyncStore` for async callers. The store is
+//! that picks its backend (SQLite today), and `OffThread` for async callers. The store is
 //! the single source of truth for task state; `lock` guards one daemon per workspace.
 //!
 //! The trait is shaped for many workers from the start: a worker *claims* the best queued
@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::task::{Priority, Task};
 
-pub use blocking::{AsyncStore, BoxFuture, ClaimNext, OffThread};
+pub use blocking::OffThread;
 pub use error::StoreError;
 pub use lock::{acquire, holder, LockError, WorkspaceLock};
 pub use open::{open, Backend, DEFAULT_URL};
@@ -258,7 +258,7 @@ pub enum CancelOutcome {
 
 /// The durable queue. All methods are short synchronous transactions that may block (on a
 /// lock, on the disk, on the network): call them from blocking threads, or through
-/// [`AsyncStore`] ([`OffThread`]) from async code. Implementations must be safe with several
+/// [`OffThread`] from async code. Implementations must be safe with several
 /// workers (threads, processes, machines) claiming at once. No type here names a backend;
 /// [`open`] picks one from a URL.
 pub trait Store: Send + Sync {
@@ -386,6 +386,11 @@ pub trait Store: Send + Sync {
     fn check_writable(&self) -> Result<(), StoreError>;
     /// Which backend and database this handle uses, for `status` and messages.
     fn describe(&self) -> StoreInfo;
+    /// Publishes a small JSON document under `key` for other commands (the running daemon's
+    /// settings, read by `status`); replaces what was there.
+    fn put_meta(&self, key: &str, value: &serde_json::Value) -> Result<(), StoreError>;
+    /// The document published under `key`, if any.
+    fn get_meta(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError>;
 }
 
 /// What [`Store::describe`] answers.

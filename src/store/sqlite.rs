@@ -1265,6 +1265,32 @@ impl Store for SqliteStore {
             .map_err(|e| self.err(e))
     }
 
+    fn put_meta(&self, key: &str, value: &serde_json::Value) -> Result<(), StoreError> {
+        let text = value.to_string();
+        let now = crate::clock::now_ms();
+        self.write(|conn| {
+            conn.prepare_cached(
+                "INSERT INTO meta (key, value, updated_ms) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms",
+            )
+            .and_then(|mut s| s.execute(rusqlite::params![key, text, now]))
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+        })
+    }
+
+    fn get_meta(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let conn = self.conn();
+        let text: Option<String> = conn
+            .prepare_cached("SELECT value FROM meta WHERE key = ?1")
+            .and_then(|mut s| {
+                let mut rows = s.query([key])?;
+                rows.next()?.map(|r| r.get(0)).transpose()
+            })
+            .map_err(|e| self.err(e))?;
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
     fn changes(&self) -> Result<ChangeToken, StoreError> {
         self.check_identity()?;
         // data_version is never negative; the cast keeps its value.
