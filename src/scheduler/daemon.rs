@@ -18,7 +18,7 @@ use crate::events::EventLog;
 use crate::intake::{self, IntakeHandle, Ready};
 use crate::runner::changes::Snapshot;
 use crate::runner::claude::ClaudeAgent;
-use crate::runner::{Outcome, Progress, RunOutcome, RunRequest};
+use crate::runner::{Agent, Outcome, Progress, RunOutcome, RunRequest};
 use crate::scheduler::backoff;
 use crate::scheduler::finalize::{self, finalize, rel, RunEnd};
 use crate::scheduler::resume;
@@ -57,6 +57,19 @@ const SMALL_FOLDER_ENTRIES: usize = 256;
 /// Starts the daemon in the workspace at `root` and runs it until SIGINT/SIGTERM.
 /// Returns the process exit code (0 clean stop, 1 failure, 2 configuration/usage error).
 pub fn run(root: &Path, flags: &[(String, String)]) -> i32 {
+    run_agent(root, flags, |cfg| Arc::new(ClaudeAgent::new(cfg.claude_bin.clone())))
+}
+
+/// [`run`] with the given agent instead of Claude Code (CLAUDE_BIN is then not used).
+pub fn run_with_agent(root: &Path, flags: &[(String, String)], agent: Arc<dyn Agent>) -> i32 {
+    run_agent(root, flags, move |_| agent)
+}
+
+fn run_agent(
+    root: &Path,
+    flags: &[(String, String)],
+    make_agent: impl FnOnce(&Config) -> Arc<dyn Agent>,
+) -> i32 {
     let cfg = match Config::load(root, flags) {
         Ok(c) => c,
         Err(e) => {
@@ -114,7 +127,7 @@ pub fn run(root: &Path, flags: &[(String, String)]) -> i32 {
         }
     };
     let daemon = Arc::new(Daemon {
-        agent: RwLock::new(Arc::new(ClaudeAgent::new(cfg.claude_bin.clone()))),
+        agent: RwLock::new(make_agent(&cfg)),
         cfg: RwLock::new(Arc::new(cfg)),
         flags: flags.to_vec(),
         store: Arc::new(store),
@@ -128,7 +141,11 @@ pub fn run(root: &Path, flags: &[(String, String)]) -> i32 {
         own_folders: orca_folders(&ws).into(),
         ws,
     });
-    keep_free_memory_while_busy();
+    // Whatever an agent starts and detaches is re-parented here, to be ended with its
+    // attempt (runner::escape).
+    if let Err(e) = crate::runner::escape::become_subreaper() {
+        tracing::warn!("cannot become the subreaper of the agents' processes: {e}; a process an agent detaches may outlive its attempt");
+    }
     rt.block_on(daemon.main())
 }
 
@@ -149,7 +166,7 @@ struct Daemon {
     ws: Workspace,
     store: Arc<dyn Store>,
     events: EventLog,
-    agent: RwLock<Arc<ClaudeAgent>>,
+    agent: RwLock<Arc<dyn Agent>>,
     running: Mutex<HashMap<String, RunningTask>>,
     shutting_down: AtomicBool,
     /// The working folder as it was before a task's first attempt in this daemon, kept
@@ -264,7 +281,6 @@ impl Daemon {
         let mut last_version = self.store.data_version().unwrap_or(0);
         let mut stamp = config_stamp(&self.ws);
         let mut last_pending_retry = Instant::now();
-        let mut was_busy = true; // start-up counts as busy: trim once it is over
         eprintln!(
             "orca {}: watching {} (Ctrl-C to stop)",
             crate::VERSION,
@@ -273,11 +289,6 @@ impl Daemon {
 
         loop {
             self.dispatch(&done_tx);
-            let busy = self.running_count() > 0;
-            if was_busy && !busy {
-                release_free_memory();
-            }
-            was_busy = busy;
             let backoff_wake = self.backoff_sleep();
             tokio::select! {
                 ready = ready_rx.recv() => {
@@ -662,9 +673,9 @@ impl Daemon {
                     if changed.is_empty() {
                         return;
                     }
-                    if cur.claude_bin != new.claude_bin {
-                        if let Ok(mut a) = self.agent.write() {
-                            *a = Arc::new(ClaudeAgent::new(new.claude_bin.clone()));
+                    if let Ok(mut a) = self.agent.write() {
+                        if let Some(next) = a.reconfigured(&new) {
+                            *a = next;
                         }
                     }
                     let mut next = Config::clone(&cur);
@@ -793,22 +804,26 @@ impl Daemon {
                 return None;
             }
         };
-        if !resolved.working_dir.is_dir() {
-            let msg = format!(
-                "the working folder {} does not exist",
-                resolved.working_dir.display()
-            );
-            self.fail_now(
-                &rec,
-                &node,
-                "working_dir",
-                &msg,
-                Some("create it or fix `working_dir` in the task file".into()),
-            );
-            return None;
-        }
+        // Opened once beneath the allowed root, following no link: the agent starts in this
+        // very folder, whatever its path names by then.
+        let opened = match crate::runner::workdir::open_beneath(
+            &cfg.claude_allowed_root,
+            &resolved.working_dir,
+        ) {
+            Ok(o) => o,
+            Err(e) => {
+                self.fail_now(
+                    &rec,
+                    &node,
+                    "working_dir",
+                    &e.to_string(),
+                    Some(e.hint().into()),
+                );
+                return None;
+            }
+        };
         let env = agent_env(&cfg);
-        let resumed = self.resume_for(&rec, &task, &env, &resolved.working_dir);
+        let resumed = self.resume_for(&rec, &task, &env, &opened.path);
         let prompt = match &resumed {
             Some((_, why)) => resume::continuation_prompt(why),
             None => crate::runner::prompt::build_prompt(&task),
@@ -817,7 +832,8 @@ impl Daemon {
             task_id: rec.id.clone(),
             attempt,
             prompt,
-            working_dir: resolved.working_dir.clone(),
+            working_dir: opened.path.clone(),
+            working_dir_fd: Some(Arc::new(opened.fd)),
             timeout: Duration::from_secs(task.timeout_sec.unwrap_or(cfg.claude_timeout_sec)),
             max_turns: task.max_turns.or(if cfg.claude_max_turns > 0 {
                 Some(cfg.claude_max_turns)
@@ -829,11 +845,12 @@ impl Daemon {
             resume_session: resumed.as_ref().map(|(sid, _)| sid.clone()),
             raw_log: self.ws.run_log(&rec.id, attempt),
             env,
+            remove_env: withheld_env(&cfg),
         };
-        let working_dir = resolved.working_dir.display().to_string();
+        let working_dir = opened.path.display().to_string();
         let skip = Arc::clone(&self.own_folders);
         let before = self
-            .snapshot_before(&rec.id, &resolved.working_dir, &skip)
+            .snapshot_before(&rec.id, &opened.path, &skip)
             .await;
         self.events.emit(
             "claude_started",
@@ -882,12 +899,12 @@ impl Daemon {
         }
         let attempts = self.store.attempts(&rec.id).ok()?;
         let (sid, why) = resume::resumable_session(&attempts, rec.attempts, task.resume_on_retry)?;
-        let Some(config) = resume::claude_config_dir(env) else {
-            tracing::info!(task = %rec.id, "not resuming: neither HOME nor CLAUDE_CONFIG_DIR is set");
-            return None;
+        let agent = match self.agent.read() {
+            Ok(a) => Arc::clone(&a),
+            Err(p) => Arc::clone(&p.into_inner()),
         };
-        if resume::transcript(&config, cwd, &sid).is_none() {
-            tracing::info!(task = %rec.id, session = %sid, "not resuming: the agent no longer has the session; starting afresh");
+        if let Err(why_not) = agent.can_resume(&sid, cwd, env) {
+            tracing::info!(task = %rec.id, session = %sid, "not resuming: {why_not}");
             return None;
         }
         if let Err(e) = self.store.mark_resumed(&rec.id, rec.attempts) {
@@ -937,10 +954,10 @@ impl Daemon {
         let resume_on_retry = rec.task.as_ref().is_some_and(|t| t.resume_on_retry);
         let (state, kind, message, hint): (TaskState, &str, Option<String>, Option<String>) = match &out.outcome {
             Outcome::Succeeded => (TaskState::Succeeded, "", None, None),
-            Outcome::TaskFailed { reason } => {
-                let kind = if reason.contains("max turns") { "max_turns" } else { "agent_error" };
-                (TaskState::Failed, kind, Some(reason.clone()), None)
+            Outcome::MaxTurns { detail, .. } => {
+                (TaskState::Failed, "max_turns", Some(format!("max turns reached: {detail}")), None)
             }
+            Outcome::TaskFailed { reason } => (TaskState::Failed, "agent_error", Some(reason.clone()), None),
             Outcome::AuthFailed { reason } => (
                 TaskState::Failed,
                 "auth",
@@ -1106,6 +1123,7 @@ impl Daemon {
         hint: Option<String>,
     ) {
         let out = RunOutcome {
+            agent: self.agent.read().map(|a| a.name().to_owned()).unwrap_or_default(),
             outcome: Outcome::TaskFailed {
                 reason: message.to_owned(),
             },
@@ -1196,27 +1214,6 @@ impl Daemon {
     }
 }
 
-/// While tasks run, freed memory stays with the allocator instead of going back to the
-/// kernel after every task (each round trip costs page faults and TLB flushes on all
-/// cores); [`release_free_memory`] returns it once the daemon is idle.
-fn keep_free_memory_while_busy() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets a tuning parameter of the allocator.
-    unsafe {
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
-    }
-}
-
-/// Hands memory freed by start-up or by a finished burst back to the system, so an idle
-/// daemon stays small (glibc keeps freed heap pages otherwise).
-fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks the allocator's own free lists; it has no preconditions.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 async fn recv_signal(s: &mut Option<tokio::signal::unix::Signal>) {
     match s {
         Some(s) => {
@@ -1240,6 +1237,16 @@ fn agent_env(cfg: &Config) -> Vec<(String, String)> {
         }
     }
     env
+}
+
+/// Orca's own secrets, withheld from the agent (DESIGN §5): see
+/// [`crate::runner::agent_env::withheld_names`].
+fn withheld_env(cfg: &Config) -> Vec<String> {
+    let mediation_uses_openai = !matches!(cfg.llm, crate::config::LlmMode::Off | crate::config::LlmMode::Ollama);
+    let names: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .collect();
+    crate::runner::agent_env::withheld_names(names.iter().map(String::as_str), mediation_uses_openai)
 }
 
 /// Orca's own folders in the workspace, left out of `changed_files` when the
@@ -1317,7 +1324,7 @@ fn recently_modified(path: &Path, within: Duration) -> bool {
 fn outcome_name(o: &Outcome) -> &'static str {
     match o {
         Outcome::Succeeded => "succeeded",
-        Outcome::TaskFailed { .. } => "failed",
+        Outcome::TaskFailed { .. } | Outcome::MaxTurns { .. } => "failed",
         Outcome::Transient { .. } => "transient",
         Outcome::AuthFailed { .. } => "auth_failed",
         Outcome::TimedOut => "timed_out",

@@ -308,7 +308,7 @@ fn finalize_known(
                     rec,
                     attempts,
                     run,
-                    "claude",
+                    run.map_or("claude", |r| r.agent.as_str()),
                     predicted.clone(),
                     known.working_dir,
                     known.changed_files,
@@ -409,6 +409,7 @@ mod tests {
 
     fn run_said(text: &str) -> RunOutcome {
         RunOutcome {
+            agent: "claude".into(),
             outcome: Outcome::Succeeded,
             exit_code: Some(0),
             output: Some(text.into()),
