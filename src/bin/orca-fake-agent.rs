@@ -10,8 +10,8 @@
 //! Hardening tests: ORCA_FAKE_AGENT_CWD_FILE (append the real working folder),
 //! ORCA_FAKE_AGENT_ENV_FILE (write the environment, `NAME=VALUE` lines),
 //! ORCA_FAKE_AGENT_ESCAPE (start a `sleep 300` detached by a double fork and `setsid`, its
-//! pid written to that file, before the mode runs), ORCA_FAKE_AGENT_VERSION_BYTES (print that
-//! many bytes before the `--version` line).
+//! pid written to `<that path>.<task id>`, before the mode runs), ORCA_FAKE_AGENT_VERSION_BYTES (print that
+//! many bytes before the `--version` line, and leave the version out of the stream).
 
 // Not under `cargo test`: there the test harness provides `main` (and runs no tests).
 #![cfg_attr(not(test), no_main)]
@@ -162,14 +162,21 @@ impl Out {
         let cwd = std::env::current_dir()
             .map(|p| p.display().to_string())
             .unwrap_or_default();
-        self.line(&json!({
+        let mut init = json!({
             "type": "system", "subtype": "init", "cwd": cwd, "session_id": self.session,
             "tools": ["Task", "Bash", "Edit", "Read", "Write"], "mcp_servers": [],
             "model": self.model, "permissionMode": "default", "slash_commands": [],
             "apiKeySource": "ANTHROPIC_API_KEY", "claude_code_version": VERSION,
             "output_style": "default", "agents": [], "skills": [], "plugins": [],
             "uuid": uuid_like(1), "fast_mode_state": "off"
-        }));
+        });
+        // With a long --version, the stream does not say the version: Orca has to ask.
+        if std::env::var_os("ORCA_FAKE_AGENT_VERSION_BYTES").is_some() {
+            if let Some(o) = init.as_object_mut() {
+                o.remove("claude_code_version");
+            }
+        }
+        self.line(&init);
     }
 
     fn next_msg_id(&mut self) -> String {
@@ -358,6 +365,12 @@ fn hardening_probes() {
         .collect();
     append("ORCA_FAKE_AGENT_ENV_FILE", &env);
     if let Some(pidfile) = std::env::var_os("ORCA_FAKE_AGENT_ESCAPE") {
+        // One pid file per task: `<path>.<task id>`.
+        let mut pidfile = pidfile;
+        pidfile.push(format!(
+            ".{}",
+            std::env::var("ORCA_TASK_ID").unwrap_or_default()
+        ));
         // The middle process of the double fork: it detaches, starts the sleep, and exits.
         if let Ok(exe) = std::env::current_exe() {
             let _ = Command::new(exe)

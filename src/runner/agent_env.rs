@@ -67,8 +67,16 @@ mod tests {
         for (openai, want) in table {
             let got = withheld_names(present, *openai);
             assert_eq!(got, *want, "mediation uses OpenAI: {openai}");
-            for kept in ["PATH", "ANTHROPIC_API_KEY", "GITHUB_TOKEN", "ORCA_LLM_MODEL"] {
-                assert!(!got.iter().any(|g| g == kept), "{kept} must reach the agent");
+            for kept in [
+                "PATH",
+                "ANTHROPIC_API_KEY",
+                "GITHUB_TOKEN",
+                "ORCA_LLM_MODEL",
+            ] {
+                assert!(
+                    !got.iter().any(|g| g == kept),
+                    "{kept} must reach the agent"
+                );
             }
         }
     }

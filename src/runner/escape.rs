@@ -27,7 +27,10 @@ pub fn children_of(pid: i32) -> Vec<i32> {
     let mut out = Vec::new();
     for t in tasks.flatten() {
         if let Ok(text) = std::fs::read_to_string(t.path().join("children")) {
-            out.extend(text.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+            out.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok()),
+            );
         }
     }
     out.sort_unstable();

@@ -406,7 +406,8 @@ mod tests {
         let mask = |pid: u32, f: &str| u64::from_str_radix(&status_field(pid, f), 16).expect("hex");
         let pipe_bit = 1u64 << (nix::sys::signal::Signal::SIGPIPE as i32 - 1);
         assert_ne!(
-            mask(std::process::id(), "SigCgt") & (1 << (nix::sys::signal::Signal::SIGUSR2 as i32 - 1)),
+            mask(std::process::id(), "SigCgt")
+                & (1 << (nix::sys::signal::Signal::SIGUSR2 as i32 - 1)),
             0
         );
         assert_eq!(mask(pid, "SigCgt"), 0);

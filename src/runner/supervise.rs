@@ -186,9 +186,7 @@ pub async fn supervise<S: LineSink + Default>(
             reaper.tree.signal_all(Signal::SIGKILL);
             Ended::Exited(s)
         }
-        Why::Timeout => {
-            Ended::TimedOut(stop_tree(&mut child, &mut reaper.tree, spec.grace).await)
-        }
+        Why::Timeout => Ended::TimedOut(stop_tree(&mut child, &mut reaper.tree, spec.grace).await),
         Why::Cancel => {
             Ended::Cancelled(stop_tree(&mut child, &mut reaper.tree, spec.cancel_grace).await)
         }

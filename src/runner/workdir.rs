@@ -85,8 +85,8 @@ pub fn open_beneath(root: &Path, path: &Path) -> Result<Opened, WorkdirError> {
         });
     }
     let dir_flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC;
-    let root_fd = rustix::fs::open(&real_root, dir_flags, Mode::empty())
-        .map_err(|e| root_err(e.into()))?;
+    let root_fd =
+        rustix::fs::open(&real_root, dir_flags, Mode::empty()).map_err(|e| root_err(e.into()))?;
     let shown = real_root.join(&rel);
     let fail = |e: Errno| match e {
         Errno::NOENT => WorkdirError::Missing {
@@ -130,15 +130,15 @@ fn walk(root: OwnedFd, rel: &Path) -> Result<OwnedFd, Errno> {
     let mut cur = root;
     for c in rel.components() {
         let Component::Normal(name) = c else { continue };
-        let flags =
-            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
         cur = match rustix::fs::openat(&cur, name, flags, Mode::empty()) {
             Ok(fd) => fd,
             // A link in the way (O_NOFOLLOW on a link gives ELOOP, or ENOTDIR with
             // O_DIRECTORY): tell it from a plain file.
             Err(Errno::NOTDIR | Errno::LOOP) => {
                 let st = rustix::fs::statat(&cur, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)?;
-                if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink {
+                if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink
+                {
                     return Err(Errno::LOOP);
                 }
                 return Err(Errno::NOTDIR);
@@ -168,7 +168,10 @@ mod tests {
 
         let o = open_beneath(&root, &root.join("a/b")).unwrap();
         assert_eq!(o.path, root.join("a/b"));
-        let fdpath = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&o.fd)));
+        let fdpath = PathBuf::from(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&o.fd)
+        ));
         assert_eq!(real(&fdpath), root.join("a/b"));
         assert_eq!(open_beneath(&root, &root).unwrap().path, root);
 
@@ -186,7 +189,9 @@ mod tests {
         assert!(matches!(e, WorkdirError::Outside { .. }), "{e}");
 
         // The walk for older kernels decides the same.
-        let rfd = |_: ()| rustix::fs::open(&root, OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).unwrap();
+        let rfd = |_: ()| {
+            rustix::fs::open(&root, OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).unwrap()
+        };
         assert!(walk(rfd(()), Path::new("a/b")).is_ok());
         assert_eq!(walk(rfd(()), Path::new("link/b")).unwrap_err(), Errno::LOOP);
         assert_eq!(walk(rfd(()), Path::new("a/out")).unwrap_err(), Errno::LOOP);

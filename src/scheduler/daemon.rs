@@ -57,7 +57,9 @@ const SMALL_FOLDER_ENTRIES: usize = 256;
 /// Starts the daemon in the workspace at `root` and runs it until SIGINT/SIGTERM.
 /// Returns the process exit code (0 clean stop, 1 failure, 2 configuration/usage error).
 pub fn run(root: &Path, flags: &[(String, String)]) -> i32 {
-    run_agent(root, flags, |cfg| Arc::new(ClaudeAgent::new(cfg.claude_bin.clone())))
+    run_agent(root, flags, |cfg| {
+        Arc::new(ClaudeAgent::new(cfg.claude_bin.clone()))
+    })
 }
 
 /// [`run`] with the given agent instead of Claude Code (CLAUDE_BIN is then not used).
@@ -849,9 +851,7 @@ impl Daemon {
         };
         let working_dir = opened.path.display().to_string();
         let skip = Arc::clone(&self.own_folders);
-        let before = self
-            .snapshot_before(&rec.id, &opened.path, &skip)
-            .await;
+        let before = self.snapshot_before(&rec.id, &opened.path, &skip).await;
         self.events.emit(
             "claude_started",
             Some(&rec.id),
@@ -1123,7 +1123,11 @@ impl Daemon {
         hint: Option<String>,
     ) {
         let out = RunOutcome {
-            agent: self.agent.read().map(|a| a.name().to_owned()).unwrap_or_default(),
+            agent: self
+                .agent
+                .read()
+                .map(|a| a.name().to_owned())
+                .unwrap_or_default(),
             outcome: Outcome::TaskFailed {
                 reason: message.to_owned(),
             },
@@ -1242,11 +1246,17 @@ fn agent_env(cfg: &Config) -> Vec<(String, String)> {
 /// Orca's own secrets, withheld from the agent (DESIGN §5): see
 /// [`crate::runner::agent_env::withheld_names`].
 fn withheld_env(cfg: &Config) -> Vec<String> {
-    let mediation_uses_openai = !matches!(cfg.llm, crate::config::LlmMode::Off | crate::config::LlmMode::Ollama);
+    let mediation_uses_openai = !matches!(
+        cfg.llm,
+        crate::config::LlmMode::Off | crate::config::LlmMode::Ollama
+    );
     let names: Vec<String> = std::env::vars_os()
         .filter_map(|(k, _)| k.into_string().ok())
         .collect();
-    crate::runner::agent_env::withheld_names(names.iter().map(String::as_str), mediation_uses_openai)
+    crate::runner::agent_env::withheld_names(
+        names.iter().map(String::as_str),
+        mediation_uses_openai,
+    )
 }
 
 /// Orca's own folders in the workspace, left out of `changed_files` when the

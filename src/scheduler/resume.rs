@@ -132,6 +132,4 @@ mod tests {
         let _ = child.kill();
         let _ = child.wait();
     }
-
-
 }

@@ -328,5 +328,4 @@ mod tests {
         );
         assert_eq!(parse_version("Claude Code"), None);
     }
-
 }

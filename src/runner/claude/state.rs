@@ -133,4 +133,5 @@ mod tests {
         st.apply(a("m2", "x"));
         st.apply(a("m3", "<synthetic>"));
         assert_eq!(st.turns(), 2);
-    }}
+    }
+}
