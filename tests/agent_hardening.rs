@@ -104,6 +104,11 @@ fn orcas_own_secrets_do_not_reach_the_agent_its_api_key_does() {
         ("ANTHROPIC_API_KEY", "sk-ant-agent-needs-this".into()),
         ("GITHUB_TOKEN", "gh-agent-may-use-this".into()),
     ]);
+    // A secret of Orca's in .env (not a setting this version reads) stays with Orca too.
+    ws.set_env(&[
+        ("ORCA_WEBHOOK_SECRET", "hook-secret-value"),
+        ("MY_TOOL_FLAG", "on"),
+    ]);
     ws.start();
     ws.drop_task("env.task.md", &task("env", "", "noop"));
     let r = ws.wait_result("env");
@@ -113,6 +118,11 @@ fn orcas_own_secrets_do_not_reach_the_agent_its_api_key_does() {
     assert!(!has("TELEGRAM_BOT_TOKEN"), "{env}");
     assert!(!has("ORCA_DASHBOARD_TOKEN"), "{env}");
     assert!(!has("ORCA_DATABASE_URL"), "{env}");
+    assert!(!has("ORCA_WEBHOOK_SECRET"), "{env}");
+    assert!(
+        env.contains("MY_TOOL_FLAG=on"),
+        ".env passes through: {env}"
+    );
     assert!(!env.contains("tg-secret-value") && !env.contains("dash-secret-value"));
     assert!(
         env.contains("ANTHROPIC_API_KEY=sk-ant-agent-needs-this"),

@@ -399,7 +399,8 @@ fn detached_child(pidfile: &Path) -> u8 {
         .spawn();
     match child {
         Ok(c) => {
-            let tmp = pidfile.with_extension("tmp");
+            let mut tmp = pidfile.as_os_str().to_owned();
+            tmp.push(".tmp");
             if std::fs::write(&tmp, c.id().to_string()).is_ok() {
                 let _ = std::fs::rename(&tmp, pidfile);
             }

@@ -1229,10 +1229,13 @@ async fn recv_signal(s: &mut Option<tokio::signal::unix::Signal>) {
 
 /// Environment for the agent beyond Orca's own: `.env` variables that are not Orca settings,
 /// and ANTHROPIC_API_KEY when it was configured in `.env` or config/orca.toml.
+/// Orca's own secrets among them are left out (see [`withheld_env`]).
 fn agent_env(cfg: &Config) -> Vec<(String, String)> {
+    let withheld = withheld_env(cfg);
     let mut env: Vec<(String, String)> = cfg
         .dotenv_passthrough
         .iter()
+        .filter(|(k, _)| !withheld.contains(k))
         .map(|(k, v)| (k.clone(), v.expose().to_owned()))
         .collect();
     if let Some(key) = &cfg.anthropic_api_key {
@@ -1252,6 +1255,7 @@ fn withheld_env(cfg: &Config) -> Vec<String> {
     );
     let names: Vec<String> = std::env::vars_os()
         .filter_map(|(k, _)| k.into_string().ok())
+        .chain(cfg.dotenv_passthrough.iter().map(|(k, _)| k.clone()))
         .collect();
     crate::runner::agent_env::withheld_names(
         names.iter().map(String::as_str),
