@@ -29,6 +29,8 @@ fn request(dir: &Path, prompt: &str) -> RunRequest {
         resume_session: None,
         raw_log: dir.join("logs/runs/t1.1.ndjson"),
         env: vec![],
+        remove_env: vec![],
+        working_dir_fd: None,
     }
 }
 
@@ -168,8 +170,9 @@ async fn max_turns_is_a_task_failure() {
     let (out, _) = run(&agent(), request(dir.path(), "fake-agent: max-turns")).await;
     assert_eq!(
         out.outcome,
-        Outcome::TaskFailed {
-            reason: "max turns reached: Reached maximum number of turns (2)".into()
+        Outcome::MaxTurns {
+            turns: Some(3),
+            detail: "Reached maximum number of turns (2)".into()
         }
     );
     // --max-turns reaches the agent.
@@ -177,7 +180,7 @@ async fn max_turns_is_a_task_failure() {
     req.max_turns = Some(2);
     let (out, _) = run(&agent(), req).await;
     assert!(
-        matches!(&out.outcome, Outcome::TaskFailed { reason } if reason.contains("(2)")),
+        matches!(&out.outcome, Outcome::MaxTurns { detail, .. } if detail.contains("(2)")),
         "{out:?}"
     );
 }

@@ -7,6 +7,11 @@
 //! With ORCA_FAKE_AGENT_LOG set, each start appends `pid\ttask_id\tattempt\tmode` to it;
 //! with ORCA_FAKE_AGENT_CLOCK=1 also, as a fifth field, the CLOCK_REALTIME nanoseconds at which
 //! `main` began (the benchmarks measure pickup latency with it).
+//! Hardening tests: ORCA_FAKE_AGENT_CWD_FILE (append the real working folder),
+//! ORCA_FAKE_AGENT_ENV_FILE (write the environment, `NAME=VALUE` lines),
+//! ORCA_FAKE_AGENT_ESCAPE (start a `sleep 300` detached by a double fork and `setsid`, its
+//! pid written to `<that path>.<task id>`, before the mode runs), ORCA_FAKE_AGENT_VERSION_BYTES (print that
+//! many bytes before the `--version` line, and leave the version out of the stream).
 
 // Not under `cargo test`: there the test harness provides `main` (and runs no tests).
 #![cfg_attr(not(test), no_main)]
@@ -157,14 +162,21 @@ impl Out {
         let cwd = std::env::current_dir()
             .map(|p| p.display().to_string())
             .unwrap_or_default();
-        self.line(&json!({
+        let mut init = json!({
             "type": "system", "subtype": "init", "cwd": cwd, "session_id": self.session,
             "tools": ["Task", "Bash", "Edit", "Read", "Write"], "mcp_servers": [],
             "model": self.model, "permissionMode": "default", "slash_commands": [],
             "apiKeySource": "ANTHROPIC_API_KEY", "claude_code_version": VERSION,
             "output_style": "default", "agents": [], "skills": [], "plugins": [],
             "uuid": uuid_like(1), "fast_mode_state": "off"
-        }));
+        });
+        // With a long --version, the stream does not say the version: Orca has to ask.
+        if std::env::var_os("ORCA_FAKE_AGENT_VERSION_BYTES").is_some() {
+            if let Some(o) = init.as_object_mut() {
+                o.remove("claude_code_version");
+            }
+        }
+        self.line(&init);
     }
 
     fn next_msg_id(&mut self) -> String {
@@ -331,6 +343,73 @@ fn log_start(mode: &str) {
     }
 }
 
+/// What the hardening tests ask for through the environment (see the module's doc).
+fn hardening_probes() {
+    let append = |var: &str, text: &str| {
+        if let Some(path) = std::env::var_os(var) {
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
+                let _ = f.write_all(text.as_bytes());
+            }
+        }
+    };
+    let cwd = std::fs::read_link("/proc/self/cwd")
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|e| format!("unknown: {e}"));
+    append("ORCA_FAKE_AGENT_CWD_FILE", &format!("{cwd}\n"));
+    let env: String = std::env::vars_os()
+        .map(|(k, v)| format!("{}={}\n", k.to_string_lossy(), v.to_string_lossy()))
+        .collect();
+    append("ORCA_FAKE_AGENT_ENV_FILE", &env);
+    if let Some(pidfile) = std::env::var_os("ORCA_FAKE_AGENT_ESCAPE") {
+        // One pid file per task: `<path>.<task id>`.
+        let mut pidfile = pidfile;
+        pidfile.push(format!(
+            ".{}",
+            std::env::var("ORCA_TASK_ID").unwrap_or_default()
+        ));
+        // The middle process of the double fork: it detaches, starts the sleep, and exits.
+        if let Ok(exe) = std::env::current_exe() {
+            let _ = Command::new(exe)
+                .env("ORCA_FAKE_AGENT_DETACH_CHILD", pidfile)
+                .env_remove("ORCA_FAKE_AGENT_ESCAPE")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// The middle process of ORCA_FAKE_AGENT_ESCAPE: a new session, a `sleep 300` in it whose
+/// pid goes to `pidfile`, and gone, so the sleep is an orphan outside the agent's group.
+fn detached_child(pidfile: &Path) -> u8 {
+    if nix::unistd::setsid().is_err() {
+        return 1;
+    }
+    let child = Command::new("sleep")
+        .arg("300")
+        .env_remove("ORCA_FAKE_AGENT_DETACH_CHILD")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    match child {
+        Ok(c) => {
+            let mut tmp = pidfile.as_os_str().to_owned();
+            tmp.push(".tmp");
+            if std::fs::write(&tmp, c.id().to_string()).is_ok() {
+                let _ = std::fs::rename(&tmp, pidfile);
+            }
+            0
+        }
+        Err(_) => 1,
+    }
+}
+
 /// `sleep 300` in its own session (as Claude's Bash tool does) and a plain `sleep 300`.
 fn spawn_children() -> (u32, u32) {
     use std::os::unix::process::CommandExt;
@@ -388,9 +467,26 @@ fn fake_main() -> u8 {
         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
         .unwrap_or(0);
     STARTED_NS.store(started, std::sync::atomic::Ordering::Relaxed);
+    if let Some(pidfile) = std::env::var_os("ORCA_FAKE_AGENT_DETACH_CHILD") {
+        return detached_child(Path::new(&pidfile));
+    }
     let args = parse_args();
     if args.version {
-        println!("{VERSION} (Claude Code)");
+        let junk: u64 = std::env::var("ORCA_FAKE_AGENT_VERSION_BYTES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut left = junk;
+        let mut stdout = std::io::stdout().lock();
+        while left > 0 {
+            let n = usize::try_from(left.min(chunk.len() as u64)).unwrap_or(chunk.len());
+            if stdout.write_all(&chunk[..n]).is_err() {
+                return 141;
+            }
+            left -= n as u64;
+        }
+        let _ = writeln!(stdout, "{VERSION} (Claude Code)");
         return 0;
     }
     let prompt = match args.prompt.clone() {
@@ -412,6 +508,7 @@ fn fake_main() -> u8 {
     let mode = words.next().unwrap_or("success").to_owned();
     let rest: Vec<&str> = words.collect();
     log_start(&mode);
+    hardening_probes();
     let num = |i: usize, default: u64| -> u64 {
         rest.get(i).and_then(|v| v.parse().ok()).unwrap_or(default)
     };

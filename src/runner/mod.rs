@@ -1,20 +1,26 @@
-//! Agents: starting a coding agent (Claude Code first) on one task attempt with an argument
-//! vector in its own process group, parsing its stream-json live, timeouts and cancellation.
-//!
-//! OWNER NOTE (skeleton): `RunRequest`, `RunOutcome`, `Progress` and the `Agent` trait are
-//! the contract the scheduler uses.
+//! Agents: the [`Agent`] trait the daemon drives, the attempt's request and typed outcome,
+//! generic supervision of an agent process ([`supervise`], [`spawn`], [`process`],
+//! [`escape`]) and Claude Code as the first agent ([`claude`], its stream in [`stream`]).
 
+pub mod agent_env;
 pub mod changes;
 pub mod claude;
+pub mod escape;
 pub mod process;
 pub mod prompt;
 pub mod spawn;
 pub mod stream;
+pub mod supervise;
+pub mod workdir;
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::config::Config;
 
 pub use claude::ClaudeAgent;
 pub use prompt::build_prompt;
@@ -36,6 +42,24 @@ pub trait Agent: Send + Sync {
     ) -> BoxFuture<'_, RunOutcome>;
     /// The agent's version (`None` when it cannot be found out); cached after the first call.
     fn version(&self) -> BoxFuture<'_, Option<String>>;
+    /// Whether this agent can resume `session_id`, a session of an earlier attempt in `cwd`,
+    /// given the attempt's extra environment `env` (e.g. the CLI still keeps its
+    /// transcript). `Err` says why not, for the log; the attempt then starts afresh.
+    fn can_resume(
+        &self,
+        session_id: &str,
+        cwd: &Path,
+        env: &[(String, String)],
+    ) -> Result<(), String> {
+        let _ = (session_id, cwd, env);
+        Err(format!("the agent {} cannot resume sessions", self.name()))
+    }
+    /// The agent to use from now on after the configuration was reloaded as `cfg` (e.g. a
+    /// new CLAUDE_BIN); `None` keeps this one.
+    fn reconfigured(&self, cfg: &Config) -> Option<Arc<dyn Agent>> {
+        let _ = cfg;
+        None
+    }
 }
 
 /// Everything one attempt needs.
@@ -45,8 +69,11 @@ pub struct RunRequest {
     pub attempt: u32,
     /// The full prompt of DESIGN §4 (built by `runner::prompt`).
     pub prompt: String,
-    /// The agent's cwd (already checked against the allowed root).
+    /// The agent's cwd (already checked against the allowed root), as recorded.
     pub working_dir: PathBuf,
+    /// `working_dir` opened beneath the allowed root: the agent starts in this very folder
+    /// (None: `working_dir` is opened at the start).
+    pub working_dir_fd: Option<Arc<OwnedFd>>,
     pub timeout: Duration,
     pub max_turns: Option<u32>,
     pub model: Option<String>,
@@ -57,6 +84,8 @@ pub struct RunRequest {
     pub raw_log: PathBuf,
     /// Extra environment for the agent (e.g. IS_SANDBOX=1).
     pub env: Vec<(String, String)>,
+    /// Variables of Orca's environment the agent does not get (Orca's own secrets).
+    pub remove_env: Vec<String>,
 }
 
 /// Where an agent sends its progress. Boxed: a channel allocates its slots 32 at a time,
@@ -75,12 +104,21 @@ pub struct Progress {
     pub pid: Option<u32>,
 }
 
-/// How an attempt ended.
+/// How an attempt ended: each agent classifies its own end into these kinds, so that
+/// the scheduler's policy matches on the kind, never on text.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// The agent finished and reported success.
     Succeeded,
-    /// A failure of the task itself (max turns, the agent reported an error): no retry.
+    /// The agent used all the turns it was given (`--max-turns`): no retry.
+    MaxTurns {
+        /// Turns taken, when the agent said.
+        turns: Option<u32>,
+        /// What the agent said about it.
+        detail: String,
+    },
+    /// A failure of the task itself (the agent or the API refused or reported an error):
+    /// no retry.
     TaskFailed {
         reason: String,
     },
@@ -103,6 +141,8 @@ pub enum Outcome {
 /// The data of a finished attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunOutcome {
+    /// The agent's [`Agent::name`] (the result's `agent.name`).
+    pub agent: String,
     pub outcome: Outcome,
     pub exit_code: Option<i32>,
     /// The final result text.

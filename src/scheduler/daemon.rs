@@ -14,11 +14,11 @@ use tokio::sync::{mpsc, watch};
 use crate::artifacts::result::ResultError;
 use crate::clock::now_ms;
 use crate::config::Config;
-use crate::events::{Event, EventBus, EventKind, AGENT_CLAUDE};
+use crate::events::{Event, EventBus, EventKind};
 use crate::intake::{self, IntakeHandle, Ready};
 use crate::runner::changes::Snapshot;
 use crate::runner::claude::ClaudeAgent;
-use crate::runner::{Outcome, Progress, RunOutcome, RunRequest};
+use crate::runner::{Agent, Outcome, Progress, RunOutcome, RunRequest};
 use crate::scheduler::backoff;
 use crate::scheduler::finalize::{self, finalize, rel, RunEnd};
 use crate::scheduler::resume;
@@ -60,6 +60,21 @@ const SMALL_FOLDER_ENTRIES: usize = 256;
 /// Starts the daemon in the workspace at `root` and runs it until SIGINT/SIGTERM.
 /// Returns the process exit code (0 clean stop, 1 failure, 2 configuration/usage error).
 pub fn run(root: &Path, flags: &[(String, String)]) -> i32 {
+    run_agent(root, flags, |cfg| {
+        Arc::new(ClaudeAgent::new(cfg.claude_bin.clone()))
+    })
+}
+
+/// [`run`] with the given agent instead of Claude Code (CLAUDE_BIN is then not used).
+pub fn run_with_agent(root: &Path, flags: &[(String, String)], agent: Arc<dyn Agent>) -> i32 {
+    run_agent(root, flags, move |_| agent)
+}
+
+fn run_agent(
+    root: &Path,
+    flags: &[(String, String)],
+    make_agent: impl FnOnce(&Config) -> Arc<dyn Agent>,
+) -> i32 {
     let cfg = match Config::load(root, flags) {
         Ok(c) => c,
         Err(e) => {
@@ -133,7 +148,7 @@ pub fn run(root: &Path, flags: &[(String, String)]) -> i32 {
         }
     };
     let daemon = Arc::new(Daemon {
-        agent: RwLock::new(Arc::new(ClaudeAgent::new(cfg.claude_bin.clone()))),
+        agent: RwLock::new(make_agent(&cfg)),
         cfg: RwLock::new(Arc::new(cfg)),
         flags: flags.to_vec(),
         store,
@@ -147,7 +162,11 @@ pub fn run(root: &Path, flags: &[(String, String)]) -> i32 {
         own_folders: orca_folders(&ws).into(),
         ws,
     });
-    keep_free_memory_while_busy();
+    // Whatever an agent starts and detaches is re-parented here, to be ended with its
+    // attempt (runner::escape).
+    if let Err(e) = crate::runner::escape::become_subreaper() {
+        tracing::warn!("cannot become the subreaper of the agents' processes: {e}; a process an agent detaches may outlive its attempt");
+    }
     rt.block_on(daemon.main())
 }
 
@@ -168,7 +187,7 @@ struct Daemon {
     ws: Workspace,
     store: Arc<dyn Store>,
     events: EventBus,
-    agent: RwLock<Arc<ClaudeAgent>>,
+    agent: RwLock<Arc<dyn Agent>>,
     running: Mutex<HashMap<String, RunningTask>>,
     shutting_down: AtomicBool,
     /// The working folder as it was before a task's first attempt in this daemon, kept
@@ -218,6 +237,14 @@ impl Daemon {
     fn cfg(&self) -> Arc<Config> {
         match self.cfg.read() {
             Ok(c) => Arc::clone(&c),
+            Err(p) => Arc::clone(&p.into_inner()),
+        }
+    }
+
+    /// The agent in force (replaced on a reload that changes it).
+    fn current_agent(&self) -> Arc<dyn Agent> {
+        match self.agent.read() {
+            Ok(a) => Arc::clone(&a),
             Err(p) => Arc::clone(&p.into_inner()),
         }
     }
@@ -286,7 +313,6 @@ impl Daemon {
         let mut last_pending_retry = Instant::now();
         // Set when the database was deleted or replaced under the daemon: it stops (exit 1).
         let mut gone: Option<StoreError> = None;
-        let mut was_busy = true; // start-up counts as busy: trim once it is over
         eprintln!(
             "orca {}: watching {} (Ctrl-C to stop)",
             crate::VERSION,
@@ -295,11 +321,6 @@ impl Daemon {
 
         loop {
             self.dispatch(&done_tx);
-            let busy = self.running_count() > 0;
-            if was_busy && !busy {
-                release_free_memory();
-            }
-            was_busy = busy;
             let backoff_wake = self.backoff_sleep();
             tokio::select! {
                 ready = ready_rx.recv() => {
@@ -723,9 +744,9 @@ impl Daemon {
                     if changed.is_empty() {
                         return;
                     }
-                    if cur.claude_bin != new.claude_bin {
-                        if let Ok(mut a) = self.agent.write() {
-                            *a = Arc::new(ClaudeAgent::new(new.claude_bin.clone()));
+                    if let Ok(mut a) = self.agent.write() {
+                        if let Some(next) = a.reconfigured(&new) {
+                            *a = next;
                         }
                     }
                     let mut next = Config::clone(&cur);
@@ -874,22 +895,26 @@ impl Daemon {
                 return None;
             }
         };
-        if !resolved.working_dir.is_dir() {
-            let msg = format!(
-                "the working folder {} does not exist",
-                resolved.working_dir.display()
-            );
-            self.fail_now(
-                &rec,
-                &node,
-                "working_dir",
-                &msg,
-                Some("create it or fix `working_dir` in the task file".into()),
-            );
-            return None;
-        }
+        // Opened once beneath the allowed root, following no link: the agent starts in this
+        // very folder, whatever its path names by then.
+        let opened = match crate::runner::workdir::open_beneath(
+            &cfg.claude_allowed_root,
+            &resolved.working_dir,
+        ) {
+            Ok(o) => o,
+            Err(e) => {
+                self.fail_now(
+                    &rec,
+                    &node,
+                    "working_dir",
+                    &e.to_string(),
+                    Some(e.hint().into()),
+                );
+                return None;
+            }
+        };
         let env = agent_env(&cfg);
-        let resumed = self.resume_for(&rec, &task, &env, &resolved.working_dir);
+        let resumed = self.resume_for(&rec, &task, &env, &opened.path);
         let prompt = match &resumed {
             Some((_, why)) => resume::continuation_prompt(why),
             None => crate::runner::prompt::build_prompt(&task),
@@ -898,7 +923,8 @@ impl Daemon {
             task_id: rec.id.clone(),
             attempt,
             prompt,
-            working_dir: resolved.working_dir.clone(),
+            working_dir: opened.path.clone(),
+            working_dir_fd: Some(Arc::new(opened.fd)),
             timeout: Duration::from_secs(task.timeout_sec.unwrap_or(cfg.claude_timeout_sec)),
             max_turns: task.max_turns.or(if cfg.claude_max_turns > 0 {
                 Some(cfg.claude_max_turns)
@@ -910,17 +936,17 @@ impl Daemon {
             resume_session: resumed.as_ref().map(|(sid, _)| sid.clone()),
             raw_log: self.ws.run_log(&rec.id, attempt),
             env,
+            remove_env: withheld_env(&cfg),
         };
-        let working_dir = resolved.working_dir.display().to_string();
+        let working_dir = opened.path.display().to_string();
         let skip = Arc::clone(&self.own_folders);
-        let before = self
-            .snapshot_before(&rec.id, &resolved.working_dir, &skip)
-            .await;
+        let before = self.snapshot_before(&rec.id, &opened.path, &skip).await;
+        let agent = self.current_agent();
         self.events.publish(Event::attempt(
             &rec.id,
             attempt,
             EventKind::ClaudeStarted {
-                agent: AGENT_CLAUDE.into(),
+                agent: agent.name().to_owned(),
                 bin: cfg.claude_bin.clone(),
                 resume_session: req.resume_session.clone(),
                 timeout_sec: req.timeout.as_secs(),
@@ -928,15 +954,18 @@ impl Daemon {
             },
         ));
         let (ptx, prx) = mpsc::unbounded_channel::<Box<Progress>>();
-        let agent = match self.agent.read() {
-            Ok(a) => Arc::clone(&a),
-            Err(p) => Arc::clone(&p.into_inner()),
-        };
         // Progress is forwarded alongside the run, in this task (it ends when the run drops
         // its sender): no task of its own to start and wake on another thread.
         let (mut out, ()) = tokio::join!(
             agent.run(req, cancel, ptx),
-            forward_progress(Arc::clone(self), rec.id.clone(), attempt, node.clone(), prx),
+            forward_progress(
+                Arc::clone(self),
+                rec.id.clone(),
+                attempt,
+                node.clone(),
+                agent.name().to_owned(),
+                prx
+            ),
         );
         if out.agent_version.is_none() {
             out.agent_version = agent.version().await;
@@ -946,7 +975,7 @@ impl Daemon {
             &rec.id,
             attempt,
             EventKind::ClaudeFinished {
-                agent: AGENT_CLAUDE.into(),
+                agent: out.agent.clone(),
                 changed_files: changed.len(),
                 cost_usd: out.cost_usd,
                 exit_code: out.exit_code,
@@ -973,12 +1002,9 @@ impl Daemon {
         }
         let attempts = self.store.attempts(&rec.id).ok()?;
         let (sid, why) = resume::resumable_session(&attempts, rec.attempts, task.resume_on_retry)?;
-        let Some(config) = resume::claude_config_dir(env) else {
-            tracing::info!(task = %rec.id, "not resuming: neither HOME nor CLAUDE_CONFIG_DIR is set");
-            return None;
-        };
-        if resume::transcript(&config, cwd, &sid).is_none() {
-            tracing::info!(task = %rec.id, session = %sid, "not resuming: the agent no longer has the session; starting afresh");
+        let agent = self.current_agent();
+        if let Err(why_not) = agent.can_resume(&sid, cwd, env) {
+            tracing::info!(task = %rec.id, session = %sid, "not resuming: {why_not}");
             return None;
         }
         if let Err(e) = self.store.mark_resumed(&rec.id, rec.attempts) {
@@ -1028,10 +1054,10 @@ impl Daemon {
         let resume_on_retry = rec.task.as_ref().is_some_and(|t| t.resume_on_retry);
         let (state, kind, message, hint): (TaskState, &str, Option<String>, Option<String>) = match &out.outcome {
             Outcome::Succeeded => (TaskState::Succeeded, "", None, None),
-            Outcome::TaskFailed { reason } => {
-                let kind = if reason.contains("max turns") { "max_turns" } else { "agent_error" };
-                (TaskState::Failed, kind, Some(reason.clone()), None)
+            Outcome::MaxTurns { detail, .. } => {
+                (TaskState::Failed, "max_turns", Some(format!("max turns reached: {detail}")), None)
             }
+            Outcome::TaskFailed { reason } => (TaskState::Failed, "agent_error", Some(reason.clone()), None),
             Outcome::AuthFailed { reason } => (
                 TaskState::Failed,
                 "auth",
@@ -1199,6 +1225,11 @@ impl Daemon {
         hint: Option<String>,
     ) {
         let out = RunOutcome {
+            agent: self
+                .agent
+                .read()
+                .map(|a| a.name().to_owned())
+                .unwrap_or_default(),
             outcome: Outcome::TaskFailed {
                 reason: message.to_owned(),
             },
@@ -1287,27 +1318,6 @@ impl Daemon {
     }
 }
 
-/// While tasks run, freed memory stays with the allocator instead of going back to the
-/// kernel after every task (each round trip costs page faults and TLB flushes on all
-/// cores); [`release_free_memory`] returns it once the daemon is idle.
-fn keep_free_memory_while_busy() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets a tuning parameter of the allocator.
-    unsafe {
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
-    }
-}
-
-/// Hands memory freed by start-up or by a finished burst back to the system, so an idle
-/// daemon stays small (glibc keeps freed heap pages otherwise).
-fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks the allocator's own free lists; it has no preconditions.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 async fn recv_signal(s: &mut Option<tokio::signal::unix::Signal>) {
     match s {
         Some(s) => {
@@ -1319,10 +1329,13 @@ async fn recv_signal(s: &mut Option<tokio::signal::unix::Signal>) {
 
 /// Environment for the agent beyond Orca's own: `.env` variables that are not Orca settings,
 /// and ANTHROPIC_API_KEY when it was configured in `.env` or config/orca.toml.
+/// Orca's own secrets among them are left out (see [`withheld_env`]).
 fn agent_env(cfg: &Config) -> Vec<(String, String)> {
+    let withheld = withheld_env(cfg);
     let mut env: Vec<(String, String)> = cfg
         .dotenv_passthrough
         .iter()
+        .filter(|(k, _)| !withheld.contains(k))
         .map(|(k, v)| (k.clone(), v.expose().to_owned()))
         .collect();
     if let Some(key) = &cfg.anthropic_api_key {
@@ -1331,6 +1344,23 @@ fn agent_env(cfg: &Config) -> Vec<(String, String)> {
         }
     }
     env
+}
+
+/// Orca's own secrets, withheld from the agent (DESIGN §5): see
+/// [`crate::runner::agent_env::withheld_names`].
+fn withheld_env(cfg: &Config) -> Vec<String> {
+    let mediation_uses_openai = !matches!(
+        cfg.llm,
+        crate::config::LlmMode::Off | crate::config::LlmMode::Ollama
+    );
+    let names: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .chain(cfg.dotenv_passthrough.iter().map(|(k, _)| k.clone()))
+        .collect();
+    crate::runner::agent_env::withheld_names(
+        names.iter().map(String::as_str),
+        mediation_uses_openai,
+    )
 }
 
 /// Orca's own folders in the workspace, left out of `changed_files` when the
@@ -1408,7 +1438,7 @@ fn recently_modified(path: &Path, within: Duration) -> bool {
 fn outcome_name(o: &Outcome) -> &'static str {
     match o {
         Outcome::Succeeded => "succeeded",
-        Outcome::TaskFailed { .. } => "failed",
+        Outcome::TaskFailed { .. } | Outcome::MaxTurns { .. } => "failed",
         Outcome::Transient { .. } => "transient",
         Outcome::AuthFailed { .. } => "auth_failed",
         Outcome::TimedOut => "timed_out",
@@ -1427,6 +1457,7 @@ async fn forward_progress(
     id: String,
     attempt: u32,
     node: String,
+    agent_name: String,
     mut rx: mpsc::UnboundedReceiver<Box<Progress>>,
 ) {
     const EVERY: Duration = Duration::from_millis(250);
@@ -1456,7 +1487,7 @@ async fn forward_progress(
                 &id,
                 attempt,
                 EventKind::ClaudeProgress {
-                    agent: AGENT_CLAUDE.into(),
+                    agent: agent_name.clone(),
                     cost_usd: p.cost_usd,
                     last_tool: p.last_tool.clone(),
                     last_tool_target: p.last_tool_target.clone(),

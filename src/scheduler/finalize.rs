@@ -318,7 +318,7 @@ fn finalize_known(
                     rec,
                     attempts,
                     run,
-                    "claude",
+                    run.map_or("claude", |r| r.agent.as_str()),
                     predicted.clone(),
                     known.working_dir,
                     known.changed_files,
@@ -442,6 +442,7 @@ mod tests {
 
     fn run_said(text: &str) -> RunOutcome {
         RunOutcome {
+            agent: "claude".into(),
             outcome: Outcome::Succeeded,
             exit_code: Some(0),
             output: Some(text.into()),

@@ -1,0 +1,135 @@
+//! No process outlives its attempt: the daemon is the child subreaper of everything its
+//! agents start, so a process that detaches (double fork, `setsid`) is re-parented to it,
+//! not to init; at the end of each attempt the daemon's children that carry the attempt's
+//! mark ([`super::supervise::RUN_MARK_VAR`] in their environment, inherited) are killed
+//! with their descendants and reaped, and orphans that ended on their own are reaped.
+//!
+//! Linux-only (`PR_SET_CHILD_SUBREAPER`, `/proc/<pid>/task/*/children`, `/proc/<pid>/environ`).
+
+use std::io;
+
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag};
+use nix::unistd::{getpgrp, getpid, getsid, Pid};
+
+use super::process::proc_info;
+
+/// Makes this process the subreaper of its descendants (once, at the daemon's start).
+pub fn become_subreaper() -> io::Result<()> {
+    rustix::process::set_child_subreaper(Some(rustix::process::getpid())).map_err(io::Error::from)
+}
+
+/// The children of `pid` (every thread's), from `/proc/<pid>/task/*/children`.
+pub fn children_of(pid: i32) -> Vec<i32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for t in tasks.flatten() {
+        if let Ok(text) = std::fs::read_to_string(t.path().join("children")) {
+            out.extend(
+                text.split_whitespace()
+                    .filter_map(|p| p.parse::<i32>().ok()),
+            );
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Whether process `pid`'s environment has `var=value`.
+pub fn has_env(pid: i32, var: &str, value: &str) -> bool {
+    let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    let want = format!("{var}={value}");
+    env.split(|b| *b == 0).any(|v| v == want.as_bytes())
+}
+
+/// Kills (SIGKILL) every child of this process marked with `mark`, with all its
+/// descendants, and reaps them; reaps orphans that already ended. Cheap when nothing
+/// escaped: it reads this process's children lists and each child's environment.
+pub fn kill_marked(mark: &str) {
+    let me = getpid().as_raw();
+    let own_sid = getsid(None).map(Pid::as_raw).unwrap_or(-1);
+    let own_pgid = getpgrp().as_raw();
+    for child in children_of(me) {
+        let Some(info) = proc_info(child) else {
+            continue;
+        };
+        // An agent this daemon started leads its own group in the daemon's session; one
+        // started by the runtime (`--version`, git) is in the daemon's group. Its owner
+        // reaps it. Any other child is an orphan that was re-parented here.
+        let started_here = getsid(Some(Pid::from_raw(child))).map(Pid::as_raw) == Ok(own_sid)
+            && (info.pgid == child || info.pgid == own_pgid);
+        if info.zombie {
+            if !started_here {
+                let _ = waitpid(Pid::from_raw(child), Some(WaitPidFlag::WNOHANG));
+            }
+            continue;
+        }
+        if !has_env(child, super::supervise::RUN_MARK_VAR, mark) {
+            continue;
+        }
+        kill_tree(child);
+        if !started_here {
+            reap_later(child);
+        }
+    }
+}
+
+/// SIGKILLs `pid` and every descendant (stopped first, so none can fork meanwhile).
+fn kill_tree(pid: i32) {
+    let mut stack = vec![pid];
+    let mut all = Vec::new();
+    while let Some(p) = stack.pop() {
+        let _ = kill(Pid::from_raw(p), Signal::SIGSTOP);
+        all.push(p);
+        stack.extend(children_of(p));
+    }
+    for p in all {
+        let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+    }
+}
+
+/// Reaps child `pid` (just SIGKILLed) once it has ended, off the async threads.
+fn reap_later(pid: i32) {
+    let reap = move || {
+        let _ = waitpid(Pid::from_raw(pid), None);
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => {
+            rt.spawn_blocking(reap);
+        }
+        Err(_) => reap(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn children_and_environment_of_a_real_child() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .env("ORCA_ESCAPE_TEST", "yes")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let kids = children_of(std::process::id() as i32);
+        // /proc/PID/environ shows the new environment only once the child has exec'd.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !has_env(pid, "ORCA_ESCAPE_TEST", "yes") && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let marked = has_env(pid, "ORCA_ESCAPE_TEST", "yes");
+        let other = has_env(pid, "ORCA_ESCAPE_TEST", "no");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(kids.contains(&pid), "{kids:?}");
+        assert!(marked);
+        assert!(!other);
+    }
+}
