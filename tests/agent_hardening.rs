@@ -98,7 +98,8 @@ fn orcas_own_secrets_do_not_reach_the_agent_its_api_key_does() {
     let env_file = dump.path().join("env.txt");
     let mut ws = Ws::new().with_env([
         ("ORCA_FAKE_AGENT_ENV_FILE", env_file.display().to_string()),
-        ("TELEGRAM_BOT_TOKEN", "123:tg-secret-value".into()),
+        // TELEGRAM_BOT_TOKEN is withheld too (unit table in runner::agent_env); this version
+        // refuses to start with it, since the bot is not built yet.
         ("ORCA_DASHBOARD_TOKEN", "dash-secret-value".into()),
         ("ORCA_DATABASE_URL", "sqlite://.orca/orca.db".into()),
         ("ANTHROPIC_API_KEY", "sk-ant-agent-needs-this".into()),
@@ -115,7 +116,6 @@ fn orcas_own_secrets_do_not_reach_the_agent_its_api_key_does() {
     assert_eq!(r["status"], "succeeded", "{r:#}");
     let env = std::fs::read_to_string(&env_file).unwrap();
     let has = |name: &str| env.lines().any(|l| l.starts_with(&format!("{name}=")));
-    assert!(!has("TELEGRAM_BOT_TOKEN"), "{env}");
     assert!(!has("ORCA_DASHBOARD_TOKEN"), "{env}");
     assert!(!has("ORCA_DATABASE_URL"), "{env}");
     assert!(!has("ORCA_WEBHOOK_SECRET"), "{env}");
@@ -123,7 +123,7 @@ fn orcas_own_secrets_do_not_reach_the_agent_its_api_key_does() {
         env.contains("MY_TOOL_FLAG=on"),
         ".env passes through: {env}"
     );
-    assert!(!env.contains("tg-secret-value") && !env.contains("dash-secret-value"));
+    assert!(!env.contains("dash-secret-value") && !env.contains("hook-secret-value"));
     assert!(
         env.contains("ANTHROPIC_API_KEY=sk-ant-agent-needs-this"),
         "{env}"
