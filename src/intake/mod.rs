@@ -34,6 +34,7 @@ use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use names::Name;
 use watch::{DirWatch, WatchEvent};
 
+pub mod ingest;
 mod names;
 mod watch;
 

@@ -1,6 +1,8 @@
 //! What of Orca's environment an agent does not get: Orca's own secrets (DESIGN §5). The
 //! agent keeps what it needs to work (ANTHROPIC_API_KEY, other keys the user set).
 
+use crate::config::Config;
+
 use crate::config::is_secret_name;
 
 /// Orca's secrets that are always withheld.
@@ -25,6 +27,39 @@ pub fn withheld_names<'a>(
         }
     }
     out
+}
+
+/// Environment for the agent beyond Orca's own: `.env` variables that are not Orca settings,
+/// and ANTHROPIC_API_KEY when it was configured in `.env` or config/orca.toml.
+/// Orca's own secrets among them are left out (see [`withheld`]).
+pub fn for_agent(cfg: &Config) -> Vec<(String, String)> {
+    let withheld = withheld(cfg);
+    let mut env: Vec<(String, String)> = cfg
+        .dotenv_passthrough
+        .iter()
+        .filter(|(k, _)| !withheld.contains(k))
+        .map(|(k, v)| (k.clone(), v.expose().to_owned()))
+        .collect();
+    if let Some(key) = &cfg.anthropic_api_key {
+        if std::env::var_os("ANTHROPIC_API_KEY").is_none() {
+            env.push(("ANTHROPIC_API_KEY".into(), key.expose().to_owned()));
+        }
+    }
+    env
+}
+
+/// Orca's own secrets, withheld from the agent (DESIGN §5): see
+/// [`withheld_names`].
+pub fn withheld(cfg: &Config) -> Vec<String> {
+    let mediation_uses_openai = !matches!(
+        cfg.llm,
+        crate::config::LlmMode::Off | crate::config::LlmMode::Ollama
+    );
+    let names: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .chain(cfg.dotenv_passthrough.iter().map(|(k, _)| k.clone()))
+        .collect();
+    withheld_names(names.iter().map(String::as_str), mediation_uses_openai)
 }
 
 #[cfg(test)]

@@ -44,6 +44,17 @@ pub enum WorkdirError {
 }
 
 impl WorkdirError {
+    /// True when the open failed for lack of file descriptors or memory (a limit, not the
+    /// folder): worth a retry.
+    pub fn is_resource_limit(&self) -> bool {
+        match self {
+            WorkdirError::Root { source, .. } | WorkdirError::Open { source, .. } => {
+                crate::runner::spawn::is_resource_limit(source)
+            }
+            _ => false,
+        }
+    }
+
     /// What to do about it.
     pub fn hint(&self) -> &'static str {
         match self {

@@ -7,26 +7,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use serde_json::json;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
-use crate::artifacts::result::ResultError;
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::events::{Event, EventBus, EventKind};
-use crate::intake::{self, IntakeHandle, Ready};
+use crate::intake::{self};
 use crate::runner::changes::Snapshot;
 use crate::runner::claude::ClaudeAgent;
-use crate::runner::{Agent, Outcome, Progress, RunOutcome, RunRequest};
-use crate::scheduler::backoff;
-use crate::scheduler::finalize::{self, finalize, rel, RunEnd};
+use crate::runner::{Agent, RunOutcome};
+use crate::scheduler::finalize::{self, finalize, RunEnd};
 use crate::scheduler::resume;
-use crate::store::{
-    ChangeToken, Finish, NewTask, NextClaim, Repeats, SourceKind, Store, StoreError, TaskRecord,
-    TaskState,
-};
-use crate::task::{self, TaskError, TaskErrorKind};
+use crate::store::{ChangeToken, NextClaim, Repeats, Store, StoreError, TaskRecord, TaskState};
 use crate::workspace::Workspace;
 
 /// How often the daemon looks at the store for changes made by other processes
@@ -52,10 +45,10 @@ const INTAKE_BATCH: usize = 64;
 /// An agent's progress reaches the store once it has run this long: a quick run's end is
 /// recorded without a progress write first. A crash within this time leaves an agent that
 /// start-up recovery cannot stop by pid (the task is re-queued all the same).
-const FIRST_PROGRESS_AFTER: Duration = Duration::from_millis(100);
+pub(super) const FIRST_PROGRESS_AFTER: Duration = Duration::from_millis(100);
 /// A working folder outside git with at most this many entries is snapshotted on the task's
 /// own thread (a blocking-pool trip costs more than the walk); larger ones on a blocking thread.
-const SMALL_FOLDER_ENTRIES: usize = 256;
+pub(super) const SMALL_FOLDER_ENTRIES: usize = 256;
 
 /// Starts the daemon in the workspace at `root` and runs it until SIGINT/SIGTERM.
 /// Returns the process exit code (0 clean stop, 1 failure, 2 configuration/usage error).
@@ -170,39 +163,32 @@ fn run_agent(
     rt.block_on(daemon.main())
 }
 
-/// A parsed, valid task file waiting to be queued.
-struct ValidFile {
-    new: NewTask,
-    /// The `parsed` event.
-    parsed_fields: EventKind,
-}
-
-struct RunningTask {
+pub(super) struct RunningTask {
     cancel: watch::Sender<bool>,
 }
 
-struct Daemon {
-    cfg: RwLock<Arc<Config>>,
-    flags: Vec<(String, String)>,
-    ws: Workspace,
-    store: Arc<dyn Store>,
-    events: EventBus,
-    agent: RwLock<Arc<dyn Agent>>,
-    running: Mutex<HashMap<String, RunningTask>>,
-    shutting_down: AtomicBool,
+pub(super) struct Daemon {
+    pub(super) cfg: RwLock<Arc<Config>>,
+    pub(super) flags: Vec<(String, String)>,
+    pub(super) ws: Workspace,
+    pub(super) store: Arc<dyn Store>,
+    pub(super) events: EventBus,
+    pub(super) agent: RwLock<Arc<dyn Agent>>,
+    pub(super) running: Mutex<HashMap<String, RunningTask>>,
+    pub(super) shutting_down: AtomicBool,
     /// The working folder as it was before a task's first attempt in this daemon, kept
     /// across retries so `changed_files` covers every attempt.
-    snapshots: Mutex<HashMap<String, Snapshot>>,
+    pub(super) snapshots: Mutex<HashMap<String, Snapshot>>,
     /// When the earliest backed-off task may run, as last read from the store; re-read only
     /// after a requeue here, a change by another process, or when that time has come.
-    next_wake: Mutex<Option<i64>>,
-    next_wake_stale: AtomicBool,
+    pub(super) next_wake: Mutex<Option<i64>>,
+    pub(super) next_wake_stale: AtomicBool,
     /// A worker's finish claimed a task since the last tick. Such a task is registered as
     /// running on the worker's thread, so a store check on the main loop may have looked
     /// just before; the next tick looks again (a cancel made meanwhile is not missed).
-    claimed_by_workers: AtomicBool,
+    pub(super) claimed_by_workers: AtomicBool,
     /// Orca's own folders, left out of `changed_files` (see [`orca_folders`]).
-    own_folders: Arc<[std::path::PathBuf]>,
+    pub(super) own_folders: Arc<[std::path::PathBuf]>,
 }
 
 fn config_stamp(ws: &Workspace) -> Vec<Option<SystemTime>> {
@@ -212,29 +198,10 @@ fn config_stamp(ws: &Workspace) -> Vec<Option<SystemTime>> {
         .collect()
 }
 
-/// A file-system-safe id made from a file stem, for tasks rejected before their id is known.
-fn id_from_stem(stem: &str) -> String {
-    let mut id: String = stem
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(64)
-        .collect();
-    if id.is_empty() {
-        id = "task".into();
-    }
-    id
-}
-
 impl Daemon {
     /// The configuration in force (shared, not copied: callers on the task path take it
     /// several times per task).
-    fn cfg(&self) -> Arc<Config> {
+    pub(super) fn cfg(&self) -> Arc<Config> {
         match self.cfg.read() {
             Ok(c) => Arc::clone(&c),
             Err(p) => Arc::clone(&p.into_inner()),
@@ -242,14 +209,14 @@ impl Daemon {
     }
 
     /// The agent in force (replaced on a reload that changes it).
-    fn current_agent(&self) -> Arc<dyn Agent> {
+    pub(super) fn current_agent(&self) -> Arc<dyn Agent> {
         match self.agent.read() {
             Ok(a) => Arc::clone(&a),
             Err(p) => Arc::clone(&p.into_inner()),
         }
     }
 
-    fn is_running(&self, id: &str) -> bool {
+    pub(super) fn is_running(&self, id: &str) -> bool {
         self.running.lock().is_ok_and(|m| m.contains_key(id))
     }
 
@@ -333,7 +300,16 @@ impl Daemon {
                             break;
                         }
                     }
-                    self.handle_ready(&intake, batch);
+                    let is_running = |id: &str| self.is_running(id);
+                    let cfg = self.cfg();
+                    crate::intake::ingest::Ingest {
+                        cfg: &cfg,
+                        ws: &self.ws,
+                        store: self.store.as_ref(),
+                        events: &self.events,
+                        is_running: &is_running,
+                    }
+                    .take(&intake, batch);
                 }
                 Some(()) = done_rx.recv() => {}
                 _ = backoff_wake => self.next_wake_stale.store(true, Ordering::SeqCst),
@@ -401,229 +377,6 @@ impl Daemon {
         tokio::time::sleep(wait)
     }
 
-    /// Takes a batch of ready files: duplicates and rejects one by one, the valid ones
-    /// queued in one store transaction (a burst of files costs one commit, not one each).
-    fn handle_ready(&self, intake: &IntakeHandle, batch: Vec<Ready>) {
-        let (mut news, mut taken) = (Vec::new(), Vec::new());
-        let rels: Vec<String> = batch.iter().map(|r| rel(&self.ws, &r.path)).collect();
-        let refs: Vec<&str> = rels.iter().map(String::as_str).collect();
-        // Looked up together; when that fails, each file is looked up (and deferred) alone.
-        let mut open = self
-            .store
-            .find_open_by_files(&refs)
-            .unwrap_or_default()
-            .into_iter();
-        for (ready, file_rel) in batch.into_iter().zip(rels) {
-            let open = open
-                .next()
-                .map(Ok)
-                .unwrap_or_else(|| self.store.find_open_by_file(&file_rel));
-            match open.and_then(|open| self.take_file(intake, &ready, file_rel, open)) {
-                Ok(Some(v)) => {
-                    news.push(v.new);
-                    taken.push((ready.path, v.parsed_fields));
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    // The store is busy or failing: the file stays in tasks/; look at it again soon.
-                    tracing::error!(file = %ready.path.display(), "cannot take the task file (will try again): {e}");
-                    intake.defer(ready.path);
-                }
-            }
-        }
-        if news.is_empty() {
-            return;
-        }
-        match self.store.enqueue_many(&news) {
-            Ok(recs) => {
-                for ((_, fields), rec) in taken.into_iter().zip(recs) {
-                    self.queued(&rec, fields);
-                }
-            }
-            // All or none: find the one the store refuses, queue the others.
-            Err(_) => {
-                for (new, (path, fields)) in news.into_iter().zip(taken) {
-                    match self.store.enqueue(new) {
-                        Ok(rec) => self.queued(&rec, fields),
-                        Err(e) => {
-                            tracing::error!(file = %path.display(), "cannot take the task file (will try again): {e}");
-                            intake.defer(path);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// One ready file: dedup against the store (`open`: its unfinalized record for the file,
-    /// if any) and parse. A valid task is returned to be queued; a bad one is rejected here.
-    fn take_file(
-        &self,
-        intake: &IntakeHandle,
-        ready: &Ready,
-        file_rel: String,
-        open: Option<TaskRecord>,
-    ) -> Result<Option<ValidFile>, crate::store::StoreError> {
-        let path = &ready.path;
-        if let Some(rec) = open {
-            // A final record still in tasks/ is finalized here, unless its worker is doing
-            // that right now (a rescan can report the file again meanwhile).
-            if rec.state.is_final() && !self.is_running(&rec.id) {
-                self.finalize_one(&rec, None, None);
-            }
-            return Ok(None);
-        }
-        let received = now_ms();
-        // A stem whose artifacts already exist (say, from before the store was reset) is
-        // suffixed too, so no task's artifacts are ever overwritten by another's.
-        let stem = crate::artifacts::free_stem(&self.ws, &Workspace::stem_of(path));
-        let cfg = self.cfg();
-        let parsed = task::parse_file_within(path, &cfg.claude_allowed_root).and_then(|t| {
-            task::paths::resolve_task_paths(
-                &t,
-                path,
-                &cfg.claude_base_cwd,
-                &cfg.claude_allowed_root,
-            )
-            .map(|_| t)
-        });
-        match parsed {
-            Ok(t) => {
-                let from_cli = t.extra.get("x-orca-source").and_then(|v| v.as_str()) == Some("cli");
-                let parsed_fields = EventKind::Parsed {
-                    criteria: t.success_criteria.len(),
-                    priority: t.priority.as_str().to_owned(),
-                    targets: t.target_files.len(),
-                    title: t.title.clone(),
-                    task_type: t.task_type.map(|x| x.as_str().to_owned()),
-                };
-                let new = NewTask {
-                    desired_id: t.id.clone(),
-                    stem,
-                    file: file_rel,
-                    source: if from_cli {
-                        SourceKind::Cli
-                    } else {
-                        SourceKind::File
-                    },
-                    source_user: None,
-                    priority: t.priority,
-                    max_retries: t.retries.unwrap_or(cfg.max_retries),
-                    task: Some(t),
-                    state: TaskState::Queued,
-                    error: None,
-                    received_at_ms: received,
-                };
-                Ok(Some(ValidFile { new, parsed_fields }))
-            }
-            // Gone, or not a file (any more): nothing to take. Looked at only here, when the
-            // read failed, rather than with a stat before every read.
-            Err(err) if matches!(err.kind, TaskErrorKind::Io(_)) && !path.is_file() => Ok(None),
-            Err(err) => {
-                let may_be_half_written = !ready.settled
-                    && !matches!(err.kind, TaskErrorKind::TooLarge { .. })
-                    && recently_modified(path, Duration::from_secs(2));
-                if may_be_half_written {
-                    intake.defer(path.clone());
-                    return Ok(None);
-                }
-                self.reject(&file_rel, &stem, &err, received)?;
-                Ok(None)
-            }
-        }
-    }
-
-    /// The events of a file just queued; `parsed_fields` is the `parsed` event.
-    fn queued(&self, rec: &TaskRecord, parsed_fields: EventKind) {
-        let source = if rec.source == SourceKind::Cli {
-            "cli"
-        } else {
-            "file"
-        };
-        let renamed = rec.id != rec.desired_id;
-        let received = EventKind::TaskReceived {
-            file: rec.file.clone(),
-            note: renamed.then(|| {
-                format!(
-                    "id '{}' is taken; this task is '{}'",
-                    rec.desired_id, rec.id
-                )
-            }),
-            renamed_from: renamed.then(|| rec.desired_id.clone()),
-            source: source.to_owned(),
-            stem: rec.stem.clone(),
-        };
-        let queued = EventKind::Queued {
-            by: None,
-            priority: rec.priority.as_str().to_owned(),
-            retry: None,
-            seq: Some(rec.seq),
-        };
-        self.events.publish_all(
-            [received, parsed_fields, queued]
-                .into_iter()
-                .map(|k| Event::task(&rec.id, k))
-                .collect(),
-        );
-        tracing::info!(task = %rec.id, file = %rec.file, "queued");
-    }
-
-    fn reject(
-        &self,
-        file_rel: &str,
-        stem: &str,
-        err: &TaskError,
-        received: i64,
-    ) -> Result<(), crate::store::StoreError> {
-        let error = ResultError {
-            kind: err.kind_name().to_owned(),
-            message: err
-                .to_string()
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_owned(),
-            line: err.line.map(|l| l as u64),
-            hint: Some(err.hint()),
-        };
-        let rec = self.store.enqueue(NewTask {
-            desired_id: id_from_stem(stem),
-            stem: stem.to_owned(),
-            file: file_rel.to_owned(),
-            source: SourceKind::File,
-            source_user: None,
-            task: None,
-            priority: Default::default(),
-            max_retries: 0,
-            state: TaskState::Rejected,
-            error: serde_json::to_value(&error).ok(),
-            received_at_ms: received,
-        })?;
-        self.events.publish(Event::task(
-            &rec.id,
-            EventKind::TaskReceived {
-                file: file_rel.to_owned(),
-                note: None,
-                renamed_from: None,
-                source: "file".into(),
-                stem: rec.stem.clone(),
-            },
-        ));
-        self.events.publish(Event::task(
-            &rec.id,
-            EventKind::TaskRejected {
-                error: error.message.clone(),
-                file: file_rel.to_owned(),
-                hint: error.hint.clone(),
-                kind: error.kind.clone(),
-                line: error.line,
-            },
-        ));
-        tracing::warn!(file = %file_rel, "rejected: {}", err);
-        self.finalize_one(&rec, None, None);
-        Ok(())
-    }
-
     fn finalize_one(
         &self,
         rec: &TaskRecord,
@@ -644,7 +397,7 @@ impl Daemon {
 
     /// Finishes a task this worker has just ended (with `finish_claimed`): artifacts with the
     /// run's data and changed files.
-    fn finalize_run(&self, rec: &TaskRecord, end: RunEnd<'_>) {
+    pub(super) fn finalize_run(&self, rec: &TaskRecord, end: RunEnd<'_>) {
         if let Err(e) =
             finalize::finalize_run(&self.ws, self.store.as_ref(), &self.events, rec, end)
         {
@@ -840,7 +593,7 @@ impl Daemon {
     }
 
     /// Records a claimed task as running; its cancel signal is the receiver.
-    fn register(&self, id: &str) -> watch::Receiver<bool> {
+    pub(super) fn register(&self, id: &str) -> watch::Receiver<bool> {
         let (tx, rx) = watch::channel(false);
         if let Ok(mut m) = self.running.lock() {
             m.insert(id.to_owned(), RunningTask { cancel: tx });
@@ -851,7 +604,7 @@ impl Daemon {
     /// What a worker ending a run asks its finish to claim as well: a next task, unless the
     /// daemon is stopping or more tasks run than MAX_CONCURRENT_TASKS now allows (counting
     /// the one ending).
-    fn next_claim<'a>(&self, cfg: &'a Config) -> Option<NextClaim<'a>> {
+    pub(super) fn next_claim<'a>(&self, cfg: &'a Config) -> Option<NextClaim<'a>> {
         if self.shutting_down.load(Ordering::SeqCst)
             || self.running_count() > cfg.max_concurrent_tasks
         {
@@ -861,414 +614,6 @@ impl Daemon {
             labels: &cfg.node_labels,
             lease_ms: cfg.lease_ms(),
         })
-    }
-
-    /// Runs one attempt of a claimed task and records what happened. Returns the task the
-    /// run's finish claimed next, already registered as running.
-    async fn work(
-        self: &Arc<Self>,
-        rec: TaskRecord,
-        cancel: watch::Receiver<bool>,
-    ) -> Option<(TaskRecord, watch::Receiver<bool>)> {
-        let cfg = self.cfg();
-        let node = cfg.node_id.clone();
-        let attempt = rec.attempts;
-        let Some(task) = rec.task.clone() else {
-            self.fail_now(
-                &rec,
-                &node,
-                "internal",
-                "the task has no parsed task file in the store",
-                None,
-            );
-            return None;
-        };
-        let resolved = match task::paths::resolve_task_paths(
-            &task,
-            &self.ws.root.join(&rec.file),
-            &cfg.claude_base_cwd,
-            &cfg.claude_allowed_root,
-        ) {
-            Ok(r) => r,
-            Err(e) => {
-                self.fail_now(&rec, &node, e.kind_name(), &e.message(), Some(e.hint()));
-                return None;
-            }
-        };
-        // Opened once beneath the allowed root, following no link: the agent starts in this
-        // very folder, whatever its path names by then.
-        let opened = match crate::runner::workdir::open_beneath(
-            &cfg.claude_allowed_root,
-            &resolved.working_dir,
-        ) {
-            Ok(o) => o,
-            Err(e) => {
-                self.fail_now(
-                    &rec,
-                    &node,
-                    "working_dir",
-                    &e.to_string(),
-                    Some(e.hint().into()),
-                );
-                return None;
-            }
-        };
-        let env = agent_env(&cfg);
-        let resumed = self.resume_for(&rec, &task, &env, &opened.path);
-        let prompt = match &resumed {
-            Some((_, why)) => resume::continuation_prompt(why),
-            None => crate::runner::prompt::build_prompt(&task),
-        };
-        let req = RunRequest {
-            task_id: rec.id.clone(),
-            attempt,
-            prompt,
-            working_dir: opened.path.clone(),
-            working_dir_fd: Some(Arc::new(opened.fd)),
-            timeout: Duration::from_secs(task.timeout_sec.unwrap_or(cfg.claude_timeout_sec)),
-            max_turns: task.max_turns.or(if cfg.claude_max_turns > 0 {
-                Some(cfg.claude_max_turns)
-            } else {
-                None
-            }),
-            model: task.model.clone().or(cfg.claude_model.clone()),
-            skip_permissions: cfg.claude_skip_permissions,
-            resume_session: resumed.as_ref().map(|(sid, _)| sid.clone()),
-            raw_log: self.ws.run_log(&rec.id, attempt),
-            env,
-            remove_env: withheld_env(&cfg),
-        };
-        let working_dir = opened.path.display().to_string();
-        let skip = Arc::clone(&self.own_folders);
-        let before = self.snapshot_before(&rec.id, &opened.path, &skip).await;
-        let agent = self.current_agent();
-        self.events.publish(Event::attempt(
-            &rec.id,
-            attempt,
-            EventKind::ClaudeStarted {
-                agent: agent.name().to_owned(),
-                bin: cfg.claude_bin.clone(),
-                resume_session: req.resume_session.clone(),
-                timeout_sec: req.timeout.as_secs(),
-                working_dir: working_dir.clone(),
-            },
-        ));
-        let (ptx, prx) = mpsc::unbounded_channel::<Box<Progress>>();
-        // Progress is forwarded alongside the run, in this task (it ends when the run drops
-        // its sender): no task of its own to start and wake on another thread.
-        let (mut out, ()) = tokio::join!(
-            agent.run(req, cancel, ptx),
-            forward_progress(
-                Arc::clone(self),
-                rec.id.clone(),
-                attempt,
-                node.clone(),
-                agent.name().to_owned(),
-                prx
-            ),
-        );
-        if out.agent_version.is_none() {
-            out.agent_version = agent.version().await;
-        }
-        let changed = changed_files(before, skip).await;
-        self.events.publish(Event::attempt(
-            &rec.id,
-            attempt,
-            EventKind::ClaudeFinished {
-                agent: out.agent.clone(),
-                changed_files: changed.len(),
-                cost_usd: out.cost_usd,
-                exit_code: out.exit_code,
-                num_turns: out.num_turns,
-                outcome: outcome_name(&out.outcome).to_owned(),
-                session_id: out.session_id.clone(),
-            },
-        ));
-        self.record_outcome(&rec, &node, &out, Some(working_dir), changed)
-    }
-
-    /// The session to resume for this attempt: the previous attempt's, when it was cut off
-    /// (see [`resume::resumable_session`]) and the CLI still has its transcript. Marks the
-    /// attempt as resumed.
-    fn resume_for(
-        &self,
-        rec: &TaskRecord,
-        task: &task::Task,
-        env: &[(String, String)],
-        cwd: &Path,
-    ) -> Option<(String, &'static str)> {
-        if rec.attempts < 2 {
-            return None;
-        }
-        let attempts = self.store.attempts(&rec.id).ok()?;
-        let (sid, why) = resume::resumable_session(&attempts, rec.attempts, task.resume_on_retry)?;
-        let agent = self.current_agent();
-        if let Err(why_not) = agent.can_resume(&sid, cwd, env) {
-            tracing::info!(task = %rec.id, session = %sid, "not resuming: {why_not}");
-            return None;
-        }
-        if let Err(e) = self.store.mark_resumed(&rec.id, rec.attempts) {
-            tracing::warn!(task = %rec.id, "cannot mark the attempt as resumed: {e}");
-        }
-        tracing::info!(task = %rec.id, session = %sid, "resuming the agent's session ({why})");
-        Some((sid, why))
-    }
-
-    /// The snapshot of the working folder before the task's first attempt (kept across
-    /// retries), or a new one.
-    async fn snapshot_before(
-        &self,
-        id: &str,
-        dir: &Path,
-        skip: &Arc<[std::path::PathBuf]>,
-    ) -> Snapshot {
-        if let Some(s) = self.snapshots.lock().ok().and_then(|m| m.get(id).cloned()) {
-            return s;
-        }
-        let snap = match Snapshot::take_small(dir, skip, SMALL_FOLDER_ENTRIES) {
-            Some(s) => s,
-            None => {
-                let (d, sk) = (dir.to_path_buf(), Arc::clone(skip));
-                match tokio::task::spawn_blocking(move || Snapshot::take(&d, &sk)).await {
-                    Ok(s) => s,
-                    Err(_) => Snapshot::take(dir, skip),
-                }
-            }
-        };
-        if let Ok(mut m) = self.snapshots.lock() {
-            m.insert(id.to_owned(), snap.clone());
-        }
-        snap
-    }
-
-    fn record_outcome(
-        &self,
-        rec: &TaskRecord,
-        node: &str,
-        out: &RunOutcome,
-        working_dir: Option<String>,
-        changed: Vec<String>,
-    ) -> Option<(TaskRecord, watch::Receiver<bool>)> {
-        let id = rec.id.as_str();
-        let attempt = rec.attempts;
-        let resume_on_retry = rec.task.as_ref().is_some_and(|t| t.resume_on_retry);
-        let (state, kind, message, hint): (TaskState, &str, Option<String>, Option<String>) = match &out.outcome {
-            Outcome::Succeeded => (TaskState::Succeeded, "", None, None),
-            Outcome::MaxTurns { detail, .. } => {
-                (TaskState::Failed, "max_turns", Some(format!("max turns reached: {detail}")), None)
-            }
-            Outcome::TaskFailed { reason } => (TaskState::Failed, "agent_error", Some(reason.clone()), None),
-            Outcome::AuthFailed { reason } => (
-                TaskState::Failed,
-                "auth",
-                Some(reason.clone()),
-                Some("set ANTHROPIC_API_KEY (in .env or the environment) or log in with `claude`; `orca doctor` checks it".into()),
-            ),
-            Outcome::SpawnFailed { reason } => (
-                TaskState::Failed,
-                "agent_missing",
-                Some(reason.clone()),
-                Some("install Claude Code with `npm install -g @anthropic-ai/claude-code` or set CLAUDE_BIN; `orca doctor` checks it".into()),
-            ),
-            Outcome::TimedOut
-                if resume_on_retry
-                    && self.retry_later(rec, node, "the agent did not finish within its timeout", out) =>
-            {
-                return None;
-            }
-            Outcome::TimedOut => (
-                TaskState::TimedOut,
-                "timeout",
-                Some(format!("the agent did not finish within its timeout (attempt {attempt})")),
-                Some("raise `timeout_sec` in the task file or CLAUDE_TIMEOUT_SEC".into()),
-            ),
-            Outcome::Cancelled => {
-                if self.shutting_down.load(Ordering::SeqCst) {
-                    if let Err(e) = self.store.release(id, node, "daemon stopped") {
-                        tracing::error!(task = %id, "cannot put the task back in the queue: {e}");
-                    }
-                    return None;
-                }
-                (TaskState::Cancelled, "cancelled", Some("cancelled by request".into()), None)
-            }
-            Outcome::Transient { reason } => {
-                if self.retry_later(rec, node, reason, out) {
-                    return None;
-                }
-                (
-                    TaskState::Failed,
-                    "transient",
-                    Some(format!("{reason} (gave up after {} attempts)", attempt)),
-                    Some("see logs/runs/ for the agent's output; `orca retry` runs it again".into()),
-                )
-            }
-        };
-        let error = message.map(|m| {
-            json!(ResultError {
-                kind: kind.to_owned(),
-                message: m,
-                line: None,
-                hint
-            })
-        });
-        let finish = Finish {
-            state,
-            outcome: state.to_string(),
-            error,
-            exit_code: out.exit_code,
-            session_id: out.session_id.clone(),
-            now_ms: now_ms(),
-        };
-        let cfg = self.cfg();
-        let ended = match self
-            .store
-            .finish_claimed(rec, node, finish, self.next_claim(&cfg))
-        {
-            Ok(ended) => ended,
-            Err(e) => {
-                tracing::error!(task = %id, "cannot record the end of the task: {e}");
-                return None;
-            }
-        };
-        // Running from now on (before this task's finalize, which takes a while).
-        let next = ended.next.map(|n| {
-            let rx = self.register(&n.id);
-            self.claimed_by_workers.store(true, Ordering::SeqCst);
-            (n, rx)
-        });
-        let done = ended.record;
-        match state {
-            TaskState::TimedOut => {
-                self.events
-                    .publish(Event::attempt(id, attempt, EventKind::TimedOut {}))
-            }
-            TaskState::Cancelled => {
-                self.events
-                    .publish(Event::attempt(id, attempt, EventKind::cancelled("running")))
-            }
-            _ => {}
-        }
-        if let Ok(mut m) = self.snapshots.lock() {
-            m.remove(id);
-        }
-        self.finalize_run(
-            &done,
-            RunEnd {
-                outcome: out,
-                attempts: ended.attempts,
-                working_dir,
-                changed_files: changed,
-            },
-        );
-        next
-    }
-
-    /// Puts the task back in the queue with backoff when retries are left (and the daemon is
-    /// not stopping); true when it did.
-    fn retry_later(&self, rec: &TaskRecord, node: &str, reason: &str, out: &RunOutcome) -> bool {
-        let id = rec.id.as_str();
-        let attempt = rec.attempts;
-        let retries_done = self
-            .store
-            .attempts(id)
-            .map(|a| {
-                a.iter()
-                    .filter(|x| x.outcome.as_deref() == Some("retry"))
-                    .count() as u32
-            })
-            .unwrap_or(0);
-        if retries_done >= rec.max_retries || self.shutting_down.load(Ordering::SeqCst) {
-            return false;
-        }
-        let cfg = self.cfg();
-        let delay = backoff::delay(
-            Duration::from_millis(cfg.retry_base_ms),
-            Duration::from_secs(60),
-            retries_done + 1,
-        );
-        let at = now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX / 2);
-        match self.store.requeue(
-            id,
-            node,
-            at,
-            reason,
-            out.exit_code,
-            out.session_id.as_deref(),
-        ) {
-            Ok(()) => {
-                self.next_wake_stale.store(true, Ordering::SeqCst);
-                self.events.publish(Event::attempt(
-                    id,
-                    attempt,
-                    EventKind::Retry {
-                        delay_ms: delay.as_millis() as u64,
-                        max_retries: rec.max_retries,
-                        reason: reason.to_owned(),
-                        retry: retries_done + 1,
-                        session_id: out.session_id.clone(),
-                    },
-                ));
-                tracing::warn!(task = %id, "attempt {attempt} failed ({reason}); retry {} in {:?}", retries_done + 1, delay);
-            }
-            Err(e) => tracing::error!(task = %id, "cannot requeue: {e}"),
-        }
-        true
-    }
-
-    /// Ends a claimed task as failed before its agent started.
-    fn fail_now(
-        &self,
-        rec: &TaskRecord,
-        node: &str,
-        kind: &str,
-        message: &str,
-        hint: Option<String>,
-    ) {
-        let out = RunOutcome {
-            agent: self
-                .agent
-                .read()
-                .map(|a| a.name().to_owned())
-                .unwrap_or_default(),
-            outcome: Outcome::TaskFailed {
-                reason: message.to_owned(),
-            },
-            exit_code: None,
-            output: None,
-            session_id: None,
-            num_turns: None,
-            cost_usd: None,
-            usage: None,
-            model: None,
-            agent_version: None,
-            stderr_tail: String::new(),
-        };
-        let error = json!(ResultError {
-            kind: kind.to_owned(),
-            message: message.to_owned(),
-            line: None,
-            hint
-        });
-        let finish = Finish {
-            state: TaskState::Failed,
-            outcome: "failed".into(),
-            error: Some(error),
-            exit_code: None,
-            session_id: None,
-            now_ms: now_ms(),
-        };
-        match self.store.finish_claimed(rec, node, finish, None) {
-            Ok(ended) => self.finalize_run(
-                &ended.record,
-                RunEnd {
-                    outcome: &out,
-                    attempts: ended.attempts,
-                    working_dir: None,
-                    changed_files: Vec::new(),
-                },
-            ),
-            Err(e) => tracing::error!(task = %rec.id, "cannot record the failure: {e}"),
-        }
     }
 
     /// Stops intake (already dropped), lets running agents finish within the grace period,
@@ -1327,42 +672,6 @@ async fn recv_signal(s: &mut Option<tokio::signal::unix::Signal>) {
     }
 }
 
-/// Environment for the agent beyond Orca's own: `.env` variables that are not Orca settings,
-/// and ANTHROPIC_API_KEY when it was configured in `.env` or config/orca.toml.
-/// Orca's own secrets among them are left out (see [`withheld_env`]).
-fn agent_env(cfg: &Config) -> Vec<(String, String)> {
-    let withheld = withheld_env(cfg);
-    let mut env: Vec<(String, String)> = cfg
-        .dotenv_passthrough
-        .iter()
-        .filter(|(k, _)| !withheld.contains(k))
-        .map(|(k, v)| (k.clone(), v.expose().to_owned()))
-        .collect();
-    if let Some(key) = &cfg.anthropic_api_key {
-        if std::env::var_os("ANTHROPIC_API_KEY").is_none() {
-            env.push(("ANTHROPIC_API_KEY".into(), key.expose().to_owned()));
-        }
-    }
-    env
-}
-
-/// Orca's own secrets, withheld from the agent (DESIGN §5): see
-/// [`crate::runner::agent_env::withheld_names`].
-fn withheld_env(cfg: &Config) -> Vec<String> {
-    let mediation_uses_openai = !matches!(
-        cfg.llm,
-        crate::config::LlmMode::Off | crate::config::LlmMode::Ollama
-    );
-    let names: Vec<String> = std::env::vars_os()
-        .filter_map(|(k, _)| k.into_string().ok())
-        .chain(cfg.dotenv_passthrough.iter().map(|(k, _)| k.clone()))
-        .collect();
-    crate::runner::agent_env::withheld_names(
-        names.iter().map(String::as_str),
-        mediation_uses_openai,
-    )
-}
-
 /// Orca's own folders in the workspace, left out of `changed_files` when the
 /// working folder contains them (both as given and with symlinks resolved).
 fn orca_folders(ws: &Workspace) -> Vec<std::path::PathBuf> {
@@ -1413,126 +722,5 @@ async fn stop_orphaned_agents(running: Vec<TaskRecord>) {
             tree.signal_all(Signal::SIGKILL);
         }
         tree.kill_survivors();
-    }
-}
-
-/// The files changed in the working folder since `before` (off the async threads).
-async fn changed_files(before: Snapshot, skip: Arc<[std::path::PathBuf]>) -> Vec<String> {
-    if let Some(changed) = before.changed_since_small(&skip, SMALL_FOLDER_ENTRIES) {
-        return changed;
-    }
-    tokio::task::spawn_blocking(move || before.changed_since(&skip))
-        .await
-        .unwrap_or_default()
-}
-
-fn recently_modified(path: &Path, within: Duration) -> bool {
-    std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.elapsed().ok())
-        .map(|age| age < within)
-        .unwrap_or(false)
-}
-
-fn outcome_name(o: &Outcome) -> &'static str {
-    match o {
-        Outcome::Succeeded => "succeeded",
-        Outcome::TaskFailed { .. } | Outcome::MaxTurns { .. } => "failed",
-        Outcome::Transient { .. } => "transient",
-        Outcome::AuthFailed { .. } => "auth_failed",
-        Outcome::TimedOut => "timed_out",
-        Outcome::Cancelled => "cancelled",
-        Outcome::SpawnFailed { .. } => "spawn_failed",
-    }
-}
-
-/// Records live progress: a `claude_progress` event whenever the turn or tool changes, and
-/// the store's copy (for `status`/`show`; it carries the agent's pid and session, which
-/// start-up recovery and resuming need) once the agent has run for [`FIRST_PROGRESS_AFTER`]
-/// and then at most every 250 ms. A run that ends sooner costs no progress write at all: its
-/// end is recorded next, with the session.
-async fn forward_progress(
-    d: Arc<Daemon>,
-    id: String,
-    attempt: u32,
-    node: String,
-    agent_name: String,
-    mut rx: mpsc::UnboundedReceiver<Box<Progress>>,
-) {
-    const EVERY: Duration = Duration::from_millis(250);
-    let mut last: Option<(u32, Option<String>)> = None;
-    let mut next_write = Instant::now() + FIRST_PROGRESS_AFTER;
-    let mut pending: Option<Box<Progress>> = None;
-    loop {
-        // A report held back by the rate limit is stored when its turn comes, even if the
-        // agent then stays quiet for a long time.
-        let p = tokio::select! {
-            p = rx.recv() => match p {
-                Some(p) => p,
-                None => break,
-            },
-            _ = tokio::time::sleep_until(next_write.into()), if pending.is_some() => {
-                if let Some(p) = pending.take() {
-                    store_progress(&d, &id, &node, attempt, &p);
-                    next_write = Instant::now() + EVERY;
-                }
-                continue;
-            }
-        };
-        let key = (p.turns, p.last_tool.clone());
-        let changed = last.as_ref() != Some(&key);
-        if changed {
-            d.events.publish(Event::attempt(
-                &id,
-                attempt,
-                EventKind::ClaudeProgress {
-                    agent: agent_name.clone(),
-                    cost_usd: p.cost_usd,
-                    last_tool: p.last_tool.clone(),
-                    last_tool_target: p.last_tool_target.clone(),
-                    model: p.model.clone(),
-                    pid: p.pid,
-                    session_id: p.session_id.clone(),
-                    turns: p.turns,
-                    updated_at: crate::clock::now_rfc3339(),
-                },
-            ));
-            last = Some(key);
-        }
-        if Instant::now() >= next_write {
-            store_progress(&d, &id, &node, attempt, &p);
-            next_write = Instant::now() + EVERY;
-            pending = None;
-        } else {
-            pending = Some(p);
-        }
-    }
-    // A report still held back when the agent ends is dropped: the attempt's end is
-    // recorded next.
-}
-
-fn progress_json(attempt: u32, p: &Progress) -> serde_json::Value {
-    json!({"attempt": attempt, "turns": p.turns, "last_tool": p.last_tool, "last_tool_target": p.last_tool_target,
-           "cost_usd": p.cost_usd, "model": p.model, "pid": p.pid, "session_id": p.session_id,
-           "updated_at": crate::clock::now_rfc3339()})
-}
-
-fn store_progress(d: &Daemon, id: &str, node: &str, attempt: u32, p: &Progress) {
-    let v = progress_json(attempt, p);
-    if let Err(e) = d.store.set_progress(id, node, &v, p.session_id.as_deref()) {
-        tracing::warn!(task = %id, "cannot record progress: {e}");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_from_stems_are_safe() {
-        assert_eq!(id_from_stem("fix db"), "fix_db");
-        assert_eq!(id_from_stem(""), "task");
-        assert_eq!(id_from_stem("a.b"), "a_b");
     }
 }

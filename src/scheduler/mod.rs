@@ -1,9 +1,11 @@
-//! Scheduler and daemon (`orca run`): intake to store, priority order, the worker pool,
-//! retries with backoff, cancellation, leases, crash recovery, reload and shutdown.
+//! Scheduler and daemon (`orca run`): the daemon wires intake, the store and the workers;
+//! workers run attempts; the policy decides what follows an attempt (retries, backoff).
 
 pub mod backoff;
 pub mod daemon;
 pub mod finalize;
+pub mod policy;
 pub mod resume;
+mod worker;
 
-pub use daemon::run;
+pub use daemon::{run, run_with_agent};
