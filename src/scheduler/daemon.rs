@@ -286,8 +286,10 @@ impl Daemon {
             self.ws.tasks().display()
         );
 
+        // Store calls and file reads of the main loop run in block_in_place: the runtime
+        // hands its other tasks (workers, intake) to another thread meanwhile.
         loop {
-            self.dispatch(&done_tx);
+            tokio::task::block_in_place(|| self.dispatch(&done_tx));
             let backoff_wake = self.backoff_sleep();
             tokio::select! {
                 ready = ready_rx.recv() => {
@@ -302,14 +304,14 @@ impl Daemon {
                     }
                     let is_running = |id: &str| self.is_running(id);
                     let cfg = self.cfg();
-                    crate::intake::ingest::Ingest {
+                    let ingest = crate::intake::ingest::Ingest {
                         cfg: &cfg,
                         ws: &self.ws,
                         store: self.store.as_ref(),
                         events: &self.events,
                         is_running: &is_running,
-                    }
-                    .take(&intake, batch);
+                    };
+                    tokio::task::block_in_place(|| ingest.take(&intake, batch));
                 }
                 Some(()) = done_rx.recv() => {}
                 _ = backoff_wake => self.next_wake_stale.store(true, Ordering::SeqCst),
@@ -323,28 +325,8 @@ impl Daemon {
                     }
                 }
                 _ = tick.tick() => {
-                    if let Err(e) = self.store.flush() {
-                        static FLUSH_ERRORS: Repeats = Repeats::new();
-                        if let Some(more) = FLUSH_ERRORS.admit(&e.to_string()) {
-                            tracing::error!("cannot record finished tasks as finalized (will try again): {e}{more}");
-                        }
-                    }
-                    let check = if self.claimed_by_workers.swap(false, Ordering::SeqCst) {
-                        Check::Cancels
-                    } else {
-                        Check::IfChanged
-                    };
-                    match self.check_store(last_version, check) {
-                        Ok(v) => last_version = v,
-                        Err(e) => { gone = Some(e); break; }
-                    }
-                    self.retry_pending_periodically(&mut last_pending_retry);
-                    self.heartbeat();
-                    let now_stamp = config_stamp(&self.ws);
-                    if now_stamp != stamp {
-                        stamp = now_stamp;
-                        self.reload("configuration file changed");
-                    }
+                    let ticked = tokio::task::block_in_place(|| self.on_tick(&mut last_version, &mut last_pending_retry, &mut stamp));
+                    if let Err(e) = ticked { gone = Some(e); break; }
                 }
             }
         }
@@ -353,12 +335,44 @@ impl Daemon {
             eprintln!("error: {e}");
             tracing::error!("{e}");
         }
-        self.shutdown(&mut done_rx).await;
+        self.shutdown(&mut done_rx, &mut sigint, &mut sigterm).await;
         if gone.is_some() {
             1
         } else {
             0
         }
+    }
+
+    /// A tick's work: finalize marks, a look at the store (cancels, other processes' writes),
+    /// unfinished artifacts, lease renewal, the config files. `Err` when the database is gone.
+    fn on_tick(
+        &self,
+        last_version: &mut ChangeToken,
+        last_pending_retry: &mut Instant,
+        stamp: &mut Vec<Option<SystemTime>>,
+    ) -> Result<(), StoreError> {
+        if let Err(e) = self.store.flush() {
+            static FLUSH_ERRORS: Repeats = Repeats::new();
+            if let Some(more) = FLUSH_ERRORS.admit(&e.to_string()) {
+                tracing::error!(
+                    "cannot record finished tasks as finalized (will try again): {e}{more}"
+                );
+            }
+        }
+        let check = if self.claimed_by_workers.swap(false, Ordering::SeqCst) {
+            Check::Cancels
+        } else {
+            Check::IfChanged
+        };
+        *last_version = self.check_store(*last_version, check)?;
+        self.retry_pending_periodically(last_pending_retry);
+        self.heartbeat();
+        let now_stamp = config_stamp(&self.ws);
+        if now_stamp != *stamp {
+            *stamp = now_stamp;
+            self.reload("configuration file changed");
+        }
+        Ok(())
     }
 
     /// Sleeps until the earliest backed-off task may run (or an hour when none).
@@ -618,26 +632,43 @@ impl Daemon {
 
     /// Stops intake (already dropped), lets running agents finish within the grace period,
     /// then stops them and leaves their tasks queued for the next start.
-    async fn shutdown(&self, done_rx: &mut mpsc::UnboundedReceiver<()>) {
+    async fn shutdown(
+        &self,
+        done_rx: &mut mpsc::UnboundedReceiver<()>,
+        sigint: &mut Option<tokio::signal::unix::Signal>,
+        sigterm: &mut Option<tokio::signal::unix::Signal>,
+    ) {
         self.shutting_down.store(true, Ordering::SeqCst);
         let grace = Duration::from_secs(self.cfg().shutdown_grace_sec);
         let running = self.running_count();
         if running > 0 {
             eprintln!(
-                "orca: stopping; waiting up to {}s for {running} running task(s)",
+                "orca: stopping; waiting up to {}s for {running} running task(s) (Ctrl-C again to stop now)",
                 grace.as_secs()
             );
             tracing::info!(running, "stopping: waiting for running agents");
         }
         let deadline = Instant::now() + grace;
+        let mut now = false;
         while self.running_count() > 0 && Instant::now() < deadline {
-            let _ = tokio::time::timeout(
-                deadline.saturating_duration_since(Instant::now()),
-                done_rx.recv(),
-            )
-            .await;
+            let wait = deadline.saturating_duration_since(Instant::now());
+            tokio::select! {
+                _ = tokio::time::timeout(wait, done_rx.recv()) => {}
+                _ = recv_signal(sigint) => { now = true; break; }
+                _ = recv_signal(sigterm) => { now = true; break; }
+            }
         }
-        if self.running_count() > 0 {
+        let left = self.running_count();
+        if left > 0 {
+            if now {
+                eprintln!(
+                    "orca: stopping now: {left} agent(s) stopped; their tasks stay queued for the next start"
+                );
+                tracing::warn!(
+                    left,
+                    "stopping now: agents stopped, their tasks stay queued"
+                );
+            }
             if let Ok(m) = self.running.lock() {
                 for t in m.values() {
                     let _ = t.cancel.send(true);

@@ -1,6 +1,7 @@
-//! The durable queue: the `Store` trait (claim with lease, heartbeat, finish), `open(url)`
-//! that picks its backend (SQLite today), and `OffThread` for async callers. The store is
-//! the single source of truth for task state; `lock` guards one daemon per workspace.
+//! The durable queue: the `Store` trait (claim with lease, heartbeat, finish) and `open(url)`
+//! that picks its backend (SQLite today). The store is the single source of truth for task
+//! state; `lock` guards one daemon per workspace. Its methods block: async code calls them
+//! off the runtime's worker threads (spawn_blocking, block_in_place).
 //!
 //! The trait is shaped for many workers from the start: a worker *claims* the best queued
 //! task under a lease, renews it by *heartbeat*, and *finishes*, *requeues* (transient
@@ -13,8 +14,7 @@
 //! [`Store::retry`] renews the budget by raising `max_retries` to `attempts + budget`, so the
 //! numbering goes on and the same test keeps working.
 
-pub mod blocking;
-mod error;
+pub mod error;
 pub mod lock;
 mod migrate;
 mod open;
@@ -29,7 +29,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::task::{Priority, Task};
 
-pub use blocking::OffThread;
 pub use error::StoreError;
 pub use lock::{acquire, holder, LockError, WorkspaceLock};
 pub use open::{open, Backend, DEFAULT_URL};
@@ -257,8 +256,8 @@ pub enum CancelOutcome {
 }
 
 /// The durable queue. All methods are short synchronous transactions that may block (on a
-/// lock, on the disk, on the network): call them from blocking threads, or through
-/// [`OffThread`] from async code. Implementations must be safe with several
+/// lock, on the disk, on the network): call them from blocking threads (async code:
+/// `spawn_blocking` or `block_in_place`). Implementations must be safe with several
 /// workers (threads, processes, machines) claiming at once. No type here names a backend;
 /// [`open`] picks one from a URL.
 pub trait Store: Send + Sync {
