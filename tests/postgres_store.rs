@@ -1163,3 +1163,75 @@ fn the_store_runs_on_tokio_blocking_threads_through_off_thread() {
         assert_eq!(s.describe().kind, "postgres");
     });
 }
+
+/// Ends every server connection to the test database but `keep`'s own (as a server restart
+/// or a network cut would); returns how many.
+fn cut_connections(keep: &mut postgres::Client) -> i64 {
+    keep.query_one(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        &[],
+    )
+    .unwrap()
+    .get(0)
+}
+
+#[test]
+fn lost_connections_are_replaced_and_the_change_feed_comes_back() {
+    let db = db_or_skip!();
+    let daemon = db.store("daemon");
+    let cli = db.store("cli");
+    cli.enqueue(new_task("a", Priority::Medium)).unwrap();
+    let before = daemon.changes().unwrap();
+    let mut admin = db.client();
+    assert!(
+        cut_connections(&mut admin) >= 3,
+        "pools and listener were cut"
+    );
+    // The feed notices, reconnects and counts that as a change (something may be missed).
+    wait_until("the change feed to reconnect", || {
+        daemon.listening() && daemon.changes().unwrap() != before
+    });
+    // A call on a cut pooled connection may fail once, naming the database; then the pool
+    // opens a new one.
+    let mut answers = Vec::new();
+    for _ in 0..(pg::DEFAULT_POOL_SIZE + 1) {
+        answers.push(cli.get("a"));
+    }
+    for a in &answers {
+        if let Err(e) = a {
+            assert!(e.to_string().contains(&db.name), "{e}");
+        }
+    }
+    assert!(answers.last().unwrap().as_ref().unwrap().is_some());
+    let t = daemon.changes().unwrap();
+    let mut done = false;
+    for _ in 0..(pg::DEFAULT_POOL_SIZE + 1) {
+        if cli.request_cancel("a", T0).is_ok() {
+            done = true;
+            break;
+        }
+    }
+    assert!(done, "a write goes through on a new connection");
+    wait_until("the cancel's notification after the reconnect", || {
+        daemon.changes().unwrap() != t
+    });
+}
+
+#[test]
+fn a_row_held_by_another_transaction_too_long_is_busy_not_a_hang() {
+    let db = db_or_skip!();
+    let s = db.store("n");
+    s.enqueue(new_task("a", Priority::Medium)).unwrap();
+    let mut other = db.client();
+    let mut tx = other.transaction().unwrap();
+    tx.execute("SELECT 1 FROM orca_tasks WHERE id = 'a' FOR UPDATE", &[])
+        .unwrap();
+    // A claim skips the locked row at once; a cancel must wait for it, and gives up.
+    assert_eq!(claim(&s, "w", T0), None);
+    let err = s.request_cancel("a", T0).unwrap_err();
+    assert!(matches!(err, StoreError::Busy { .. }), "{err:?}");
+    assert!(err.to_string().contains(&db.name), "{err}");
+    tx.rollback().unwrap();
+    assert_eq!(s.request_cancel("a", T0).unwrap(), CancelOutcome::Cancelled);
+}
