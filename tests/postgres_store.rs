@@ -42,8 +42,11 @@ impl TestDb {
         let mut client = match postgres::Client::connect(&admin, postgres::NoTls) {
             Ok(c) => c,
             Err(e) => {
+                let cause = std::error::Error::source(&e)
+                    .map(|c| format!(" ({c})"))
+                    .unwrap_or_default();
                 let msg = format!(
-                    "cannot reach the test PostgreSQL server {admin}: {e}; start it \
+                    "cannot reach the test PostgreSQL server {admin}: {e}{cause}; start it \
                      (`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, \
                      as .ci/run does) or set ORCA_TEST_PG_URL"
                 );
@@ -1009,6 +1012,7 @@ fn a_server_that_cannot_be_reached_is_a_clear_error_naming_host_and_database() {
     let err =
         PostgresStore::connect("postgres://orca:hunter2@127.0.0.1:1/fleetdb", "n").unwrap_err();
     let msg = err.to_string();
+    eprintln!("{msg}");
     assert!(matches!(err, StoreError::Unsupported { .. }), "{err:?}");
     assert_eq!(err.exit_code(), 2);
     assert!(
@@ -1234,4 +1238,29 @@ fn a_row_held_by_another_transaction_too_long_is_busy_not_a_hang() {
     assert!(err.to_string().contains(&db.name), "{err}");
     tx.rollback().unwrap();
     assert_eq!(s.request_cancel("a", T0).unwrap(), CancelOutcome::Cancelled);
+}
+
+#[test]
+fn a_damaged_record_is_reported_naming_the_task_and_the_column() {
+    let db = db_or_skip!();
+    let s = db.store("n");
+    s.enqueue(new_task("ok", Priority::Medium)).unwrap();
+    s.enqueue(new_task("broken", Priority::Medium)).unwrap();
+    db.client()
+        .batch_execute("UPDATE orca_tasks SET task_json = 'not json' WHERE id = 'broken'")
+        .unwrap();
+    let err = s.get("broken").unwrap_err();
+    match &err {
+        StoreError::Corrupt { id, detail, .. } => {
+            assert_eq!(id, "broken");
+            assert!(detail.contains("task_json"), "{detail}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert!(err.to_string().contains(&db.name), "{err}");
+    assert_eq!(
+        s.get("ok").unwrap().unwrap().id,
+        "ok",
+        "the others still read"
+    );
 }

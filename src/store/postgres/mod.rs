@@ -260,7 +260,12 @@ impl PostgresStore {
         if config.get_application_name().is_none() {
             config.application_name(&format!("orca {node}"));
         }
-        config.options(&format!("-c lock_timeout={LOCK_TIMEOUT_MS}"));
+        // Added to the URL's own `options`, if any.
+        let options = match config.get_options() {
+            Some(o) if !o.trim().is_empty() => format!("{o} -c lock_timeout={LOCK_TIMEOUT_MS}"),
+            _ => format!("-c lock_timeout={LOCK_TIMEOUT_MS}"),
+        };
+        config.options(&options);
         let target = server_of(&config);
         let unreachable = |e: postgres::Error| {
             refuse(format!(
@@ -466,4 +471,39 @@ fn map_err(db: &str, e: postgres::Error) -> StoreError {
         error_text(&e)
     };
     StoreError::Backend { db, message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_is_named_by_host_port_and_database() {
+        let table = [
+            (
+                "postgres://u:pw@db.example:6543/fleet",
+                "at db.example:6543 (database fleet)",
+            ),
+            ("postgres://u@10.0.0.1/q", "at 10.0.0.1:5432 (database q)"),
+            ("postgresql://alice@h", "at h:5432 (database alice)"),
+        ];
+        for (url, want) in table {
+            let config: Config = url.parse().unwrap();
+            assert_eq!(server_of(&config), want, "{url}");
+        }
+    }
+
+    #[test]
+    fn a_bad_url_or_node_is_refused_before_any_connection() {
+        let err = PostgresStore::connect("postgres://u:hunter2@h:notaport/db", "n").unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, StoreError::Unsupported { .. }), "{err:?}");
+        assert!(
+            msg.contains("postgres://USER:PASSWORD@HOST:PORT/DATABASE"),
+            "{msg}"
+        );
+        assert!(!msg.contains("hunter2"), "{msg}");
+        let err = PostgresStore::connect("postgres://u@h/db", "  ").unwrap_err();
+        assert!(err.to_string().contains("ORCA_NODE_ID"), "{err}");
+    }
 }
