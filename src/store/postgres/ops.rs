@@ -403,7 +403,9 @@ fn check_new(t: &NewTask) -> Result<(), StoreError> {
 
 impl Store for PostgresStore {
     fn enqueue(&self, t: NewTask) -> Result<TaskRecord, StoreError> {
-        Ok(self.enqueue_many(std::slice::from_ref(&t))?.remove(0))
+        self.enqueue_many(std::slice::from_ref(&t))?
+            .pop()
+            .ok_or_else(|| StoreError::Invalid(format!("task `{}` was not inserted", t.desired_id)))
     }
 
     fn enqueue_many(&self, tasks: &[NewTask]) -> Result<Vec<TaskRecord>, StoreError> {
