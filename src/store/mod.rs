@@ -18,6 +18,7 @@ pub mod error;
 pub mod lock;
 mod migrate;
 mod open;
+pub mod postgres;
 pub mod repeat;
 pub mod sqlite;
 
