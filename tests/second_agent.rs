@@ -55,19 +55,8 @@ impl EchoAgent {
             raw_log: &req.raw_log,
             run_mark: &mark,
         };
-        let mut out = RunOutcome {
-            agent: self.name().to_owned(),
-            outcome: Outcome::Cancelled,
-            exit_code: None,
-            output: None,
-            session_id: None,
-            num_turns: None,
-            cost_usd: None,
-            usage: None,
-            model: None,
-            agent_version: Some("1.0-echo".into()),
-            stderr_tail: String::new(),
-        };
+        let mut out = RunOutcome::bare(self.name(), Outcome::Cancelled);
+        out.agent_version = Some("1.0-echo".into());
         match supervise::supervise(spec, Lines::default(), cancel, progress).await {
             Err(e) => {
                 out.outcome = Outcome::SpawnFailed {

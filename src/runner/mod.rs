@@ -155,3 +155,22 @@ pub struct RunOutcome {
     pub agent_version: Option<String>,
     pub stderr_tail: String,
 }
+
+impl RunOutcome {
+    /// The outcome of `agent`'s attempt with nothing else known yet (no exit, no output).
+    pub fn bare(agent: &str, outcome: Outcome) -> RunOutcome {
+        RunOutcome {
+            agent: agent.to_owned(),
+            outcome,
+            exit_code: None,
+            output: None,
+            session_id: None,
+            num_turns: None,
+            cost_usd: None,
+            usage: None,
+            model: None,
+            agent_version: None,
+            stderr_tail: String::new(),
+        }
+    }
+}

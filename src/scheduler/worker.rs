@@ -181,19 +181,7 @@ impl Daemon {
 
     /// The outcome of an attempt whose agent never started.
     fn no_run(&self, outcome: Outcome) -> RunOutcome {
-        RunOutcome {
-            agent: self.current_agent().name().to_owned(),
-            outcome,
-            exit_code: None,
-            output: None,
-            session_id: None,
-            num_turns: None,
-            cost_usd: None,
-            usage: None,
-            model: None,
-            agent_version: None,
-            stderr_tail: String::new(),
-        }
+        RunOutcome::bare(self.current_agent().name(), outcome)
     }
 
     /// The session to resume for this attempt: the previous attempt's, when it was cut off

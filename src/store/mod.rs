@@ -190,6 +190,45 @@ pub struct TaskRecord {
 }
 
 impl TaskRecord {
+    /// The record of `t` as just inserted under `id` and `stem` (suffixed when taken), at
+    /// arrival number `seq`; `finished_at_ms` is set for a record that is final at once.
+    pub fn inserted(
+        t: &NewTask,
+        id: String,
+        stem: String,
+        seq: i64,
+        finished_at_ms: Option<i64>,
+    ) -> TaskRecord {
+        TaskRecord {
+            id,
+            desired_id: t.desired_id.clone(),
+            stem,
+            file: t.file.clone(),
+            source: t.source,
+            source_user: t.source_user.clone(),
+            state: t.state,
+            priority: t.priority,
+            seq,
+            task: t.task.clone(),
+            attempts: 0,
+            max_retries: t.max_retries,
+            not_before_ms: None,
+            lease_owner: None,
+            lease_expires_ms: None,
+            cancel_requested: false,
+            received_at_ms: t.received_at_ms,
+            started_at_ms: None,
+            finished_at_ms,
+            session_id: None,
+            progress: None,
+            error: t.error.clone(),
+            result: None,
+            artifacts_written: false,
+            archived_to: None,
+            finalized: false,
+        }
+    }
+
     /// Whether a transient failure of the current attempt may be retried.
     pub fn may_retry(&self) -> bool {
         self.attempts <= self.max_retries

@@ -126,19 +126,8 @@ impl ClaudeAgent {
         cancel: watch::Receiver<bool>,
         progress: ProgressSender,
     ) -> RunOutcome {
-        let mut out = RunOutcome {
-            agent: self.name().to_owned(),
-            outcome: Outcome::Cancelled,
-            exit_code: None,
-            output: None,
-            session_id: None,
-            num_turns: None,
-            cost_usd: None,
-            usage: None,
-            model: None,
-            agent_version: self.version.get().cloned().flatten(),
-            stderr_tail: String::new(),
-        };
+        let mut out = RunOutcome::bare(self.name(), Outcome::Cancelled);
+        out.agent_version = self.version.get().cloned().flatten();
         if *cancel.borrow() {
             return out;
         }

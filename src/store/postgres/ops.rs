@@ -348,34 +348,7 @@ impl PostgresStore {
             Some(r) => r.try_get(0).map_err(|e| self.err(e))?,
             None => return Err(StoreError::Invalid(format!("task `{id}` was not inserted"))),
         };
-        Ok(TaskRecord {
-            id,
-            desired_id: t.desired_id.clone(),
-            stem,
-            file: t.file.clone(),
-            source: t.source,
-            source_user: t.source_user.clone(),
-            state: t.state,
-            priority: t.priority,
-            seq,
-            task: t.task.clone(),
-            attempts: 0,
-            max_retries: t.max_retries,
-            not_before_ms: None,
-            lease_owner: None,
-            lease_expires_ms: None,
-            cancel_requested: false,
-            received_at_ms: t.received_at_ms,
-            started_at_ms: None,
-            finished_at_ms: finished,
-            session_id: None,
-            progress: None,
-            error: t.error.clone(),
-            result: None,
-            artifacts_written: false,
-            archived_to: None,
-            finalized: false,
-        })
+        Ok(TaskRecord::inserted(t, id, stem, seq, finished))
     }
 
     fn select(
