@@ -144,10 +144,13 @@ impl Workspace {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let mut stem = name
+        let stem = name
             .strip_suffix(".task.md")
             .map(str::to_owned)
             .unwrap_or(name);
+        // A backslash is legal in a Linux file name but not in an artifact's (it is a path
+        // separator elsewhere): written as %5C, as intake writes a non-UTF-8 byte.
+        let mut stem = stem.replace('\\', "%5C");
         if stem.len() > MAX_STEM_BYTES {
             // Index 0 is always a boundary, so this ends.
             let mut cut = MAX_STEM_BYTES;
@@ -253,6 +256,15 @@ mod tests {
         assert!(!Workspace::is_task_file_name("a.task.md.tmp"));
         assert!(!Workspace::is_task_file_name("a.md"));
         assert_eq!(Workspace::stem_of(Path::new("x/fix_db.task.md")), "fix_db");
+    }
+
+    #[test]
+    fn a_backslash_in_a_file_name_is_escaped_in_the_stem() {
+        assert_eq!(Workspace::stem_of(Path::new("tasks/a\\b.task.md")), "a%5Cb");
+        assert_eq!(
+            Workspace::stem_of(Path::new("tasks/plain.task.md")),
+            "plain"
+        );
     }
 
     #[test]

@@ -802,3 +802,17 @@ fn look_alike_task_files_get_one_warning_each_naming_the_rule() {
     assert_eq!(ws.agent_starts().len(), 2, "only the two task files ran");
     assert_eq!(ws.stop(), Some(0));
 }
+
+/// A task file whose name holds a backslash (legal on Linux, a separator elsewhere) runs and
+/// gets artifacts under an escaped stem; it used to wait for ever, its artifacts refused.
+#[test]
+fn a_task_file_with_a_backslash_in_its_name_runs_under_an_escaped_stem() {
+    let mut ws = common::Ws::new();
+    ws.start();
+    ws.drop_task("a\\b.task.md", &common::task("slashy", "", "noop"));
+    let r = ws.wait_result("a%5Cb");
+    assert_eq!(r["status"], "succeeded", "{r:#}");
+    assert_eq!(r["file"], "tasks/a\\b.task.md", "{r:#}");
+    ws.wait_archived("slashy");
+    ws.stop();
+}
