@@ -19,6 +19,4 @@ pub use summary::render_summary;
 pub use validate::{
     render_report, validate_dir, validate_file, validate_value, FileInvalid, Violation,
 };
-pub use write::{
-    write_atomic, write_result, write_result_durable, write_summary, write_summary_durable,
-};
+pub use write::{write_atomic, write_result, write_summary};

@@ -1,11 +1,9 @@
 //! Atomic writes of a task's artifacts: the result JSON (validated against the schema
 //! before anything touches the disk) and the summary text, each via `.partial` + rename.
 //!
-//! Durability: by default the data is not fsynced. The rename makes the write atomic for
-//! every reader (a file is either the old one, absent, or complete), which is what crash
-//! recovery of the *process* needs. Surviving a *power loss* needs the `_durable` variants
-//! (fsync of the file before the rename and of the folder after it); they cost a few
-//! milliseconds per task on most disks, so the daemon may choose per configuration.
+//! Durability: the data is not fsynced. The rename makes the write atomic for every reader
+//! (a file is either the old one, absent, or complete), which is what crash recovery of the
+//! *process* needs; a result lost to a power cut is written again from the store.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -23,24 +21,6 @@ pub fn write_result(
     stem: &str,
     result: &TaskResult,
 ) -> Result<PathBuf, ArtifactError> {
-    write_result_with(ws, stem, result, false)
-}
-
-/// Like [`write_result`], and fsyncs the file and the `results/` folder (power-loss safe).
-pub fn write_result_durable(
-    ws: &Workspace,
-    stem: &str,
-    result: &TaskResult,
-) -> Result<PathBuf, ArtifactError> {
-    write_result_with(ws, stem, result, true)
-}
-
-fn write_result_with(
-    ws: &Workspace,
-    stem: &str,
-    result: &TaskResult,
-    durable: bool,
-) -> Result<PathBuf, ArtifactError> {
     check_stem(stem)?;
     let path = ws.result_file(stem);
     let value = serde_json::to_value(result).map_err(|e| ArtifactError::Serialize {
@@ -56,7 +36,7 @@ fn write_result_with(
         reason: e.to_string(),
     })?;
     text.push('\n');
-    write_atomic(&path, text.as_bytes(), durable)?;
+    write_atomic(&path, text.as_bytes())?;
     Ok(path)
 }
 
@@ -68,19 +48,7 @@ pub fn write_summary(
 ) -> Result<PathBuf, ArtifactError> {
     check_stem(stem)?;
     let path = ws.summary_file(stem);
-    write_atomic(&path, render_summary(result).as_bytes(), false)?;
-    Ok(path)
-}
-
-/// Like [`write_summary`], and fsyncs the file and the `summaries/` folder.
-pub fn write_summary_durable(
-    ws: &Workspace,
-    stem: &str,
-    result: &TaskResult,
-) -> Result<PathBuf, ArtifactError> {
-    check_stem(stem)?;
-    let path = ws.summary_file(stem);
-    write_atomic(&path, render_summary(result).as_bytes(), true)?;
+    write_atomic(&path, render_summary(result).as_bytes())?;
     Ok(path)
 }
 
@@ -94,9 +62,8 @@ fn check_stem(stem: &str) -> Result<(), ArtifactError> {
 
 /// Writes `bytes` to `path` through `.<name>.partial` in the same folder, then renames it
 /// over `path`. Creates the folder when missing. On any failure the partial file is removed
-/// and `path` is untouched. With `durable`, fsyncs the file before and the folder after the
-/// rename.
-pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), ArtifactError> {
+/// and `path` is untouched.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ArtifactError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -112,10 +79,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), Arti
         })?;
         f.write_all(bytes)
             .map_err(|e| ArtifactError::io("write", &partial, e))?;
-        if durable {
-            f.sync_all()
-                .map_err(|e| ArtifactError::io("sync", &partial, e))?;
-        }
         Ok(())
     })();
     if let Err(e) = written {
@@ -125,12 +88,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<(), Arti
     if let Err(e) = std::fs::rename(&partial, path) {
         let _ = std::fs::remove_file(&partial);
         return Err(ArtifactError::io("rename into place", path, e));
-    }
-    if durable {
-        // A folder fsync makes the rename itself durable.
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| ArtifactError::io("sync folder", dir, e))?;
     }
     Ok(())
 }
@@ -167,7 +124,7 @@ mod tests {
         // Overwriting the same stem replaces the file, still no partial left.
         let mut r2 = r.clone();
         r2.status = ResultStatus::Failed;
-        write_result_durable(&ws, "fix_db_timeout", &r2).unwrap();
+        write_result(&ws, "fix_db_timeout", &r2).unwrap();
         assert_eq!(names(&ws.results()), vec!["fix_db_timeout_result.json"]);
         let back: TaskResult = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
         assert_eq!(back.status, ResultStatus::Failed);
@@ -228,8 +185,6 @@ mod tests {
         let p = write_summary(&ws, "s", &TaskResult::example()).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
         assert!(text.contains("Fix the database connection timeout"));
-        assert_eq!(names(&ws.summaries()), vec!["s_summary.txt"]);
-        write_summary_durable(&ws, "s", &TaskResult::example()).unwrap();
         assert_eq!(names(&ws.summaries()), vec!["s_summary.txt"]);
     }
 }

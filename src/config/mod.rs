@@ -468,13 +468,8 @@ pub fn hostname() -> String {
             return name.to_string();
         }
     }
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for `buf.len()` bytes; gethostname writes at most that
-    // many and we read only up to the first NUL within it.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc == 0 {
-        let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-        let name = String::from_utf8_lossy(&buf[..end]).trim().to_string();
+    if let Ok(name) = nix::unistd::gethostname() {
+        let name = name.to_string_lossy().trim().to_string();
         if !name.is_empty() {
             return name;
         }

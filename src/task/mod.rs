@@ -490,11 +490,11 @@ fn open_link_target(path: &Path) -> Result<std::fs::File, TaskErrorKind> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        opts.custom_flags(libc::O_NONBLOCK);
+        opts.custom_flags(nix::fcntl::OFlag::O_NONBLOCK.bits());
     }
     opts.open(path).map_err(|e| {
         #[cfg(unix)]
-        if e.raw_os_error() == Some(libc::ELOOP) {
+        if e.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) {
             return TaskErrorKind::Path {
                 field: "task file",
                 error: Box::new(paths::PathError::Unresolvable {
@@ -559,13 +559,16 @@ fn open_task_file(path: &Path, follow: bool) -> Result<Option<std::fs::File>, Ta
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        let nofollow = if follow { 0 } else { libc::O_NOFOLLOW };
-        opts.custom_flags(libc::O_NONBLOCK | nofollow);
+        let mut flags = nix::fcntl::OFlag::O_NONBLOCK;
+        if !follow {
+            flags |= nix::fcntl::OFlag::O_NOFOLLOW;
+        }
+        opts.custom_flags(flags.bits());
     }
     match opts.open(path) {
         Ok(f) => Ok(Some(f)),
         #[cfg(unix)]
-        Err(e) if !follow && e.raw_os_error() == Some(libc::ELOOP) => Ok(None),
+        Err(e) if !follow && e.raw_os_error() == Some(nix::errno::Errno::ELOOP as i32) => Ok(None),
         Err(e) => Err(TaskErrorKind::Io(e.to_string())),
     }
 }
