@@ -554,6 +554,29 @@ mod tests {
     }
 
     #[test]
+    fn quiet_and_verbose_belong_to_run() {
+        use crate::events::console::Verbosity;
+        let verbosity = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).unwrap();
+            match cli.command {
+                None => cli.run.console().verbosity,
+                Some(Command::Run(a)) => a.merge(cli.run).console().verbosity,
+                Some(other) => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(verbosity(&["orca"]), Verbosity::Normal);
+        assert_eq!(verbosity(&["orca", "-v"]), Verbosity::Verbose);
+        assert_eq!(verbosity(&["orca", "--quiet"]), Verbosity::Quiet);
+        assert_eq!(verbosity(&["orca", "run", "-q"]), Verbosity::Quiet);
+        assert_eq!(verbosity(&["orca", "-v", "run"]), Verbosity::Verbose);
+        assert!(Cli::try_parse_from(["orca", "run", "-q", "-v"]).is_err());
+        assert!(Cli::try_parse_from(["orca", "status", "-q"]).is_err());
+        // Given to `orca` before another command: a usage error naming the command.
+        assert_eq!(run(["orca", "-q", "run", "-v"]), EXIT_USAGE);
+        assert_eq!(run(["orca", "-v", "schema"]), EXIT_USAGE);
+    }
+
+    #[test]
     fn set_flags_are_collected_in_order_from_every_level() {
         let args: Vec<OsString> = [
             "orca",
