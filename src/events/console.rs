@@ -91,6 +91,8 @@ struct TaskView {
     title: Option<String>,
     file: Option<String>,
     phase: Phase,
+    /// Its place in arrival order (the live line lists running tasks so).
+    key: u64,
     attempt: u32,
     /// When the first attempt started (ms), for the task's duration.
     first_start_ms: Option<i64>,
@@ -111,8 +113,9 @@ struct TaskView {
 #[derive(Debug, Clone, Default)]
 pub struct ConsoleState {
     tasks: HashMap<String, TaskView>,
-    /// Arrival order of the tasks in `tasks` (the live line lists them so).
-    order: Vec<String>,
+    /// The running tasks by arrival: (key, id).
+    running: std::collections::BTreeMap<u64, String>,
+    next_key: u64,
     done: u64,
     failed: u64,
 }
@@ -200,25 +203,42 @@ fn error_about(file: &str, error: &str) -> String {
 impl ConsoleState {
     fn view(&mut self, id: &str) -> &mut TaskView {
         if !self.tasks.contains_key(id) {
-            self.order.push(id.to_owned());
+            self.next_key += 1;
+            let key = self.next_key;
+            self.tasks.insert(
+                id.to_owned(),
+                TaskView {
+                    key,
+                    ..TaskView::default()
+                },
+            );
         }
         self.tasks.entry(id.to_owned()).or_default()
     }
 
+    fn set_phase(&mut self, id: &str, phase: Phase) -> &mut TaskView {
+        let v = self.view(id);
+        v.phase = phase;
+        let key = v.key;
+        if phase == Phase::Running {
+            self.running.insert(key, id.to_owned());
+        } else {
+            self.running.remove(&key);
+        }
+        self.view(id)
+    }
+
     fn forget(&mut self, id: &str) -> Option<TaskView> {
-        self.order.retain(|o| o != id);
-        self.tasks.remove(id)
+        let v = self.tasks.remove(id)?;
+        self.running.remove(&v.key);
+        Some(v)
     }
 
     /// Counts of the tasks this console has seen: (queued, running, done, failed). A task
     /// received but not yet queued counts as queued; `done` counts every end, `failed`
     /// the ends that were not a success.
     pub fn counts(&self) -> (usize, usize, u64, u64) {
-        let running = self
-            .tasks
-            .values()
-            .filter(|t| t.phase == Phase::Running)
-            .count();
+        let running = self.running.len();
         (self.tasks.len() - running, running, self.done, self.failed)
     }
 
@@ -271,7 +291,7 @@ impl ConsoleState {
             }
             EventKind::Queued { retry, .. } => {
                 let again = retry.unwrap_or(false) && !self.tasks.contains_key(id);
-                self.view(id).phase = Phase::Queued;
+                self.set_phase(id, Phase::Queued);
                 again.then(|| tagged("queued", None, id, "again (orca retry)"))
             }
             EventKind::TaskRejected {
@@ -292,8 +312,7 @@ impl ConsoleState {
                 ..
             } => {
                 let attempt = e.event.attempt.unwrap_or(1);
-                let v = self.view(id);
-                v.phase = Phase::Running;
+                let v = self.set_phase(id, Phase::Running);
                 v.attempt = attempt;
                 v.started_ms = at;
                 v.first_start_ms = v.first_start_ms.or(at);
@@ -359,8 +378,7 @@ impl ConsoleState {
                 retry,
                 ..
             } => {
-                let v = self.view(id);
-                v.phase = Phase::Queued;
+                let v = self.set_phase(id, Phase::Queued);
                 let next = e.event.attempt.unwrap_or(v.attempt) + 1;
                 Some(tagged(
                     "retry",
@@ -418,7 +436,7 @@ impl ConsoleState {
                 Some(tagged("finished", None, id, &rest))
             }
             EventKind::Recovered { reason } => {
-                self.view(id).phase = Phase::Queued;
+                self.set_phase(id, Phase::Queued);
                 Some(tagged("recovered", None, id, &esc(reason)))
             }
             EventKind::ConfigReloaded {
@@ -464,8 +482,8 @@ impl ConsoleState {
             let _ = write!(counts, " ({failed} not succeeded)");
         }
         let mut runs: Vec<String> = Vec::new();
-        for id in &self.order {
-            let Some(t) = self.tasks.get(id).filter(|t| t.phase == Phase::Running) else {
+        for id in self.running.values() {
+            let Some(t) = self.tasks.get(id) else {
                 continue;
             };
             let mut s = format!("{} turn {}", esc(id), t.turns);
