@@ -57,15 +57,52 @@ pub struct Cli {
     #[arg(long = "set", global = true, value_name = "NAME=VALUE", value_parser = parse_setting)]
     pub set: Vec<(String, String)>,
 
+    /// `orca run`'s options, for a bare `orca`.
+    #[command(flatten)]
+    pub run: RunArgs,
+
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// `orca run` (and a bare `orca`).
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct RunArgs {
+    /// Print no console lines (errors still go to stderr)
+    #[arg(long, short = 'q', conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more console lines: every event, and each tool the agent uses
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+}
+
+impl RunArgs {
+    /// The console's options.
+    pub fn console(&self) -> crate::events::console::ConsoleOptions {
+        use crate::events::console::Verbosity;
+        let verbosity = if self.quiet {
+            Verbosity::Quiet
+        } else if self.verbose {
+            Verbosity::Verbose
+        } else {
+            Verbosity::Normal
+        };
+        crate::events::console::ConsoleOptions { verbosity }
+    }
+
+    fn merge(self, other: RunArgs) -> RunArgs {
+        RunArgs {
+            quiet: self.quiet || other.quiet,
+            verbose: self.verbose || other.verbose,
+        }
+    }
 }
 
 /// The commands of DESIGN §7.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Start the daemon (foreground; Ctrl-C drains and stops) [default]
-    Run,
+    Run(RunArgs),
     /// Show components, queue counts and running tasks
     Status(JsonArgs),
     /// Show the effective configuration (secrets redacted), checks and fixes
@@ -106,7 +143,7 @@ impl Command {
     /// The command's name as typed on the command line.
     pub fn name(&self) -> &'static str {
         match self {
-            Command::Run => "run",
+            Command::Run(_) => "run",
             Command::Status(_) => "status",
             Command::Doctor => "doctor",
             Command::CreateSample(_) => "create-sample",
@@ -349,7 +386,27 @@ where
             return EXIT_USAGE;
         }
     };
-    let command = cli.command.unwrap_or(Command::Run);
+    let command = match cli.command {
+        None => Command::Run(cli.run),
+        Some(Command::Run(args)) => {
+            let args = args.merge(cli.run);
+            if args.quiet && args.verbose {
+                eprintln!("error: --quiet and --verbose cannot be used together");
+                return EXIT_USAGE;
+            }
+            Command::Run(args)
+        }
+        Some(other) => {
+            if cli.run.quiet || cli.run.verbose {
+                eprintln!(
+                    "error: --quiet and --verbose are options of `orca run`, not of `orca {}`",
+                    other.name()
+                );
+                return EXIT_USAGE;
+            }
+            other
+        }
+    };
     dispatch(&command, &ctx)
 }
 
@@ -420,7 +477,7 @@ fn dispatch(command: &Command, ctx: &Ctx) -> i32 {
 fn run_command(cmd: &Command, ctx: &Ctx, out: &mut dyn Write) -> io::Result<i32> {
     let (root, flags) = (ctx.root.as_path(), ctx.flags.as_slice());
     match cmd {
-        Command::Run => Ok(crate::scheduler::run(root, flags)),
+        Command::Run(a) => Ok(crate::scheduler::run(root, flags, a.console())),
         Command::Doctor => Ok(doctor::run(root, flags, out)),
         Command::CreateSample(args) => Ok(sample::run(ctx, args, out)),
         Command::Check(args) => check::run(ctx, args, out),
@@ -494,6 +551,29 @@ mod tests {
     fn no_command_means_run() {
         let cli = Cli::try_parse_from(["orca"]).unwrap();
         assert!(cli.command.is_none());
+    }
+
+    #[test]
+    fn quiet_and_verbose_belong_to_run() {
+        use crate::events::console::Verbosity;
+        let verbosity = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).unwrap();
+            match cli.command {
+                None => cli.run.console().verbosity,
+                Some(Command::Run(a)) => a.merge(cli.run).console().verbosity,
+                Some(other) => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(verbosity(&["orca"]), Verbosity::Normal);
+        assert_eq!(verbosity(&["orca", "-v"]), Verbosity::Verbose);
+        assert_eq!(verbosity(&["orca", "--quiet"]), Verbosity::Quiet);
+        assert_eq!(verbosity(&["orca", "run", "-q"]), Verbosity::Quiet);
+        assert_eq!(verbosity(&["orca", "-v", "run"]), Verbosity::Verbose);
+        assert!(Cli::try_parse_from(["orca", "run", "-q", "-v"]).is_err());
+        assert!(Cli::try_parse_from(["orca", "status", "-q"]).is_err());
+        // Given to `orca` before another command: a usage error naming the command.
+        assert_eq!(run(["orca", "-q", "run", "-v"]), EXIT_USAGE);
+        assert_eq!(run(["orca", "-v", "schema"]), EXIT_USAGE);
     }
 
     #[test]

@@ -60,6 +60,7 @@
 //! reading goes on at the next newline (an event fused onto a torn line is still read).
 
 pub mod bus;
+pub mod console;
 pub mod kind;
 pub mod ndjson;
 pub mod read;

@@ -52,20 +52,25 @@ pub(super) const SMALL_FOLDER_ENTRIES: usize = 256;
 
 /// Starts the daemon in the workspace at `root` and runs it until SIGINT/SIGTERM.
 /// Returns the process exit code (0 clean stop, 1 failure, 2 configuration/usage error).
-pub fn run(root: &Path, flags: &[(String, String)]) -> i32 {
-    run_agent(root, flags, |cfg| {
+pub fn run(
+    root: &Path,
+    flags: &[(String, String)],
+    console: crate::events::console::ConsoleOptions,
+) -> i32 {
+    run_agent(root, flags, console, |cfg| {
         Arc::new(ClaudeAgent::new(cfg.claude_bin.clone()))
     })
 }
 
 /// [`run`] with the given agent instead of Claude Code (CLAUDE_BIN is then not used).
 pub fn run_with_agent(root: &Path, flags: &[(String, String)], agent: Arc<dyn Agent>) -> i32 {
-    run_agent(root, flags, move |_| agent)
+    run_agent(root, flags, Default::default(), move |_| agent)
 }
 
 fn run_agent(
     root: &Path,
     flags: &[(String, String)],
+    console: crate::events::console::ConsoleOptions,
     make_agent: impl FnOnce(&Config) -> Arc<dyn Agent>,
 ) -> i32 {
     let cfg = match Config::load(root, flags) {
@@ -140,6 +145,9 @@ fn run_agent(
             return 1;
         }
     };
+    // The console (stderr) prints what happens from `daemon_started` on; dropped after the
+    // daemon, it prints what is left.
+    let _console = crate::events::console::start(&events, console);
     let daemon = Arc::new(Daemon {
         agent: RwLock::new(make_agent(&cfg)),
         cfg: RwLock::new(Arc::new(cfg)),
@@ -280,11 +288,6 @@ impl Daemon {
         let mut last_pending_retry = Instant::now();
         // Set when the database was deleted or replaced under the daemon: it stops (exit 1).
         let mut gone: Option<StoreError> = None;
-        eprintln!(
-            "orca {}: watching {} (Ctrl-C to stop)",
-            crate::VERSION,
-            self.ws.tasks().display()
-        );
 
         // Store calls and file reads of the main loop run in block_in_place: the runtime
         // hands its other tasks (workers, intake) to another thread meanwhile.

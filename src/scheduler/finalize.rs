@@ -401,6 +401,13 @@ fn finalize_known(
     } else {
         store.mark_finalized(&rec.id, &archived_to)?;
     }
+    tracing::info!(
+        task = %rec.id,
+        status = status_of(rec.state).map_or("?", |s| s.as_str()),
+        duration_ms = rec.started_at_ms.zip(rec.finished_at_ms).map(|(a, b)| b - a),
+        cost_usd = run.and_then(|r| r.cost_usd),
+        "task finished"
+    );
     Ok(())
 }
 
