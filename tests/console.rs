@@ -149,6 +149,13 @@ fn plain_lines_through_a_pipe_for_a_success_a_rejected_file_and_a_failing_agent(
         !text.contains('\u{1b}') && !text.contains('\r'),
         "no control sequences on a pipe: {text:?}"
     );
+    // The rejected file's reason is said once, by the console (not again by the log's
+    // stderr mirror).
+    assert_eq!(
+        text.matches("priority 'urgent!'").count(),
+        1,
+        "said once: {text}"
+    );
     let lines: Vec<&str> = text.lines().filter(|l| is_console_line(l)).collect();
     // Per task, in the order they happened (tasks run side by side).
     let mut shown: Vec<&str> = lines

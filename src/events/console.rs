@@ -524,17 +524,10 @@ fn fit(s: &str, width: usize) -> String {
 
 /// The width of the terminal on stderr, else `COLUMNS`, else 80.
 fn terminal_width() -> usize {
-    let mut ws = libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCGWINSZ writes one `winsize` into the struct we pass, which outlives the
-    // call; on a descriptor that is not a terminal it fails and writes nothing.
-    let rc = unsafe { libc::ioctl(libc::STDERR_FILENO, libc::TIOCGWINSZ, &mut ws) };
-    if rc == 0 && ws.ws_col > 0 {
-        return usize::from(ws.ws_col);
+    if let Ok(ws) = rustix::termios::tcgetwinsize(std::io::stderr()) {
+        if ws.ws_col > 0 {
+            return usize::from(ws.ws_col);
+        }
     }
     std::env::var("COLUMNS")
         .ok()
@@ -571,6 +564,8 @@ pub fn start(bus: &EventBus, opts: ConsoleOptions) -> Console {
     if opts.verbosity == Verbosity::Quiet {
         return idle;
     }
+    // The console says "rejected ..." and "retry ..." itself: stderr gets them once.
+    crate::logging::console_shows(true);
     let style = Style::detect(std::io::stderr().is_terminal(), |k| std::env::var(k).ok());
     let sub = bus.subscribe();
     let (tx, rx) = tokio::sync::oneshot::channel();

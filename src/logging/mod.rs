@@ -56,6 +56,23 @@ fn file_filter(level: LogLevel) -> Targets {
     }
 }
 
+/// The field that marks a log line the console of `orca run` already shows in its own words
+/// (a rejected file, a retry): such lines go to the log file only, not to stderr twice.
+pub const ON_CONSOLE: &str = "on_console";
+
+/// Whether a console shows such lines (set by `orca run` unless `--quiet`).
+static CONSOLE_SHOWS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Says that a console now shows the lines marked [`ON_CONSOLE`] (or no longer does).
+pub fn console_shows(on: bool) {
+    CONSOLE_SHOWS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn not_on_console(meta: &tracing::Metadata<'_>) -> bool {
+    !CONSOLE_SHOWS.load(std::sync::atomic::Ordering::Relaxed)
+        || meta.fields().field(ON_CONSOLE).is_none()
+}
+
 /// The filter of the stderr mirror: WARN+, or less when LOG_LEVEL asks for less.
 fn stderr_filter(level: LogLevel) -> LevelFilter {
     match level {
@@ -102,7 +119,8 @@ pub fn init(
     let stderr_layer = tracing_subscriber::fmt::layer()
         .with_ansi(false)
         .with_writer(io::stderr)
-        .with_filter(stderr_filter_layer);
+        .with_filter(stderr_filter_layer)
+        .with_filter(tracing_subscriber::filter::filter_fn(not_on_console));
 
     tracing_subscriber::registry()
         .with(file_layer)

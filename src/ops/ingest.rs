@@ -170,7 +170,7 @@ pub fn reject(
             },
         ),
     ]);
-    tracing::warn!(file = %file_rel, "rejected: {}", err);
+    tracing::warn!(file = %file_rel, on_console = true, "rejected: {}", err);
     finalize(ws, store, events, &rec);
     Ok(())
 }

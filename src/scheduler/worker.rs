@@ -399,7 +399,7 @@ impl Daemon {
                         session_id: out.session_id.clone(),
                     },
                 ));
-                tracing::warn!(task = %id, "attempt {attempt} failed ({reason}); retry {retry} in {delay:?}");
+                tracing::warn!(task = %id, on_console = true, "attempt {attempt} failed ({reason}); retry {retry} in {delay:?}");
             }
             Err(e) => tracing::error!(task = %id, "cannot requeue: {e}"),
         }
