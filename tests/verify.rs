@@ -372,3 +372,38 @@ fn unbuilt_keys_are_refused_with_the_reason() {
         "{text}"
     );
 }
+
+#[test]
+fn a_child_a_check_detaches_into_its_own_session_is_killed_with_it() {
+    let mut ws = Ws::new();
+    std::fs::create_dir_all(ws.path().join("plain")).unwrap();
+    ws.start();
+    // The detached `sleep` keeps the output pipe open and leaves the check's process group.
+    ws.drop_task(
+        "detach.task.md",
+        &task(
+            "detach",
+            "plain",
+            "success",
+            "",
+            &["Detaches: `sh -c 'setsid sleep 600 & echo $! > det.pid; sleep 1; echo done'`"],
+        ),
+    );
+    let r = ws.wait_result("detach");
+    let c = criterion(&r, 0);
+    assert_eq!(c["verdict"], "met", "{c:#}");
+    assert!(
+        c["check"]["output_tail"].as_str().unwrap().contains("done"),
+        "{c:#}"
+    );
+    let pid: i32 = std::fs::read_to_string(ws.path().join("plain/det.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    ws.wait_for(
+        || !alive(pid),
+        "the detached child of the check to be killed",
+    );
+    ws.stop();
+}
