@@ -20,6 +20,7 @@ pub mod store;
 pub mod task;
 pub mod text_escape;
 pub mod value_text;
+pub mod verify;
 pub mod workspace;
 
 /// Orca's version, as written into results and printed by `--version`.

@@ -31,6 +31,8 @@ fn task(id: &str, priority: Priority, requires: &[&str]) -> Task {
         model: None,
         resume_on_retry: false,
         requires: requires.iter().map(|s| s.to_string()).collect(),
+        strict: None,
+        check_timeout_sec: None,
         extra: BTreeMap::new(),
         title: Some(format!("title of {id}")),
         prompt: format!("do {id}"),

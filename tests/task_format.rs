@@ -197,7 +197,8 @@ prop_compose! {
     ) -> Task {
         Task {
             id, task_type, priority, created, working_dir, timeout_sec, max_turns, retries,
-            model, resume_on_retry, requires, extra: extra.into_iter().collect::<BTreeMap<_, _>>(),
+            model, resume_on_retry, requires, strict: None, check_timeout_sec: None,
+            extra: extra.into_iter().collect::<BTreeMap<_, _>>(),
             title: None, prompt: String::new(), target_files: vec![], success_criteria: vec![],
             context: None,
         }

@@ -24,6 +24,26 @@ pub fn render_summary(r: &TaskResult) -> String {
     out.push_str(&"=".repeat(title.chars().count().clamp(3, 72)));
     out.push_str("\n\n");
 
+    // The checks that were run and not met come first: whatever the status says, the
+    // agent's work did not pass them.
+    let unmet: Vec<_> = r
+        .success_criteria
+        .iter()
+        .filter(|c| c.verdict != Verdict::Met)
+        .filter_map(|c| Some((c, c.check.as_ref()?)))
+        .collect();
+    if !unmet.is_empty() {
+        out.push_str("UNMET CHECKS:\n");
+        for (c, run) in unmet {
+            let why = c.reason.as_deref().unwrap_or("unmet");
+            let _ = writeln!(out, "  [ ] `{}` ({})", line(&run.command), line(why));
+            if let Some(last) = run.output_tail.lines().rev().find(|l| !l.trim().is_empty()) {
+                let _ = writeln!(out, "      last output: {}", line(last.trim()));
+            }
+        }
+        out.push('\n');
+    }
+
     // Written straight into `out` (no string per line): `Name:` padded to 10 columns.
     let mut field = |name: &str, value: &str| {
         let _ = writeln!(

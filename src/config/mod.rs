@@ -165,6 +165,7 @@ pub const SETTINGS: &[&str] = &[
     "ORCA_LOG_FILES",
     "ORCA_EVENTS_MAX_BYTES",
     "ORCA_EVENTS_FILES",
+    "ORCA_STRICT_CRITERIA",
 ];
 
 /// True for the settings a running daemon applies on reload (DESIGN §8):
@@ -217,6 +218,8 @@ pub struct Config {
     /// events.ndjson rotation (ORCA_EVENTS_MAX_BYTES 10 MiB, ORCA_EVENTS_FILES 5).
     pub events_max_bytes: u64,
     pub events_files: u32,
+    /// An unmet check fails a task that sets no `strict:` (ORCA_STRICT_CRITERIA, default false).
+    pub strict_criteria: bool,
     /// Every setting by name: its effective value (secrets redacted) and its source.
     pub sources: BTreeMap<String, (String, Source)>,
     /// Every setting by name: where its value came from, with the line when known
@@ -272,6 +275,7 @@ impl std::fmt::Debug for Config {
             .field("log_files", &self.log_files)
             .field("events_max_bytes", &self.events_max_bytes)
             .field("events_files", &self.events_files)
+            .field("strict_criteria", &self.strict_criteria)
             .field("sources", &self.sources)
             .field("origins", &self.origins)
             .field("unknown_dotenv", &self.unknown_dotenv)
@@ -824,6 +828,7 @@ fn build(root: &Path, layers: &Layers, home: Option<&Path>) -> Result<Config, Co
     let log_files = b.int32("ORCA_LOG_FILES", 3, 1, 1000)?;
     let events_max_bytes = b.int("ORCA_EVENTS_MAX_BYTES", 10_485_760, 1024, 1 << 40)?;
     let events_files = b.int32("ORCA_EVENTS_FILES", 5, 1, 1000)?;
+    let strict_criteria = b.boolean("ORCA_STRICT_CRITERIA", false)?;
 
     Ok(Config {
         root: root.to_path_buf(),
@@ -860,6 +865,7 @@ fn build(root: &Path, layers: &Layers, home: Option<&Path>) -> Result<Config, Co
         log_files,
         events_max_bytes,
         events_files,
+        strict_criteria,
         sources: b.sources,
         origins: b.origins,
         unknown_dotenv: Vec::new(),

@@ -133,6 +133,14 @@ pub enum EventKind {
         outcome: String,
         session_id: Option<String>,
     },
+    /// A success criterion's check ran after the agent (`verdict` met or unmet).
+    CheckFinished {
+        command: String,
+        duration_ms: u64,
+        exit_code: Option<i32>,
+        timed_out: bool,
+        verdict: String,
+    },
     /// A transient failure is retried.
     Retry {
         delay_ms: u64,
@@ -205,6 +213,7 @@ impl EventKind {
             EventKind::ClaudeStarted { .. } => CLAUDE_STARTED,
             EventKind::ClaudeProgress { .. } => CLAUDE_PROGRESS,
             EventKind::ClaudeFinished { .. } => CLAUDE_FINISHED,
+            EventKind::CheckFinished { .. } => CHECK_FINISHED,
             EventKind::Retry { .. } => RETRY,
             EventKind::CancelRequested { .. } => CANCEL_REQUESTED,
             EventKind::Cancelled { .. } => CANCELLED,
@@ -402,6 +411,17 @@ pub(crate) mod tests_support {
                 version: s("0.1.0"),
             }),
             Event::daemon(EventKind::DaemonStopped { pid: 7 }),
+            Event::attempt(
+                "a",
+                1,
+                EventKind::CheckFinished {
+                    command: s("cargo test"),
+                    duration_ms: 12,
+                    exit_code: Some(101),
+                    timed_out: false,
+                    verdict: s("unmet"),
+                },
+            ),
         ]
     }
 
@@ -409,7 +429,7 @@ pub(crate) mod tests_support {
     fn every_kind_has_its_own_name() {
         let names: std::collections::BTreeSet<&str> =
             one_of_each().iter().map(Event::name).collect();
-        assert_eq!(names.len(), 19);
+        assert_eq!(names.len(), 20);
         for n in &names {
             assert!(crate::events::names::ALL.contains(n), "{n}");
         }

@@ -93,6 +93,7 @@ pub mod names {
     pub const CONFIG_RELOADED: &str = "config_reloaded";
     pub const DAEMON_STARTED: &str = "daemon_started";
     pub const DAEMON_STOPPED: &str = "daemon_stopped";
+    pub const CHECK_FINISHED: &str = "check_finished";
 
     /// Every name above, in DESIGN §9 order.
     pub const ALL: &[&str] = &[
@@ -116,6 +117,7 @@ pub mod names {
         CONFIG_RELOADED,
         DAEMON_STARTED,
         DAEMON_STOPPED,
+        CHECK_FINISHED,
     ];
 }
 
@@ -140,6 +142,6 @@ mod tests {
     #[test]
     fn names_are_all_distinct() {
         let set: std::collections::HashSet<_> = super::names::ALL.iter().collect();
-        assert_eq!(set.len(), 20);
+        assert_eq!(set.len(), 21);
     }
 }

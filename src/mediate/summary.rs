@@ -1,7 +1,9 @@
 //! The summary of a finished task (`summary` in the result): the extractive one (the first
 //! meaningful lines of the agent's output), which an LLM summary falls back to.
 
-use crate::artifacts::result::{ResultError, ResultStatus, Summary, SummaryMethod};
+use crate::artifacts::result::{
+    CriterionMethod, CriterionVerdict, ResultError, ResultStatus, Summary, SummaryMethod, Verdict,
+};
 
 /// Longest `summary.text` taken from the agent's output, in characters.
 pub const MAX_SUMMARY_CHARS: usize = 600;
@@ -22,6 +24,27 @@ pub fn summarize(
         method: SummaryMethod::Extract,
         text,
     }
+}
+
+/// Puts the executed checks that were not met at the top of the summary text, one line
+/// naming them (`Unmet checks: \`cargo test\` (exit code 101)`): the first thing a reader
+/// sees, whatever the agent said.
+pub fn note_unmet_checks(summary: &mut Summary, criteria: &[CriterionVerdict]) {
+    let unmet: Vec<String> = criteria
+        .iter()
+        .filter(|c| c.method == Some(CriterionMethod::Check) && c.verdict != Verdict::Met)
+        .filter_map(|c| {
+            let cmd = &c.check.as_ref()?.command;
+            Some(match &c.reason {
+                Some(r) => format!("`{cmd}` ({r})"),
+                None => format!("`{cmd}`"),
+            })
+        })
+        .collect();
+    if unmet.is_empty() {
+        return;
+    }
+    summary.text = format!("Unmet checks: {}\n{}", unmet.join(", "), summary.text);
 }
 
 /// The first meaningful lines of the agent's output, at most `max_chars` characters:

@@ -12,10 +12,11 @@ use crate::artifacts::write::{write_result, write_summary};
 use crate::clock::{now_ms, rfc3339_ms};
 use crate::events::{Event, EventBus, EventKind};
 use crate::mediate::rules::{judge_criteria, route};
-use crate::mediate::summary::summarize;
+use crate::mediate::summary::{note_unmet_checks, summarize};
 use crate::runner::RunOutcome;
 use crate::store::{AttemptRecord, Store, StoreError, TaskRecord, TaskState};
 use crate::task::paths::is_plain;
+use crate::verify::{apply_checks, Verified};
 use crate::workspace::Workspace;
 
 /// Why finishing a task could not complete; the task stays pending and is tried again.
@@ -103,9 +104,13 @@ pub fn build_result(
     run: Option<&RunOutcome>,
     agent_name: &str,
     archived_to: Option<String>,
-    working_dir: Option<String>,
-    changed_files: Vec<String>,
+    facts: RunFacts,
 ) -> Option<TaskResult> {
+    let RunFacts {
+        working_dir,
+        changed_files,
+        verified,
+    } = facts;
     let status = status_of(rec.state)?;
     let error: Option<ResultError> = rec
         .error
@@ -127,11 +132,12 @@ pub fn build_result(
         ),
     };
     let output = run.and_then(|r| r.output.clone());
-    let criteria = rec
+    let mut criteria = rec
         .task
         .as_ref()
         .map(|t| judge_criteria(&t.success_criteria, output.as_deref(), status))
         .unwrap_or_default();
+    apply_checks(&mut criteria, &verified.checks);
     let reported = run.map(|r| {
         AgentInfo {
             name: agent_name.to_owned(),
@@ -150,6 +156,7 @@ pub fn build_result(
         None => (None, Vec::new()),
     };
     let mut summary = summarize(output.as_deref(), error.as_ref(), status);
+    note_unmet_checks(&mut summary, &criteria);
     for w in &warnings {
         tracing::warn!(task = %rec.id, "{w}");
         summary.text.push_str("\nWarning: ");
@@ -196,7 +203,7 @@ pub fn build_result(
         output,
         transcript,
         changed_files,
-        git: None,
+        git: verified.git.clone(),
         verification: Verification {
             method: VerificationMethod::None,
             claims: Vec::new(),
@@ -210,6 +217,16 @@ pub fn build_result(
     })
 }
 
+/// What a run left in its working folder, for its result.
+#[derive(Debug, Clone, Default)]
+pub struct RunFacts {
+    pub working_dir: Option<String>,
+    /// The files the run changed (the result's `changed_files`).
+    pub changed_files: Vec<String>,
+    /// Its checks and git facts (the result's criteria verdicts and `git`).
+    pub verified: Verified,
+}
+
 /// What the worker that has just ended a run (with [`Store::finish_claimed`]) knows, so that
 /// finalize need not ask the store again.
 pub struct RunEnd<'a> {
@@ -219,6 +236,8 @@ pub struct RunEnd<'a> {
     pub working_dir: Option<String>,
     /// The files the run changed in its working folder (the result's `changed_files`).
     pub changed_files: Vec<String>,
+    /// The checks run after the agent and the git facts (the result's criteria and `git`).
+    pub verified: Verified,
 }
 
 /// Writes the artifacts of a final task and archives its file, recording each step in the
@@ -235,6 +254,7 @@ pub fn finalize(
         working_dir,
         changed_files: Vec::new(),
         attempts: None,
+        verified: Verified::default(),
     };
     finalize_known(ws, store, events, rec, run, known)
 }
@@ -252,6 +272,7 @@ pub fn finalize_run(
         working_dir: end.working_dir,
         changed_files: end.changed_files,
         attempts: Some(end.attempts),
+        verified: end.verified,
     };
     finalize_known(ws, store, events, rec, Some(end.outcome), known)
 }
@@ -262,6 +283,7 @@ struct Known {
     changed_files: Vec<String>,
     /// Some: the run was just finished by this worker (see [`finalize_run`]).
     attempts: Option<Vec<AttemptRecord>>,
+    verified: Verified,
 }
 
 fn finalize_known(
@@ -320,8 +342,11 @@ fn finalize_known(
                     run,
                     run.map_or("claude", |r| r.agent.as_str()),
                     predicted.clone(),
-                    known.working_dir,
-                    known.changed_files,
+                    RunFacts {
+                        working_dir: known.working_dir,
+                        changed_files: known.changed_files,
+                        verified: known.verified,
+                    },
                 )
                 .ok_or_else(|| FinalizeError::NotFinal(rec.id.clone()))?
             }
@@ -561,6 +586,7 @@ mod tests {
                 attempts,
                 working_dir: None,
                 changed_files: vec!["src/lib.rs".into()],
+                verified: Verified::default(),
             };
             finalize_run(&ws, &store, &events, &rec, end).unwrap();
             assert!(!store.get("t").unwrap().unwrap().finalized, "deferred");
@@ -614,8 +640,7 @@ mod tests {
             Some(&run_said("Moved.")),
             "claude",
             Some("tasks/processed/t.task.md".into()),
-            None,
-            Vec::new(),
+            RunFacts::default(),
         )
         .unwrap();
         write_result(&ws, "t", &first).unwrap();
@@ -663,8 +688,7 @@ mod tests {
             Some(&run_said("All done here.")),
             "claude",
             None,
-            None,
-            Vec::new(),
+            RunFacts::default(),
         )
         .unwrap();
         write_result(&ws, "t", &first).unwrap();

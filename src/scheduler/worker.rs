@@ -69,7 +69,7 @@ impl Daemon {
                     reason: e.to_string(),
                 });
                 return self
-                    .record_off_thread(rec, node, out, None, Vec::new())
+                    .record_off_thread(rec, node, out, None, Vec::new(), Default::default())
                     .await;
             }
             Err(e) => {
@@ -111,6 +111,13 @@ impl Daemon {
         let working_dir = opened.path.display().to_string();
         let skip = Arc::clone(&self.own_folders);
         let before = self.snapshot_before(&rec.id, &opened.path, &skip).await;
+        let git_base = {
+            let d = opened.path.clone();
+            tokio::task::spawn_blocking(move || crate::verify::git::base(&d))
+                .await
+                .ok()
+                .flatten()
+        };
         let agent = self.current_agent();
         self.events.publish(Event::attempt(
             &rec.id,
@@ -154,8 +161,62 @@ impl Daemon {
                 session_id: out.session_id.clone(),
             },
         ));
-        self.record_off_thread(rec, node, out, Some(working_dir), changed)
+        let verified = self
+            .verify_attempt(&rec, &task, &cfg, &out, &opened.path, git_base)
+            .await;
+        self.record_off_thread(rec, node, out, Some(working_dir), changed, verified)
             .await
+    }
+
+    /// Runs the task's checks after a finished agent (on a blocking thread), one
+    /// `check_finished` each, and gathers the git facts and strict mode's verdict.
+    async fn verify_attempt(
+        &self,
+        rec: &TaskRecord,
+        task: &task::Task,
+        cfg: &Config,
+        out: &RunOutcome,
+        dir: &Path,
+        git_base: Option<crate::verify::git::Base>,
+    ) -> crate::verify::Verified {
+        let run = crate::verify::runs_checks(&out.outcome);
+        let criteria = task.success_criteria.clone();
+        let timeout = Duration::from_secs(
+            task.check_timeout_sec
+                .unwrap_or(crate::verify::check::DEFAULT_TIMEOUT_SEC),
+        );
+        let remove = crate::runner::agent_env::withheld(cfg);
+        let d = dir.to_path_buf();
+        let (checks, git) = tokio::task::spawn_blocking(move || {
+            let checks = if run {
+                crate::verify::check::run_checks(&criteria, &d, timeout, &remove)
+            } else {
+                Vec::new()
+            };
+            (checks, git_base.map(|b| crate::verify::git::info(b, &d)))
+        })
+        .await
+        .unwrap_or_default();
+        for c in &checks {
+            self.events.publish(Event::attempt(
+                &rec.id,
+                rec.attempts,
+                EventKind::CheckFinished {
+                    command: c.run.command.clone(),
+                    duration_ms: c.run.duration_ms,
+                    exit_code: c.run.exit_code,
+                    timed_out: c.run.timed_out,
+                    verdict: crate::verify::verdict_name(c.verdict).to_owned(),
+                },
+            ));
+        }
+        let strict = task.strict.unwrap_or(cfg.strict_criteria);
+        let strict_failure = crate::verify::strict_failure(strict, &out.outcome, &checks);
+        crate::verify::Verified {
+            checks,
+            git,
+            strict_failure,
+        }
     }
 
     /// [`Self::record_outcome`] off the runtime's threads (store writes, result and summary
@@ -167,10 +228,11 @@ impl Daemon {
         out: RunOutcome,
         working_dir: Option<String>,
         changed: Vec<String>,
+        verified: crate::verify::Verified,
     ) -> Option<(TaskRecord, watch::Receiver<bool>)> {
         let me = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
-            me.record_outcome(&rec, &node, &out, working_dir, changed)
+            me.record_outcome(&rec, &node, &out, working_dir, changed, verified)
         })
         .await
         .unwrap_or_else(|e| {
@@ -249,6 +311,7 @@ impl Daemon {
         out: &RunOutcome,
         working_dir: Option<String>,
         changed: Vec<String>,
+        mut verified: crate::verify::Verified,
     ) -> Option<(TaskRecord, watch::Receiver<bool>)> {
         let id = rec.id.as_str();
         let attempt = rec.attempts;
@@ -272,7 +335,16 @@ impl Daemon {
             }
         };
         let redactor = crate::config::redactor_for(&self.ws.root);
-        let error = failure.map(|f| {
+        // Strict mode: a success whose checks are not all met is a failure.
+        let (state, strict_error) = match verified.strict_failure.take() {
+            Some(e) if state == TaskState::Succeeded => {
+                let mut e = json!(e);
+                redactor.redact_json(&mut e);
+                (TaskState::Failed, Some(e))
+            }
+            _ => (state, None),
+        };
+        let error = strict_error.or(failure.map(|f| {
             let mut e = json!(ResultError {
                 kind: f.kind.as_str().to_owned(),
                 message: f.message,
@@ -282,7 +354,7 @@ impl Daemon {
             // Agent text (an error quoting a key) is stored redacted, as results are.
             redactor.redact_json(&mut e);
             e
-        });
+        }));
         let finish = Finish {
             state,
             outcome: state.to_string(),
@@ -329,6 +401,7 @@ impl Daemon {
                 attempts: ended.attempts,
                 working_dir,
                 changed_files: changed,
+                verified,
             },
         );
         next
@@ -439,6 +512,7 @@ impl Daemon {
                     attempts: ended.attempts,
                     working_dir: None,
                     changed_files: Vec::new(),
+                    verified: Default::default(),
                 },
             ),
             Err(e) => tracing::error!(task = %rec.id, "cannot record the failure: {e}"),

@@ -30,7 +30,7 @@ const GT0: &str = "a whole number greater than 0";
 const GE0: &str = "a whole number (0 or more)";
 
 /// Every front-matter key Orca understands, in canonical order.
-pub(crate) const FIELDS: [Field; 11] = [
+pub(crate) const FIELDS: [Field; 15] = [
     Field {
         key: "id",
         read: |t, v, y, k| {
@@ -166,6 +166,48 @@ pub(crate) const FIELDS: [Field; 11] = [
             }
             out.push_str("]\n");
         },
+    },
+    Field {
+        key: "strict",
+        read: |t, v, y, k| {
+            t.strict = match v.value {
+                Raw::Null => None,
+                _ => Some(boolean(k, v, y)?),
+            };
+            Ok(())
+        },
+        write: |t, k, out| {
+            if let Some(b) = t.strict {
+                let _ = writeln!(out, "{k}: {b}");
+            }
+        },
+    },
+    // Not built yet: read (so the key is known and its value checked) and refused when set.
+    Field {
+        key: "fix_rounds",
+        read: |_, v, y, k| match whole_number(k, v, y, 0, u64::from(u32::MAX), GE0)? {
+            Some(n) if n > 0 => Err(TaskErrorKind::NotBuilt { field: k }),
+            _ => Ok(()),
+        },
+        write: |_, _, _| {},
+    },
+    Field {
+        key: "worktree",
+        read: |_, v, y, k| {
+            if boolean(k, v, y)? {
+                return Err(TaskErrorKind::NotBuilt { field: k });
+            }
+            Ok(())
+        },
+        write: |_, _, _| {},
+    },
+    Field {
+        key: "check_timeout_sec",
+        read: |t, v, y, k| {
+            t.check_timeout_sec = whole_number(k, v, y, 1, u64::MAX, GT0_SECS)?;
+            Ok(())
+        },
+        write: |t, k, out| opt_num(out, k, t.check_timeout_sec),
     },
 ];
 
@@ -306,6 +348,47 @@ mod tests {
     }
 
     #[test]
+    fn strict_and_check_timeout_are_read_and_unbuilt_keys_refused() {
+        let (t, errors) =
+            read("strict: true\ncheck_timeout_sec: 3\nfix_rounds: 0\nworktree: false\n");
+        assert_eq!(errors, vec![]);
+        assert_eq!((t.strict, t.check_timeout_sec), (Some(true), Some(3)));
+        let (t, _) = read("id: a\n");
+        assert_eq!(t.strict, None);
+        let (_, errors) =
+            read("fix_rounds: 2\nworktree: true\ncheck_timeout_sec: 0\nstrict: maybe\n");
+        let shown: Vec<(Option<usize>, String, &str)> = errors
+            .iter()
+            .map(|(l, k)| (*l, k.to_string(), k.name()))
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                (
+                    Some(2),
+                    "fix_rounds is not built yet in this version of Orca".into(),
+                    "not_built"
+                ),
+                (
+                    Some(3),
+                    "worktree is not built yet in this version of Orca".into(),
+                    "not_built"
+                ),
+                (
+                    Some(4),
+                    "check_timeout_sec '0' is not a whole number of seconds greater than 0".into(),
+                    "bad_number"
+                ),
+                (
+                    Some(5),
+                    "strict 'maybe' is not true or false".into(),
+                    "bad_bool"
+                ),
+            ]
+        );
+    }
+
+    #[test]
     fn numbers_keep_their_spelling_in_text_fields() {
         let (t, errors) = read("model: 3.10\nid: 007\nrequires: [a, 2]\n");
         assert_eq!(errors, vec![]);
@@ -357,10 +440,14 @@ mod tests {
                 "retries",
                 "model",
                 "resume_on_retry",
-                "requires"
+                "requires",
+                "strict",
+                "fix_rounds",
+                "worktree",
+                "check_timeout_sec"
             ]
         );
-        let yaml = "id: a\ntype: fix\npriority: high\ncreated: \"2026-11-25T10:30:00Z\"\nworking_dir: w\ntimeout_sec: 5\nmax_turns: 6\nretries: 7\nmodel: m\nresume_on_retry: true\nrequires: [\"r\"]\n";
+        let yaml = "id: a\ntype: fix\npriority: high\ncreated: \"2026-11-25T10:30:00Z\"\nworking_dir: w\ntimeout_sec: 5\nmax_turns: 6\nretries: 7\nmodel: m\nresume_on_retry: true\nrequires: [\"r\"]\nstrict: false\ncheck_timeout_sec: 9\n";
         let (t, errors) = read(yaml);
         assert_eq!(errors, vec![]);
         let mut out = String::new();

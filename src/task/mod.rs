@@ -181,6 +181,12 @@ pub struct Task {
     pub model: Option<String>,
     pub resume_on_retry: bool,
     pub requires: Vec<String>,
+    /// An unmet check fails the task (None: ORCA_STRICT_CRITERIA decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strict: Option<bool>,
+    /// The time limit of each executed check (None: 120 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_timeout_sec: Option<u64>,
     /// `x-` keys, kept as JSON values (ignored by Orca).
     pub extra: BTreeMap<String, serde_json::Value>,
     /// The first `#` heading.
@@ -206,6 +212,8 @@ impl Task {
             model: None,
             resume_on_retry: false,
             requires: Vec::new(),
+            strict: None,
+            check_timeout_sec: None,
             extra: BTreeMap::new(),
             title: None,
             prompt: prompt.into(),
@@ -305,6 +313,8 @@ pub enum TaskErrorKind {
     },
     #[error("the task file is a symbolic link to {target}, outside the allowed root {root}")]
     LinkOutsideRoot { target: String, root: String },
+    #[error("{field} is not built yet in this version of Orca")]
+    NotBuilt { field: &'static str },
     #[error("{0}")]
     Other(String),
 }
@@ -341,6 +351,7 @@ impl TaskErrorKind {
                 paths::PathError::Unresolvable { .. } => "path_unresolvable",
             },
             TaskErrorKind::LinkOutsideRoot { .. } => "link_outside_root",
+            TaskErrorKind::NotBuilt { .. } => "not_built",
             TaskErrorKind::Other(_) => "invalid",
         }
     }
@@ -429,6 +440,9 @@ impl TaskErrorKind {
             },
             TaskErrorKind::LinkOutsideRoot { .. } => {
                 "copy the file into tasks/ instead of linking to it (a link is read only when it leads inside CLAUDE_ALLOWED_ROOT)".into()
+            }
+            TaskErrorKind::NotBuilt { field } => {
+                format!("remove the `{field}:` line (or set it to its default) until a later version supports it")
             }
             TaskErrorKind::Other(_) => "see the task format in the README".into(),
         }
