@@ -402,6 +402,26 @@ impl ConsoleState {
                 id,
                 &format!("while {}", esc(while_)),
             )),
+            EventKind::CheckFinished {
+                command,
+                exit_code,
+                timed_out,
+                verdict,
+                ..
+            } => {
+                let how = match (timed_out, exit_code) {
+                    (true, _) => " (timed out)".to_owned(),
+                    (false, Some(c)) if verdict != "met" => format!(" (exit {c})"),
+                    _ => String::new(),
+                };
+                let colour = if verdict == "met" { GREEN } else { YELLOW };
+                Some(tagged(
+                    "check",
+                    paint(colour),
+                    id,
+                    &format!("`{}` {}{how}", esc(command), esc(verdict)),
+                ))
+            }
             EventKind::TimedOut {} => {
                 let v = self.view(id);
                 let after = match v.timeout_sec {
