@@ -266,6 +266,23 @@ pub fn open_dir(path: &Path) -> io::Result<OwnedFd> {
     .map_err(io::Error::from)
 }
 
+/// Which limit a failure for lack of descriptors, processes or memory reached, and what to
+/// raise; None for any other failure.
+pub fn limit_reached(e: &io::Error) -> Option<&'static str> {
+    use rustix::io::Errno;
+    Some(match e.raw_os_error().map(Errno::from_raw_os_error)? {
+        Errno::MFILE => {
+            "Orca's limit on open files is reached: raise it (`ulimit -n`), or lower MAX_CONCURRENT_TASKS"
+        }
+        Errno::NFILE => "the system's limit on open files is reached, or lower MAX_CONCURRENT_TASKS",
+        Errno::AGAIN => {
+            "the limit on processes is reached: raise it (`ulimit -u`), or lower MAX_CONCURRENT_TASKS"
+        }
+        Errno::NOMEM => "the machine is out of memory, or lower MAX_CONCURRENT_TASKS",
+        _ => return None,
+    })
+}
+
 /// Whether a start failed for lack of descriptors, processes or memory.
 pub fn is_resource_limit(e: &io::Error) -> bool {
     use rustix::io::Errno;

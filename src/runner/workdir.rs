@@ -47,11 +47,16 @@ impl WorkdirError {
     /// True when the open failed for lack of file descriptors or memory (a limit, not the
     /// folder): worth a retry.
     pub fn is_resource_limit(&self) -> bool {
+        self.limit_reached().is_some()
+    }
+
+    /// The limit reached and what to raise, when [`Self::is_resource_limit`].
+    pub fn limit_reached(&self) -> Option<&'static str> {
         match self {
             WorkdirError::Root { source, .. } | WorkdirError::Open { source, .. } => {
-                crate::runner::spawn::is_resource_limit(source)
+                crate::runner::spawn::limit_reached(source)
             }
-            _ => false,
+            _ => None,
         }
     }
 

@@ -66,7 +66,7 @@ impl Daemon {
             // for the same reason (retried with backoff, then failed with the limit to raise).
             Err(e) if e.is_resource_limit() => {
                 let out = self.no_run(Outcome::Transient {
-                    reason: e.to_string(),
+                    reason: format!("{e} ({})", e.limit_reached().unwrap_or_default()),
                 });
                 return self
                     .record_off_thread(rec, node, out, None, Vec::new(), Default::default())

@@ -136,23 +136,13 @@ pub fn spawn_failure(bin: &str, working_dir: &Path, e: &SpawnError) -> Outcome {
             ),
         };
     }
-    use rustix::io::Errno;
-    let limit = match e.error.raw_os_error().map(Errno::from_raw_os_error) {
-        Some(Errno::MFILE) => "Orca's limit on open files is reached: raise it (`ulimit -n`)",
-        Some(Errno::NFILE) => "the system's limit on open files is reached",
-        Some(Errno::AGAIN) => "the limit on processes is reached: raise it (`ulimit -u`)",
-        Some(Errno::NOMEM) => "the machine is out of memory",
-        _ => {
-            return Outcome::SpawnFailed {
-                reason: spawn_error(bin, &e.error),
-            }
-        }
-    };
-    Outcome::Transient {
-        reason: format!(
-            "cannot start the agent '{bin}': {} ({limit}, or lower MAX_CONCURRENT_TASKS)",
-            e.error
-        ),
+    match crate::runner::spawn::limit_reached(&e.error) {
+        Some(limit) => Outcome::Transient {
+            reason: format!("cannot start the agent '{bin}': {} ({limit})", e.error),
+        },
+        None => Outcome::SpawnFailed {
+            reason: spawn_error(bin, &e.error),
+        },
     }
 }
 
