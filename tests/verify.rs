@@ -350,11 +350,11 @@ fn orca_strict_criteria_makes_every_task_strict_unless_it_says_otherwise() {
 }
 
 #[test]
-fn unbuilt_keys_are_refused_with_the_reason() {
+fn fix_rounds_must_be_a_whole_number() {
     let ws = Ws::new();
     let p = ws.write_task(
-        "wt.task.md",
-        b"---\nworktree: true\nfix_rounds: 2\n---\n\n**Prompt:**\nDo it.\n",
+        "fr.task.md",
+        b"---\nfix_rounds: many\n---\n\n**Prompt:**\nDo it.\n",
     );
     let out = ws.run(&["check", &p.display().to_string()]);
     let text = format!(
@@ -363,14 +363,7 @@ fn unbuilt_keys_are_refused_with_the_reason() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!out.status.success(), "{text}");
-    assert!(
-        text.contains("wt.task.md:2: worktree is not built yet"),
-        "{text}"
-    );
-    assert!(
-        text.contains("wt.task.md:3: fix_rounds is not built yet"),
-        "{text}"
-    );
+    assert!(text.contains("fr.task.md:2: fix_rounds 'many'"), "{text}");
 }
 
 #[test]

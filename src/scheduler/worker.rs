@@ -131,10 +131,12 @@ impl Daemon {
             },
         ));
         let (ptx, prx) = mpsc::unbounded_channel::<Box<Progress>>();
+        let round_req = req.clone();
+        let agent_started = Instant::now();
         // Progress is forwarded alongside the run, in this task (it ends when the run drops
         // its sender): no task of its own to start and wake on another thread.
         let (mut out, ()) = tokio::join!(
-            agent.run(req, cancel, ptx),
+            agent.run(req, cancel.clone(), ptx),
             forward_progress(
                 Arc::clone(self),
                 rec.id.clone(),
@@ -147,7 +149,8 @@ impl Daemon {
         if out.agent_version.is_none() {
             out.agent_version = agent.version().await;
         }
-        let changed = changed_files(before, skip).await;
+        let agent_time = agent_started.elapsed();
+        let changed = changed_files(before.clone(), Arc::clone(&skip)).await;
         self.events.publish(Event::attempt(
             &rec.id,
             attempt,
@@ -161,16 +164,32 @@ impl Daemon {
                 session_id: out.session_id.clone(),
             },
         ));
-        let verified = self
-            .verify_attempt(&rec, &task, &cfg, &out, &opened.path, git_base)
+        let (verified, changed) = self
+            .verify_and_fix(
+                super::fixing::Fixing {
+                    rec: &rec,
+                    task: &task,
+                    cfg: &cfg,
+                    node: &node,
+                    req: round_req,
+                    cancel,
+                    agent_time,
+                    git_base,
+                    before,
+                    changed,
+                },
+                &mut out,
+            )
             .await;
         self.record_off_thread(rec, node, out, Some(working_dir), changed, verified)
             .await
     }
 
     /// Runs the task's checks after a finished agent (on a blocking thread), one
-    /// `check_finished` each, and gathers the git facts and strict mode's verdict.
-    async fn verify_attempt(
+    /// `check_finished` each, and gathers the git facts and strict mode's verdict. A cancel
+    /// stops the checks (`cancelled`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn verify_attempt(
         &self,
         rec: &TaskRecord,
         task: &task::Task,
@@ -178,6 +197,7 @@ impl Daemon {
         out: &RunOutcome,
         dir: &Path,
         git_base: Option<crate::verify::git::Base>,
+        cancel: &watch::Receiver<bool>,
     ) -> crate::verify::Verified {
         let run = crate::verify::runs_checks(&out.outcome);
         let criteria = task.success_criteria.clone();
@@ -187,13 +207,20 @@ impl Daemon {
         );
         let remove = crate::runner::agent_env::withheld(cfg);
         let d = dir.to_path_buf();
-        let (checks, git) = tokio::task::spawn_blocking(move || {
+        let rx = cancel.clone();
+        let (checks, git, cancelled) = tokio::task::spawn_blocking(move || {
+            let is_cancelled = move || *rx.borrow();
             let checks = if run {
-                crate::verify::check::run_checks(&criteria, &d, timeout, &remove)
+                crate::verify::check::run_checks(&criteria, &d, timeout, &remove, &is_cancelled)
             } else {
                 Vec::new()
             };
-            (checks, git_base.map(|b| crate::verify::git::info(b, &d)))
+            let cancelled = run && is_cancelled();
+            (
+                checks,
+                git_base.map(|b| crate::verify::git::info(b, &d)),
+                cancelled,
+            )
         })
         .await
         .unwrap_or_default();
@@ -216,6 +243,8 @@ impl Daemon {
             checks,
             git,
             strict_failure,
+            rounds: None,
+            cancelled,
         }
     }
 
@@ -521,7 +550,10 @@ impl Daemon {
 }
 
 /// The files changed in the working folder since `before` (off the async threads).
-async fn changed_files(before: Snapshot, skip: Arc<[std::path::PathBuf]>) -> Vec<String> {
+pub(super) async fn changed_files(
+    before: Snapshot,
+    skip: Arc<[std::path::PathBuf]>,
+) -> Vec<String> {
     if let Some(changed) = before.changed_since_small(&skip, SMALL_FOLDER_ENTRIES) {
         return changed;
     }
@@ -530,7 +562,7 @@ async fn changed_files(before: Snapshot, skip: Arc<[std::path::PathBuf]>) -> Vec
         .unwrap_or_default()
 }
 
-fn outcome_name(o: &Outcome) -> &'static str {
+pub(super) fn outcome_name(o: &Outcome) -> &'static str {
     match o {
         Outcome::Succeeded => "succeeded",
         Outcome::TaskFailed { .. } | Outcome::MaxTurns { .. } => "failed",
@@ -547,7 +579,7 @@ fn outcome_name(o: &Outcome) -> &'static str {
 /// start-up recovery and resuming need) once the agent has run for [`FIRST_PROGRESS_AFTER`]
 /// and then at most every 250 ms. A run that ends sooner costs no progress write at all: its
 /// end is recorded next, with the session.
-async fn forward_progress(
+pub(super) async fn forward_progress(
     d: Arc<Daemon>,
     id: String,
     attempt: u32,

@@ -187,6 +187,12 @@ pub struct Task {
     /// The time limit of each executed check (None: 120 s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check_timeout_sec: Option<u64>,
+    /// Fix rounds after unmet checks (None: 0, no fix loop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix_rounds: Option<u32>,
+    /// Run in a fresh git worktree on branch `orca/<id>` (DESIGN §5).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub worktree: bool,
     /// `x-` keys, kept as JSON values (ignored by Orca).
     pub extra: BTreeMap<String, serde_json::Value>,
     /// The first `#` heading.
@@ -214,6 +220,8 @@ impl Task {
             requires: Vec::new(),
             strict: None,
             check_timeout_sec: None,
+            fix_rounds: None,
+            worktree: false,
             extra: BTreeMap::new(),
             title: None,
             prompt: prompt.into(),
