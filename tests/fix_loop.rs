@@ -212,3 +212,60 @@ fn a_cancel_during_the_checks_kills_them_and_cancels_the_task() {
     assert!(rounds(&r).is_null(), "{r:#}");
     ws.stop();
 }
+
+#[test]
+fn claims_are_checked_against_the_tool_events_and_unbacked_ones_lead_the_summary() {
+    let mut ws = ws_with_steps(
+        "run echo cargo test\nwrite a.txt x\nsay I created a.txt and b.txt. All tests pass. I ran `make lint`.\n---\nwrite c.txt y\nrun echo cargo test\nsay I updated c.txt. All tests pass.\n",
+    );
+    ws.start();
+    ws.drop_task("claims.task.md", &task("claims", "", &[]));
+    let r = ws.wait_result("claims");
+    assert_eq!(r["verification"]["method"], "events", "{r:#}");
+    let claims: Vec<(String, String)> = r["verification"]["claims"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap().to_owned(),
+                c["evidence"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let want = [
+        ("backed", "a.txt: written by the agent"),
+        (
+            "unbacked",
+            "b.txt: no write to it in the tool events and no change of it in the working folder",
+        ),
+        ("unbacked", "the tests ran only before the last edit"),
+        ("unbacked", "no command like `make lint` in the tool events"),
+    ];
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(claims, want, "{r:#}");
+    let text = r["summary"]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("Unbacked claims: \"I created a.txt and b.txt.\""),
+        "{text}"
+    );
+    ws.wait_archived("claims");
+    let summary = std::fs::read_to_string(ws.path().join("summaries/claims_summary.txt")).unwrap();
+    let at = summary.find("UNBACKED CLAIMS:").expect(&summary);
+    assert!(at < summary.find("Status:").unwrap(), "{summary}");
+
+    // A test run after the last edit backs "All tests pass".
+    ws.drop_task("backed.task.md", &task("backed", "", &[]));
+    let r = ws.wait_result("backed");
+    let claims = r["verification"]["claims"].as_array().unwrap();
+    assert_eq!(claims.len(), 2, "{r:#}");
+    assert!(claims.iter().all(|c| c["status"] == "backed"), "{r:#}");
+    assert_eq!(
+        claims[1]["evidence"],
+        "`echo cargo test` ran after the last edit and passed"
+    );
+    ws.stop();
+}

@@ -166,6 +166,19 @@ pub fn build_result(
     };
     let mut summary = summarize(output.as_deref(), error.as_ref(), status);
     note_unmet_checks(&mut summary, &criteria);
+    let verification = match &verified.claims {
+        Some(claims) => {
+            crate::verify::claims::note_unbacked(&mut summary.text, claims);
+            Verification {
+                method: VerificationMethod::Events,
+                claims: claims.clone(),
+            }
+        }
+        None => Verification {
+            method: VerificationMethod::None,
+            claims: Vec::new(),
+        },
+    };
     for w in &warnings {
         tracing::warn!(task = %rec.id, "{w}");
         summary.text.push_str("\nWarning: ");
@@ -213,10 +226,7 @@ pub fn build_result(
         transcript,
         changed_files,
         git: verified.git.clone(),
-        verification: Verification {
-            method: VerificationMethod::None,
-            claims: Vec::new(),
-        },
+        verification,
         source: TaskSource {
             kind: rec.source,
             user: rec.source_user.clone(),

@@ -164,6 +164,30 @@ impl Daemon {
             out.outcome = Outcome::Cancelled;
         }
         verified.rounds = (done > 0).then_some(done);
+        if let Some(message) = out.output.clone() {
+            let (log, files) = (req.raw_log.clone(), changed.clone());
+            verified.claims = tokio::task::spawn_blocking(move || {
+                let events = read_tool_events(&log);
+                crate::verify::claims::check_claims(&message, events.as_ref(), &files)
+            })
+            .await
+            .ok();
+        }
         (verified, changed)
     }
+}
+
+/// Largest raw stream read for the claims check; a bigger one leaves the claims `unknown`.
+const MAX_STREAM_BYTES: u64 = 64 << 20;
+
+/// The tool events of the attempt's raw stream (None: it cannot be read).
+fn read_tool_events(path: &std::path::Path) -> Option<crate::verify::claims::ToolEvents> {
+    let meta = std::fs::metadata(path).ok()?;
+    if meta.len() > MAX_STREAM_BYTES {
+        return None;
+    }
+    let bytes = std::fs::read(path).ok()?;
+    Some(crate::verify::claims::tool_events(
+        bytes.split(|b| *b == b'\n'),
+    ))
 }

@@ -245,6 +245,7 @@ impl Daemon {
             strict_failure,
             rounds: None,
             cancelled,
+            claims: None,
         }
     }
 

@@ -1,8 +1,9 @@
 //! Verifying an attempt after its agent: the task's checks (criteria ending in a backticked
 //! command, run in the working folder), strict mode's verdict on them, the fix loop's policy
-//! ([`rounds`]), and the git facts.
+//! ([`rounds`]), the claims check ([`claims`]) and the git facts.
 
 pub mod check;
+pub mod claims;
 pub mod git;
 pub mod rounds;
 
@@ -24,6 +25,8 @@ pub struct Verified {
     pub rounds: Option<u32>,
     /// A cancel of the task stopped the checks.
     pub cancelled: bool,
+    /// The claims check of the agent's final message (None: not made, no final message).
+    pub claims: Option<Vec<crate::artifacts::result::Claim>>,
 }
 
 /// The executed check of the criterion at `criterion` (an index into the task's criteria).
