@@ -16,6 +16,7 @@ use crate::runner::{Outcome, Progress, RunOutcome, RunRequest};
 use crate::store::TaskRecord;
 use crate::task;
 use crate::verify::rounds::{self, Stop};
+use crate::verify::worktree::{Worktree, WorktreeError};
 use crate::verify::Verified;
 
 /// What the fix loop needs of the attempt that has just run.
@@ -36,6 +37,78 @@ pub(super) struct Fixing<'a> {
 }
 
 impl Daemon {
+    /// The git worktree a `worktree: true` task runs in: made on the first attempt, reused
+    /// by retries (event `worktree_created` either way). None: the task has none.
+    pub(super) async fn worktree_for(
+        &self,
+        rec: &TaskRecord,
+        task: &task::Task,
+        working_dir: &std::path::Path,
+    ) -> Result<Option<Worktree>, WorktreeError> {
+        if !task.worktree {
+            return Ok(None);
+        }
+        let wts = crate::verify::worktree::worktrees_dir(&self.ws.state_dir());
+        let (id, wd) = (rec.id.clone(), working_dir.to_path_buf());
+        let w =
+            tokio::task::spawn_blocking(move || crate::verify::worktree::prepare(&wts, &id, &wd))
+                .await
+                .map_err(|e| WorktreeError::Io {
+                    path: working_dir.to_path_buf(),
+                    reason: e.to_string(),
+                })??;
+        self.events.publish(Event::attempt(
+            &rec.id,
+            rec.attempts,
+            EventKind::WorktreeCreated {
+                base_commit: w.base.commit.clone(),
+                branch: w.branch.clone(),
+                created: w.created,
+                path: w.path.display().to_string(),
+            },
+        ));
+        Ok(Some(w))
+    }
+
+    /// After a worktree attempt: a success (strict mode's verdict included) is committed on
+    /// the task's branch; the result's `git` and changed files come from git.
+    pub(super) async fn finish_worktree(
+        &self,
+        rec: &TaskRecord,
+        task: &task::Task,
+        out: &RunOutcome,
+        w: Worktree,
+        verified: &mut Verified,
+        changed: &mut Vec<String>,
+    ) {
+        let succeeded =
+            matches!(out.outcome, Outcome::Succeeded) && verified.strict_failure.is_none();
+        let title = task.title.clone().unwrap_or_else(|| rec.id.clone());
+        let id = rec.id.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let commit = if succeeded {
+                match crate::verify::worktree::commit(&w, &title, &id) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(task = %id, "cannot commit the worktree's changes: {e}");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            (
+                crate::verify::worktree::info(&w, commit.as_deref()),
+                crate::verify::worktree::changed_files(&w),
+            )
+        })
+        .await;
+        if let Ok((git, files)) = done {
+            verified.git = Some(git);
+            *changed = files;
+        }
+    }
+
     /// Runs the checks, then the fix rounds; `out` becomes the attempt's joined outcome.
     /// Returns the last verification (with `rounds`) and the files changed by the attempt.
     pub(super) async fn verify_and_fix(

@@ -55,12 +55,27 @@ impl Daemon {
                 return None;
             }
         };
-        // Opened once beneath the allowed root, following no link: the agent starts in this
-        // very folder, whatever its path names by then.
-        let opened = match crate::runner::workdir::open_beneath(
-            &cfg.claude_allowed_root,
-            &resolved.working_dir,
-        ) {
+        // `worktree: true`: the attempt runs in the task's git worktree (made or reused).
+        let worktree = match self.worktree_for(&rec, &task, &resolved.working_dir).await {
+            Ok(w) => w,
+            Err(e) => {
+                self.fail_now(&rec, &node, "worktree", &e.to_string(), Some(e.hint()));
+                return None;
+            }
+        };
+        let (open_root, open_dir) = match &worktree {
+            Some(w) => (
+                crate::verify::worktree::worktrees_dir(&self.ws.state_dir()),
+                w.dir.clone(),
+            ),
+            None => (
+                cfg.claude_allowed_root.clone(),
+                resolved.working_dir.clone(),
+            ),
+        };
+        // Opened once beneath the allowed root (or Orca's worktrees folder), following no
+        // link: the agent starts in this very folder, whatever its path names by then.
+        let opened = match crate::runner::workdir::open_beneath(&open_root, &open_dir) {
             Ok(o) => o,
             // Out of file descriptors or memory: as transient as an agent that cannot start
             // for the same reason (retried with backoff, then failed with the limit to raise).
@@ -111,7 +126,9 @@ impl Daemon {
         let working_dir = opened.path.display().to_string();
         let skip = Arc::clone(&self.own_folders);
         let before = self.snapshot_before(&rec.id, &opened.path, &skip).await;
-        let git_base = {
+        let git_base = if let Some(w) = &worktree {
+            Some(w.base.clone())
+        } else {
             let d = opened.path.clone();
             tokio::task::spawn_blocking(move || crate::verify::git::base(&d))
                 .await
@@ -164,7 +181,7 @@ impl Daemon {
                 session_id: out.session_id.clone(),
             },
         ));
-        let (verified, changed) = self
+        let (mut verified, mut changed) = self
             .verify_and_fix(
                 super::fixing::Fixing {
                     rec: &rec,
@@ -181,6 +198,10 @@ impl Daemon {
                 &mut out,
             )
             .await;
+        if let Some(w) = worktree {
+            self.finish_worktree(&rec, &task, &out, w, &mut verified, &mut changed)
+                .await;
+        }
         self.record_off_thread(rec, node, out, Some(working_dir), changed, verified)
             .await
     }

@@ -323,6 +323,9 @@ pub enum TaskErrorKind {
     LinkOutsideRoot { target: String, root: String },
     #[error("{field} is not built yet in this version of Orca")]
     NotBuilt { field: &'static str },
+    /// `worktree: true` for a working folder where no worktree can be made.
+    #[error("{reason}")]
+    Worktree { reason: String, fix: String },
     #[error("{0}")]
     Other(String),
 }
@@ -360,6 +363,7 @@ impl TaskErrorKind {
             },
             TaskErrorKind::LinkOutsideRoot { .. } => "link_outside_root",
             TaskErrorKind::NotBuilt { .. } => "not_built",
+            TaskErrorKind::Worktree { .. } => "worktree",
             TaskErrorKind::Other(_) => "invalid",
         }
     }
@@ -452,6 +456,7 @@ impl TaskErrorKind {
             TaskErrorKind::NotBuilt { field } => {
                 format!("remove the `{field}:` line (or set it to its default) until a later version supports it")
             }
+            TaskErrorKind::Worktree { fix, .. } => fix.clone(),
             TaskErrorKind::Other(_) => "see the task format in the README".into(),
         }
     }

@@ -6,6 +6,7 @@ pub mod check;
 pub mod claims;
 pub mod git;
 pub mod rounds;
+pub mod worktree;
 
 use crate::artifacts::result::{
     CheckRun, CriterionMethod, CriterionVerdict, GitInfo, ResultError, Verdict,
