@@ -499,6 +499,17 @@ fn a_worktree_run_commits_on_its_branch_and_leaves_a_dirty_checkout_as_it_was() 
 fn worktree_true_outside_a_repository_is_rejected_at_intake() {
     let mut ws = Ws::new();
     std::fs::create_dir_all(ws.path().join("plain")).unwrap();
+    // `orca check` says so too.
+    let f = ws.path().join("c.task.md");
+    std::fs::write(&f, task("c", "plain", "success", "worktree: true\n", &[])).unwrap();
+    let out = ws.run(&["check", &f.display().to_string()]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("c.task.md:4: worktree: true, but the working folder"),
+        "{text}"
+    );
     ws.start();
     ws.drop_task(
         "norepo.task.md",
