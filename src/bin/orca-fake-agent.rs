@@ -12,6 +12,12 @@
 //! ORCA_FAKE_AGENT_ESCAPE (start a `sleep 300` detached by a double fork and `setsid`, its
 //! pid written to `<that path>.<task id>`, before the mode runs), ORCA_FAKE_AGENT_VERSION_BYTES (print that
 //! many bytes before the `--version` line, and leave the version out of the stream).
+//! Verification tests: ORCA_FAKE_AGENT_PROMPT_FILE (append each start's prompt after a
+//! `=== start` line); ORCA_FAKE_AGENT_STEPS (a file of blocks separated by `---` lines: the
+//! n-th start runs block n, the last one again when there are fewer; each line is
+//! `write PATH TEXT`, `run COMMAND` (by `sh -c`, reported as a Bash tool call with its exit
+//! status) or `say TEXT` (the final message); with CLAUDE_CONFIG_DIR set, the session's
+//! transcript file is written as the real CLI does, so that it can be resumed).
 
 // Not under `cargo test`: there the test harness provides `main` (and runs no tests).
 #![cfg_attr(not(test), no_main)]
@@ -231,6 +237,18 @@ impl Out {
             ]},
             "parent_tool_use_id": null, "session_id": self.session, "uuid": uuid_like(self.tool_seq + 99),
             "timestamp": "2026-11-25T19:11:40.138Z", "tool_use_result": extra
+        }));
+    }
+
+    /// A tool_result with `is_error` (as the CLI sends a Bash command's non-zero exit).
+    fn tool_error(&self, tool_use_id: &str, content: &str) {
+        self.line(&json!({
+            "type": "user",
+            "message": {"role": "user", "content": [
+                {"tool_use_id": tool_use_id, "type": "tool_result", "content": content, "is_error": true}
+            ]},
+            "parent_tool_use_id": null, "session_id": self.session, "uuid": uuid_like(self.tool_seq + 99),
+            "timestamp": "2026-11-25T19:11:40.138Z", "tool_use_result": format!("Error: {content}")
         }));
     }
 
@@ -497,6 +515,18 @@ fn fake_main() -> u8 {
             s
         }
     };
+    if let Some(path) = std::env::var_os("ORCA_FAKE_AGENT_PROMPT_FILE") {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "=== start\n{prompt}");
+        }
+    }
+    if let Some(steps) = std::env::var_os("ORCA_FAKE_AGENT_STEPS") {
+        return run_steps(Path::new(&steps), &args);
+    }
     let directive = prompt
         .lines()
         .find_map(|l| l.trim().strip_prefix("fake-agent:").map(str::trim))
@@ -698,4 +728,88 @@ fn fake_main() -> u8 {
             2
         }
     }
+}
+
+/// ORCA_FAKE_AGENT_STEPS: runs this start's block of steps (see the module doc).
+fn run_steps(file: &Path, args: &Args) -> u8 {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let blocks: Vec<&str> = text.split("\n---\n").collect();
+    let counter = file.with_extension("count");
+    let n: usize = std::fs::read_to_string(&counter)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    let _ = std::fs::write(&counter, format!("{}\n", n + 1));
+    let block = blocks.get(n).or(blocks.last()).copied().unwrap_or("");
+    let mut out = Out {
+        session: args.resume.clone().unwrap_or_else(|| uuid_like(0)),
+        model: args.model.clone().unwrap_or_else(|| DEFAULT_MODEL.into()),
+        msg_seq: 0,
+        tool_seq: 0,
+    };
+    out.init();
+    let cwd = std::env::current_dir().unwrap_or_default();
+    if let Some(config) = std::env::var_os("CLAUDE_CONFIG_DIR") {
+        let project: String = cwd
+            .to_string_lossy()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let dir = Path::new(&config).join("projects").join(project);
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::write(dir.join(format!("{}.jsonl", out.session)), "{}\n");
+    }
+    let mut say = "Done.".to_owned();
+    let mut turns = 1;
+    for line in block.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let (verb, rest) = line.split_once(' ').unwrap_or((line, ""));
+        turns += 1;
+        match verb {
+            "write" => {
+                let (path, content) = rest.split_once(' ').unwrap_or((rest, ""));
+                let abs = cwd.join(path);
+                let tid = out.tool_use(
+                    "Write",
+                    json!({"file_path": abs.display().to_string(), "content": format!("{content}\n")}),
+                );
+                if let Some(d) = abs.parent() {
+                    let _ = std::fs::create_dir_all(d);
+                }
+                let _ = std::fs::write(&abs, format!("{content}\n"));
+                out.tool_result(
+                    &tid,
+                    &format!("File created successfully at: {}", abs.display()),
+                    json!({"type": "create", "filePath": abs.display().to_string()}),
+                );
+            }
+            "run" => {
+                let tid = out.tool_use("Bash", json!({"command": rest}));
+                let res = Command::new("sh")
+                    .arg("-c")
+                    .arg(rest)
+                    .stdin(Stdio::null())
+                    .output();
+                let (code, text) = match res {
+                    Ok(o) => (
+                        o.status.code().unwrap_or(1),
+                        format!(
+                            "{}{}",
+                            String::from_utf8_lossy(&o.stdout),
+                            String::from_utf8_lossy(&o.stderr)
+                        ),
+                    ),
+                    Err(e) => (127, e.to_string()),
+                };
+                if code == 0 {
+                    out.tool_result(&tid, &text, json!({"stdout": text, "stderr": ""}));
+                } else {
+                    out.tool_error(&tid, &format!("Exit code {code}\n{text}"));
+                }
+            }
+            "say" => say = rest.to_owned(),
+            other => eprintln!("fake-agent: unknown step '{other}'"),
+        }
+    }
+    out.text(&say);
+    out.success(&say, turns)
 }

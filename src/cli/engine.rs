@@ -697,6 +697,60 @@ pub fn clean_artifacts(
     }
 }
 
+/// `orca clean worktrees [--dry-run]`: removes the git worktrees of finished tasks (and of
+/// tasks the store no longer knows); their branches stay.
+pub fn clean_worktrees(
+    root: &Path,
+    flags: &[(String, String)],
+    dry_run: bool,
+    out: &mut dyn Write,
+) -> io::Result<i32> {
+    let ctx = match open(root, flags, Access::Write) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let finished = |id: &str| match ctx.store.get(id) {
+        Ok(Some(r)) => r.state.is_final(),
+        Ok(None) => true,
+        Err(_) => false,
+    };
+    let dir = crate::verify::worktree::worktrees_dir(&ctx.ws.state_dir());
+    let plan = crate::verify::worktree::finished_worktrees(&dir, &finished);
+    let (mut removed, mut failed) = (0, 0);
+    for p in &plan.remove {
+        let path_text = p.display().to_string();
+        let shown = esc(&path_text);
+        if dry_run {
+            writeln!(out, "would remove {shown}")?;
+            removed += 1;
+            continue;
+        }
+        match crate::verify::worktree::remove(p) {
+            Ok(()) => {
+                writeln!(out, "removed {shown}")?;
+                removed += 1;
+            }
+            Err(e) => {
+                eprintln!("error: {shown}: {e}");
+                failed += 1;
+            }
+        }
+    }
+    writeln!(
+        out,
+        "{} {removed} worktree(s) of finished tasks (their orca/ branches stay)",
+        if dry_run { "would remove" } else { "removed" }
+    )?;
+    if plan.kept > 0 {
+        writeln!(
+            out,
+            "kept {} worktree(s) of tasks that have not finished",
+            plan.kept
+        )?;
+    }
+    Ok(if failed > 0 { 1 } else { 0 })
+}
+
 /// `orca validate-artifacts [--json]`.
 pub fn validate_artifacts(
     root: &Path,

@@ -156,6 +156,7 @@ impl Command {
             Command::TailEvents(_) => "tail-events",
             Command::Clean(CleanCommand::Tasks) => "clean tasks",
             Command::Clean(CleanCommand::Artifacts(_)) => "clean artifacts",
+            Command::Clean(CleanCommand::Worktrees(_)) => "clean worktrees",
             Command::ValidateArtifacts(_) => "validate-artifacts",
             Command::Schema => "schema",
             Command::Completions { .. } => "completions",
@@ -288,6 +289,16 @@ pub enum CleanCommand {
     Tasks,
     /// Delete results, summaries and run logs older than N days
     Artifacts(CleanArtifactsArgs),
+    /// Remove the git worktrees of finished tasks (.orca/worktrees/; the orca/ branches stay)
+    Worktrees(CleanWorktreesArgs),
+}
+
+/// `orca clean worktrees`.
+#[derive(Debug, Clone, Args)]
+pub struct CleanWorktreesArgs {
+    /// Print what would be removed, remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `orca clean artifacts`.
@@ -509,6 +520,9 @@ fn run_command(cmd: &Command, ctx: &Ctx, out: &mut dyn Write) -> io::Result<i32>
         Command::Clean(CleanCommand::Tasks) => engine::clean_tasks(root, flags, out),
         Command::Clean(CleanCommand::Artifacts(a)) => {
             engine::clean_artifacts(root, flags, a.days, a.dry_run, out)
+        }
+        Command::Clean(CleanCommand::Worktrees(a)) => {
+            engine::clean_worktrees(root, flags, a.dry_run, out)
         }
         Command::ValidateArtifacts(a) => engine::validate_artifacts(root, flags, a.json, out),
     }

@@ -422,6 +422,32 @@ impl ConsoleState {
                     &format!("`{}` {}{how}", esc(command), esc(verdict)),
                 ))
             }
+            EventKind::FixRound {
+                round,
+                max_rounds,
+                unmet,
+                changed,
+                ..
+            } => {
+                let colour = if *unmet == 0 { GREEN } else { YELLOW };
+                let what = match (unmet, changed) {
+                    (0, _) => "the checks are met now".to_owned(),
+                    (n, false) => format!("{n} check(s) still unmet, nothing changed"),
+                    (n, true) => format!("{n} check(s) still unmet"),
+                };
+                Some(tagged(
+                    "fix round",
+                    paint(colour),
+                    id,
+                    &format!("{round} of {max_rounds}: {what}"),
+                ))
+            }
+            EventKind::WorktreeCreated { branch, path, .. } => Some(tagged(
+                "worktree",
+                None,
+                id,
+                &format!("{} on branch {}", esc(path), esc(branch)),
+            )),
             EventKind::TimedOut {} => {
                 let v = self.view(id);
                 let after = match v.timeout_sec {

@@ -141,6 +141,28 @@ pub enum EventKind {
         timed_out: bool,
         verdict: String,
     },
+    /// A fix round ended: the unmet checks were fed back to the agent's session and the
+    /// checks ran again (`unmet` of them are still not met).
+    FixRound {
+        /// Whether the round changed any file in the working folder.
+        changed: bool,
+        /// The unmet checks' commands the round was asked to fix.
+        commands: Vec<String>,
+        max_rounds: u32,
+        /// How the round's agent run ended.
+        outcome: String,
+        round: u32,
+        session_id: Option<String>,
+        unmet: usize,
+    },
+    /// The attempt runs in a fresh git worktree (`worktree: true`).
+    WorktreeCreated {
+        base_commit: Option<String>,
+        branch: String,
+        /// False: an existing worktree of the task is used again (a retry).
+        created: bool,
+        path: String,
+    },
     /// A transient failure is retried.
     Retry {
         delay_ms: u64,
@@ -214,6 +236,8 @@ impl EventKind {
             EventKind::ClaudeProgress { .. } => CLAUDE_PROGRESS,
             EventKind::ClaudeFinished { .. } => CLAUDE_FINISHED,
             EventKind::CheckFinished { .. } => CHECK_FINISHED,
+            EventKind::FixRound { .. } => FIX_ROUND,
+            EventKind::WorktreeCreated { .. } => WORKTREE_CREATED,
             EventKind::Retry { .. } => RETRY,
             EventKind::CancelRequested { .. } => CANCEL_REQUESTED,
             EventKind::Cancelled { .. } => CANCELLED,
@@ -422,6 +446,29 @@ pub(crate) mod tests_support {
                     verdict: s("unmet"),
                 },
             ),
+            Event::attempt(
+                "a",
+                1,
+                EventKind::FixRound {
+                    changed: true,
+                    commands: vec![s("cargo test")],
+                    max_rounds: 2,
+                    outcome: s("succeeded"),
+                    round: 1,
+                    session_id: Some(s("s1")),
+                    unmet: 0,
+                },
+            ),
+            Event::attempt(
+                "a",
+                1,
+                EventKind::WorktreeCreated {
+                    base_commit: Some(s("abc")),
+                    branch: s("orca/a"),
+                    created: true,
+                    path: s("/w/.orca/worktrees/a"),
+                },
+            ),
         ]
     }
 
@@ -429,7 +476,7 @@ pub(crate) mod tests_support {
     fn every_kind_has_its_own_name() {
         let names: std::collections::BTreeSet<&str> =
             one_of_each().iter().map(Event::name).collect();
-        assert_eq!(names.len(), 20);
+        assert_eq!(names.len(), 22);
         for n in &names {
             assert!(crate::events::names::ALL.contains(n), "{n}");
         }

@@ -94,6 +94,8 @@ pub mod names {
     pub const DAEMON_STARTED: &str = "daemon_started";
     pub const DAEMON_STOPPED: &str = "daemon_stopped";
     pub const CHECK_FINISHED: &str = "check_finished";
+    pub const FIX_ROUND: &str = "fix_round";
+    pub const WORKTREE_CREATED: &str = "worktree_created";
 
     /// Every name above, in DESIGN §9 order.
     pub const ALL: &[&str] = &[
@@ -118,6 +120,8 @@ pub mod names {
         DAEMON_STARTED,
         DAEMON_STOPPED,
         CHECK_FINISHED,
+        FIX_ROUND,
+        WORKTREE_CREATED,
     ];
 }
 
@@ -142,6 +146,6 @@ mod tests {
     #[test]
     fn names_are_all_distinct() {
         let set: std::collections::HashSet<_> = super::names::ALL.iter().collect();
-        assert_eq!(set.len(), 21);
+        assert_eq!(set.len(), 23);
     }
 }

@@ -22,7 +22,11 @@ pub fn new_task(
     received_at_ms: i64,
 ) -> Result<NewTask, TaskError> {
     let t = task::parse_file_within(path, &cfg.claude_allowed_root)?;
-    task::paths::resolve_task_paths(&t, path, &cfg.claude_base_cwd, &cfg.claude_allowed_root)?;
+    let resolved =
+        task::paths::resolve_task_paths(&t, path, &cfg.claude_base_cwd, &cfg.claude_allowed_root)?;
+    if t.worktree {
+        crate::verify::worktree::check_task(path, &resolved.working_dir)?;
+    }
     // A stem whose artifacts already exist (say, from before the store was reset) is
     // suffixed too, so no task's artifacts are ever overwritten by another's.
     let stem = crate::artifacts::free_stem(ws, &Workspace::stem_of(path));

@@ -138,6 +138,15 @@ pub fn build_result(
         .map(|t| judge_criteria(&t.success_criteria, output.as_deref(), status))
         .unwrap_or_default();
     apply_checks(&mut criteria, &verified.checks);
+    let mut attempt_history: Vec<_> = attempts.iter().map(attempt_of).collect();
+    // The fix rounds were this run's, the task's last attempt.
+    if let Some(a) = attempt_history
+        .iter_mut()
+        .rev()
+        .find(|a| a.attempt == rec.attempts)
+    {
+        a.rounds = verified.rounds;
+    }
     let reported = run.map(|r| {
         AgentInfo {
             name: agent_name.to_owned(),
@@ -157,6 +166,19 @@ pub fn build_result(
     };
     let mut summary = summarize(output.as_deref(), error.as_ref(), status);
     note_unmet_checks(&mut summary, &criteria);
+    let verification = match &verified.claims {
+        Some(claims) => {
+            crate::verify::claims::note_unbacked(&mut summary.text, claims);
+            Verification {
+                method: VerificationMethod::Events,
+                claims: claims.clone(),
+            }
+        }
+        None => Verification {
+            method: VerificationMethod::None,
+            claims: Vec::new(),
+        },
+    };
     for w in &warnings {
         tracing::warn!(task = %rec.id, "{w}");
         summary.text.push_str("\nWarning: ");
@@ -185,7 +207,7 @@ pub fn build_result(
         duration_ms: u64::try_from(finished_ms - rec.started_at_ms.unwrap_or(rec.received_at_ms))
             .unwrap_or(0),
         attempts: rec.attempts,
-        attempt_history: attempts.iter().map(attempt_of).collect(),
+        attempt_history,
         working_dir,
         target_files: rec
             .task
@@ -204,10 +226,7 @@ pub fn build_result(
         transcript,
         changed_files,
         git: verified.git.clone(),
-        verification: Verification {
-            method: VerificationMethod::None,
-            claims: Vec::new(),
-        },
+        verification,
         source: TaskSource {
             kind: rec.source,
             user: rec.source_user.clone(),
