@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::artifacts::archive::{archive, ArchiveDest};
 use crate::artifacts::result::{
-    AgentInfo, Attempt, Method, ResultError, ResultStatus, Routing, TaskResult, TaskSource,
+    AgentInfo, Attempt, Method, ResultError, ResultStatus, Routing, TaskResult,
     Verification, VerificationMethod, SCHEMA_VERSION,
 };
 use crate::artifacts::write::{write_result, write_summary};
@@ -208,10 +208,7 @@ pub fn build_result(
             method: VerificationMethod::None,
             claims: Vec::new(),
         },
-        source: TaskSource {
-            kind: rec.source,
-            user: rec.source_user.clone(),
-        },
+        source: crate::ops::origin::task_source(rec),
         summary,
         warnings,
     })
