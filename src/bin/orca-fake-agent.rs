@@ -713,7 +713,11 @@ fn fake_main() -> u8 {
                 line += 1;
                 let head = format!("line {line} ");
                 let room = (n - text.len()).min(100);
-                let mut l: String = head.chars().chain(std::iter::repeat('x')).take(room).collect();
+                let mut l: String = head
+                    .chars()
+                    .chain(std::iter::repeat('x'))
+                    .take(room)
+                    .collect();
                 if text.len() + l.len() < n {
                     l.pop();
                     l.push('\n');

@@ -195,6 +195,10 @@ pub fn status(ops: &Ops<'_>) -> Result<StatusView, OpsError> {
             path: ops.ws.db_file().display().to_string(),
         },
         task_files_waiting: waiting,
+        telegram: daemon
+            .running
+            .then(|| crate::telegram::status_of(ops.store))
+            .flatten(),
         version: crate::VERSION,
     })
 }

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use crate::artifacts::archive::{archive, ArchiveDest};
 use crate::artifacts::result::{
-    AgentInfo, Attempt, Method, ResultError, ResultStatus, Routing, TaskResult,
-    Verification, VerificationMethod, SCHEMA_VERSION,
+    AgentInfo, Attempt, Method, ResultError, ResultStatus, Routing, TaskResult, Verification,
+    VerificationMethod, SCHEMA_VERSION,
 };
 use crate::artifacts::write::{write_result, write_summary};
 use crate::clock::{now_ms, rfc3339_ms};

@@ -189,9 +189,8 @@ impl Api {
         struct Params {
             retry_after: Option<u64>,
         }
-        let a: Answer = serde_json::from_slice(&bytes).map_err(|e| {
-            ApiError::Decode(self.scrub(format!("HTTP {status}, {e}")))
-        })?;
+        let a: Answer = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::Decode(self.scrub(format!("HTTP {status}, {e}"))))?;
         if !a.ok {
             return Err(ApiError::Api {
                 code: a.error_code.unwrap_or(status),
@@ -254,7 +253,8 @@ impl Api {
             body["reply_markup"] = json!({ "inline_keyboard": b });
         }
         if let Some(r) = reply_to {
-            body["reply_parameters"] = json!({"message_id": r, "allow_sending_without_reply": true});
+            body["reply_parameters"] =
+                json!({"message_id": r, "allow_sending_without_reply": true});
         }
         let m: Message = self.call("sendMessage", &body, Self::short()).await?;
         Ok(m.message_id)
@@ -276,7 +276,10 @@ impl Api {
             "link_preview_options": {"is_disabled": true},
             "reply_markup": {"inline_keyboard": buttons.cloned().unwrap_or_default()},
         });
-        match self.call::<Value>("editMessageText", &body, Self::short()).await {
+        match self
+            .call::<Value>("editMessageText", &body, Self::short())
+            .await
+        {
             Err(e) if e.not_modified() => Ok(()),
             r => r.map(|_| ()),
         }

@@ -10,7 +10,10 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("task", "Start a task: /task <description>"),
     ("status", "Queue counts and running tasks"),
     ("list", "The latest tasks"),
-    ("progress", "A task's last events and live turn: /progress <id>"),
+    (
+        "progress",
+        "A task's last events and live turn: /progress <id>",
+    ),
     ("cancel", "Cancel a task: /cancel <id>"),
     ("retry", "Run a finished task again: /retry <id>"),
 ];
@@ -106,7 +109,9 @@ pub fn resolve_folder(named: &str, base: &Path, allowed: &Path) -> Result<PathBu
         None => named.starts_with('/').then(|| PathBuf::from(named)),
     };
     let inside = |p: &Path| {
-        let root = allowed.canonicalize().unwrap_or_else(|_| allowed.to_path_buf());
+        let root = allowed
+            .canonicalize()
+            .unwrap_or_else(|_| allowed.to_path_buf());
         p.canonicalize().is_ok_and(|c| c.starts_with(&root))
     };
     if !named.starts_with("~/") && under_base.is_dir() {
@@ -136,13 +141,20 @@ pub fn resolve_folder(named: &str, base: &Path, allowed: &Path) -> Result<PathBu
             abs.display(),
             under_base.display()
         )),
-        None => Err(format!("no folder {} under CLAUDE_BASE_CWD", under_base.display())),
+        None => Err(format!(
+            "no folder {} under CLAUDE_BASE_CWD",
+            under_base.display()
+        )),
     }
 }
 
 /// A title for a task in plain words: its first line, at most 60 characters.
 pub fn title_of(text: &str) -> String {
-    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
     let mut t: String = line.chars().take(60).collect();
     if line.chars().count() > 60 {
         t.push('…');
@@ -177,7 +189,10 @@ mod tests {
             ("/cancel@bot  t2", Command::Cancel("t2".into())),
             ("/retry", Command::Retry(String::new())),
             ("/nope", Command::Unknown("nope".into())),
-            ("  summarise the logs ", Command::Task("summarise the logs".into())),
+            (
+                "  summarise the logs ",
+                Command::Task("summarise the logs".into()),
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(parse(text), want, "{text}");
@@ -230,6 +245,9 @@ mod tests {
     #[test]
     fn words_are_routed_by_the_rules() {
         assert_eq!(route_words("fix the crash"), crate::task::TaskType::Fix);
-        assert_eq!(route_words("look at the code"), crate::task::TaskType::Analyze);
+        assert_eq!(
+            route_words("look at the code"),
+            crate::task::TaskType::Analyze
+        );
     }
 }

@@ -31,7 +31,7 @@ pub async fn update(bot: &Arc<Bot>, u: Update) {
 }
 
 fn reply(bot: &Bot, m: &Message, html: String) {
-    let _ = bot.outbox.send(m.chat.id, html, None, Some(m.message_id));
+    bot.outbox.post(m.chat.id, html, Some(m.message_id));
 }
 
 /// Access control: true when `user` may act; otherwise logs and refuses (once per user).
@@ -40,13 +40,17 @@ fn admitted(bot: &Bot, user: &User, chat: i64, what: &str) -> bool {
         Access::Allowed => true,
         a => {
             let text = crate::text_escape::escape_line(what);
-            tracing::warn!(user_id = user.id, chat, "Telegram: ignored a message from a user not in TELEGRAM_ALLOWED_USERS: {text}");
+            tracing::warn!(
+                user_id = user.id,
+                chat,
+                "Telegram: ignored a message from a user not in TELEGRAM_ALLOWED_USERS: {text}"
+            );
             if bot.first_refusal(user.id) {
                 let html = match a {
                     Access::NobodyAllowed => format!("This Orca bot serves nobody yet. To allow yourself, set <code>TELEGRAM_ALLOWED_USERS={}</code> in Orca's .env or environment and restart <code>orca run</code>.", user.id),
                     _ => "Sorry, you are not allowed to use this bot.".to_owned(),
                 };
-                let _ = bot.outbox.send(chat, html, None, None);
+                bot.outbox.post(chat, html, None);
             }
             false
         }
@@ -72,9 +76,14 @@ async fn message(bot: &Arc<Bot>, m: Message) {
     }
     let html = match cmd {
         Command::Start | Command::Help => HELP.to_owned(),
-        Command::Unknown(name) => format!("Unknown command /{}. {}", escape(&name), "Send /help for the list."),
+        Command::Unknown(name) => format!(
+            "Unknown command /{}. {}",
+            escape(&name),
+            "Send /help for the list."
+        ),
         Command::Task(words) if words.is_empty() => {
-            "Usage: <code>/task fix the login bug in /web</code>, or send the task in plain words.".to_owned()
+            "Usage: <code>/task fix the login bug in /web</code>, or send the task in plain words."
+                .to_owned()
         }
         Command::Task(words) => new_task(bot, &m, &from, words).await,
         Command::Status => bot.blocking(status_text).await.unwrap_or_default(),
@@ -82,9 +91,18 @@ async fn message(bot: &Arc<Bot>, m: Message) {
         Command::Progress(id) | Command::Cancel(id) | Command::Retry(id) if id.is_empty() => {
             "Give the task id, e.g. <code>/progress fix_db</code> (see /list).".to_owned()
         }
-        Command::Progress(id) => bot.blocking(move |b| progress_text(b, &id)).await.unwrap_or_default(),
-        Command::Cancel(id) => bot.blocking(move |b| cancel_text(b, &id)).await.unwrap_or_default(),
-        Command::Retry(id) => bot.blocking(move |b| retry_text(b, &id)).await.unwrap_or_default(),
+        Command::Progress(id) => bot
+            .blocking(move |b| progress_text(b, &id))
+            .await
+            .unwrap_or_default(),
+        Command::Cancel(id) => bot
+            .blocking(move |b| cancel_text(b, &id))
+            .await
+            .unwrap_or_default(),
+        Command::Retry(id) => bot
+            .blocking(move |b| retry_text(b, &id))
+            .await
+            .unwrap_or_default(),
     };
     if !html.is_empty() {
         reply(bot, &m, html);
@@ -111,7 +129,11 @@ fn err_text(e: &OpsError) -> String {
 async fn new_task(bot: &Arc<Bot>, m: &Message, from: &User, words: String) -> String {
     let dir = match commands::named_folder(&words) {
         Some(named) => {
-            match commands::resolve_folder(&named, &bot.cfg.claude_base_cwd, &bot.cfg.claude_allowed_root) {
+            match commands::resolve_folder(
+                &named,
+                &bot.cfg.claude_base_cwd,
+                &bot.cfg.claude_allowed_root,
+            ) {
                 Ok(d) => Some(d),
                 Err(why) => {
                     tracing::info!(user_id = from.id, "Telegram: task refused: {why}");
@@ -142,7 +164,9 @@ async fn new_task(bot: &Arc<Bot>, m: &Message, from: &User, words: String) -> St
                 "Task <code>{}</code> queued ({}){}. I will post its progress here.",
                 escape(&v.id),
                 kind.as_str(),
-                shown_dir.map(|d| format!(" in {}", escape(&d))).unwrap_or_default()
+                shown_dir
+                    .map(|d| format!(" in {}", escape(&d)))
+                    .unwrap_or_default()
             )
         }
         Some(Err(e)) => format!("Not queued: {}", err_text(&e)),
@@ -212,10 +236,17 @@ fn status_text(b: &Bot) -> String {
             let mut out = format!(
                 "<b>Orca</b> {} · {}\n",
                 escape(s.version),
-                if counts.is_empty() { "no tasks yet".to_owned() } else { escape(&counts.join(", ")) }
+                if counts.is_empty() {
+                    "no tasks yet".to_owned()
+                } else {
+                    escape(&counts.join(", "))
+                }
             );
             if s.task_files_waiting > 0 {
-                out.push_str(&format!("{} task file(s) waiting in tasks/\n", s.task_files_waiting));
+                out.push_str(&format!(
+                    "{} task file(s) waiting in tasks/\n",
+                    s.task_files_waiting
+                ));
             }
             for r in &s.running {
                 out.push_str(&format!(
@@ -227,7 +258,10 @@ fn status_text(b: &Bot) -> String {
             }
             if let Some(t) = super::status_of(b.store.as_ref()) {
                 if t["state"] != "polling" {
-                    out.push_str(&format!("Telegram: {}\n", escape(t["detail"].as_str().unwrap_or(""))));
+                    out.push_str(&format!(
+                        "Telegram: {}\n",
+                        escape(t["detail"].as_str().unwrap_or(""))
+                    ));
                 }
             }
             out
@@ -292,8 +326,12 @@ fn cancel_text(b: &Bot, id: &str) -> String {
     let r = crate::ops::cancel(&b.ops(), id);
     b.poke();
     match r {
-        Ok(crate::ops::CancelView::Cancelled { id, .. }) => format!("Cancelled <code>{}</code>: it will not start.", escape(&id)),
-        Ok(crate::ops::CancelView::Requested { id }) => format!("Stopping <code>{}</code>…", escape(&id)),
+        Ok(crate::ops::CancelView::Cancelled { id, .. }) => {
+            format!("Cancelled <code>{}</code>: it will not start.", escape(&id))
+        }
+        Ok(crate::ops::CancelView::Requested { id }) => {
+            format!("Stopping <code>{}</code>…", escape(&id))
+        }
         Err(e) => err_text(&e),
     }
 }
@@ -302,7 +340,11 @@ fn retry_text(b: &Bot, id: &str) -> String {
     let r = crate::ops::retry(&b.ops(), id);
     b.poke();
     match r {
-        Ok(v) => format!("<code>{}</code> queued again (attempt {}).", escape(&v.id), v.next_attempt),
+        Ok(v) => format!(
+            "<code>{}</code> queued again (attempt {}).",
+            escape(&v.id),
+            v.next_attempt
+        ),
         Err(e) => err_text(&e),
     }
 }
@@ -332,10 +374,12 @@ async fn callback(bot: &Arc<Bot>, q: CallbackQuery) {
         tracing::warn!("Telegram: cannot answer a button press: {e}");
     }
     if let Some(m) = &q.message {
-        let _ = bot.outbox.send(m.chat.id, answer, None, Some(m.message_id));
+        bot.outbox.post(m.chat.id, answer, Some(m.message_id));
     }
 }
 
 fn html_unescape(s: &str) -> String {
-    s.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }

@@ -39,11 +39,16 @@ pub fn start(bot: Arc<Bot>) {
         while let Some(n) = sub.recv().await {
             match n {
                 Notice::Event(e) => {
-                    let Some(task) = e.event.task_id.clone() else { continue };
+                    let Some(task) = e.event.task_id.clone() else {
+                        continue;
+                    };
                     on_event(&b, &l, task, e.event.attempt, &e.event.kind).await;
                 }
                 Notice::Lagged { missed } => {
-                    tracing::warn!(missed, "Telegram: fell behind the event bus; some progress updates were skipped");
+                    tracing::warn!(
+                        missed,
+                        "Telegram: fell behind the event bus; some progress updates were skipped"
+                    );
                 }
             }
         }
@@ -106,15 +111,23 @@ fn refresh(bot: &Bot, live: &LiveMap, _force: bool) {
         }
         l.last_edit = Instant::now();
         l.shown = html.clone();
-        bot.outbox.edit(l.chat, mid, html, Some(cancel_button(task)));
+        bot.outbox
+            .edit(l.chat, mid, html, Some(cancel_button(task)));
     }
 }
 
-async fn on_event(bot: &Arc<Bot>, live: &LiveMap, task: String, attempt: Option<u32>, kind: &EventKind) {
+async fn on_event(
+    bot: &Arc<Bot>,
+    live: &LiveMap,
+    task: String,
+    attempt: Option<u32>,
+    kind: &EventKind,
+) {
     match kind {
         EventKind::ClaudeStarted { .. } => {
             let t = task.clone();
-            let Some(Some((chat, title))) = bot.blocking(move |b| telegram_chat(b, &t)).await else {
+            let Some(Some((chat, title))) = bot.blocking(move |b| telegram_chat(b, &t)).await
+            else {
                 return;
             };
             let l = Live {
@@ -129,7 +142,9 @@ async fn on_event(bot: &Arc<Bot>, live: &LiveMap, task: String, attempt: Option<
                 shown: String::new(),
             };
             let html = progress_html(&task, &l);
-            let rx = bot.outbox.send(chat, html.clone(), Some(cancel_button(&task)), None);
+            let rx = bot
+                .outbox
+                .send(chat, html.clone(), Some(cancel_button(&task)), None);
             lock(live).insert(task.clone(), Live { shown: html, ..l });
             let (b, lv) = (Arc::clone(bot), Arc::clone(live));
             tokio::spawn(async move {
@@ -143,7 +158,9 @@ async fn on_event(bot: &Arc<Bot>, live: &LiveMap, task: String, attempt: Option<
                 }
             });
         }
-        EventKind::ClaudeProgress { turns, last_tool, .. } => {
+        EventKind::ClaudeProgress {
+            turns, last_tool, ..
+        } => {
             if let Some(l) = lock(live).get_mut(&task) {
                 l.turns = *turns;
                 l.tool.clone_from(last_tool);
@@ -152,12 +169,17 @@ async fn on_event(bot: &Arc<Bot>, live: &LiveMap, task: String, attempt: Option<
         EventKind::ArtifactsWritten { result, .. } => {
             if let Some(l) = lock(live).remove(&task) {
                 if let Some(mid) = l.message_id {
-                    let html = format!("{}\nfinished", progress_html(&task, &l).replacen('⏳', "⏹", 1));
+                    let html = format!(
+                        "{}\nfinished",
+                        progress_html(&task, &l).replacen('⏳', "⏹", 1)
+                    );
                     bot.outbox.edit(l.chat, mid, html, None);
                 }
             }
             let (t, r) = (task.clone(), result.clone());
-            let Some(Some((chat, html, buttons))) = bot.blocking(move |b| notification(b, &t, &r)).await else {
+            let Some(Some((chat, html, buttons))) =
+                bot.blocking(move |b| notification(b, &t, &r)).await
+            else {
                 return;
             };
             let rx = bot.outbox.send(chat, html, buttons, None);
@@ -167,7 +189,9 @@ async fn on_event(bot: &Arc<Bot>, live: &LiveMap, task: String, attempt: Option<
                     Ok(Some(mid)) => {
                         b.blocking(move |b| b.remember(chat, mid, &task)).await;
                     }
-                    _ => tracing::error!(task = %task, chat, "Telegram: the task's notification could not be sent"),
+                    _ => {
+                        tracing::error!(task = %task, chat, "Telegram: the task's notification could not be sent")
+                    }
                 }
             });
         }
@@ -180,7 +204,10 @@ fn telegram_chat(b: &Bot, task: &str) -> Option<(i64, String)> {
     let rec = b.store.get(task).ok()??;
     let t = rec.task.as_ref()?;
     let chat = crate::ops::origin::chat_id(t)?;
-    let title = t.title.clone().unwrap_or_else(|| super::commands::title_of(&t.prompt));
+    let title = t
+        .title
+        .clone()
+        .unwrap_or_else(|| super::commands::title_of(&t.prompt));
     Some((chat, title))
 }
 
@@ -219,7 +246,11 @@ pub fn render(task: &str, r: &Value) -> (String, bool) {
         .as_str()
         .map(str::to_owned)
         .unwrap_or_else(|| super::commands::title_of(r["prompt"].as_str().unwrap_or(task)));
-    let mut out = format!("{icon} <b>{}</b>\n<code>{}</code> {status}", escape(&title), escape(task));
+    let mut out = format!(
+        "{icon} <b>{}</b>\n<code>{}</code> {status}",
+        escape(&title),
+        escape(task)
+    );
     let secs = r["duration_ms"].as_u64().unwrap_or(0) as f64 / 1000.0;
     out.push_str(&format!(" · {secs:.1}s"));
     if let Some(c) = r["agent"]["cost_usd"].as_f64() {
@@ -236,7 +267,10 @@ pub fn render(task: &str, r: &Value) -> (String, bool) {
                 Some("unmet") => "❌",
                 _ => "❔",
             };
-            out.push_str(&format!("{mark} {}\n", escape(c["text"].as_str().unwrap_or(""))));
+            out.push_str(&format!(
+                "{mark} {}\n",
+                escape(c["text"].as_str().unwrap_or(""))
+            ));
         }
     }
     if let Some(s) = r["summary"]["text"].as_str() {
@@ -270,7 +304,17 @@ mod tests {
             "summary": {"text": "It broke."}, "output": "a & b"});
         let (html, retry) = render("t1", &r);
         assert!(retry);
-        for want in ["Fix &lt;db&gt;", "failed", "1.5s", "$0.2500", "agent exited 1", "❌ tests pass", "It broke.", "a &amp; b", "Press Retry"] {
+        for want in [
+            "Fix &lt;db&gt;",
+            "failed",
+            "1.5s",
+            "$0.2500",
+            "agent exited 1",
+            "❌ tests pass",
+            "It broke.",
+            "a &amp; b",
+            "Press Retry",
+        ] {
             assert!(html.contains(want), "{want} in {html}");
         }
         let (html, retry) = render("t2", &json!({"status": "succeeded", "prompt": "do it"}));

@@ -183,6 +183,11 @@ impl Outbox {
         done_rx
     }
 
+    /// [`Outbox::send`] without waiting to learn the message's id.
+    pub fn post(&self, chat: i64, html: String, reply_to: Option<i64>) {
+        drop(self.send(chat, html, None, reply_to));
+    }
+
     /// Queues an edit; a queued edit of the same message not yet sent is replaced.
     pub fn edit(&self, chat: i64, message_id: i64, html: String, buttons: Option<Keyboard>) {
         let _ = self.tx.send(Out::Edit {
@@ -312,7 +317,11 @@ async fn run(api: Api, mut rx: mpsc::UnboundedReceiver<Out>) {
                         ..
                     } => {
                         let wait = Duration::from_secs(retry_after.unwrap_or(5).max(1));
-                        tracing::warn!(chat, "Telegram asks to slow down: retrying in {}s", wait.as_secs());
+                        tracing::warn!(
+                            chat,
+                            "Telegram asks to slow down: retrying in {}s",
+                            wait.as_secs()
+                        );
                         next_at.insert(chat, now + wait);
                         // A 429 is Telegram's pacing, not a failure: it does not use up tries.
                         item.tries -= 1;
@@ -324,7 +333,12 @@ async fn run(api: Api, mut rx: mpsc::UnboundedReceiver<Out>) {
                 if again && item.tries < MAX_TRIES {
                     if e.code() != Some(429) {
                         let wait = Duration::from_secs(1 << item.tries.min(5));
-                        tracing::warn!(chat, "cannot send to Telegram (try {} of {MAX_TRIES}, again in {}s): {e}", item.tries, wait.as_secs());
+                        tracing::warn!(
+                            chat,
+                            "cannot send to Telegram (try {} of {MAX_TRIES}, again in {}s): {e}",
+                            item.tries,
+                            wait.as_secs()
+                        );
                         next_at.insert(chat, now + wait);
                     }
                     queue.push_front(item);
@@ -333,7 +347,11 @@ async fn run(api: Api, mut rx: mpsc::UnboundedReceiver<Out>) {
                         Out::Send { .. } => "a message",
                         Out::Edit { .. } => "an edit",
                     };
-                    tracing::error!(chat, "gave up sending {what} to Telegram after {} tries: {e}", item.tries);
+                    tracing::error!(
+                        chat,
+                        "gave up sending {what} to Telegram after {} tries: {e}",
+                        item.tries
+                    );
                     if let Out::Send { done: Some(d), .. } = item.out {
                         let _ = d.send(None);
                     }
@@ -355,7 +373,9 @@ mod tests {
 
     #[test]
     fn long_texts_split_at_lines_below_the_limit() {
-        let text: String = (0..300).map(|i| format!("line {i:04} {}\n", "x".repeat(40))).collect();
+        let text: String = (0..300)
+            .map(|i| format!("line {i:04} {}\n", "x".repeat(40)))
+            .collect();
         let parts = split(&text, 4000);
         assert!(parts.len() >= 4, "{}", parts.len());
         for p in &parts {
@@ -393,7 +413,15 @@ mod tests {
             buttons: None,
         };
         push(&mut q, e("a"));
-        push(&mut q, Out::Edit { chat: 1, message_id: 6, html: "x".into(), buttons: None });
+        push(
+            &mut q,
+            Out::Edit {
+                chat: 1,
+                message_id: 6,
+                html: "x".into(),
+                buttons: None,
+            },
+        );
         push(&mut q, e("b"));
         assert_eq!(q.len(), 2);
         match &q[0].out {

@@ -39,7 +39,7 @@ pub async fn run(bot: Arc<Bot>) {
     bot.blocking(|b| b.set_status("polling", "long polling getUpdates"))
         .await;
     loop {
-        let offset = bot.blocking(|b| offset(b)).await.flatten();
+        let offset = bot.blocking(offset).await.flatten();
         match bot.api.get_updates(offset).await {
             Ok(updates) => {
                 backoff = Duration::from_secs(1);
@@ -109,10 +109,7 @@ async fn register(bot: &Arc<Bot>) {
         }
     }
     match bot.api.get_me().await {
-        Ok(me) => tracing::info!(
-            "Telegram bot @{} started",
-            me.username.unwrap_or_default()
-        ),
+        Ok(me) => tracing::info!("Telegram bot @{} started", me.username.unwrap_or_default()),
         Err(e) => tracing::warn!("Telegram: getMe failed: {e}"),
     }
 }
