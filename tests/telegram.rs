@@ -81,7 +81,8 @@ fn wait_result(ws: &Ws, id: &str) -> Value {
 #[test]
 fn commands_tasks_in_plain_words_and_their_folder() {
     let fake = FakeTelegram::start(TOKEN);
-    let mut ws = bot_ws(&fake, &ADA.to_string());
+    // The token in the process environment too: the agent must not inherit it.
+    let mut ws = bot_ws(&fake, &ADA.to_string()).with_env([("TELEGRAM_BOT_TOKEN", TOKEN)]);
     std::fs::create_dir_all(ws.path().join("project")).unwrap();
     ws.set_env(&[(
         "ORCA_FAKE_AGENT_ENV_FILE",
@@ -160,6 +161,14 @@ fn commands_tasks_in_plain_words_and_their_folder() {
         assert!(text(&note).contains(want), "{want}: {}", text(&note));
     }
     assert!(buttons(&note).is_empty());
+    ws.wait_for(
+        || {
+            ws.events_named("notified").iter().any(|e| {
+                e["task_id"] == id.as_str() && e["delivered"] == true && e["chat_id"] == ADA
+            })
+        },
+        "the notified event",
+    );
 
     // A folder outside CLAUDE_ALLOWED_ROOT is refused with the reason; nothing is queued.
     let outside = tempfile::tempdir().unwrap();
@@ -530,5 +539,35 @@ fn a_restart_handles_no_update_twice() {
     assert_eq!(queued, 1);
     let list: Value = serde_json::from_slice(&ws.run(&["list", "--json"]).stdout).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1, "{list:#}");
+    ws.stop();
+}
+
+#[test]
+fn tasks_from_files_are_notified_to_the_configured_chat_with_retry() {
+    let fake = FakeTelegram::start(TOKEN);
+    let mut ws = bot_ws(&fake, &ADA.to_string());
+    ws.set_env(&[("TELEGRAM_CHAT_ID", "-100123")]);
+    ws.start();
+    ws.drop_task("broken.task.md", &common::task("broken", "high", "fail"));
+    let r = wait_result(&ws, "broken");
+    assert_eq!(r["status"], "failed");
+    let calls = fake.wait("the group notification", |c| {
+        c.iter()
+            .any(|c| c.method == "sendMessage" && c.body["chat_id"] == -100_123)
+    });
+    let note = calls
+        .iter()
+        .find(|c| c.method == "sendMessage" && c.body["chat_id"] == -100_123)
+        .unwrap();
+    assert!(
+        text(note).contains("❌ <b>Task broken</b>"),
+        "{}",
+        text(note)
+    );
+    assert!(text(note).contains("Press Retry"), "{}", text(note));
+    assert_eq!(buttons(note), ["retry:broken"]);
+    // No live progress for a task from a file: only the notification went out.
+    assert!(fake.calls_of("editMessageText").is_empty());
+    assert_eq!(fake.calls_of("sendMessage").len(), 1);
     ws.stop();
 }

@@ -166,7 +166,7 @@ async fn on_event(
                 l.tool.clone_from(last_tool);
             }
         }
-        EventKind::ArtifactsWritten { result, .. } => {
+        EventKind::ArtifactsWritten { result, status, .. } => {
             if let Some(l) = lock(live).remove(&task) {
                 if let Some(mid) = l.message_id {
                     let html = format!(
@@ -182,17 +182,29 @@ async fn on_event(
             else {
                 return;
             };
+            let status = status.clone();
             let rx = bot.outbox.send(chat, html, buttons, None);
             let b = Arc::clone(bot);
             tokio::spawn(async move {
-                match rx.await {
-                    Ok(Some(mid)) => {
-                        b.blocking(move |b| b.remember(chat, mid, &task)).await;
+                let sent = rx.await.ok().flatten();
+                match sent {
+                    Some(mid) => {
+                        let t = task.clone();
+                        b.blocking(move |b| b.remember(chat, mid, &t)).await;
                     }
-                    _ => {
+                    None => {
                         tracing::error!(task = %task, chat, "Telegram: the task's notification could not be sent")
                     }
                 }
+                b.events.publish(crate::events::Event::task(
+                    &task,
+                    EventKind::Notified {
+                        channel: "telegram".into(),
+                        chat_id: Some(chat),
+                        delivered: sent.is_some(),
+                        status,
+                    },
+                ));
             });
         }
         _ => {}
