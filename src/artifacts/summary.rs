@@ -448,10 +448,7 @@ mod tests {
             &err,
             1_764_066_600_000,
             1_764_066_600_012,
-            TaskSource {
-                kind: SourceKind::File,
-                user: None,
-            },
+            TaskSource::new(SourceKind::File, None),
         );
         r.orca_version = "0.1.0".into();
         r.archived_to = Some("tasks/rejected/bad.task.md".into());
@@ -494,10 +491,7 @@ mod tests {
             &err,
             0,
             1,
-            TaskSource {
-                kind: SourceKind::File,
-                user: None,
-            },
+            TaskSource::new(SourceKind::File, None),
         );
         r.archived_to = Some("tasks/rejected/bad.task.md".into());
         let s = render_summary(&r);

@@ -3,7 +3,8 @@
 //!
 //! Mode: the first prompt line `fake-agent: MODE [ARGS]`, else env ORCA_FAKE_AGENT_MODE,
 //! else `success`. Modes: success, fail, api-error STATUS, auth, max-turns, hang, garbage,
-//! slow MS N, child, crash, flaky N, write PATH TEXT, sleep MS, noop.
+//! slow MS N, child, crash, flaky N, write PATH TEXT, sleep MS, noop, long N (an N-character
+//! answer). With ORCA_FAKE_AGENT_ARGV_FILE set, each start appends its arguments to it.
 //! With ORCA_FAKE_AGENT_LOG set, each start appends `pid\ttask_id\tattempt\tmode` to it;
 //! with ORCA_FAKE_AGENT_CLOCK=1 also, as a fifth field, the CLOCK_REALTIME nanoseconds at which
 //! `main` began (the benchmarks measure pickup latency with it).
@@ -335,6 +336,22 @@ fn sleep_forever() -> ! {
     }
 }
 
+/// With ORCA_FAKE_AGENT_ARGV_FILE set, appends this start's arguments to it, one line of
+/// tab-separated arguments per start (tests check e.g. `--resume <session>`).
+fn log_argv() {
+    let Some(path) = std::env::var_os("ORCA_FAKE_AGENT_ARGV_FILE") else {
+        return;
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    {
+        let _ = writeln!(f, "{}", args.join("\t"));
+    }
+}
+
 fn log_start(mode: &str) {
     let Some(path) = std::env::var_os("ORCA_FAKE_AGENT_LOG") else {
         return;
@@ -538,6 +555,7 @@ fn fake_main() -> u8 {
     let mode = words.next().unwrap_or("success").to_owned();
     let rest: Vec<&str> = words.collect();
     log_start(&mode);
+    log_argv();
     hardening_probes();
     let num = |i: usize, default: u64| -> u64 {
         rest.get(i).and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -715,6 +733,30 @@ fn fake_main() -> u8 {
             out.init();
             out.text(&answer);
             out.success(&answer, 1)
+        }
+        "long" => {
+            // An answer of N characters in lines of 100 (the last line numbered).
+            let n = usize::try_from(num(0, 10_000)).unwrap_or(10_000);
+            let mut text = String::with_capacity(n);
+            let mut line = 0;
+            while text.len() < n {
+                line += 1;
+                let head = format!("line {line} ");
+                let room = (n - text.len()).min(100);
+                let mut l: String = head
+                    .chars()
+                    .chain(std::iter::repeat('x'))
+                    .take(room)
+                    .collect();
+                if text.len() + l.len() < n {
+                    l.pop();
+                    l.push('\n');
+                }
+                text.push_str(&l);
+            }
+            out.init();
+            out.text(&text);
+            out.success(&text, 1)
         }
         other => {
             eprintln!("fake-agent: unknown mode '{other}'");

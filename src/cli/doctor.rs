@@ -560,12 +560,6 @@ fn telegram(config: &Config, report: &mut Report) {
         );
         return;
     }
-    if config.telegram_bot_token.is_some() {
-        report.off(
-            "bot token set (<redacted>): the bot is not built yet in this version (see below)",
-        );
-        return;
-    }
     let chat = config
         .telegram_chat_id
         .map(|id| format!("chat id {id}"))

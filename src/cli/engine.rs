@@ -179,6 +179,14 @@ fn render_status(v: &StatusView, out: &mut dyn Write) -> io::Result<()> {
             v.task_files_waiting
         )?;
     }
+    if let Some(t) = &v.telegram {
+        writeln!(
+            out,
+            "telegram  {}: {}",
+            esc(t["state"].as_str().unwrap_or("")),
+            esc(t["detail"].as_str().unwrap_or(""))
+        )?;
+    }
     if !v.blocked.is_empty() {
         let offered = if v.node_labels.is_empty() {
             "none".to_string()
@@ -829,6 +837,7 @@ mod tests {
                 path: "/w/.orca/orca.db".into(),
             },
             task_files_waiting: 0,
+            telegram: None,
             version: "0",
         };
         let mut out = Vec::new();

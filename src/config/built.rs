@@ -1,5 +1,5 @@
 //! Settings of features this version of Orca does not have yet (LLM mediation through Ollama
-//! or an OpenAI-compatible server, the Telegram bot, the PostgreSQL fleet store). Such a
+//! or an OpenAI-compatible server, the PostgreSQL fleet store). Such a
 //! setting is refused (exit 2) rather than accepted and silently ignored: `orca run` and the
 //! commands that use the store will not start with it, and `orca doctor` says why.
 
@@ -57,16 +57,6 @@ impl Config {
                     "set ORCA_LLM=auto (rules, the default) or ORCA_LLM=off, or remove the setting",
             });
         }
-        if self.telegram_bot_token.is_some() {
-            let (value, origin) = shown("TELEGRAM_BOT_TOKEN");
-            out.push(Unbuilt {
-                name: "TELEGRAM_BOT_TOKEN",
-                value,
-                origin,
-                feature: "the Telegram bot",
-                fix: "remove TELEGRAM_BOT_TOKEN from the configuration",
-            });
-        }
         let db = self.database_url.to_ascii_lowercase();
         if db.starts_with("postgres://") || db.starts_with("postgresql://") {
             let (value, origin) = shown("ORCA_DATABASE_URL");
@@ -117,10 +107,7 @@ mod tests {
                 &[("ORCA_LLM", "openai"), ("OPENAI_BASE_URL", "http://h/v1")],
                 &["ORCA_LLM"],
             ),
-            (
-                &[("TELEGRAM_BOT_TOKEN", "1:SECRET")],
-                &["TELEGRAM_BOT_TOKEN"],
-            ),
+            (&[("TELEGRAM_BOT_TOKEN", "1:SECRET")], &[]),
             (&[("ORCA_DATABASE_URL", "sqlite:x.db")], &[]),
             (
                 &[
@@ -140,12 +127,11 @@ mod tests {
 
     #[test]
     fn the_error_names_the_setting_and_never_the_secret() {
-        let c = load(&[("TELEGRAM_BOT_TOKEN", "123:TGSECRET")]);
+        let c = load(&[("ORCA_LLM", "ollama")]);
         let e = c.check_built().unwrap_err();
         let text = e.to_string();
-        assert!(text.contains("TELEGRAM_BOT_TOKEN"), "{text}");
+        assert!(text.contains("ORCA_LLM"), "{text}");
         assert!(text.contains("not built yet in this version"), "{text}");
-        assert!(!text.contains("TGSECRET"), "{text}");
         assert_eq!(e.exit_code(), 2);
         let c = load(&[("ORCA_DATABASE_URL", "postgres://u:PW@h/d")]);
         let text = c.check_built().unwrap_err().to_string();

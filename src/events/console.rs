@@ -279,6 +279,8 @@ impl ConsoleState {
                 esc(root.trim_end_matches('/'))
             )),
             EventKind::DaemonStopped { .. } => Some("orca: stopped".to_owned()),
+            // Verbose mode shows it as an event line; not a state change.
+            EventKind::Notified { .. } => None,
             EventKind::TaskReceived { file, .. } => {
                 let v = self.view(id);
                 v.file = Some(file.clone());

@@ -211,6 +211,14 @@ pub enum EventKind {
         error: Option<String>,
         reason: String,
     },
+    /// A notification about the task was sent (`channel`: telegram), or given up on
+    /// (`delivered: false`, logged with the reason).
+    Notified {
+        channel: String,
+        chat_id: Option<i64>,
+        delivered: bool,
+        status: String,
+    },
     /// `orca run` started.
     DaemonStarted {
         max_concurrent_tasks: usize,
@@ -248,6 +256,7 @@ impl EventKind {
             EventKind::TaskArchived { .. } => TASK_ARCHIVED,
             EventKind::Recovered { .. } => RECOVERED,
             EventKind::ConfigReloaded { .. } => CONFIG_RELOADED,
+            EventKind::Notified { .. } => NOTIFIED,
             EventKind::DaemonStarted { .. } => DAEMON_STARTED,
             EventKind::DaemonStopped { .. } => DAEMON_STOPPED,
         }
@@ -435,6 +444,15 @@ pub(crate) mod tests_support {
                 version: s("0.1.0"),
             }),
             Event::daemon(EventKind::DaemonStopped { pid: 7 }),
+            Event::task(
+                "a",
+                EventKind::Notified {
+                    channel: s("telegram"),
+                    chat_id: Some(-100),
+                    delivered: true,
+                    status: s("succeeded"),
+                },
+            ),
             Event::attempt(
                 "a",
                 1,
@@ -476,7 +494,7 @@ pub(crate) mod tests_support {
     fn every_kind_has_its_own_name() {
         let names: std::collections::BTreeSet<&str> =
             one_of_each().iter().map(Event::name).collect();
-        assert_eq!(names.len(), 22);
+        assert_eq!(names.len(), 23);
         for n in &names {
             assert!(crate::events::names::ALL.contains(n), "{n}");
         }

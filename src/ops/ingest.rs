@@ -35,7 +35,7 @@ pub fn new_task(
         stem,
         file: file_rel,
         source: source_of(&t),
-        source_user: None,
+        source_user: super::origin::source_user(&t),
         priority: t.priority,
         max_retries: t.retries.unwrap_or(cfg.max_retries),
         task: Some(t),
@@ -45,13 +45,10 @@ pub fn new_task(
     })
 }
 
-/// Where a parsed task came from: `orca submit` marks its files with `x-orca-source: cli`.
+/// Where a parsed task came from: `orca submit` marks its files with `x-orca-source: cli`,
+/// the Telegram bot with `telegram` ([`super::origin`]).
 pub fn source_of(t: &task::Task) -> SourceKind {
-    if t.extra.get("x-orca-source").and_then(|v| v.as_str()) == Some("cli") {
-        SourceKind::Cli
-    } else {
-        SourceKind::File
-    }
+    super::origin::source_kind(t)
 }
 
 /// Queues valid tasks in one store transaction (a burst of files costs one commit, not one
@@ -112,7 +109,8 @@ fn queued_events(rec: &TaskRecord) -> Vec<Event> {
 fn source_name(s: SourceKind) -> &'static str {
     match s {
         SourceKind::Cli => "cli",
-        _ => "file",
+        SourceKind::Telegram => "telegram",
+        SourceKind::File => "file",
     }
 }
 

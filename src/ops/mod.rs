@@ -10,6 +10,7 @@
 //! is shared already.
 
 pub mod ingest;
+pub mod origin;
 pub mod pending;
 mod submit;
 pub mod views;
@@ -23,7 +24,7 @@ use crate::events::{Event, EventBus, EventKind};
 use crate::store::{CancelOutcome, Store, StoreError, TaskRecord, TaskState};
 use crate::workspace::Workspace;
 
-pub use submit::{submit, SubmitRequest, SubmitSource};
+pub use submit::{submit, submit_as, SubmitRequest, SubmitSource};
 pub use views::*;
 
 /// What every operation works on.
@@ -194,6 +195,10 @@ pub fn status(ops: &Ops<'_>) -> Result<StatusView, OpsError> {
             path: ops.ws.db_file().display().to_string(),
         },
         task_files_waiting: waiting,
+        telegram: daemon
+            .running
+            .then(|| crate::telegram::status_of(ops.store))
+            .flatten(),
         version: crate::VERSION,
     })
 }

@@ -192,6 +192,10 @@ pub struct StatusView {
     pub store: StoreView,
     /// Task files in `tasks/` that no daemon has taken yet (shown as `pending`).
     pub task_files_waiting: usize,
+    /// The running daemon's Telegram bot (`state`: polling, conflict, unauthorized,
+    /// unreachable, error; `detail`; `since`); absent without a bot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub telegram: Option<Value>,
     pub version: &'static str,
 }
 

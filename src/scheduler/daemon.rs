@@ -243,6 +243,13 @@ impl Daemon {
         }));
         tracing::info!(root = %self.ws.root.display(), pid = std::process::id(), "orca daemon started");
         self.publish_settings(&cfg);
+        // The Telegram bot, when TELEGRAM_BOT_TOKEN is set (it ends with the runtime).
+        let _telegram = crate::telegram::start(
+            Arc::clone(&cfg),
+            self.ws.clone(),
+            Arc::clone(&self.store),
+            self.events.clone(),
+        );
 
         // Start-up repair: runs cut off by a crash go back to the queue (their agents, if
         // they outlived the crash, are stopped first); finished tasks whose artifacts or

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use crate::artifacts::archive::{archive, ArchiveDest};
 use crate::artifacts::result::{
-    AgentInfo, Attempt, Method, ResultError, ResultStatus, Routing, TaskResult, TaskSource,
-    Verification, VerificationMethod, SCHEMA_VERSION,
+    AgentInfo, Attempt, Method, ResultError, ResultStatus, Routing, TaskResult, Verification,
+    VerificationMethod, SCHEMA_VERSION,
 };
 use crate::artifacts::write::{write_result, write_summary};
 use crate::clock::{now_ms, rfc3339_ms};
@@ -227,10 +227,7 @@ pub fn build_result(
         changed_files,
         git: verified.git.clone(),
         verification,
-        source: TaskSource {
-            kind: rec.source,
-            user: rec.source_user.clone(),
-        },
+        source: crate::ops::origin::task_source(rec),
         summary,
         warnings,
     })

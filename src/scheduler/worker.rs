@@ -100,6 +100,11 @@ impl Daemon {
         };
         let env = crate::runner::agent_env::for_agent(&cfg);
         let resumed = self.resume_for(&rec, &task, &env, &opened.path);
+        // A follow-up (a reply to a task's notification) resumes the session it continues.
+        let follow_up = match &resumed {
+            Some(_) => None,
+            None => self.follow_up_session(&rec, &task, &env, &opened.path),
+        };
         let prompt = match &resumed {
             Some((_, why)) => resume::continuation_prompt(why),
             None => crate::runner::prompt::build_prompt(&task),
@@ -118,7 +123,7 @@ impl Daemon {
             }),
             model: task.model.clone().or(cfg.claude_model.clone()),
             skip_permissions: cfg.claude_skip_permissions,
-            resume_session: resumed.as_ref().map(|(sid, _)| sid.clone()),
+            resume_session: resumed.as_ref().map(|(sid, _)| sid.clone()).or(follow_up),
             raw_log: self.ws.run_log(&rec.id, attempt),
             env,
             remove_env: crate::runner::agent_env::withheld(&cfg),
@@ -322,6 +327,27 @@ impl Daemon {
         }
         tracing::info!(task = %rec.id, session = %sid, "resuming the agent's session ({why})");
         Some((sid, why))
+    }
+
+    /// The session a follow-up task resumes (`x-orca-resume-session`, the session of the
+    /// task it continues), when the agent still has it. Marks the attempt as resumed.
+    fn follow_up_session(
+        &self,
+        rec: &TaskRecord,
+        task: &task::Task,
+        env: &[(String, String)],
+        cwd: &Path,
+    ) -> Option<String> {
+        let sid = crate::ops::origin::resume_session(task)?;
+        if let Err(why_not) = self.current_agent().can_resume(&sid, cwd, env) {
+            tracing::info!(task = %rec.id, session = %sid, "not resuming the session of the task it follows: {why_not}");
+            return None;
+        }
+        if let Err(e) = self.store.mark_resumed(&rec.id, rec.attempts) {
+            tracing::warn!(task = %rec.id, "cannot mark the attempt as resumed: {e}");
+        }
+        tracing::info!(task = %rec.id, session = %sid, "resuming the session of the task it follows");
+        Some(sid)
     }
 
     /// The snapshot of the working folder before the task's first attempt (kept across
