@@ -94,6 +94,7 @@ pub mod names {
     pub const DAEMON_STARTED: &str = "daemon_started";
     pub const DAEMON_STOPPED: &str = "daemon_stopped";
     pub const CHECK_FINISHED: &str = "check_finished";
+    pub const LLM_FALLBACK: &str = "llm_fallback";
 
     /// Every name above, in DESIGN §9 order.
     pub const ALL: &[&str] = &[
@@ -118,6 +119,7 @@ pub mod names {
         DAEMON_STARTED,
         DAEMON_STOPPED,
         CHECK_FINISHED,
+        LLM_FALLBACK,
     ];
 }
 

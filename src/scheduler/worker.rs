@@ -402,6 +402,7 @@ impl Daemon {
                 working_dir,
                 changed_files: changed,
                 verified,
+                judged: None,
             },
         );
         next
@@ -513,6 +514,7 @@ impl Daemon {
                     working_dir: None,
                     changed_files: Vec::new(),
                     verified: Default::default(),
+                    judged: None,
                 },
             ),
             Err(e) => tracing::error!(task = %rec.id, "cannot record the failure: {e}"),
