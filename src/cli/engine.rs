@@ -162,6 +162,9 @@ fn render_status(v: &StatusView, out: &mut dyn Write) -> io::Result<()> {
             "this shell"
         }
     )?;
+    if let Some(line) = crate::mediate::service::status_line(v.llm.as_ref()) {
+        writeln!(out, "llm       {}", esc(&line))?;
+    }
     let line: Vec<String> = TaskState::ALL
         .iter()
         .map(|s| format!("{} {}", s, v.counts.get(s.as_str()).copied().unwrap_or(0)))
@@ -775,6 +778,7 @@ mod tests {
                 path: "/w/.orca/orca.db".into(),
             },
             task_files_waiting: 0,
+            llm: None,
             version: "0",
         };
         let mut out = Vec::new();

@@ -158,16 +158,27 @@ pub async fn route_task(
             Err(e) => failure = Some(e),
         }
     }
+    let routing = route_by_rules(task, need, check_folder, failure.as_ref());
+    (routing, failure)
+}
+
+/// The rules' routing of `task` (after the LLM's `failure`, if any).
+pub fn route_by_rules(
+    task: &mut Task,
+    need: Need,
+    check_folder: impl Fn(&Task) -> Result<(), String>,
+    failure: Option<&LlmError>,
+) -> Routing {
     let (routed, mut reason) = routing::rules(task);
     let notes = routing::apply(task, need, &routed, &check_folder);
     // The rules' "in <path>" is a guess: a refused one is only noted.
     for n in notes {
         reason.push_str(&format!("; {n}"));
     }
-    if let Some(e) = &failure {
+    if let Some(e) = failure {
         reason = format!("the LLM failed ({}: {e}); rules: {reason}", e.kind());
     }
-    (routing::by_rules(reason), failure)
+    routing::by_rules(reason)
 }
 
 /// The summary and verdicts of a finished task in one call.
@@ -202,4 +213,20 @@ pub fn check_folder(cfg: &Config, file: &Path, task: &Task) -> Result<(), String
         return Err(format!("{} is not a folder", r.working_dir.display()));
     }
     Ok(())
+}
+
+/// The `llm` line of `orca status` from the daemon's published state.
+pub fn status_line(state: Option<&Value>) -> Option<String> {
+    let s = state?;
+    let reason = s.get("reason").and_then(Value::as_str).unwrap_or("");
+    let mut line = reason.to_owned();
+    if let Some(until) = s.get("breaker_open_until_ms").and_then(Value::as_i64) {
+        let left = (until - crate::clock::now_ms()) / 1000;
+        if left > 0 {
+            line.push_str(&format!(
+                "; circuit breaker open: the rules decide for {left} s more"
+            ));
+        }
+    }
+    Some(line)
 }

@@ -194,6 +194,14 @@ pub fn status(ops: &Ops<'_>) -> Result<StatusView, OpsError> {
             path: ops.ws.db_file().display().to_string(),
         },
         task_files_waiting: waiting,
+        llm: if daemon.running {
+            ops.store
+                .get_meta(crate::mediate::service::META_KEY)
+                .ok()
+                .flatten()
+        } else {
+            None
+        },
         version: crate::VERSION,
     })
 }

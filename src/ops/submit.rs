@@ -104,6 +104,13 @@ pub fn submit(ops: &Ops<'_>, req: SubmitRequest) -> Result<SubmitView, OpsError>
         task.id = id.clone();
     }
     task.extra.insert("x-orca-source".into(), json!("cli"));
+    if req.source.is_none() && req.priority.is_none() {
+        // A request in plain words: routing decides its priority too.
+        task.extra.insert(
+            crate::mediate::routing::PRIORITY_UNSET_KEY.into(),
+            json!(true),
+        );
+    }
     crate::task::paths::validate_id(&task.id).map_err(|e| OpsError::Usage(e.to_string()))?;
     let tasks = ops.ws.tasks();
     // Check the rendered file parses and its paths are allowed before it reaches tasks/.

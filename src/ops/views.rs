@@ -193,6 +193,9 @@ pub struct StatusView {
     /// Task files in `tasks/` that no daemon has taken yet (shown as `pending`).
     pub task_files_waiting: usize,
     pub version: &'static str,
+    /// The running daemon's LLM mediation: method, model, reason, breaker_open_until_ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub llm: Option<serde_json::Value>,
 }
 
 /// What `cancel` did.
