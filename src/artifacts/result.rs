@@ -143,8 +143,8 @@ pub struct Routing {
     pub method: Method,
     pub model: Option<String>,
     pub reason: String,
-    /// How long the LLM's routing call took (absent for the rules).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// How long the LLM's routing call took (null for the rules).
+    #[serde(default)]
     pub latency_ms: Option<u64>,
 }
 

@@ -144,6 +144,6 @@ mod tests {
     #[test]
     fn names_are_all_distinct() {
         let set: std::collections::HashSet<_> = super::names::ALL.iter().collect();
-        assert_eq!(set.len(), 21);
+        assert_eq!(set.len(), 22);
     }
 }
