@@ -129,6 +129,7 @@ pub async fn route_task(
         {
             Ok(routed) => {
                 let latency = elapsed_ms(start);
+                let original = task.clone();
                 let notes = routing::apply(task, need, &routed, &check_folder);
                 let mut reason = format!(
                     "routed by the LLM: type {}, priority {}",
@@ -136,7 +137,7 @@ pub async fn route_task(
                 );
                 if !notes.is_empty() {
                     // The folder was refused: the rules decide it.
-                    let (rules, _) = routing::rules(task);
+                    let (rules, _) = routing::rules(&original);
                     let folder_need = Need {
                         folder: true,
                         ..Need::default()
