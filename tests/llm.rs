@@ -67,12 +67,22 @@ fn routing_summary_and_verdicts_by_the_llm() {
     assert_eq!(r["success_criteria"][0]["method"], "llm", "{r:#}");
     assert_eq!(r["success_criteria"][0]["verdict"], "met");
     assert_eq!(r["success_criteria"][1]["method"], "check", "{r:#}");
-    let summaries: Vec<Call> = fake.questions().into_iter().filter(Call::is_summary).collect();
+    let summaries: Vec<Call> = fake
+        .questions()
+        .into_iter()
+        .filter(Call::is_summary)
+        .collect();
     assert_eq!(summaries.len(), 1);
     let asked = summaries[0].user();
     assert!(asked.contains("1. The review is written"), "{asked}");
-    assert!(!asked.contains("It runs"), "a checked criterion is not asked: {asked}");
-    assert!(asked.contains("Done: LLM prompt"), "the agent's output: {asked}");
+    assert!(
+        !asked.contains("It runs"),
+        "a checked criterion is not asked: {asked}"
+    );
+    assert!(
+        asked.contains("Done: LLM prompt"),
+        "the agent's output: {asked}"
+    );
 
     // The wire format: non-streaming chat, the schema as `format` and in the prompt,
     // keep_alive; the warm-up (no messages) came first.
@@ -87,8 +97,15 @@ fn routing_summary_and_verdicts_by_the_llm() {
     assert_eq!(q.body["stream"], false);
     assert_eq!(q.body["model"], MODEL);
     assert!(q.body["keep_alive"].is_string());
-    assert_eq!(q.body["format"]["properties"]["priority"]["enum"], json!(["high", "medium", "low"]));
-    assert!(q.system().contains("\"priority\""), "schema in the prompt: {}", q.system());
+    assert_eq!(
+        q.body["format"]["properties"]["priority"]["enum"],
+        json!(["high", "medium", "low"])
+    );
+    assert!(
+        q.system().contains("\"priority\""),
+        "schema in the prompt: {}",
+        q.system()
+    );
 
     // A task whose front matter says everything makes no routing call.
     let before = fake.questions().iter().filter(|c| c.is_routing()).count();
@@ -97,18 +114,39 @@ fn routing_summary_and_verdicts_by_the_llm() {
         "---\ntype: fix\npriority: low\n---\n**Prompt:**\nFix the FULLTASK thing, it is urgent\n",
     );
     let r = ws.wait_result("full");
-    let routings: Vec<Call> = fake.questions().into_iter().filter(Call::is_routing).collect();
-    assert_eq!(routings.len(), before, "no routing call for a complete task");
+    let routings: Vec<Call> = fake
+        .questions()
+        .into_iter()
+        .filter(Call::is_routing)
+        .collect();
+    assert_eq!(
+        routings.len(),
+        before,
+        "no routing call for a complete task"
+    );
     assert!(!routings.iter().any(|c| c.user().contains("FULLTASK")));
     assert_eq!(r["routing"]["method"], "rules");
-    assert_eq!((r["type"].as_str(), r["priority"].as_str()), (Some("fix"), Some("low")));
-    assert!(ws.events_named("llm_fallback").is_empty(), "{}", ws.events_text());
+    assert_eq!(
+        (r["type"].as_str(), r["priority"].as_str()),
+        (Some("fix"), Some("low"))
+    );
+    assert!(
+        ws.events_named("llm_fallback").is_empty(),
+        "{}",
+        ws.events_text()
+    );
     // `orca status` says which LLM the daemon uses.
     let status = out_of(&ws.run(&["status"]));
-    assert!(status.contains("llm       ORCA_LLM=ollama: Ollama at"), "{status}");
+    assert!(
+        status.contains("llm       ORCA_LLM=ollama: Ollama at"),
+        "{status}"
+    );
     ws.stop();
     let out = ws.daemon_output();
-    assert!(out.contains("orca: LLM mediation: ORCA_LLM=ollama"), "{out}");
+    assert!(
+        out.contains("orca: LLM mediation: ORCA_LLM=ollama"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -131,7 +169,10 @@ fn a_folder_outside_the_root_is_refused_and_the_rules_decide() {
     assert_eq!(r["routing"]["method"], "llm", "{r:#}");
     let reason = r["routing"]["reason"].as_str().unwrap();
     assert!(reason.contains("folder '/etc' refused"), "{reason}");
-    assert!(reason.contains("the rules' folder is used"), "{reason}: {r:#}");
+    assert!(
+        reason.contains("the rules' folder is used"),
+        "{reason}: {r:#}"
+    );
     assert!(
         r["working_dir"].as_str().unwrap().ends_with("/rules/dir"),
         "{r:#}"
@@ -143,25 +184,54 @@ fn each_failure_falls_back_to_the_rules_with_llm_fallback() {
     let fake = FakeLlm::start(Api::Ollama, &[MODEL]);
     let mut ws = ollama_ws(&fake, &[("ORCA_LLM_TIMEOUT_SEC", "1")]);
     ws.start();
-    let bad = json!({"type": "bugfix", "priority": "high", "folder": null, "title": "t", "prompt": "p"});
+    let bad =
+        json!({"type": "bugfix", "priority": "high", "folder": null, "title": "t", "prompt": "p"});
     let cases: [(&str, Vec<Reply>); 4] = [
-        ("malformed_json", vec![Reply::Text("{not json".into()), Reply::Text("nope".into())]),
-        ("wrong_shape", vec![Reply::Object(bad.clone()), Reply::Object(bad)]),
-        ("http_error", vec![Reply::Status(500, "the model failed".into()), Reply::Status(500, "the model failed".into())]),
-        ("timeout", vec![Reply::Slow(Duration::from_secs(3), Box::new(Reply::Text("{}".into())))]),
+        (
+            "malformed_json",
+            vec![Reply::Text("{not json".into()), Reply::Text("nope".into())],
+        ),
+        (
+            "wrong_shape",
+            vec![Reply::Object(bad.clone()), Reply::Object(bad)],
+        ),
+        (
+            "http_error",
+            vec![
+                Reply::Status(500, "the model failed".into()),
+                Reply::Status(500, "the model failed".into()),
+            ],
+        ),
+        (
+            "timeout",
+            vec![Reply::Slow(
+                Duration::from_secs(3),
+                Box::new(Reply::Text("{}".into())),
+            )],
+        ),
     ];
     for (i, (kind, replies)) in cases.into_iter().enumerate() {
         let n = replies.len();
         let asked = fake.questions().len();
         fake.script(replies);
         let stem = format!("t{i}");
-        ws.drop_task(&format!("{stem}.task.md"), &plain("Fix the crash, it is urgent"));
+        ws.drop_task(
+            &format!("{stem}.task.md"),
+            &plain("Fix the crash, it is urgent"),
+        );
         let r = ws.wait_result(&stem);
         assert_eq!(r["routing"]["method"], "rules", "{kind}: {r:#}");
         let reason = r["routing"]["reason"].as_str().unwrap();
-        assert!(reason.contains(&format!("the LLM failed ({kind}")), "{kind}: {reason}");
+        assert!(
+            reason.contains(&format!("the LLM failed ({kind}")),
+            "{kind}: {reason}"
+        );
         // The rules routed it: keyword and urgency.
-        assert_eq!((r["type"].as_str(), r["priority"].as_str()), (Some("fix"), Some("high")), "{kind}");
+        assert_eq!(
+            (r["type"].as_str(), r["priority"].as_str()),
+            (Some("fix"), Some("high")),
+            "{kind}"
+        );
         // At most one retry: the scripted answers, then the summary's question.
         assert_eq!(fake.questions().len(), asked + n + 1, "{kind}");
         let fb: Vec<Value> = ws
@@ -194,7 +264,13 @@ fn a_refused_connection_falls_back_and_opens_the_breaker() {
     ws.drop_task("a.task.md", &plain("Review this diff"));
     let a = ws.wait_result("a");
     assert_eq!(a["routing"]["method"], "rules");
-    assert!(a["routing"]["reason"].as_str().unwrap().contains("(refused"), "{a:#}");
+    assert!(
+        a["routing"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("(refused"),
+        "{a:#}"
+    );
     assert_eq!(a["summary"]["method"], "extract", "{a:#}");
     assert_eq!(a["success_criteria"], json!([]));
     ws.drop_task("b.task.md", &plain("Review that diff"));
@@ -204,7 +280,10 @@ fn a_refused_connection_falls_back_and_opens_the_breaker() {
     ws.drop_task("c.task.md", &plain("Review one more diff"));
     let c = ws.wait_result("c");
     assert!(
-        c["routing"]["reason"].as_str().unwrap().contains("circuit breaker is open"),
+        c["routing"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("circuit breaker is open"),
         "{c:#}"
     );
     let reasons: Vec<String> = ws
@@ -212,7 +291,10 @@ fn a_refused_connection_falls_back_and_opens_the_breaker() {
         .iter()
         .map(|e| e["reason"].as_str().unwrap_or("").to_owned())
         .collect();
-    assert!(reasons.iter().filter(|r| *r == "refused").count() >= 3, "{reasons:?}");
+    assert!(
+        reasons.iter().filter(|r| *r == "refused").count() >= 3,
+        "{reasons:?}"
+    );
     assert!(reasons.iter().any(|r| r == "breaker_open"), "{reasons:?}");
     let status = out_of(&ws.run(&["status"]));
     assert!(status.contains("circuit breaker open"), "{status}");
@@ -222,8 +304,16 @@ fn a_refused_connection_falls_back_and_opens_the_breaker() {
 #[test]
 fn calls_never_exceed_the_concurrency_limit() {
     let fake = FakeLlm::start(Api::Ollama, &[MODEL]);
-    fake.answer_with(|c| Reply::Slow(Duration::from_millis(150), Box::new(common::fake_llm::default_answer(c))));
-    let mut ws = ollama_ws(&fake, &[("ORCA_LLM_CONCURRENCY", "2"), ("MAX_CONCURRENT_TASKS", "4")]);
+    fake.answer_with(|c| {
+        Reply::Slow(
+            Duration::from_millis(150),
+            Box::new(common::fake_llm::default_answer(c)),
+        )
+    });
+    let mut ws = ollama_ws(
+        &fake,
+        &[("ORCA_LLM_CONCURRENCY", "2"), ("MAX_CONCURRENT_TASKS", "4")],
+    );
     ws.start();
     for i in 0..6 {
         ws.drop_task(&format!("c{i}.task.md"), &plain("Look at the design"));
@@ -253,8 +343,14 @@ fn the_openai_path_negotiates_the_format_and_never_shows_the_key() {
     let doctor = out_of(&ws.run(&["doctor"]));
     assert!(doctor.contains("OpenAI-compatible server at"), "{doctor}");
     assert!(doctor.contains("model smollm2 present"), "{doctor}");
-    assert!(doctor.contains("a schema-constrained test call answered in"), "{doctor}");
-    assert!(doctor.contains("asked with response_format json_object with the schema"), "{doctor}");
+    assert!(
+        doctor.contains("a schema-constrained test call answered in"),
+        "{doctor}"
+    );
+    assert!(
+        doctor.contains("asked with response_format json_object with the schema"),
+        "{doctor}"
+    );
     ws.start();
     ws.drop_task("o.task.md", &plain("Review the login code, it is urgent"));
     let r = ws.wait_result("o");
@@ -263,7 +359,9 @@ fn the_openai_path_negotiates_the_format_and_never_shows_the_key() {
     assert_eq!(r["routing"]["model"], "smollm2");
     assert_eq!(r["summary"]["method"], "llm", "{r:#}");
     let q = fake.questions();
-    assert!(q.iter().all(|c| c.header("authorization") == Some(&format!("Bearer {KEY}"))));
+    assert!(q
+        .iter()
+        .all(|c| c.header("authorization") == Some(&format!("Bearer {KEY}"))));
     // json_schema was refused once per process, then json_object with the schema.
     let last = q.last().unwrap();
     assert_eq!(last.body["response_format"]["type"], "json_object");
@@ -297,10 +395,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 fn a_model_that_is_not_pulled_says_how_to_pull_it() {
     let fake = FakeLlm::start(Api::Ollama, &["other:latest"]);
     // auto: /api/tags answers without the model: the rules, and the fix.
-    let ws = Ws::new().with_env([
-        ("ORCA_LLM", "auto".to_owned()),
-        ("OLLAMA_HOST", fake.url()),
-    ]);
+    let ws = Ws::new().with_env([("ORCA_LLM", "auto".to_owned()), ("OLLAMA_HOST", fake.url())]);
     let doctor = out_of(&ws.run(&["doctor"]));
     assert!(doctor.contains("`ollama pull llama3.1:8b`"), "{doctor}");
     let route = out_of(&ws.run(&["route", "Fix the crash"]));
@@ -315,10 +410,22 @@ fn a_model_that_is_not_pulled_says_how_to_pull_it() {
     assert_eq!(o.status.code(), Some(0), "{}", out_of(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["method"], "rules");
-    assert!(v["fallback"].as_str().unwrap().starts_with("model_missing"), "{v:#}");
-    assert!(v["fallback"].as_str().unwrap().contains("`ollama pull llama3.1:8b`"), "{v:#}");
+    assert!(
+        v["fallback"].as_str().unwrap().starts_with("model_missing"),
+        "{v:#}"
+    );
+    assert!(
+        v["fallback"]
+            .as_str()
+            .unwrap()
+            .contains("`ollama pull llama3.1:8b`"),
+        "{v:#}"
+    );
     let doctor = out_of(&ws.run(&["doctor"]));
-    assert!(doctor.contains("model llama3.1:8b is not pulled"), "{doctor}");
+    assert!(
+        doctor.contains("model llama3.1:8b is not pulled"),
+        "{doctor}"
+    );
     assert!(doctor.contains("fix: ollama pull llama3.1:8b"), "{doctor}");
 }
 
@@ -327,7 +434,11 @@ fn route_prints_what_routing_makes_of_a_sentence() {
     let fake = FakeLlm::start(Api::Ollama, &[MODEL]);
     let ws = ollama_ws(&fake, &[]);
     std::fs::create_dir_all(ws.path().join("backend")).unwrap();
-    let o = ws.run(&["route", "--json", "Review the code in /backend, it is urgent"]);
+    let o = ws.run(&[
+        "route",
+        "--json",
+        "Review the code in /backend, it is urgent",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", out_of(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["method"], "llm", "{v:#}");
@@ -357,9 +468,21 @@ fn doctor_checks_ollama() {
     let fake = FakeLlm::start(Api::Ollama, &[MODEL]);
     let ws = ollama_ws(&fake, &[]);
     let doctor = out_of(&ws.run(&["doctor"]));
-    assert!(doctor.contains("ok    Ollama at http://127.0.0.1:"), "{doctor}");
-    assert!(doctor.contains("reachable (version 0.0.0-fake)"), "{doctor}");
-    assert!(doctor.contains("ok    model llama3.1:8b present"), "{doctor}");
-    assert!(doctor.contains("ok    a schema-constrained test call answered in"), "{doctor}");
+    assert!(
+        doctor.contains("ok    Ollama at http://127.0.0.1:"),
+        "{doctor}"
+    );
+    assert!(
+        doctor.contains("reachable (version 0.0.0-fake)"),
+        "{doctor}"
+    );
+    assert!(
+        doctor.contains("ok    model llama3.1:8b present"),
+        "{doctor}"
+    );
+    assert!(
+        doctor.contains("ok    a schema-constrained test call answered in"),
+        "{doctor}"
+    );
     assert_eq!(fake.questions().len(), 1);
 }

@@ -164,15 +164,14 @@ async fn doctor_async(cfg: &Config) -> Vec<Line> {
         }
     };
     let model = client.model().to_owned();
-    let where_ = match client.backend() {
-        Backend::Ollama { base, .. } => {
-            format!("Ollama at {}", crate::config::redact_url_password(base))
-        }
-        Backend::OpenAi { base, .. } => format!(
-            "OpenAI-compatible server at {}",
-            crate::config::redact_url_password(base)
+    let (kind, url) = match client.backend() {
+        Backend::Ollama { base, .. } => ("Ollama", crate::config::redact_url_password(base)),
+        Backend::OpenAi { base, .. } => (
+            "OpenAI-compatible server",
+            crate::config::redact_url_password(base),
         ),
     };
+    let where_ = format!("{kind} at {url}");
     // Reachable, and the model there.
     let probe = if cfg.llm == LlmMode::Auto {
         Some(crate::mediate::llm::AUTO_PROBE)
@@ -182,7 +181,7 @@ async fn doctor_async(cfg: &Config) -> Vec<Line> {
     let models = client.models(probe).await;
     let not_there = |e: &LlmError| {
         format!(
-            "ORCA_LLM={}: {where_} not reachable ({e}); rule-based fallback",
+            "ORCA_LLM={}: {kind} not reachable at {url} ({e}); rule-based fallback",
             cfg.llm.as_str()
         )
     };
@@ -196,10 +195,7 @@ async fn doctor_async(cfg: &Config) -> Vec<Line> {
                 LlmMode::OpenAi => "start the server, check OPENAI_BASE_URL, or set ORCA_LLM=off",
                 _ => "start it with `ollama serve`, set OLLAMA_HOST, or set ORCA_LLM=off",
             };
-            lines.push(Line::Warn(
-                format!("{}; Orca falls back to rules", not_there(e)),
-                fix.into(),
-            ));
+            lines.push(Line::Warn(not_there(e), fix.into()));
             return lines;
         }
         (Ok(have), _) => {

@@ -132,7 +132,9 @@ pub fn default_answer(call: &Call) -> Reply {
             .filter_map(|(n, _)| n.parse::<i64>().ok())
             .map(|n| json!({"criterion": n, "verdict": "met", "reason": "the output says so"}))
             .collect();
-        return Reply::Object(json!({"done": "LLM summary: the work is done.", "left": "nothing", "verdicts": verdicts}));
+        return Reply::Object(
+            json!({"done": "LLM summary: the work is done.", "left": "nothing", "verdicts": verdicts}),
+        );
     }
     let user = call.user();
     let (ty, pr) = if user.contains("urgent") {
@@ -283,7 +285,10 @@ fn serve(stream: TcpStream, api: Api, s: &Mutex<State>) -> std::io::Result<()> {
 /// What the request gets, before any delay.
 fn route(st: &mut State, api: Api, call: &Call) -> Reply {
     let model = call.body["model"].as_str().unwrap_or("").to_owned();
-    let known = st.models.iter().any(|m| *m == model || *m == format!("{model}:latest"));
+    let known = st
+        .models
+        .iter()
+        .any(|m| *m == model || *m == format!("{model}:latest"));
     match (api, call.method.as_str(), call.path.as_str()) {
         (Api::Ollama, "GET", "/api/version") => Reply::Object(json!({"version": "0.0.0-fake"})),
         (Api::Ollama, "GET", "/api/tags") => {
@@ -291,14 +296,21 @@ fn route(st: &mut State, api: Api, call: &Call) -> Reply {
             Reply::Object(json!({"models": models}))
         }
         (Api::OpenAi, "GET", "/v1/models") => {
-            let data: Vec<Value> = st.models.iter().map(|m| json!({"id": m, "object": "model", "created": 0, "owned_by": "library"})).collect();
+            let data: Vec<Value> = st
+                .models
+                .iter()
+                .map(|m| json!({"id": m, "object": "model", "created": 0, "owned_by": "library"}))
+                .collect();
             Reply::Object(json!({"object": "list", "data": data}))
         }
         (Api::Ollama, "POST", "/api/chat") | (Api::OpenAi, "POST", "/v1/chat/completions") => {
             if !known && api == Api::Ollama {
                 return Reply::Status(404, format!("model '{model}' not found"));
             }
-            if api == Api::OpenAi && st.refuse_json_schema && call.body["response_format"]["type"] == "json_schema" {
+            if api == Api::OpenAi
+                && st.refuse_json_schema
+                && call.body["response_format"]["type"] == "json_schema"
+            {
                 return Reply::Status(500, "1 validation error: ('body', 'response_format', 'type'): Input should be 'text' or 'json_object'".into());
             }
             if !call.is_question() {
@@ -325,7 +337,9 @@ fn resolve(reply: Reply, api: Api, call: &Call, question: bool) -> (u16, Value) 
         Reply::Status(code, message) => {
             let body = match api {
                 Api::Ollama => json!({"error": message}),
-                Api::OpenAi => json!({"error": {"message": message, "type": if code == 404 {"not_found_error"} else {"api_error"}, "param": null, "code": null}}),
+                Api::OpenAi => {
+                    json!({"error": {"message": message, "type": if code == 404 {"not_found_error"} else {"api_error"}, "param": null, "code": null}})
+                }
             };
             return (code, body);
         }
