@@ -150,6 +150,32 @@ fn routing_summary_and_verdicts_by_the_llm() {
 }
 
 #[test]
+fn a_request_in_plain_words_from_submit_is_routed() {
+    let fake = FakeLlm::start(Api::Ollama, &[MODEL]);
+    let mut ws = ollama_ws(&fake, &[]);
+    ws.start();
+    let o = ws.run(&[
+        "submit",
+        "--id",
+        "words",
+        "-p",
+        "Review the login code, it is urgent",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", out_of(&o));
+    let r = ws.wait_result("words");
+    ws.stop();
+    assert_eq!(r["routing"]["method"], "llm", "{r:#}");
+    // The priority was left to routing (submit wrote the default without --priority).
+    assert_eq!(
+        (r["type"].as_str(), r["priority"].as_str()),
+        (Some("code_review"), Some("high"))
+    );
+    assert_eq!(r["title"], "LLM title");
+    let daemon = ws.daemon_output();
+    assert!(!daemon.contains("warning"), "{daemon}");
+}
+
+#[test]
 fn a_folder_outside_the_root_is_refused_and_the_rules_decide() {
     let fake = FakeLlm::start(Api::Ollama, &[MODEL]);
     fake.answer_with(|c| {

@@ -88,6 +88,21 @@ pub async fn choose(cfg: &Config) -> Choice {
                 reason: format!("ORCA_LLM=auto: Ollama not reachable at {host} within {} ms ({e}); rule-based", AUTO_PROBE.as_millis()),
             },
         },
+        LlmMode::Ollama => {
+            // Used in any case (the server may come up, the model be pulled later); the
+            // start-up line says what is wrong now.
+            let mut reason = format!("ORCA_LLM=ollama: {}", client.describe());
+            match client.models(Some(AUTO_PROBE)).await {
+                Ok(have) if has_model(&have, &model) => {}
+                Ok(_) => reason.push_str(&format!(
+                    "; warning: the model is not pulled (fix: `ollama pull {model}`); the rules decide until it is"
+                )),
+                Err(e) => reason.push_str(&format!(
+                    "; warning: not reachable now ({e}); the rules decide until it answers"
+                )),
+            }
+            Choice::Llm { reason, client }
+        }
         _ => Choice::Llm {
             reason: format!("ORCA_LLM={}: {}", cfg.llm.as_str(), client.describe()),
             client,

@@ -58,8 +58,11 @@ impl Daemon {
     ) -> Option<NewTask> {
         let cfg = self.cfg();
         let task = new.task.as_mut()?;
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        let need = routing::need(task, routing::front_has_priority(&text));
+        // A priority other than the default was given; the default may have been (the file
+        // says, read only then).
+        let priority_given = task.priority != crate::task::Priority::default()
+            || routing::front_has_priority(&std::fs::read_to_string(path).unwrap_or_default());
+        let need = routing::need(task, priority_given);
         if !need.any() {
             return Some(new);
         }
