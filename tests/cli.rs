@@ -649,14 +649,12 @@ fn read_only_commands_on_a_plain_folder_create_nothing() {
 }
 
 /// Settings of features that are not built are refused with exit 2, by `run` and the
-/// commands on the store alike; ORCA_LLM=auto and off stay accepted.
+/// commands on the store alike; every ORCA_LLM mode is accepted (LLM mediation is built).
 #[test]
 fn settings_of_features_not_built_are_refused() {
     let ws = Ws::new();
     std::fs::create_dir_all(ws.root.join("tasks")).unwrap();
-    let refused: [(&str, &str, &str); 3] = [
-        ("ORCA_LLM", "ollama", "LLM mediation"),
-        ("ORCA_LLM", "openai", "LLM mediation"),
+    let refused: [(&str, &str, &str); 1] = [
         (
             "ORCA_DATABASE_URL",
             "postgres://u:PW@db/orca",
@@ -681,8 +679,13 @@ fn settings_of_features_not_built_are_refused() {
         }
     }
     assert!(!ws.root.join("tasks").read_dir().unwrap().any(|_| true));
-    for mode in ["auto", "off"] {
-        stdout_of(ws.orca(&["list"]).env("ORCA_LLM", mode), 0);
+    for mode in ["auto", "off", "ollama", "openai"] {
+        stdout_of(
+            ws.orca(&["list"])
+                .env("ORCA_LLM", mode)
+                .env("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"),
+            0,
+        );
     }
 }
 

@@ -518,6 +518,7 @@ fn result() -> impl Strategy<Value = TaskResult> {
                     method,
                     model: title.clone(),
                     reason: prompt.clone(),
+                    latency_ms: None,
                 };
                 let summary = Summary {
                     method: summary_method,

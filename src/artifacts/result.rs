@@ -143,6 +143,9 @@ pub struct Routing {
     pub method: Method,
     pub model: Option<String>,
     pub reason: String,
+    /// How long the LLM's routing call took (null for the rules).
+    #[serde(default)]
+    pub latency_ms: Option<u64>,
 }
 
 /// What the agent reported.
@@ -513,6 +516,7 @@ impl TaskResult {
                 method: Method::Rules,
                 model: None,
                 reason: "not routed: rejected".to_owned(),
+                latency_ms: None,
             },
             agent: None,
             output: None,
@@ -629,6 +633,7 @@ impl TaskResult {
                 method: Method::Rules,
                 model: None,
                 reason: "type given in the task file".to_owned(),
+                latency_ms: None,
             },
             agent: Some(AgentInfo {
                 name: "claude".to_owned(),

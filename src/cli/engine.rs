@@ -162,6 +162,9 @@ fn render_status(v: &StatusView, out: &mut dyn Write) -> io::Result<()> {
             "this shell"
         }
     )?;
+    if let Some(line) = crate::mediate::service::status_line(v.llm.as_ref()) {
+        writeln!(out, "llm       {}", esc(&line))?;
+    }
     let line: Vec<String> = TaskState::ALL
         .iter()
         .map(|s| format!("{} {}", s, v.counts.get(s.as_str()).copied().unwrap_or(0)))
@@ -838,6 +841,7 @@ mod tests {
             },
             task_files_waiting: 0,
             telegram: None,
+            llm: None,
             version: "0",
         };
         let mut out = Vec::new();

@@ -1,9 +1,9 @@
-//! Settings of features this version of Orca does not have yet (LLM mediation through Ollama
-//! or an OpenAI-compatible server, the PostgreSQL fleet store). Such a
+//! Settings of features this version of Orca does not have yet (the PostgreSQL fleet
+//! store). Such a
 //! setting is refused (exit 2) rather than accepted and silently ignored: `orca run` and the
 //! commands that use the store will not start with it, and `orca doctor` says why.
 
-use super::{Config, ConfigError, LlmMode};
+use super::{Config, ConfigError};
 
 /// One setting that asks for a feature that is not built.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,9 +32,7 @@ impl Unbuilt {
 }
 
 impl Config {
-    /// Every setting of a feature that is not built, in a fixed order. `ORCA_LLM=auto` and
-    /// `off` are fine: auto means rule-based when no LLM answers, which is what this version
-    /// does.
+    /// Every setting of a feature that is not built, in a fixed order.
     pub fn unbuilt(&self) -> Vec<Unbuilt> {
         let shown = |name: &'static str| {
             (
@@ -46,17 +44,6 @@ impl Config {
             )
         };
         let mut out = Vec::new();
-        if matches!(self.llm, LlmMode::Ollama | LlmMode::OpenAi) {
-            let (value, origin) = shown("ORCA_LLM");
-            out.push(Unbuilt {
-                name: "ORCA_LLM",
-                value,
-                origin,
-                feature: "LLM mediation",
-                fix:
-                    "set ORCA_LLM=auto (rules, the default) or ORCA_LLM=off, or remove the setting",
-            });
-        }
         let db = self.database_url.to_ascii_lowercase();
         if db.starts_with("postgres://") || db.starts_with("postgresql://") {
             let (value, origin) = shown("ORCA_DATABASE_URL");
@@ -102,10 +89,10 @@ mod tests {
             (&[], &[]),
             (&[("ORCA_LLM", "auto")], &[]),
             (&[("ORCA_LLM", "off")], &[]),
-            (&[("ORCA_LLM", "ollama")], &["ORCA_LLM"]),
+            (&[("ORCA_LLM", "ollama")], &[]),
             (
                 &[("ORCA_LLM", "openai"), ("OPENAI_BASE_URL", "http://h/v1")],
-                &["ORCA_LLM"],
+                &[],
             ),
             (&[("TELEGRAM_BOT_TOKEN", "1:SECRET")], &[]),
             (&[("ORCA_DATABASE_URL", "sqlite:x.db")], &[]),
@@ -114,7 +101,7 @@ mod tests {
                     ("ORCA_DATABASE_URL", "postgres://u:PW@h/d"),
                     ("ORCA_LLM", "ollama"),
                 ],
-                &["ORCA_LLM", "ORCA_DATABASE_URL"],
+                &["ORCA_DATABASE_URL"],
             ),
         ];
         for (env, want) in cases {

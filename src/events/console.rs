@@ -492,6 +492,12 @@ impl ConsoleState {
                 self.set_phase(id, Phase::Queued);
                 Some(tagged("recovered", None, id, &esc(reason)))
             }
+            EventKind::LlmFallback { message, stage, .. } => Some(tagged(
+                "llm",
+                None,
+                id,
+                &format!("{} by the rules: {}", esc(stage), esc(message)),
+            )),
             EventKind::ConfigReloaded {
                 applied,
                 changed,

@@ -200,6 +200,13 @@ pub enum EventKind {
     TaskArchived { from: String, to: String },
     /// At start, a task whose run was cut off was queued again.
     Recovered { reason: String },
+    /// An LLM call failed and the rules decided (`stage`: routing or summary; `reason`: the
+    /// failure's kind, e.g. timeout; `message`: what happened).
+    LlmFallback {
+        message: String,
+        reason: String,
+        stage: String,
+    },
     /// The configuration was reloaded (`changed`), or a reload refused (`applied: false`,
     /// `error`).
     ConfigReloaded {
@@ -255,6 +262,7 @@ impl EventKind {
             EventKind::ArtifactsWritten { .. } => ARTIFACTS_WRITTEN,
             EventKind::TaskArchived { .. } => TASK_ARCHIVED,
             EventKind::Recovered { .. } => RECOVERED,
+            EventKind::LlmFallback { .. } => LLM_FALLBACK,
             EventKind::ConfigReloaded { .. } => CONFIG_RELOADED,
             EventKind::Notified { .. } => NOTIFIED,
             EventKind::DaemonStarted { .. } => DAEMON_STARTED,

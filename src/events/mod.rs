@@ -96,6 +96,7 @@ pub mod names {
     pub const CHECK_FINISHED: &str = "check_finished";
     pub const FIX_ROUND: &str = "fix_round";
     pub const WORKTREE_CREATED: &str = "worktree_created";
+    pub const LLM_FALLBACK: &str = "llm_fallback";
 
     /// Every name above, in DESIGN §9 order.
     pub const ALL: &[&str] = &[
@@ -122,6 +123,7 @@ pub mod names {
         CHECK_FINISHED,
         FIX_ROUND,
         WORKTREE_CREATED,
+        LLM_FALLBACK,
     ];
 }
 
@@ -146,6 +148,6 @@ mod tests {
     #[test]
     fn names_are_all_distinct() {
         let set: std::collections::HashSet<_> = super::names::ALL.iter().collect();
-        assert_eq!(set.len(), 23);
+        assert_eq!(set.len(), 24);
     }
 }

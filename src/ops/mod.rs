@@ -199,6 +199,14 @@ pub fn status(ops: &Ops<'_>) -> Result<StatusView, OpsError> {
             .running
             .then(|| crate::telegram::status_of(ops.store))
             .flatten(),
+        llm: if daemon.running {
+            ops.store
+                .get_meta(crate::mediate::service::META_KEY)
+                .ok()
+                .flatten()
+        } else {
+            None
+        },
         version: crate::VERSION,
     })
 }

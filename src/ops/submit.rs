@@ -116,6 +116,13 @@ pub fn submit_as(
     if let Some(id) = &req.id {
         task.id = id.clone();
     }
+    if req.source.is_none() && req.priority.is_none() {
+        // A request in plain words: routing decides its priority too.
+        task.extra.insert(
+            crate::mediate::routing::PRIORITY_UNSET_KEY.into(),
+            json!(true),
+        );
+    }
     if title.is_some() {
         task.title = title;
     }

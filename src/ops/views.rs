@@ -197,6 +197,9 @@ pub struct StatusView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub telegram: Option<Value>,
     pub version: &'static str,
+    /// The running daemon's LLM mediation: method, model, reason, breaker_open_until_ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub llm: Option<serde_json::Value>,
 }
 
 /// What `cancel` did.

@@ -145,6 +145,9 @@ fn run_agent(
             return 1;
         }
     };
+    let mediator = Arc::new(rt.block_on(crate::mediate::service::Mediator::start(&cfg)));
+    eprintln!("orca: LLM mediation: {}", mediator.line());
+    tracing::info!("LLM mediation: {}", mediator.line());
     // The console (stderr) prints what happens from `daemon_started` on; dropped after the
     // daemon, it prints what is left.
     let _console = crate::events::console::start(&events, console);
@@ -161,6 +164,7 @@ fn run_agent(
         next_wake_stale: AtomicBool::new(true),
         claimed_by_workers: AtomicBool::new(false),
         own_folders: orca_folders(&ws).into(),
+        mediator,
         ws,
     });
     // Whatever an agent starts and detaches is re-parented here, to be ended with its
@@ -197,6 +201,8 @@ pub(super) struct Daemon {
     pub(super) claimed_by_workers: AtomicBool,
     /// Orca's own folders, left out of `changed_files` (see [`orca_folders`]).
     pub(super) own_folders: Arc<[std::path::PathBuf]>,
+    /// LLM mediation (routing, summaries), or the rules (see [`super::mediation`]).
+    pub(super) mediator: Arc<crate::mediate::service::Mediator>,
 }
 
 fn config_stamp(ws: &Workspace) -> Vec<Option<SystemTime>> {
@@ -225,7 +231,7 @@ impl Daemon {
     }
 
     pub(super) fn is_running(&self, id: &str) -> bool {
-        self.running.lock().is_ok_and(|m| m.contains_key(id))
+        self.running.lock().is_ok_and(|m| m.contains_key(id)) || self.mediator.is_busy(id)
     }
 
     fn running_count(&self) -> usize {
@@ -243,6 +249,7 @@ impl Daemon {
         }));
         tracing::info!(root = %self.ws.root.display(), pid = std::process::id(), "orca daemon started");
         self.publish_settings(&cfg);
+        self.start_mediation();
         // The Telegram bot, when TELEGRAM_BOT_TOKEN is set (it ends with the runtime).
         let _telegram = crate::telegram::start(
             Arc::clone(&cfg),
@@ -313,6 +320,7 @@ impl Daemon {
                         }
                     }
                     let is_running = |id: &str| self.is_running(id);
+                    let route = |new, path: &Path| self.route_new(new, path, &done_tx);
                     let cfg = self.cfg();
                     let ingest = crate::intake::ingest::Ingest {
                         cfg: &cfg,
@@ -320,6 +328,7 @@ impl Daemon {
                         store: self.store.as_ref(),
                         events: &self.events,
                         is_running: &is_running,
+                        route: &route,
                     };
                     tokio::task::block_in_place(|| ingest.take(&intake, batch));
                 }
@@ -422,6 +431,9 @@ impl Daemon {
     /// Finishes a task this worker has just ended (with `finish_claimed`): artifacts with the
     /// run's data and changed files.
     pub(super) fn finalize_run(&self, rec: &TaskRecord, end: RunEnd<'_>) {
+        if self.judge_later(rec, &end) {
+            return;
+        }
         if let Err(e) =
             finalize::finalize_run(&self.ws, self.store.as_ref(), &self.events, rec, end)
         {
@@ -693,6 +705,7 @@ impl Daemon {
                 }
             }
         }
+        self.wait_for_mediation().await;
         if let Err(e) = self.store.flush() {
             tracing::error!("cannot record finished tasks as finalized (the next start does): {e}");
         }

@@ -479,6 +479,7 @@ impl Daemon {
                 working_dir,
                 changed_files: changed,
                 verified,
+                judged: None,
             },
         );
         next
@@ -590,6 +591,7 @@ impl Daemon {
                     working_dir: None,
                     changed_files: Vec::new(),
                     verified: Default::default(),
+                    judged: None,
                 },
             ),
             Err(e) => tracing::error!(task = %rec.id, "cannot record the failure: {e}"),
