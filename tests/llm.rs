@@ -176,6 +176,37 @@ fn a_request_in_plain_words_from_submit_is_routed() {
 }
 
 #[test]
+fn no_agent_slot_waits_for_the_llm_and_the_result_waits_for_it() {
+    let fake = FakeLlm::start(Api::Ollama, &[MODEL]);
+    fake.answer_with(|c| Reply::Held(Box::new(common::fake_llm::default_answer(c))));
+    let mut ws = ollama_ws(&fake, &[("MAX_CONCURRENT_TASKS", "1")]);
+    ws.start();
+    for i in 0..3 {
+        ws.drop_task(
+            &format!("s{i}.task.md"),
+            "---\ntype: fix\npriority: medium\n---\n**Prompt:**\nDo the thing.\n",
+        );
+    }
+    // One agent slot, the LLM holding every answer: all three agents still run.
+    ws.wait_for(
+        || ws.events_named("claude_finished").len() == 3,
+        "three agents finished while the LLM holds its answers",
+    );
+    // No result before its mediation ended.
+    for i in 0..3 {
+        assert!(!ws.result_path(&format!("s{i}")).exists());
+    }
+    fake.release();
+    for i in 0..3 {
+        let r = ws.wait_result(&format!("s{i}"));
+        assert_eq!(r["summary"]["method"], "llm", "{r:#}");
+    }
+    ws.stop();
+    // The front matter said everything: summaries only, no routing.
+    assert!(fake.questions().iter().all(Call::is_summary));
+}
+
+#[test]
 fn a_folder_outside_the_root_is_refused_and_the_rules_decide() {
     let fake = FakeLlm::start(Api::Ollama, &[MODEL]);
     fake.answer_with(|c| {

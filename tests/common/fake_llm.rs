@@ -32,6 +32,8 @@ pub enum Reply {
     Status(u16, String),
     /// Waits, then answers.
     Slow(Duration, Box<Reply>),
+    /// Waits until [`FakeLlm::release`] (at most 60 s), then answers.
+    Held(Box<Reply>),
 }
 
 /// One request as received.
@@ -110,6 +112,7 @@ struct State {
     max_in_flight: usize,
     /// OpenAI: refuse `response_format: json_schema` as llama-cpp-python does.
     refuse_json_schema: bool,
+    released: bool,
 }
 
 pub struct FakeLlm {
@@ -166,6 +169,7 @@ impl FakeLlm {
             in_flight: 0,
             max_in_flight: 0,
             refuse_json_schema: false,
+            released: false,
         }));
         let s = Arc::clone(&state);
         std::thread::spawn(move || {
@@ -194,6 +198,11 @@ impl FakeLlm {
 
     pub fn answer_with(&self, f: impl Fn(&Call) -> Reply + Send + 'static) {
         self.state.lock().unwrap().answer = Box::new(f);
+    }
+
+    /// Lets every held answer go.
+    pub fn release(&self) {
+        self.state.lock().unwrap().released = true;
     }
 
     pub fn refuse_json_schema(&self) {
@@ -267,6 +276,16 @@ fn serve(stream: TcpStream, api: Api, s: &Mutex<State>) -> std::io::Result<()> {
         }
         route(&mut st, api, &call)
     };
+    let reply = match reply {
+        Reply::Held(r) => {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !s.lock().unwrap().released && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            *r
+        }
+        r => r,
+    };
     let (status, body) = resolve(reply, api, &call, question);
     if question {
         s.lock().unwrap().in_flight -= 1;
@@ -334,6 +353,7 @@ fn resolve(reply: Reply, api: Api, call: &Call, question: bool) -> (u16, Value) 
             std::thread::sleep(d);
             return resolve(*r, api, call, question);
         }
+        Reply::Held(r) => return resolve(*r, api, call, question),
         Reply::Status(code, message) => {
             let body = match api {
                 Api::Ollama => json!({"error": message}),
