@@ -231,17 +231,7 @@ async fn doctor_async(cfg: &Config) -> Vec<Line> {
     let llm = Llm::new(client, String::new(), cfg);
     let start = Instant::now();
     let task = Task::new("doctor", "Fix the crash in the login page, it is urgent");
-    let (system, user) = routing::prompt(&task);
-    match llm
-        .ask(
-            &system,
-            &user,
-            "orca_routing",
-            &routing::schema(),
-            routing::parse_answer,
-        )
-        .await
-    {
+    match routing::ask(&llm, &task).await {
         Ok(r) => {
             let mode = llm
                 .client

@@ -291,6 +291,13 @@ pub fn is_dir(dir: &Path) -> bool {
     dir.is_dir()
 }
 
+/// Asks `llm` to route `task`: the prompt, the schema and the answer's check in one call.
+pub async fn ask(llm: &super::llm::Llm, task: &Task) -> Result<Routed, LlmError> {
+    let (system, user) = prompt(task);
+    llm.ask(&system, &user, "orca_routing", &schema(), parse_answer)
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

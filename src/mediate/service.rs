@@ -116,17 +116,7 @@ pub async fn route_task(
     let mut failure = None;
     if let Some(llm) = llm {
         let start = Instant::now();
-        let (system, user) = routing::prompt(task);
-        match llm
-            .ask(
-                &system,
-                &user,
-                "orca_routing",
-                &routing::schema(),
-                routing::parse_answer,
-            )
-            .await
-        {
+        match routing::ask(llm, task).await {
             Ok(routed) => {
                 let latency = elapsed_ms(start);
                 let original = task.clone();
