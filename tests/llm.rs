@@ -318,7 +318,13 @@ fn a_refused_connection_falls_back_and_opens_the_breaker() {
     ]);
     ws.start();
     // Each task: a refused routing and a refused summary (two failures).
-    ws.drop_task("a.task.md", &plain("Review this diff"));
+    ws.drop_task(
+        "a.task.md",
+        &format!(
+            "{}\n**Success Criteria:**\n- [ ] The diff is reviewed\n",
+            plain("Review this diff")
+        ),
+    );
     let a = ws.wait_result("a");
     assert_eq!(a["routing"]["method"], "rules");
     assert!(
@@ -329,7 +335,14 @@ fn a_refused_connection_falls_back_and_opens_the_breaker() {
         "{a:#}"
     );
     assert_eq!(a["summary"]["method"], "extract", "{a:#}");
-    assert_eq!(a["success_criteria"], json!([]));
+    // The verdict says how the LLM failed, not that none is configured.
+    let v = &a["success_criteria"][0];
+    assert_eq!((v["verdict"].as_str(), v["method"].as_str()), (Some("unknown"), Some("none")));
+    let why = v["reason"].as_str().unwrap();
+    assert!(
+        why.starts_with("the LLM could not judge it (refused: connection refused by http://127.0.0.1:"),
+        "{why}"
+    );
     ws.drop_task("b.task.md", &plain("Review that diff"));
     let b = ws.wait_result("b");
     assert_eq!(b["type"], "code_review");
@@ -433,6 +446,77 @@ fn the_openai_path_negotiates_the_format_and_never_shows_the_key() {
         let text = String::from_utf8_lossy(&bytes);
         assert!(!text.contains(KEY), "the key is in {}", entry.display());
     }
+}
+
+/// A server that knows neither `json_schema` (422, a validation error) nor `json_object`
+/// (400): Orca falls to JSON described in the prompt, checks the answer all the same, and
+/// `doctor` says so; a server that refuses for another reason gets no second format.
+#[test]
+fn a_server_refusing_both_formats_is_asked_in_the_prompt_and_still_validated() {
+    let fake = FakeLlm::start(Api::OpenAi, &["smollm2"]);
+    fake.refuse_formats(
+        422,
+        r#"[{"type":"literal_error","loc":["body","response_format","type"],"msg":"Input should be 'text'"}]"#,
+        &["json_schema", "json_object"],
+    );
+    let ws = Ws::new().with_env([
+        ("ORCA_LLM", "openai"),
+        ("OPENAI_BASE_URL", fake.url().as_str()),
+        ("ORCA_LLM_MODEL", "smollm2"),
+    ]);
+    let doctor = out_of(&ws.run(&["doctor"]));
+    assert!(
+        doctor.contains("asked with JSON described in the prompt"),
+        "{doctor}"
+    );
+    // One process: json_schema and json_object once each, then the prompt from then on.
+    let out = ws.run(&["route", "--json", "Fix the login crash, it is urgent"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["method"], "llm", "{v:#}");
+    let asked: Vec<String> = fake
+        .questions()
+        .iter()
+        .skip(3)
+        .map(|c| c.body["response_format"]["type"].as_str().unwrap_or("none").to_owned())
+        .collect();
+    assert_eq!(asked, ["json_schema", "json_object", "none"]);
+    let last = fake.questions().pop().unwrap();
+    assert!(last.system().contains("\"priority\""), "{}", last.system());
+
+    // The prompt-only answer is checked like any other: a wrong shape falls to the rules.
+    fake.script([
+        Reply::Object(json!({"type": "bugfix", "priority": "now"})),
+        Reply::Object(json!({"type": "bugfix", "priority": "now"})),
+    ]);
+    let out = ws.run(&["route", "--json", "Fix the login crash, it is urgent"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["method"], "rules", "{v:#}");
+    assert!(
+        v["fallback"].as_str().unwrap().starts_with("wrong_shape"),
+        "{v:#}"
+    );
+
+    // A 400 that is not about the format is an error, not a reason to try another format.
+    let other = FakeLlm::start(Api::OpenAi, &["smollm2"]);
+    other.refuse_formats(400, "the prompt is too long", &["json_schema"]);
+    let ws = Ws::new().with_env([
+        ("ORCA_LLM", "openai"),
+        ("OPENAI_BASE_URL", other.url().as_str()),
+        ("ORCA_LLM_MODEL", "smollm2"),
+    ]);
+    let out = ws.run(&["route", "--json", "Fix the login crash, it is urgent"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["method"], "rules", "{v:#}");
+    assert!(
+        v["fallback"].as_str().unwrap().contains("the prompt is too long"),
+        "{v:#}"
+    );
+    let asked: Vec<Value> = other
+        .questions()
+        .iter()
+        .map(|c| c.body["response_format"]["type"].clone())
+        .collect();
+    assert_eq!(asked, [json!("json_schema")], "no other format tried");
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -177,11 +177,54 @@ pub fn rules(task: &Task) -> (Routed, String) {
             task_type,
             priority,
             folder,
-            title: None,
+            title: rules_title(&task.prompt),
             prompt: None,
         },
         reasons.join("; "),
     )
+}
+
+/// Most words in a title the rules make.
+const TITLE_WORDS: usize = 8;
+
+/// The rules' title: the request's first clause without its "in <path>", at most
+/// [`TITLE_WORDS`] words (an ellipsis when cut), capitalised; None when nothing is left.
+pub fn rules_title(prompt: &str) -> Option<String> {
+    let line = prompt.lines().map(str::trim).find(|l| !l.is_empty())?;
+    // The clause ends at `,;!?` or a full stop before a space (not the dot of `a.rs`).
+    let end = line
+        .char_indices()
+        .find(|&(i, c)| {
+            matches!(c, ',' | ';' | '!' | '?')
+                || (c == '.' && line[i + 1..].starts_with(char::is_whitespace))
+        })
+        .map_or(line.len(), |(i, _)| i);
+    let clause = line[..end].trim_end_matches('.');
+    let mut words: Vec<&str> = Vec::new();
+    let mut it = clause.split_whitespace().peekable();
+    while let Some(w) = it.next() {
+        let next_is_path = it.peek().is_some_and(|p| p.contains('/') || p.contains('\\'));
+        if w.eq_ignore_ascii_case("in") && next_is_path {
+            it.next();
+            continue;
+        }
+        words.push(w);
+    }
+    let cut = words.len() > TITLE_WORDS;
+    let mut title = words
+        .into_iter()
+        .take(TITLE_WORDS)
+        .collect::<Vec<_>>()
+        .join(" ");
+    if title.is_empty() {
+        return None;
+    }
+    if cut {
+        title.push('…');
+    }
+    let mut chars = title.chars();
+    let first = chars.next()?;
+    Some(first.to_uppercase().chain(chars).collect())
 }
 
 /// The path of the first "in <path>" whose path has a `/` or `\` (`in /backend`,
@@ -347,6 +390,28 @@ mod tests {
             rules(&t("Fix in /api now")).0.folder.as_deref(),
             Some("/api")
         );
+    }
+
+    #[test]
+    fn rules_titles() {
+        let table = [
+            ("Review the code in /backend, it is urgent", Some("Review the code")),
+            ("fix the login bug in services/auth.", Some("Fix the login bug")),
+            (
+                "summarise every design note we have written about the new storage layer",
+                Some("Summarise every design note we have written about…"),
+            ),
+            ("\n\n  look at the logs\nthen more", Some("Look at the logs")),
+            ("Fix main.rs in src/. Then test", Some("Fix main.rs")),
+            ("in /backend", None),
+            ("...", None),
+            ("", None),
+        ];
+        for (prompt, want) in table {
+            assert_eq!(rules_title(prompt).as_deref(), want, "{prompt:?}");
+        }
+        let (r, _) = rules(&Task::new("t", "Fix the crash in /api, it is urgent"));
+        assert_eq!(r.title.as_deref(), Some("Fix the crash"));
     }
 
     #[test]

@@ -125,6 +125,10 @@ pub async fn route_task(
                     "routed by the LLM: type {}, priority {}",
                     routed.task_type, routed.priority
                 );
+                if need.title && task.title.is_none() {
+                    // The model left the title empty: the rules make one.
+                    task.title = routing::rules_title(&original.prompt);
+                }
                 if !notes.is_empty() {
                     // The folder was refused: the rules decide it.
                     let (rules, _) = routing::rules(&original);

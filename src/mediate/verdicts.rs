@@ -38,6 +38,24 @@ pub struct Judged {
     pub verdicts: Vec<(usize, Verdict, String)>,
 }
 
+/// What mediation made of a finished task: the LLM's judgement, or why it gave none (the
+/// extract and the rules stand in, and the verdicts' reason says why).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judgement {
+    Judged(Judged),
+    /// The LLM failed: the `llm_fallback` reason and message.
+    Failed(String),
+}
+
+impl Judgement {
+    pub fn judged(&self) -> Option<&Judged> {
+        match self {
+            Judgement::Judged(j) => Some(j),
+            Judgement::Failed(_) => None,
+        }
+    }
+}
+
 /// `s` cut to `max` characters with a marker saying how much was left out.
 pub fn bounded(s: &str, max: usize) -> String {
     let n = s.chars().count();

@@ -13,7 +13,7 @@ use crate::events::{Event, EventKind};
 use crate::mediate::client::LlmError;
 use crate::mediate::routing;
 use crate::mediate::service::{self, check_folder};
-use crate::mediate::verdicts::Inputs;
+use crate::mediate::verdicts::{Inputs, Judgement};
 use crate::ops::ingest as record;
 use crate::runner::RunOutcome;
 use crate::store::{AttemptRecord, NewTask, TaskRecord};
@@ -189,12 +189,12 @@ impl Daemon {
                     .flatten();
             }
             let judged = match service::judge(&llm, &inputs).await {
-                Ok(j) => Some(j),
+                Ok(j) => Judgement::Judged(j),
                 Err(e) => {
                     fallback(&events, &owned.rec.id, "summary", &e);
                     let (s, m) = (Arc::clone(&store), Arc::clone(&mediator));
                     let _ = tokio::task::spawn_blocking(move || publish_state(s.as_ref(), &m)).await;
-                    None
+                    Judgement::Failed(format!("{}: {e}", e.kind()))
                 }
             };
             let id = owned.rec.id.clone();
@@ -205,7 +205,7 @@ impl Daemon {
                     working_dir: owned.working_dir,
                     changed_files: owned.changed_files,
                     verified: owned.verified,
-                    judged,
+                    judged: Some(judged),
                 };
                 if let Err(e) = finalize::finalize_run(
                     &ws,
