@@ -129,7 +129,10 @@ fn ts_ms(ts: &str) -> Option<i64> {
     let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
     let (y, m, day) = (d.next()??, d.next()??, d.next()??);
     let mut t = time.split(':');
-    let (h, min) = (t.next()?.parse::<i64>().ok()?, t.next()?.parse::<i64>().ok()?);
+    let (h, min) = (
+        t.next()?.parse::<i64>().ok()?,
+        t.next()?.parse::<i64>().ok()?,
+    );
     let sec: f64 = t.next()?.parse().ok()?;
     // Days from the civil date (Howard Hinnant's algorithm).
     let y = if m <= 2 { y - 1 } else { y };
@@ -179,7 +182,10 @@ fn run(s: Scenario, tasks: usize, call_ms: u64) -> Res<Measured> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    let mut daemon = Daemon(cmd.spawn().map_err(|e| format!("cannot start {ORCA}: {e}"))?);
+    let mut daemon = Daemon(
+        cmd.spawn()
+            .map_err(|e| format!("cannot start {ORCA}: {e}"))?,
+    );
     // Up and ready: its start-up event is in the log.
     let events = root.join("logs/events.ndjson");
     wait(Duration::from_secs(30), "the daemon to start", || {
@@ -219,7 +225,11 @@ fn run(s: Scenario, tasks: usize, call_ms: u64) -> Res<Measured> {
     let received = of("task_received");
     let finished = of("claude_finished");
     let validated = of("validated");
-    let t0 = received.iter().map(|r| r.1).min().ok_or("no task_received")?;
+    let t0 = received
+        .iter()
+        .map(|r| r.1)
+        .min()
+        .ok_or("no task_received")?;
     let last = |v: &[(&str, i64)]| v.iter().map(|r| r.1).max().unwrap_or(t0);
     let mut latency: Vec<u64> = validated
         .iter()
@@ -230,7 +240,10 @@ fn run(s: Scenario, tasks: usize, call_ms: u64) -> Res<Measured> {
         .collect();
     latency.sort_unstable();
     let mut llm_methods = 0;
-    for e in std::fs::read_dir(&results).map_err(|e| e.to_string())?.flatten() {
+    for e in std::fs::read_dir(&results)
+        .map_err(|e| e.to_string())?
+        .flatten()
+    {
         let v: Value = std::fs::read(e.path())
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
@@ -291,7 +304,10 @@ fn wait(limit: Duration, what: &str, cond: impl Fn() -> bool) -> Res<()> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Err(format!("timed out after {} s waiting for {what}", limit.as_secs()))
+    Err(format!(
+        "timed out after {} s waiting for {what}",
+        limit.as_secs()
+    ))
 }
 
 fn main() {
@@ -307,7 +323,9 @@ fn main() {
             .and_then(|i| args.get(i + 1))
     };
     let tasks: usize = arg("--tasks").and_then(|v| v.parse().ok()).unwrap_or(100);
-    let call_ms: u64 = arg("--call-ms").and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let call_ms: u64 = arg("--call-ms")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
     let json_out = arg("--json").map(Path::new);
     println!(
         "llm benchmark: {tasks} tasks, {WORKERS} workers, a 0-ms agent, a fake LLM of {call_ms} ms per call, ORCA_LLM_CONCURRENCY={CONCURRENCY}"

@@ -53,7 +53,10 @@ fn routing_summary_and_verdicts_by_the_llm() {
     assert_eq!(r["type"], "code_review");
     assert_eq!(r["priority"], "high");
     assert_eq!(r["title"], "LLM title");
-    assert_eq!(r["prompt"], "LLM prompt: do the thing.");
+    assert_eq!(
+        r["prompt"],
+        "LLM prompt: Review the code in /svc, it is urgent"
+    );
     assert!(
         r["working_dir"].as_str().unwrap().ends_with("/svc"),
         "{r:#}"
@@ -236,6 +239,40 @@ fn a_folder_outside_the_root_is_refused_and_the_rules_decide() {
     );
 }
 
+/// A small model copies the prompt's example folder and loses the request when it
+/// "cleans" it: a folder the request does not name is refused, and a cleaned prompt that
+/// drops most of the request is not used (the request is kept as written).
+#[test]
+fn a_guessed_folder_and_a_lossy_prompt_are_not_used() {
+    let fake = FakeLlm::start(Api::Ollama, &[MODEL]);
+    let ws = ollama_ws(&fake, &[]);
+    std::fs::create_dir_all(ws.path().join("backend")).unwrap();
+    fake.script([Reply::Object(json!({
+        "type": "fix", "priority": "high", "folder": "/backend",
+        "title": "Login crash", "prompt": "The error occurred.",
+    }))]);
+    let text = "Fix the crash in the login page, it is urgent";
+    let out = ws.run(&["route", "--json", text]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["method"], "llm", "{v:#}");
+    assert_eq!(
+        (v["type"].as_str(), v["priority"].as_str()),
+        (Some("fix"), Some("high"))
+    );
+    assert_eq!(v["folder"], Value::Null, "{v:#}");
+    assert_eq!(v["prompt"], text, "{v:#}");
+    assert_eq!(v["title"], "Login crash");
+    let reason = v["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("folder '/backend' refused (the request does not name it)"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("the request is kept as written"),
+        "{reason}"
+    );
+}
+
 #[test]
 fn each_failure_falls_back_to_the_rules_with_llm_fallback() {
     let fake = FakeLlm::start(Api::Ollama, &[MODEL]);
@@ -337,10 +374,15 @@ fn a_refused_connection_falls_back_and_opens_the_breaker() {
     assert_eq!(a["summary"]["method"], "extract", "{a:#}");
     // The verdict says how the LLM failed, not that none is configured.
     let v = &a["success_criteria"][0];
-    assert_eq!((v["verdict"].as_str(), v["method"].as_str()), (Some("unknown"), Some("none")));
+    assert_eq!(
+        (v["verdict"].as_str(), v["method"].as_str()),
+        (Some("unknown"), Some("none"))
+    );
     let why = v["reason"].as_str().unwrap();
     assert!(
-        why.starts_with("the LLM could not judge it (refused: connection refused by http://127.0.0.1:"),
+        why.starts_with(
+            "the LLM could not judge it (refused: connection refused by http://127.0.0.1:"
+        ),
         "{why}"
     );
     ws.drop_task("b.task.md", &plain("Review that diff"));
@@ -477,7 +519,12 @@ fn a_server_refusing_both_formats_is_asked_in_the_prompt_and_still_validated() {
         .questions()
         .iter()
         .skip(3)
-        .map(|c| c.body["response_format"]["type"].as_str().unwrap_or("none").to_owned())
+        .map(|c| {
+            c.body["response_format"]["type"]
+                .as_str()
+                .unwrap_or("none")
+                .to_owned()
+        })
         .collect();
     assert_eq!(asked, ["json_schema", "json_object", "none"]);
     let last = fake.questions().pop().unwrap();
@@ -508,7 +555,10 @@ fn a_server_refusing_both_formats_is_asked_in_the_prompt_and_still_validated() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["method"], "rules", "{v:#}");
     assert!(
-        v["fallback"].as_str().unwrap().contains("the prompt is too long"),
+        v["fallback"]
+            .as_str()
+            .unwrap()
+            .contains("the prompt is too long"),
         "{v:#}"
     );
     let asked: Vec<Value> = other

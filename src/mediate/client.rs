@@ -524,8 +524,18 @@ mod tests {
         // (mode tried, status, message, the mode to try next)
         let table: [(JsonMode, u16, &str, Option<JsonMode>); 8] = [
             (JsonSchema, 422, pydantic, Some(JsonObject)),
-            (JsonSchema, 400, "response_format json_schema is not supported", Some(JsonObject)),
-            (JsonSchema, 500, "1 validation error: response_format", Some(JsonObject)),
+            (
+                JsonSchema,
+                400,
+                "response_format json_schema is not supported",
+                Some(JsonObject),
+            ),
+            (
+                JsonSchema,
+                500,
+                "1 validation error: response_format",
+                Some(JsonObject),
+            ),
             (JsonObject, 400, "unknown field json_object", Some(Prompt)),
             (Prompt, 400, "response_format missing", None),
             (JsonSchema, 400, "the prompt is too long", None),
@@ -533,7 +543,11 @@ mod tests {
             (JsonSchema, 503, "response_format: overloaded", None),
         ];
         for (mode, status, msg, want) in table {
-            assert_eq!(mode.after_refusal(status, msg), want, "{mode:?} {status} {msg}");
+            assert_eq!(
+                mode.after_refusal(status, msg),
+                want,
+                "{mode:?} {status} {msg}"
+            );
         }
     }
 }

@@ -130,6 +130,9 @@ pub async fn route_task(
                     task.title = routing::rules_title(&original.prompt);
                 }
                 if !notes.is_empty() {
+                    reason.push_str(&format!("; {}", notes.join("; ")));
+                }
+                if need.folder && routed.folder.is_some() && task.working_dir.is_none() {
                     // The folder was refused: the rules decide it.
                     let (rules, _) = routing::rules(&original);
                     let folder_need = Need {
@@ -137,7 +140,6 @@ pub async fn route_task(
                         ..Need::default()
                     };
                     let more = routing::apply(task, folder_need, &rules, &check_folder);
-                    reason.push_str(&format!("; {}", notes.join("; ")));
                     if task.working_dir.is_some() && more.is_empty() {
                         reason.push_str("; the rules' folder is used");
                     }
@@ -180,9 +182,13 @@ pub fn route_by_rules(
 pub async fn judge(llm: &Llm, inputs: &Inputs) -> Result<Judged, LlmError> {
     let (system, user) = verdicts::prompt(inputs);
     let mut j = llm
-        .ask(&system, &user, "orca_summary", &verdicts::schema(), |v| {
-            verdicts::parse_answer(v, inputs)
-        })
+        .ask(
+            &system,
+            &user,
+            "orca_summary",
+            &verdicts::schema(inputs.criteria.len()),
+            |v| verdicts::parse_answer(v, inputs),
+        )
         .await?;
     j.model = llm.model().to_owned();
     Ok(j)

@@ -145,6 +145,12 @@ pub fn default_answer(call: &Call) -> Reply {
     } else {
         ("analyze", "low")
     };
+    let request = user
+        .split("Request: ")
+        .nth(1)
+        .unwrap_or("")
+        .trim()
+        .to_owned();
     let folder = user
         .split_whitespace()
         .skip_while(|w| *w != "in")
@@ -152,7 +158,7 @@ pub fn default_answer(call: &Call) -> Reply {
         .map(|f| f.trim_end_matches([',', '.']).to_owned());
     Reply::Object(json!({
         "type": ty, "priority": pr, "folder": folder,
-        "title": "LLM title", "prompt": "LLM prompt: do the thing.",
+        "title": "LLM title", "prompt": format!("LLM prompt: {request}"),
     }))
 }
 
