@@ -371,15 +371,3 @@ fn main() {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn timestamps() {
-        assert_eq!(super::ts_ms("1970-01-01T00:00:01.500Z"), Some(1500));
-        assert_eq!(
-            super::ts_ms("2026-12-04T18:40:01.123Z"),
-            Some(1_796_409_601_123)
-        );
-    }
-}

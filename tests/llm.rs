@@ -424,7 +424,7 @@ fn calls_never_exceed_the_concurrency_limit() {
     });
     let mut ws = ollama_ws(
         &fake,
-        &[("ORCA_LLM_CONCURRENCY", "2"), ("MAX_CONCURRENT_TASKS", "4")],
+        &[("ORCA_LLM_CONCURRENCY", "2"), ("MAX_CONCURRENT_TASKS", "6")],
     );
     ws.start();
     for i in 0..6 {
@@ -438,6 +438,64 @@ fn calls_never_exceed_the_concurrency_limit() {
     assert_eq!(fake.questions().len(), 12);
     assert!(fake.max_in_flight() <= 2, "{}", fake.max_in_flight());
     assert!(fake.max_in_flight() >= 1);
+}
+
+/// A burst of plain-words tasks: the LLM routes while fewer routings than agent slots wait
+/// for it; the rules route the rest at once (`busy`), so their agents run while the LLM is
+/// still holding its answers.
+#[test]
+fn a_burst_beyond_one_routing_per_slot_is_routed_by_the_rules() {
+    let fake = FakeLlm::start(Api::Ollama, &[MODEL]);
+    fake.answer_with(|c| Reply::Held(Box::new(common::fake_llm::default_answer(c))));
+    let mut ws = ollama_ws(
+        &fake,
+        &[("MAX_CONCURRENT_TASKS", "2"), ("ORCA_LLM_CONCURRENCY", "2")],
+    );
+    ws.start();
+    for i in 0..5 {
+        ws.drop_task(&format!("b{i}.task.md"), &plain("Look at the design"));
+    }
+    // Three agents ran though the LLM has answered nothing yet.
+    ws.wait_for(|| ws.agent_starts().len() >= 3, "three agents to start");
+    fake.wait("the two routings", |c| {
+        c.iter().filter(|c| c.is_routing()).count() >= 2
+    });
+    let routings = fake.questions().iter().filter(|c| c.is_routing()).count();
+    assert_eq!(
+        routings,
+        2,
+        "one routing per agent slot: {:#?}",
+        fake.questions()
+    );
+    fake.release();
+    let results: Vec<Value> = (0..5).map(|i| ws.wait_result(&format!("b{i}"))).collect();
+    ws.stop();
+    let by = |m: &str| {
+        results
+            .iter()
+            .filter(|r| r["routing"]["method"] == m)
+            .count()
+    };
+    assert_eq!((by("llm"), by("rules")), (2, 3), "{results:#?}");
+    for r in results.iter().filter(|r| r["routing"]["method"] == "rules") {
+        let reason = r["routing"]["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with(
+                "the LLM was not asked (busy: the LLM is busy: 2 routings already wait for it"
+            ),
+            "{reason}"
+        );
+        assert_eq!(
+            r["summary"]["method"], "llm",
+            "the summary is still the LLM's: {r:#}"
+        );
+    }
+    let busy = ws
+        .events_named("llm_fallback")
+        .iter()
+        .filter(|e| e["reason"] == "busy" && e["stage"] == "routing")
+        .count();
+    assert_eq!(busy, 3);
 }
 
 #[test]

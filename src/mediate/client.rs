@@ -36,6 +36,8 @@ pub enum LlmError {
         "the circuit breaker is open after repeated failures (rules decide for {secs_left} s more)"
     )]
     BreakerOpen { secs_left: u64 },
+    #[error("the LLM is busy: {pending} routings already wait for it, one per agent slot; the rules route this one so that no agent slot waits")]
+    Busy { pending: usize },
 }
 
 impl LlmError {
@@ -50,6 +52,7 @@ impl LlmError {
             LlmError::WrongShape(_) => "wrong_shape",
             LlmError::Transport(_) => "transport",
             LlmError::BreakerOpen { .. } => "breaker_open",
+            LlmError::Busy { .. } => "busy",
         }
     }
 
