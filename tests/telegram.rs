@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::Ws;
-use fake_telegram::{message, press, Call, FakeTelegram};
+use fake_telegram::{group_message, message, press, Call, FakeTelegram};
 use serde_json::Value;
 
 const TOKEN: &str = "123456:TEST-SECRET-TOKEN";
@@ -89,14 +89,8 @@ fn commands_tasks_in_plain_words_and_their_folder() {
         &ws.path().join("agent-env.txt").display().to_string(),
     )]);
     ws.start();
-    let calls = fake.wait("setMyCommands", |c| {
-        c.iter().any(|c| c.method == "setMyCommands")
-    });
-    let cmds: Vec<String> = calls
-        .iter()
-        .find(|c| c.method == "setMyCommands")
-        .unwrap()
-        .body["commands"]
+    let cmds: Vec<String> = fake.wait_call("setMyCommands", "setMyCommands", |_| true).body
+        ["commands"]
         .as_array()
         .unwrap()
         .iter()
@@ -115,11 +109,8 @@ fn commands_tasks_in_plain_words_and_their_folder() {
         text(&help)
     );
     fake.push(message(2, ADA, "/help@orca_test_bot", None));
-    fake.wait("a second help", |c| {
-        c.iter()
-            .filter(|c| c.method == "sendMessage" && text(c).contains("plain words"))
-            .count()
-            == 2
+    fake.wait_count("sendMessage", "a second help", 2, |c| {
+        text(c).contains("plain words")
     });
 
     // A task in plain words, in a folder under CLAUDE_BASE_CWD.
@@ -277,9 +268,8 @@ fn an_empty_allow_list_serves_nobody_and_says_how_to_configure() {
     );
     fake.push(message(2, ADA, "/status", None));
     // Processed (the offset moved past it) without a second answer.
-    fake.wait("the second update taken", |c| {
-        c.iter()
-            .any(|c| c.method == "getUpdates" && c.body["offset"] == 3)
+    fake.wait_call("getUpdates", "the second update taken", |c| {
+        c.body["offset"] == 3
     });
     assert_eq!(fake.sent_to(ADA).len(), 1);
     assert!(ws.files_in("tasks").is_empty());
@@ -305,14 +295,9 @@ fn buttons_cancel_a_running_task_and_retry_it() {
     fake.push(press(2, ADA, progress_id, &format!("cancel:{id}")));
     let r = wait_result(&ws, &id);
     assert_eq!(r["status"], "cancelled", "{r:#}");
-    let answered = fake.wait("the press answered", |c| {
-        c.iter()
-            .any(|c| c.method == "answerCallbackQuery" && c.body["callback_query_id"] == "cbq2")
+    let a = fake.wait_call("answerCallbackQuery", "the press answered", |c| {
+        c.body["callback_query_id"] == "cbq2"
     });
-    let a = answered
-        .iter()
-        .find(|c| c.method == "answerCallbackQuery")
-        .unwrap();
     assert!(
         a.body["text"].as_str().unwrap().contains("Stopping"),
         "{:?}",
@@ -322,10 +307,8 @@ fn buttons_cancel_a_running_task_and_retry_it() {
     assert_eq!(buttons(&note), [format!("retry:{id}")]);
     assert!(text(&note).contains("cancelled"));
     // The progress message was edited to its end, without buttons.
-    fake.wait("the progress message's last edit", |c| {
-        c.iter().any(|c| {
-            c.method == "editMessageText" && text(c).contains("finished") && buttons(c).is_empty()
-        })
+    fake.wait_call("editMessageText", "the progress message's last edit", |c| {
+        text(c).contains("finished") && buttons(c).is_empty()
     });
     let sent = fake.sent_to(ADA);
     let note_id = 1001 + sent.iter().position(|c| text(c).contains("⏹ <b>")).unwrap() as i64;
@@ -346,20 +329,16 @@ fn the_progress_message_is_edited_in_place_at_most_every_two_seconds() {
     fake.push(message(1, ADA, "take steps\nfake-agent: slow 300 20", None));
     let id = queued_id(&fake.wait_text(ADA, "queued"));
     wait_result(&ws, &id);
-    let calls = fake.wait("the final edit", |c| {
-        c.iter()
-            .any(|c| c.method == "editMessageText" && text(c).contains("finished"))
+    fake.wait_call("editMessageText", "the final edit", |c| {
+        text(c).contains("finished")
     });
-    let edits: Vec<&Call> = calls
-        .iter()
-        .filter(|c| c.method == "editMessageText")
-        .collect();
+    let edits = fake.calls_of("editMessageText");
     assert!(edits.len() >= 2, "{edits:?}");
     let mid = &edits[0].body["message_id"];
     assert!(edits.iter().all(|e| &e.body["message_id"] == mid));
     assert!(edits.iter().any(|e| text(e).contains("Bash")), "{edits:?}");
     // Edits while running are at least ~2 s apart (the last one, at the end, may be sooner).
-    let running: Vec<&&Call> = edits
+    let running: Vec<&Call> = edits
         .iter()
         .filter(|e| !text(e).contains("finished"))
         .collect();
@@ -390,22 +369,12 @@ fn a_reply_to_a_notification_continues_the_session() {
     ]);
     std::fs::create_dir_all(ws.path().join("project")).unwrap();
     ws.start();
-    fake.push(message(
-        1,
-        ADA,
-        "start the work in /project\nfake-agent: success",
-        None,
-    ));
-    let parent = queued_id(&fake.wait_text(ADA, "queued"));
-    let r = wait_result(&ws, &parent);
+    let (parent, r, note_id) = finished_parent(&fake, &ws);
     let sid = r["agent"]["session_id"].as_str().unwrap().to_owned();
     // The CLI keeps the session's transcript; the follow-up finds it.
     let proj = config.path().join("projects/some-project");
     std::fs::create_dir_all(&proj).unwrap();
     std::fs::write(proj.join(format!("{sid}.jsonl")), "{}\n").unwrap();
-    fake.wait_text(ADA, "✅");
-    let sent = fake.sent_to(ADA);
-    let note_id = 1001 + sent.iter().position(|c| text(c).contains("✅")).unwrap() as i64;
     fake.push(message(
         2,
         ADA,
@@ -413,7 +382,11 @@ fn a_reply_to_a_notification_continues_the_session() {
         Some(note_id),
     ));
     let follow = fake.wait_text(ADA, "Follow-up");
-    assert!(text(&follow).contains("same session"), "{}", text(&follow));
+    assert!(
+        text(&follow).contains("same session, same folder"),
+        "{}",
+        text(&follow)
+    );
     let child = queued_id(&follow);
     let c = wait_result(&ws, &child);
     assert_eq!(c["status"], "succeeded", "{c:#}");
@@ -457,17 +430,16 @@ fn rate_limits_are_honoured_and_long_answers_split() {
     fake.push(message(2, ADA, "write a lot\nfake-agent: long 10000", None));
     let id = queued_id(&fake.wait_text(ADA, "queued"));
     wait_result(&ws, &id);
-    let calls = fake.wait("the whole answer", |c| {
-        c.iter()
-            .any(|c| c.method == "sendMessage" && text(c).contains("Next:"))
+    fake.wait_call("sendMessage", "the whole answer", |c| {
+        text(c).contains("Next:")
     });
-    let sends: Vec<&Call> = calls.iter().filter(|c| c.method == "sendMessage").collect();
+    let sends = fake.calls_of("sendMessage");
     let start = sends.iter().position(|c| text(c).contains("✅")).unwrap();
     assert!(
         sends[start..].iter().all(|c| c.status == 200),
         "a send was refused"
     );
-    let parts: Vec<String> = sends[start..].iter().map(|c| text(c)).collect();
+    let parts: Vec<String> = sends[start..].iter().map(text).collect();
     assert!(parts.len() >= 3, "{} parts", parts.len());
     assert!(parts.iter().all(|p| p.encode_utf16().count() <= 4096));
     let all = parts.join("\n");
@@ -490,12 +462,7 @@ fn a_conflict_is_reported_once_and_polling_recovers() {
         None,
     );
     ws.start();
-    fake.wait("the conflict recorded", |c| {
-        c.iter()
-            .filter(|c| c.method == "getUpdates" && c.status == 409)
-            .count()
-            >= 1
-    });
+    fake.wait_count("getUpdates", "the conflict recorded", 1, |c| c.status == 409);
     ws.wait_for(
         || String::from_utf8_lossy(&ws.run(&["status"]).stdout).contains("another bot instance"),
         "the conflict in status",
@@ -503,12 +470,7 @@ fn a_conflict_is_reported_once_and_polling_recovers() {
     let status = ws.run(&["status", "--json"]);
     let st: Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(st["telegram"]["state"], "conflict", "{st:#}");
-    fake.wait("the conflicts passed", |c| {
-        c.iter()
-            .filter(|c| c.method == "getUpdates" && c.status == 409)
-            .count()
-            == 3
-    });
+    fake.wait_count("getUpdates", "the conflicts passed", 3, |c| c.status == 409);
     fake.push(message(1, ADA, "/status", None));
     fake.wait_text(ADA, "<b>Orca</b>");
     ws.stop();
@@ -530,7 +492,8 @@ fn a_restart_handles_no_update_twice() {
     // The fake still holds update 1: only the stored offset keeps it from coming back.
     ws.start();
     fake.push(message(2, ADA, "/list", None));
-    fake.wait_text(ADA, &format!("<code>{id}</code>"));
+    let listed = format!("<code>{id}</code> succeeded – ");
+    fake.wait_text(ADA, &listed);
     let queued = fake
         .calls_of("sendMessage")
         .iter()
@@ -539,6 +502,23 @@ fn a_restart_handles_no_update_twice() {
     assert_eq!(queued, 1);
     let list: Value = serde_json::from_slice(&ws.run(&["list", "--json"]).stdout).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1, "{list:#}");
+    // A crash (SIGKILL) does not bring them back either.
+    ws.kill9();
+    ws.start();
+    fake.push(message(3, ADA, "/status", None));
+    fake.wait_text(ADA, "<b>Orca</b>");
+    let lists = fake
+        .sent_to(ADA)
+        .iter()
+        .filter(|c| text(c).contains(&listed))
+        .count();
+    assert_eq!(lists, 1, "the /list was answered again");
+    let queued = fake
+        .calls_of("sendMessage")
+        .iter()
+        .filter(|c| text(c).contains("queued ("))
+        .count();
+    assert_eq!(queued, 1);
     ws.stop();
 }
 
@@ -551,23 +531,248 @@ fn tasks_from_files_are_notified_to_the_configured_chat_with_retry() {
     ws.drop_task("broken.task.md", &common::task("broken", "high", "fail"));
     let r = wait_result(&ws, "broken");
     assert_eq!(r["status"], "failed");
-    let calls = fake.wait("the group notification", |c| {
-        c.iter()
-            .any(|c| c.method == "sendMessage" && c.body["chat_id"] == -100_123)
+    let note = fake.wait_call("sendMessage", "the group notification", |c| {
+        c.body["chat_id"] == -100_123
     });
-    let note = calls
-        .iter()
-        .find(|c| c.method == "sendMessage" && c.body["chat_id"] == -100_123)
-        .unwrap();
     assert!(
-        text(note).contains("❌ <b>Task broken</b>"),
+        text(&note).contains("❌ <b>Task broken</b>"),
         "{}",
-        text(note)
+        text(&note)
     );
-    assert!(text(note).contains("Press Retry"), "{}", text(note));
-    assert_eq!(buttons(note), ["retry:broken"]);
+    assert!(text(&note).contains("Press Retry"), "{}", text(&note));
+    assert_eq!(buttons(&note), ["retry:broken"]);
     // No live progress for a task from a file: only the notification went out.
     assert!(fake.calls_of("editMessageText").is_empty());
     assert_eq!(fake.calls_of("sendMessage").len(), 1);
     ws.stop();
+}
+
+#[test]
+fn commands_act_on_a_running_task_and_groups_hear_only_allowed_users() {
+    let fake = FakeTelegram::start(TOKEN);
+    let mut ws = bot_ws(&fake, &ADA.to_string());
+    ws.start();
+    fake.push(message(
+        1,
+        ADA,
+        "/task wait for the build\nfake-agent: hang",
+        None,
+    ));
+    let queued = fake.wait_text(ADA, "queued");
+    let id = queued_id(&queued);
+    assert!(id.starts_with("tg_"), "{id}");
+    fake.wait_text(ADA, "attempt 1");
+    ws.wait_for(
+        || ws.agent_starts().iter().any(|s| s[1] == id),
+        "the agent started",
+    );
+    fake.push(message(2, ADA, &format!("/progress {id}"), None));
+    let p = fake.wait_text(ADA, &format!("<code>{id}</code> running · attempt 1"));
+    assert!(text(&p).contains("claude_started"), "{}", text(&p));
+    // A group: a stranger's command is not acted on, an allowed user's is.
+    const GROUP: i64 = -100_555;
+    fake.push(group_message(3, GROUP, EVE, &format!("/cancel {id}")));
+    fake.push(group_message(4, GROUP, ADA, "/list"));
+    fake.wait_text(GROUP, &format!("<code>{id}</code> running"));
+    let to_group = fake.sent_to(GROUP);
+    assert_eq!(to_group.len(), 2, "{to_group:?}");
+    assert!(
+        to_group.iter().any(|c| text(c).contains("not allowed")),
+        "{to_group:?}"
+    );
+    assert!(ws.events_named("cancel_requested").is_empty());
+    // /cancel of the running task stops it.
+    fake.push(message(5, ADA, &format!("/cancel {id}"), None));
+    fake.wait_text(ADA, &format!("Stopping <code>{id}</code>"));
+    let r = wait_result(&ws, &id);
+    assert_eq!(r["status"], "cancelled", "{r:#}");
+    assert_eq!(r["source"]["kind"], "telegram");
+    ws.stop();
+    let log = std::fs::read_to_string(ws.path().join("logs/orchestrator.log")).unwrap();
+    assert!(log.contains("user_id=666"), "{log}");
+}
+
+/// A task from Telegram run to its end, and the message id of its notification.
+fn finished_parent(fake: &FakeTelegram, ws: &Ws) -> (String, Value, i64) {
+    fake.push(message(
+        1,
+        ADA,
+        "start the work in /project\nfake-agent: success",
+        None,
+    ));
+    let parent = queued_id(&fake.wait_text(ADA, "queued"));
+    let r = wait_result(ws, &parent);
+    fake.wait_text(ADA, "✅");
+    let sent = fake.sent_to(ADA);
+    let note_id = 1001 + sent.iter().position(|c| text(c).contains("✅")).unwrap() as i64;
+    (parent, r, note_id)
+}
+
+#[test]
+fn a_reply_whose_session_is_gone_starts_a_fresh_session_linked_to_it() {
+    let fake = FakeTelegram::start(TOKEN);
+    // The CLI's configuration folder holds no transcript of the parent's session.
+    let config = tempfile::tempdir().unwrap();
+    let mut ws = bot_ws(&fake, &ADA.to_string());
+    ws.set_env(&[
+        ("CLAUDE_CONFIG_DIR", &config.path().display().to_string()),
+        (
+            "ORCA_FAKE_AGENT_ARGV_FILE",
+            &ws.path().join("argv.log").display().to_string(),
+        ),
+    ]);
+    std::fs::create_dir_all(ws.path().join("project")).unwrap();
+    ws.start();
+    let (parent, r, note_id) = finished_parent(&fake, &ws);
+    assert!(r["agent"]["session_id"].is_string(), "{r:#}");
+    fake.push(message(
+        2,
+        ADA,
+        "now add tests\nfake-agent: success",
+        Some(note_id),
+    ));
+    let follow = fake.wait_text(ADA, "Follow-up");
+    let t = text(&follow);
+    assert!(!t.contains("same session"), "{t}");
+    assert!(
+        t.contains("a fresh agent session in the same folder")
+            && t.contains(&format!("linked to {parent}"))
+            && t.contains("no longer has the session"),
+        "{t}"
+    );
+    let child = queued_id(&follow);
+    let c = wait_result(&ws, &child);
+    assert_eq!(c["status"], "succeeded", "{c:#}");
+    assert_eq!(c["source"]["follows"], parent.as_str());
+    assert_eq!(c["working_dir"], r["working_dir"]);
+    assert_eq!(c["attempt_history"][0]["resumed"], false, "{c:#}");
+    let argv = std::fs::read_to_string(ws.path().join("argv.log")).unwrap();
+    assert_eq!(argv.lines().count(), 2, "{argv}");
+    assert!(!argv.contains("--resume"), "{argv}");
+    let p = ws.wait_result(&parent);
+    assert_eq!(p["source"]["followed_by"], serde_json::json!([child]));
+    ws.stop();
+}
+
+#[test]
+fn a_notification_unsent_at_the_stop_is_kept_and_sent_at_the_next_start() {
+    let fake = FakeTelegram::start(TOKEN);
+    let mut ws = bot_ws(&fake, &ADA.to_string());
+    ws.set_env(&[("TELEGRAM_CHAT_ID", "-100123")]);
+    ws.start();
+    // Telegram fails every send from now on.
+    fake.fail("sendMessage", 1000, 502, "Bad Gateway", None);
+    ws.drop_task("late.task.md", &common::task("late", "high", "success"));
+    wait_result(&ws, "late");
+    fake.wait_count("sendMessage", "a failed try", 1, |c| c.status == 502);
+    ws.stop();
+    let log = std::fs::read_to_string(ws.path().join("logs/orchestrator.log")).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("the notification of task late was not sent before the stop"))
+        .unwrap_or_else(|| panic!("no line names the unsent notification:\n{log}"));
+    assert!(
+        line.contains("chat=-100123") && line.contains("sent at the next start"),
+        "{line}"
+    );
+    let kept = ws.files_in(".orca/telegram-outbox");
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    // One left by runs long ago: this start is its last chance, so it is given up, logged.
+    let ancient = serde_json::json!({
+        "key": "1-ancient", "task": "ancient", "chat": -100123, "html": "old news",
+        "buttons": null, "status": "failed", "starts": 3, "queued_at": "2026-01-01T00:00:00Z"
+    });
+    std::fs::write(
+        ws.path().join(".orca/telegram-outbox/1-ancient.json"),
+        ancient.to_string(),
+    )
+    .unwrap();
+
+    // Telegram is back: the next start delivers it, once.
+    fake.clear_failures();
+    ws.start();
+    let note = fake.wait_call("sendMessage", "the kept notification", |c| {
+        c.status == 200 && c.body["chat_id"] == -100_123
+    });
+    assert!(text(&note).contains("✅ <b>Task late</b>"), "{}", text(&note));
+    ws.wait_for(
+        || {
+            ws.events_named("notified")
+                .iter()
+                .any(|e| e["task_id"] == "late" && e["delivered"] == true)
+        },
+        "the notified event",
+    );
+    ws.wait_for(
+        || ws.files_in(".orca/telegram-outbox").is_empty(),
+        "the kept notifications gone",
+    );
+    ws.stop();
+    let delivered: Vec<Call> = fake
+        .calls_of("sendMessage")
+        .into_iter()
+        .filter(|c| c.status == 200)
+        .collect();
+    assert_eq!(delivered.len(), 1, "{delivered:?}");
+    let log = std::fs::read_to_string(ws.path().join("logs/orchestrator.log")).unwrap();
+    assert!(
+        log.contains("gave up the notification of task ancient")
+            && log.contains("left by an earlier run"),
+        "{log}"
+    );
+    assert_token_nowhere(ws.path());
+}
+
+#[test]
+fn the_allow_list_and_chat_reload_live_and_the_token_needs_a_restart() {
+    let fake = FakeTelegram::start(TOKEN);
+    let mut ws = bot_ws(&fake, &ADA.to_string());
+    ws.start();
+    fake.push(message(1, EVE, "/status", None));
+    fake.wait_text(EVE, "not allowed");
+    // Eve is added, notifications of file tasks get a chat, and the token changes.
+    let env_file = ws.path().join(".env");
+    let env = std::fs::read_to_string(&env_file).unwrap();
+    let env = env
+        .replace(
+            &format!("TELEGRAM_ALLOWED_USERS={ADA}"),
+            &format!("TELEGRAM_ALLOWED_USERS={ADA},{EVE}\nTELEGRAM_CHAT_ID=-100777"),
+        )
+        .replace(
+            &format!("TELEGRAM_BOT_TOKEN={TOKEN}"),
+            "TELEGRAM_BOT_TOKEN=999:NEW-SECRET-TOKEN",
+        );
+    std::fs::write(&env_file, env).unwrap();
+    ws.signal(libc::SIGHUP);
+    ws.wait_for(
+        || {
+            ws.events_named("config_reloaded").iter().any(|e| {
+                e["changed"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().any(|n| n == "TELEGRAM_ALLOWED_USERS"))
+            })
+        },
+        "the reload",
+    );
+    fake.push(message(2, EVE, "/status", None));
+    fake.wait_text(EVE, "<b>Orca</b>");
+    ws.drop_task("filed.task.md", &common::task("filed", "high", "success"));
+    let note = fake.wait_call("sendMessage", "the notification to the new chat", |c| {
+        c.body["chat_id"] == -100_777
+    });
+    assert!(text(&note).contains("<b>Task filed</b>"), "{}", text(&note));
+    ws.stop();
+    // The bot kept its token: every call used the one it started with.
+    assert!(fake
+        .paths()
+        .iter()
+        .all(|p| p.starts_with(&format!("/bot{TOKEN}/"))));
+    let log = std::fs::read_to_string(ws.path().join("logs/orchestrator.log")).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("take effect only when `orca run` is restarted"))
+        .unwrap_or_else(|| panic!("no line names the setting that needs a restart:\n{log}"));
+    assert!(line.contains("TELEGRAM_BOT_TOKEN"), "{line}");
+    assert!(!log.contains("NEW-SECRET-TOKEN"), "{log}");
+    assert!(log.contains("the allow-list was reloaded"), "{log}");
 }

@@ -136,6 +136,31 @@ impl FakeTelegram {
         }
     }
 
+    /// Waits for a call of `method` for which `pred` holds and returns the first such call.
+    pub fn wait_call(&self, method: &str, what: &str, pred: impl Fn(&Call) -> bool) -> Call {
+        let is = |c: &Call| c.method == method && pred(c);
+        let calls = self.wait(what, |calls| calls.iter().any(is));
+        calls.into_iter().find(is).expect("the call waited for")
+    }
+
+    /// Waits until at least `n` calls of `method` satisfy `pred`; returns them.
+    pub fn wait_count(
+        &self,
+        method: &str,
+        what: &str,
+        n: usize,
+        pred: impl Fn(&Call) -> bool,
+    ) -> Vec<Call> {
+        let is = |c: &Call| c.method == method && pred(c);
+        let calls = self.wait(what, |calls| calls.iter().filter(|c| is(c)).count() >= n);
+        calls.into_iter().filter(is).collect()
+    }
+
+    /// Forgets the scripted failures not yet answered.
+    pub fn clear_failures(&self) {
+        self.shared.state.lock().unwrap().failures.clear();
+    }
+
     /// Waits for a successful sendMessage to `chat` whose text contains `needle`.
     pub fn wait_text(&self, chat: i64, needle: &str) -> Call {
         let calls = self.wait(&format!("a message to {chat} with {needle:?}"), |calls| {
@@ -183,6 +208,13 @@ pub fn message(update_id: i64, user: i64, text: &str, reply_to: Option<i64>) -> 
         });
     }
     json!({"update_id": update_id, "message": m})
+}
+
+/// A message from `user` in the group chat `chat` (negative id).
+pub fn group_message(update_id: i64, chat: i64, user: i64, text: &str) -> Value {
+    let mut u = message(update_id, user, text, None);
+    u["message"]["chat"] = json!({"id": chat, "title": "Team", "type": "supergroup"});
+    u
 }
 
 /// A button press by `user` on message `message_id` of its private chat.
