@@ -427,10 +427,25 @@ impl Config {
         }
     }
 
+    /// The value of a secret setting (its `sources` entry is redacted, so it cannot tell a
+    /// change).
+    fn secret_named(&self, name: &str) -> Option<Option<&str>> {
+        let s = match name {
+            "OPENAI_API_KEY" => &self.openai_api_key,
+            "ANTHROPIC_API_KEY" => &self.anthropic_api_key,
+            "TELEGRAM_BOT_TOKEN" => &self.telegram_bot_token,
+            _ => return None,
+        };
+        Some(s.as_ref().map(Secret::expose))
+    }
+
     fn changed(&self, new: &Config) -> Vec<String> {
         SETTINGS
             .iter()
             .filter(|name| {
+                if let (Some(a), Some(b)) = (self.secret_named(name), new.secret_named(name)) {
+                    return a != b;
+                }
                 self.sources.get(**name).map(|(v, _)| v) != new.sources.get(**name).map(|(v, _)| v)
             })
             .map(|name| name.to_string())
