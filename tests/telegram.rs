@@ -89,8 +89,9 @@ fn commands_tasks_in_plain_words_and_their_folder() {
         &ws.path().join("agent-env.txt").display().to_string(),
     )]);
     ws.start();
-    let cmds: Vec<String> = fake.wait_call("setMyCommands", "setMyCommands", |_| true).body
-        ["commands"]
+    let cmds: Vec<String> = fake
+        .wait_call("setMyCommands", "setMyCommands", |_| true)
+        .body["commands"]
         .as_array()
         .unwrap()
         .iter()
@@ -462,7 +463,9 @@ fn a_conflict_is_reported_once_and_polling_recovers() {
         None,
     );
     ws.start();
-    fake.wait_count("getUpdates", "the conflict recorded", 1, |c| c.status == 409);
+    fake.wait_count("getUpdates", "the conflict recorded", 1, |c| {
+        c.status == 409
+    });
     ws.wait_for(
         || String::from_utf8_lossy(&ws.run(&["status"]).stdout).contains("another bot instance"),
         "the conflict in status",
@@ -694,7 +697,11 @@ fn a_notification_unsent_at_the_stop_is_kept_and_sent_at_the_next_start() {
     let note = fake.wait_call("sendMessage", "the kept notification", |c| {
         c.status == 200 && c.body["chat_id"] == -100_123
     });
-    assert!(text(&note).contains("✅ <b>Task late</b>"), "{}", text(&note));
+    assert!(
+        text(&note).contains("✅ <b>Task late</b>"),
+        "{}",
+        text(&note)
+    );
     ws.wait_for(
         || {
             ws.events_named("notified")

@@ -430,7 +430,10 @@ fn the_bots_allow_list_and_chat_reload_and_its_token_needs_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let old = load(
         dir.path(),
-        &[("TELEGRAM_BOT_TOKEN", "1:old"), ("TELEGRAM_ALLOWED_USERS", "1")],
+        &[
+            ("TELEGRAM_BOT_TOKEN", "1:old"),
+            ("TELEGRAM_ALLOWED_USERS", "1"),
+        ],
         &[],
     )
     .unwrap();
@@ -458,7 +461,10 @@ fn the_bots_allow_list_and_chat_reload_and_its_token_needs_a_restart() {
     assert_eq!(applied.telegram_allowed_users, vec![1, 2]);
     assert_eq!(applied.telegram_chat_id, Some(-100));
     assert_eq!(
-        applied.telegram_bot_token.as_ref().map(|t| t.expose().to_owned()),
+        applied
+            .telegram_bot_token
+            .as_ref()
+            .map(|t| t.expose().to_owned()),
         Some("1:old".to_owned())
     );
     assert_eq!(applied.telegram_api_url, old.telegram_api_url);

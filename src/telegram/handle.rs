@@ -130,8 +130,7 @@ async fn new_task(bot: &Arc<Bot>, m: &Message, from: &User, words: String) -> St
     let dir = match commands::named_folder(&words) {
         Some(named) => {
             let cfg = bot.cfg();
-            match commands::resolve_folder(&named, &cfg.claude_base_cwd, &cfg.claude_allowed_root)
-            {
+            match commands::resolve_folder(&named, &cfg.claude_base_cwd, &cfg.claude_allowed_root) {
                 Ok(d) => Some(d),
                 Err(why) => {
                     tracing::info!(user_id = from.id, "Telegram: task refused: {why}");

@@ -160,8 +160,7 @@ pub fn load_all(ws: &Workspace) -> Vec<Pending> {
 
 fn is_kept_file(p: &Path) -> bool {
     p.extension().is_some_and(|x| x == "json")
-        && p
-            .file_name()
+        && p.file_name()
             .and_then(|n| n.to_str())
             .is_some_and(|n| !n.starts_with('.'))
 }
