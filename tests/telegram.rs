@@ -680,7 +680,7 @@ fn a_notification_unsent_at_the_stop_is_kept_and_sent_at_the_next_start() {
     );
     let kept = ws.files_in(".orca/telegram-outbox");
     assert_eq!(kept.len(), 1, "{kept:?}");
-    // One left by runs long ago: this start is its last chance, so it is given up, logged.
+    // One that three earlier starts could not send: this start gives it up, and logs it.
     let ancient = serde_json::json!({
         "key": "1-ancient", "task": "ancient", "chat": -100123, "html": "old news",
         "buttons": null, "status": "failed", "starts": 3, "queued_at": "2026-01-01T00:00:00Z"

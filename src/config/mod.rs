@@ -387,7 +387,7 @@ impl Config {
         build(&root, &Layers::new(), None)
     }
 
-    /// The reloadable settings (`CLAUDE_*`, `MAX_CONCURRENT_TASKS`, `LOG_LEVEL`) whose
+    /// The reloadable settings (see [`is_reloadable`]) whose
     /// value differs in `new`, by name, in [`SETTINGS`] order.
     pub fn reloadable_changes(&self, new: &Config) -> Vec<String> {
         self.changed(new)
