@@ -544,9 +544,31 @@ fn tasks_from_files_are_notified_to_the_configured_chat_with_retry() {
     );
     assert!(text(&note).contains("Press Retry"), "{}", text(&note));
     assert_eq!(buttons(&note), ["retry:broken"]);
-    // No live progress for a task from a file: only the notification went out.
+    // The criteria's verdicts, the duration and the cost.
+    ws.drop_task(
+        "checked.task.md",
+        "# Checked\n\n**Prompt:**\nDo it.\nfake-agent: success\n\n**Success Criteria:**\n- [ ] It runs: `true`\n- [ ] It is broken: `false`\n",
+    );
+    let r = wait_result(&ws, "checked");
+    assert_eq!(r["status"], "succeeded", "{r:#}");
+    let note = fake.wait_call("sendMessage", "the second notification", |c| {
+        text(c).contains("<code>checked</code>")
+    });
+    let t = text(&note);
+    for want in [
+        "✅ <b>Checked</b>",
+        "<code>checked</code> succeeded · ",
+        "s · $",
+        "✅ It runs",
+        "❌ It is broken",
+        "Next: Reply to this message",
+    ] {
+        assert!(t.contains(want), "{want}: {t}");
+    }
+    assert!(buttons(&note).is_empty());
+    // No live progress for tasks from files: only the notifications went out.
     assert!(fake.calls_of("editMessageText").is_empty());
-    assert_eq!(fake.calls_of("sendMessage").len(), 1);
+    assert_eq!(fake.calls_of("sendMessage").len(), 2);
     ws.stop();
 }
 
