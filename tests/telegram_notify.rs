@@ -13,6 +13,7 @@ use bot::{
     TOKEN,
 };
 use fake_telegram::{message, Call, FakeTelegram};
+use serde_json::Value;
 
 #[test]
 fn a_reply_to_a_notification_continues_the_session() {
@@ -172,6 +173,17 @@ fn a_notification_unsent_at_the_stop_is_kept_and_sent_at_the_next_start() {
     ws.drop_task("late.task.md", &common::task("late", "high", "success"));
     wait_result(&ws, "late");
     fake.wait_count("sendMessage", "a failed try", 1, |c| c.status == 502);
+    // `orca status` counts it as not delivered yet.
+    ws.wait_for(
+        || {
+            let st: Value =
+                serde_json::from_slice(&ws.run(&["status", "--json"]).stdout).unwrap_or_default();
+            st["telegram"]["unsent"] == 1
+        },
+        "the unsent notification in `orca status --json`",
+    );
+    let st = String::from_utf8_lossy(&ws.run(&["status"]).stdout).into_owned();
+    assert!(st.contains("1 notification(s) not delivered yet"), "{st}");
     ws.stop();
     let log = std::fs::read_to_string(ws.path().join("logs/orchestrator.log")).unwrap();
     let line = log

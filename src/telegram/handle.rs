@@ -300,12 +300,15 @@ fn status_text(b: &Bot) -> String {
                     r.elapsed_ms / 1000
                 ));
             }
-            if let Some(t) = super::status_of(b.store.as_ref()) {
+            if let Some(t) = super::status_of(b.store.as_ref(), &b.ws) {
                 if t["state"] != "polling" {
                     out.push_str(&format!(
                         "Telegram: {}\n",
                         escape(t["detail"].as_str().unwrap_or(""))
                     ));
+                }
+                if let Some(n) = t["unsent"].as_u64().filter(|n| *n > 0) {
+                    out.push_str(&format!("{n} notification(s) not delivered yet\n"));
                 }
             }
             out

@@ -266,7 +266,12 @@ impl Bot {
     }
 }
 
-/// `orca status`'s view of the bot (the state the daemon recorded), if any.
-pub fn status_of(store: &dyn Store) -> Option<Value> {
-    store.get_meta(STATUS_KEY).ok().flatten()
+/// `orca status`'s view of the bot (the state the daemon recorded), if any, with `unsent`:
+/// how many notifications are kept, waiting to be delivered.
+pub fn status_of(store: &dyn Store, ws: &Workspace) -> Option<Value> {
+    let mut v = store.get_meta(STATUS_KEY).ok().flatten()?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert("unsent".into(), json!(pending::count(ws)));
+    }
+    Some(v)
 }

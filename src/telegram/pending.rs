@@ -158,6 +158,13 @@ pub fn load_all(ws: &Workspace) -> Vec<Pending> {
         .collect()
 }
 
+/// How many notifications are kept (files, read or not).
+pub fn count(ws: &Workspace) -> usize {
+    std::fs::read_dir(dir(ws))
+        .map(|rd| rd.flatten().filter(|e| is_kept_file(&e.path())).count())
+        .unwrap_or(0)
+}
+
 fn is_kept_file(p: &Path) -> bool {
     p.extension().is_some_and(|x| x == "json")
         && p.file_name()
@@ -200,8 +207,10 @@ mod tests {
         save(&ws, &p).expect("save");
         std::fs::write(dir(&ws).join("broken.json"), "{").expect("write");
         assert_eq!(load_all(&ws), vec![p.clone()]);
+        assert_eq!(count(&ws), 2);
         forget(&ws, &p.key);
         assert!(load_all(&ws).is_empty());
+        assert_eq!(count(&ws), 1);
         assert!(dir(&ws).join("broken.json").is_file());
     }
 }
