@@ -430,3 +430,28 @@ fn html_unescape(s: &str) -> String {
         .replace("&gt;", ">")
         .replace("&amp;", "&")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_follow_up_says_which_session_it_gets() {
+        for (plan, has, lacks) in [
+            (SessionPlan::Same, "same session, same folder", "fresh"),
+            (
+                SessionPlan::Gone("the agent no longer has the session".into()),
+                "a fresh agent session in the same folder, linked to p1 (its session cannot be resumed: the agent no longer has the session)",
+                "same session",
+            ),
+            (
+                SessionPlan::None,
+                "a fresh agent session in the same folder, linked to p1 (it had no session to resume)",
+                "same session",
+            ),
+        ] {
+            let t = plan.text("p1");
+            assert!(t.contains(has) && !t.contains(lacks), "{plan:?}: {t}");
+        }
+    }
+}
