@@ -8,6 +8,8 @@ mod common;
 #[path = "common/fake_telegram.rs"]
 mod fake_telegram;
 
+use std::time::Duration;
+
 use bot::{
     assert_token_nowhere, bot_ws, buttons, finished_parent, queued_id, text, wait_result, ADA, EVE,
     TOKEN,
@@ -244,6 +246,37 @@ fn a_notification_unsent_at_the_stop_is_kept_and_sent_at_the_next_start() {
         "{log}"
     );
     assert_token_nowhere(ws.path());
+}
+
+#[test]
+fn a_slow_telegram_does_not_hold_up_the_stop_and_the_notification_survives_it() {
+    let fake = FakeTelegram::start(TOKEN);
+    let mut ws = bot_ws(&fake, &ADA.to_string());
+    ws.set_env(&[("TELEGRAM_CHAT_ID", "-100123")]);
+    ws.start();
+    // The first notification's send hangs far longer than the stop waits.
+    fake.delay("sendMessage", 1, Duration::from_secs(300));
+    ws.drop_task("slow.task.md", &common::task("slow", "high", "success"));
+    wait_result(&ws, "slow");
+    fake.wait_received("sendMessage");
+    ws.stop();
+    // The daemon stopped while Telegram still held the request unanswered.
+    assert!(fake.calls_of("sendMessage").is_empty());
+    let log = std::fs::read_to_string(ws.path().join("logs/orchestrator.log")).unwrap();
+    assert!(
+        log.contains("the notification of task slow was not sent before the stop"),
+        "{log}"
+    );
+    ws.start();
+    let note = fake.wait_call("sendMessage", "the kept notification", |c| {
+        c.status == 200 && c.body["chat_id"] == -100_123
+    });
+    assert!(text(&note).contains("<b>Task slow</b>"), "{}", text(&note));
+    ws.wait_for(
+        || ws.files_in(".orca/telegram-outbox").is_empty(),
+        "the kept notification gone",
+    );
+    ws.stop();
 }
 
 #[test]

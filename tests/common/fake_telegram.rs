@@ -28,7 +28,11 @@ struct State {
     next_message: HashMap<i64, i64>,
     /// (method, status, description, retry_after) answered to the next calls of `method`.
     failures: VecDeque<(String, u16, String, Option<u64>)>,
+    /// (method, wait) before answering the next calls of `method`.
+    delays: VecDeque<(String, Duration)>,
     raw_paths: Vec<String>,
+    /// The method of every request received, answered or not yet.
+    received: Vec<String>,
 }
 
 struct Shared {
@@ -90,6 +94,31 @@ impl FakeTelegram {
                 description.to_owned(),
                 retry_after,
             ));
+        }
+    }
+
+    /// The next `n` calls of `method` are answered only after `wait`.
+    pub fn delay(&self, method: &str, n: usize, wait: Duration) {
+        let mut st = self.shared.state.lock().unwrap();
+        for _ in 0..n {
+            st.delays.push_back((method.to_owned(), wait));
+        }
+    }
+
+    /// Waits until a request for `method` has arrived (answered or not).
+    pub fn wait_received(&self, method: &str) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !self
+            .shared
+            .state
+            .lock()
+            .unwrap()
+            .received
+            .iter()
+            .any(|m| m == method)
+        {
+            assert!(Instant::now() < deadline, "no {method} request arrived");
+            std::thread::sleep(Duration::from_millis(25));
         }
     }
 
@@ -364,7 +393,11 @@ fn route(s: &Shared, path: &str, body: Value) -> (u16, Value) {
     let mut segs = path.trim_start_matches('/').splitn(2, '/');
     let bot = segs.next().unwrap_or("");
     let method = segs.next().unwrap_or("").to_owned();
-    s.state.lock().unwrap().raw_paths.push(path.to_owned());
+    {
+        let mut st = s.state.lock().unwrap();
+        st.raw_paths.push(path.to_owned());
+        st.received.push(method.clone());
+    }
     let (status, answer) = if bot.strip_prefix("bot") != Some(s.token.as_str()) {
         error(401, "Unauthorized", None)
     } else {
@@ -380,6 +413,14 @@ fn route(s: &Shared, path: &str, body: Value) -> (u16, Value) {
 }
 
 fn answer(s: &Shared, method: &str, body: &Value) -> (u16, Value) {
+    let delay = {
+        let mut st = s.state.lock().unwrap();
+        let i = st.delays.iter().position(|d| d.0 == method);
+        i.and_then(|i| st.delays.remove(i)).map(|d| d.1)
+    };
+    if let Some(wait) = delay {
+        std::thread::sleep(wait);
+    }
     {
         let mut st = s.state.lock().unwrap();
         if let Some(i) = st.failures.iter().position(|f| f.0 == method) {
