@@ -165,6 +165,7 @@ fn run_agent(
         claimed_by_workers: AtomicBool::new(false),
         own_folders: orca_folders(&ws).into(),
         mediator,
+        telegram: std::sync::OnceLock::new(),
         ws,
     });
     // Whatever an agent starts and detaches is re-parented here, to be ended with its
@@ -203,6 +204,8 @@ pub(super) struct Daemon {
     pub(super) own_folders: Arc<[std::path::PathBuf]>,
     /// LLM mediation (routing, summaries), or the rules (see [`super::mediation`]).
     pub(super) mediator: Arc<crate::mediate::service::Mediator>,
+    /// The Telegram bot, when TELEGRAM_BOT_TOKEN is set (reloads reach it; the stop drains it).
+    pub(super) telegram: std::sync::OnceLock<crate::telegram::Handle>,
 }
 
 fn config_stamp(ws: &Workspace) -> Vec<Option<SystemTime>> {
@@ -251,12 +254,15 @@ impl Daemon {
         self.publish_settings(&cfg);
         self.start_mediation();
         // The Telegram bot, when TELEGRAM_BOT_TOKEN is set (it ends with the runtime).
-        let _telegram = crate::telegram::start(
+        if let Some(bot) = crate::telegram::start(
             Arc::clone(&cfg),
+            self.current_agent(),
             self.ws.clone(),
             Arc::clone(&self.store),
             self.events.clone(),
-        );
+        ) {
+            let _ = self.telegram.set(bot);
+        }
 
         // Start-up repair: runs cut off by a crash go back to the queue (their agents, if
         // they outlived the crash, are stopped first); finished tasks whose artifacts or
@@ -529,6 +535,10 @@ impl Daemon {
             Ok(new) => {
                 let mut changed = Vec::new();
                 if let Ok(mut cur) = self.cfg.write() {
+                    let later = cur.restart_required_changes(&new);
+                    if !later.is_empty() {
+                        tracing::warn!(?later, "changed settings that take effect only when `orca run` is restarted ({why})");
+                    }
                     changed = cur.reloadable_changes(&new);
                     if changed.is_empty() {
                         return;
@@ -544,6 +554,9 @@ impl Daemon {
                     crate::logging::set_level(new.log_level);
                 }
                 self.publish_settings(&self.cfg());
+                if let Some(bot) = self.telegram.get() {
+                    bot.reconfigure(self.cfg(), self.current_agent());
+                }
                 tracing::info!(?changed, "configuration reloaded ({why})");
                 self.events
                     .publish(Event::daemon(EventKind::ConfigReloaded {
@@ -706,6 +719,9 @@ impl Daemon {
             }
         }
         self.wait_for_mediation().await;
+        if let Some(bot) = self.telegram.get() {
+            bot.drain(crate::telegram::DRAIN_WITHIN).await;
+        }
         if let Err(e) = self.store.flush() {
             tracing::error!("cannot record finished tasks as finalized (the next start does): {e}");
         }
