@@ -590,6 +590,36 @@ fn finalize_flow() {
     );
 }
 
+/// What crash recovery asks instead of reading the event log: whether a finalize step's
+/// event is out, per task, attempt and event; noted once however often, seen by another
+/// connection.
+#[test]
+fn logged_events_are_noted_per_task_attempt_and_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    assert!(!s.was_logged("a", 1, "task_archived").unwrap());
+    s.mark_logged(&[("a", 1, "artifacts_written"), ("a", 1, "task_archived")])
+        .unwrap();
+    s.mark_logged(&[("a", 1, "task_archived"), ("b", 2, "task_archived")])
+        .unwrap();
+    s.mark_logged(&[]).unwrap();
+    let other = open(dir.path());
+    for (id, attempt, event, want) in [
+        ("a", 1, "artifacts_written", true),
+        ("a", 1, "task_archived", true),
+        ("a", 2, "task_archived", false),
+        ("b", 2, "task_archived", true),
+        ("b", 2, "artifacts_written", false),
+        ("c", 1, "task_archived", false),
+    ] {
+        assert_eq!(
+            other.was_logged(id, attempt, event).unwrap(),
+            want,
+            "{id} {attempt} {event}"
+        );
+    }
+}
+
 #[test]
 fn recover_after_a_simulated_crash() {
     let dir = tempfile::tempdir().unwrap();
@@ -1391,9 +1421,11 @@ fn a_lasting_claim_error_is_logged_with_backoff_not_on_every_tick() {
     // dozen identical lines; now the first, then one after 1 s and one after 3 s at most.
     std::thread::sleep(Duration::from_secs(3));
     let n = claim_errors();
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
     let st = child.wait().unwrap();
     assert_eq!(st.code(), Some(0));
     let log = std::fs::read_to_string(&log_path).unwrap();

@@ -40,11 +40,18 @@ pub fn children_of(pid: i32) -> Vec<i32> {
 
 /// Whether process `pid`'s environment has `var=value`.
 pub fn has_env(pid: i32, var: &str, value: &str) -> bool {
+    has_envs(pid, &[(var, value)])
+}
+
+/// Whether process `pid`'s environment has every one of `vars` (`var=value`).
+pub fn has_envs(pid: i32, vars: &[(&str, &str)]) -> bool {
     let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
         return false;
     };
-    let want = format!("{var}={value}");
-    env.split(|b| *b == 0).any(|v| v == want.as_bytes())
+    vars.iter().all(|(var, value)| {
+        let want = format!("{var}={value}");
+        env.split(|b| *b == 0).any(|v| v == want.as_bytes())
+    })
 }
 
 /// Kills (SIGKILL) every child of this process marked with `mark`, with all its

@@ -755,6 +755,34 @@ impl Store for PostgresStore {
         })
     }
 
+    fn mark_logged(&self, events: &[(&str, u32, &str)]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| {
+            for (id, attempt, event) in events {
+                let attempt = i32::try_from(*attempt).unwrap_or(i32::MAX);
+                // `query`, not `execute`: a note for recovery is no change other commands
+                // or nodes need to hear of.
+                tx.query(
+                    "INSERT INTO orca_logged (task_id, attempt, event) VALUES ($1, $2, $3) \
+                     ON CONFLICT DO NOTHING",
+                    &[id, &attempt, event],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn was_logged(&self, id: &str, attempt: u32, event: &str) -> Result<bool, StoreError> {
+        let attempt = i32::try_from(attempt).unwrap_or(i32::MAX);
+        let rows = self.read(
+            "SELECT 1 FROM orca_logged WHERE task_id = $1 AND attempt = $2 AND event = $3",
+            &[&id, &attempt, &event],
+        )?;
+        Ok(!rows.is_empty())
+    }
+
     fn put_meta(&self, key: &str, value: &serde_json::Value) -> Result<(), StoreError> {
         let (text, now) = (value.to_string(), crate::clock::now_ms());
         self.write(|tx| {
