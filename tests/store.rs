@@ -618,6 +618,13 @@ fn logged_events_are_noted_per_task_attempt_and_event() {
             "{id} {attempt} {event}"
         );
     }
+    // `orca retry` starts a new life: a task cancelled while queued finalizes as attempt 0
+    // again, and its steps are not out yet.
+    s.mark_logged(&[("q", 0, "artifacts_written")]).unwrap();
+    s.enqueue(new_task("q", Priority::Medium)).unwrap();
+    s.request_cancel("q", T0).unwrap();
+    s.retry("q", T0 + 1).unwrap();
+    assert!(!s.was_logged("q", 0, "artifacts_written").unwrap());
 }
 
 #[test]

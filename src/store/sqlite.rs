@@ -1248,6 +1248,11 @@ impl Store for SqliteStore {
                  lease_expires_ms = NULL, max_retries = attempts + retry_budget \
                  WHERE id = ?1 RETURNING {COLS}"
             );
+            // A new life: its finalize steps are not out yet (a task that never ran
+            // finalizes as attempt 0 again).
+            tx.prepare_cached("DELETE FROM logged WHERE task_id = ?1")
+                .and_then(|mut s| s.execute([id]))
+                .map_err(e)?;
             tx.prepare_cached(&sql)
                 .and_then(|mut s| s.query_row([id], record))
                 .map_err(e)

@@ -705,6 +705,9 @@ impl Store for PostgresStore {
                 Some(_) => {}
             }
             let rows = tx.write_query(SQL, &[&id])?;
+            // A new life: its finalize steps are not out yet (a task that never ran
+            // finalizes as attempt 0 again).
+            tx.query("DELETE FROM orca_logged WHERE task_id = $1", &[&id])?;
             match rows.first() {
                 Some(r) => rows::record(&self.db, r),
                 None => Err(StoreError::NotFound(id.to_owned())),
