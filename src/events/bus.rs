@@ -374,7 +374,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("events.ndjson");
         let bus = EventBus::open_log(path.clone(), 1 << 20, 2).unwrap();
-        let heard: Arc<Mutex<Vec<(String, u32, String, bool)>>> = Arc::default();
+        /// (task, attempt, event, whether its line was in the file already).
+        type Heard = Vec<(String, u32, String, bool)>;
+        let heard: Arc<Mutex<Heard>> = Arc::default();
         let h = Arc::clone(&heard);
         let p = path.clone();
         bus.set_ledger(Box::new(move |marks| {
