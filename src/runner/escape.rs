@@ -38,6 +38,39 @@ pub fn children_of(pid: i32) -> Vec<i32> {
     out
 }
 
+/// The agents started by [`super::spawn::spawn`] and not reaped yet, by pid. While a pid is
+/// here it names that agent (a pid is reused only once reaped, and it leaves this set first,
+/// under the same lock as the reap), so the sweep skips it without reading its `/proc`
+/// files: its own supervisor ends it. Everything else among the children is looked at.
+static AGENTS: std::sync::Mutex<std::collections::BTreeSet<i32>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+fn agents() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<i32>> {
+    AGENTS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Notes a just-started, unreaped agent (see [`AGENTS`]).
+pub(super) fn agent_started(pid: i32) {
+    agents().insert(pid);
+}
+
+/// Runs `reap` (a wait for agent `pid`) with the agent out of [`AGENTS`] when it returns
+/// true (reaped): no sweep sees the pid listed once it may name another process.
+pub(super) fn reaping<T>(pid: i32, reap: impl FnOnce() -> (T, bool)) -> T {
+    let mut set = agents();
+    let (out, reaped) = reap();
+    if reaped {
+        set.remove(&pid);
+    }
+    out
+}
+
+/// Forgets agent `pid` before it is reaped elsewhere (forgetting early only costs the
+/// sweep a closer look).
+pub(super) fn agent_forgotten(pid: i32) {
+    agents().remove(&pid);
+}
+
 /// Whether process `pid`'s environment has `var=value`.
 pub fn has_env(pid: i32, var: &str, value: &str) -> bool {
     has_envs(pid, &[(var, value)])
@@ -61,7 +94,12 @@ pub fn kill_marked(mark: &str) {
     let me = getpid().as_raw();
     let own_sid = getsid(None).map(Pid::as_raw).unwrap_or(-1);
     let own_pgid = getpgrp().as_raw();
-    for child in children_of(me) {
+    let mut children = children_of(me);
+    {
+        let known = agents();
+        children.retain(|c| !known.contains(c));
+    }
+    for child in children {
         let Some(info) = proc_info(child) else {
             continue;
         };

@@ -234,22 +234,28 @@ impl Daemon {
         let remove = crate::runner::agent_env::withheld(cfg);
         let d = dir.to_path_buf();
         let rx = cancel.clone();
-        let (checks, git, cancelled) = tokio::task::spawn_blocking(move || {
-            let is_cancelled = move || *rx.borrow();
-            let checks = if run {
-                crate::verify::check::run_checks(&criteria, &d, timeout, &remove, &is_cancelled)
-            } else {
-                Vec::new()
-            };
-            let cancelled = run && is_cancelled();
-            (
-                checks,
-                git_base.map(|b| crate::verify::git::info(b, &d)),
-                cancelled,
-            )
-        })
-        .await
-        .unwrap_or_default();
+        // Nothing to run and no repository: no trip to a blocking thread.
+        let idle = (!run || criteria.is_empty()) && git_base.is_none();
+        let (checks, git, cancelled) = if idle {
+            (Vec::new(), None, false)
+        } else {
+            tokio::task::spawn_blocking(move || {
+                let is_cancelled = move || *rx.borrow();
+                let checks = if run {
+                    crate::verify::check::run_checks(&criteria, &d, timeout, &remove, &is_cancelled)
+                } else {
+                    Vec::new()
+                };
+                let cancelled = run && is_cancelled();
+                (
+                    checks,
+                    git_base.map(|b| crate::verify::git::info(b, &d)),
+                    cancelled,
+                )
+            })
+            .await
+            .unwrap_or_default()
+        };
         for c in &checks {
             self.events.publish(Event::attempt(
                 &rec.id,
