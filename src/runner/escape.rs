@@ -71,6 +71,21 @@ pub(super) fn agent_forgotten(pid: i32) {
     agents().remove(&pid);
 }
 
+/// The children of this process's main thread, where the kernel puts what it re-parents to
+/// a subreaper: to the first live thread of its thread group, which is the main thread
+/// while it lives (in `orca run` it runs the daemon until the end). Children of the other
+/// threads are the agents they started (see [`AGENTS`]) and commands their callers reap;
+/// one (`/proc/self/task/<pid>/children`) read instead of one per thread.
+fn adopted_children() -> Vec<i32> {
+    let me = getpid().as_raw();
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")) else {
+        return children_of(me);
+    };
+    text.split_whitespace()
+        .filter_map(|p| p.parse::<i32>().ok())
+        .collect()
+}
+
 /// Whether process `pid`'s environment has `var=value`.
 pub fn has_env(pid: i32, var: &str, value: &str) -> bool {
     has_envs(pid, &[(var, value)])
@@ -91,10 +106,9 @@ pub fn has_envs(pid: i32, vars: &[(&str, &str)]) -> bool {
 /// descendants, and reaps them; reaps orphans that already ended. Cheap when nothing
 /// escaped: it reads this process's children lists and each child's environment.
 pub fn kill_marked(mark: &str) {
-    let me = getpid().as_raw();
     let own_sid = getsid(None).map(Pid::as_raw).unwrap_or(-1);
     let own_pgid = getpgrp().as_raw();
-    let mut children = children_of(me);
+    let mut children = adopted_children();
     {
         let known = agents();
         children.retain(|c| !known.contains(c));
