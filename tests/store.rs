@@ -590,43 +590,6 @@ fn finalize_flow() {
     );
 }
 
-/// What crash recovery asks instead of reading the event log: whether a finalize step's
-/// event is out, per task, attempt and event; noted once however often, seen by another
-/// connection.
-#[test]
-fn logged_events_are_noted_per_task_attempt_and_event() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(dir.path());
-    assert!(!s.was_logged("a", 1, "task_archived").unwrap());
-    s.mark_logged(&[("a", 1, "artifacts_written"), ("a", 1, "task_archived")])
-        .unwrap();
-    s.mark_logged(&[("a", 1, "task_archived"), ("b", 2, "task_archived")])
-        .unwrap();
-    s.mark_logged(&[]).unwrap();
-    let other = open(dir.path());
-    for (id, attempt, event, want) in [
-        ("a", 1, "artifacts_written", true),
-        ("a", 1, "task_archived", true),
-        ("a", 2, "task_archived", false),
-        ("b", 2, "task_archived", true),
-        ("b", 2, "artifacts_written", false),
-        ("c", 1, "task_archived", false),
-    ] {
-        assert_eq!(
-            other.was_logged(id, attempt, event).unwrap(),
-            want,
-            "{id} {attempt} {event}"
-        );
-    }
-    // `orca retry` starts a new life: a task cancelled while queued finalizes as attempt 0
-    // again, and its steps are not out yet.
-    s.mark_logged(&[("q", 0, "artifacts_written")]).unwrap();
-    s.enqueue(new_task("q", Priority::Medium)).unwrap();
-    s.request_cancel("q", T0).unwrap();
-    s.retry("q", T0 + 1).unwrap();
-    assert!(!s.was_logged("q", 0, "artifacts_written").unwrap());
-}
-
 #[test]
 fn recover_after_a_simulated_crash() {
     let dir = tempfile::tempdir().unwrap();

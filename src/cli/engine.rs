@@ -80,16 +80,7 @@ fn open(root: &Path, flags: &[(String, String)], access: Access) -> Result<Ctx, 
     let events = match access {
         Access::ReadOnly => None,
         Access::Write => {
-            let events =
-                EventBus::open_log(ws.events_file(), cfg.events_max_bytes, cfg.events_files).ok();
-            // A finalize done here (a queued task cancelled) notes its steps' events in the
-            // store, as the daemon's do.
-            if let Some(e) = &events {
-                e.set_ledger(crate::scheduler::finalize::ledger(std::sync::Arc::clone(
-                    &store,
-                )));
-            }
-            events
+            EventBus::open_log(ws.events_file(), cfg.events_max_bytes, cfg.events_files).ok()
         }
     };
     Ok(Ctx {

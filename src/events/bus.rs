@@ -31,13 +31,6 @@ pub const SUBSCRIBER_BACKLOG: usize = 1024;
 /// not stop the daemon for good; what is late is still written, just later).
 const FLUSH_LIMIT: Duration = Duration::from_secs(5);
 
-/// Where the log's writer notes, just before a batch goes out, the events in it that crash
-/// recovery asks about ([`Event::recovery_mark`]: task, attempt, name). The daemon points it
-/// at the store, so that a restart asks the store, never the log, whether a step's event is
-/// out. A crash between the note and the write (no await, no lock between them) would lose
-/// the line; one after the write and before a later store write cannot repeat it.
-pub type Ledger = Box<dyn Fn(&[(&str, u32, &str)]) + Send + Sync>;
-
 /// An event as published: its place in the order of the bus and when it happened.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stamped {
@@ -140,8 +133,6 @@ struct Log {
     tx: Mutex<Option<mpsc::Sender<Vec<Arc<Stamped>>>>>,
     /// The highest sequence number written (or given up on), and its wake-up.
     written: Arc<(Mutex<u64>, Condvar)>,
-    /// Set once by [`EventBus::set_ledger`]; read by the log's thread.
-    ledger: Arc<std::sync::OnceLock<Ledger>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -193,17 +184,6 @@ impl EventBus {
     /// The log file this bus writes to, if any.
     pub fn log_path(&self) -> Option<&std::path::Path> {
         self.inner.log.as_ref().map(|l| l.path.as_path())
-    }
-
-    /// Has the log's writer note the events recovery asks about in `ledger` just before
-    /// their lines are written (see [`Ledger`]). Set it before publishing such events; once
-    /// (a second call is ignored). Without a log there is nothing to note.
-    pub fn set_ledger(&self, ledger: Ledger) {
-        if let Some(log) = &self.inner.log {
-            if log.ledger.set(ledger).is_err() {
-                tracing::warn!("the event log's ledger was set twice; the first one stays");
-            }
-        }
     }
 
     /// Publishes one event. Never waits for the disk or a subscriber.
@@ -305,8 +285,6 @@ fn start_log_thread(mut file: NdjsonFile) -> std::io::Result<Log> {
     let (tx, rx) = mpsc::channel::<Vec<Arc<Stamped>>>();
     let written = Arc::new((Mutex::new(0u64), Condvar::new()));
     let done = Arc::clone(&written);
-    let ledger: Arc<std::sync::OnceLock<Ledger>> = Arc::default();
-    let noted = Arc::clone(&ledger);
     let path = file.path().to_path_buf();
     let thread = std::thread::Builder::new()
         .name("orca-events".into())
@@ -330,16 +308,6 @@ fn start_log_thread(mut file: NdjsonFile) -> std::io::Result<Log> {
                     last = e.seq;
                     names.push(e.event.name());
                 }
-                if let Some(note) = noted.get() {
-                    let marks: Vec<(&str, u32, &str)> = queued
-                        .iter()
-                        .flatten()
-                        .filter_map(|e| e.event.recovery_mark())
-                        .collect();
-                    if !marks.is_empty() {
-                        note(&marks);
-                    }
-                }
                 if let Err(e) = file.write_lines(text.as_bytes()) {
                     names.dedup();
                     tracing::warn!(
@@ -357,64 +325,6 @@ fn start_log_thread(mut file: NdjsonFile) -> std::io::Result<Log> {
         path,
         tx: Mutex::new(Some(tx)),
         written,
-        ledger,
         thread: Mutex::new(Some(thread)),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::events::EventKind;
-
-    /// The ledger hears of the finalize steps' events (and of nothing else), each before its
-    /// line is in the file.
-    #[test]
-    fn the_ledger_hears_of_recovery_events_before_their_lines_are_written() {
-        let d = tempfile::tempdir().unwrap();
-        let path = d.path().join("events.ndjson");
-        let bus = EventBus::open_log(path.clone(), 1 << 20, 2).unwrap();
-        /// (task, attempt, event, whether its line was in the file already).
-        type Heard = Vec<(String, u32, String, bool)>;
-        let heard: Arc<Mutex<Heard>> = Arc::default();
-        let h = Arc::clone(&heard);
-        let p = path.clone();
-        bus.set_ledger(Box::new(move |marks| {
-            let text = std::fs::read_to_string(&p).unwrap_or_default();
-            for (id, attempt, event) in marks {
-                let line_out =
-                    text.contains(&format!("\"event\":\"{event}\",\"task_id\":\"{id}\""));
-                lock(&h).push((id.to_string(), *attempt, event.to_string(), line_out));
-            }
-        }));
-        let archived = EventKind::TaskArchived {
-            from: "tasks/a.task.md".into(),
-            to: "tasks/processed/a.task.md".into(),
-        };
-        bus.publish_all(vec![
-            Event::attempt(
-                "a",
-                1,
-                EventKind::ArtifactsWritten {
-                    result: "r".into(),
-                    status: "succeeded".into(),
-                    summary: "s".into(),
-                },
-            ),
-            Event::attempt("a", 1, archived.clone()),
-        ]);
-        bus.publish(Event::daemon(EventKind::DaemonStopped { pid: 1 }));
-        // Not about one attempt: recovery never asks of it.
-        bus.publish(Event::task("b", archived));
-        bus.flush();
-        assert_eq!(
-            *lock(&heard),
-            [
-                ("a".into(), 1, "artifacts_written".into(), false),
-                ("a".into(), 1, "task_archived".into(), false),
-            ]
-        );
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text.lines().count(), 4, "{text}");
-    }
 }

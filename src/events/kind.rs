@@ -51,20 +51,6 @@ impl Event {
     pub fn name(&self) -> &'static str {
         self.kind.name()
     }
-
-    /// (task, attempt, name) when crash recovery asks whether this event is out (the
-    /// finalize steps `artifacts_written` and `task_archived`): the log's writer notes those
-    /// in the store just before their lines go out ([`super::EventBus::set_ledger`]).
-    pub fn recovery_mark(&self) -> Option<(&str, u32, &'static str)> {
-        match (&self.kind, &self.task_id, self.attempt) {
-            (
-                EventKind::ArtifactsWritten { .. } | EventKind::TaskArchived { .. },
-                Some(id),
-                Some(attempt),
-            ) => Some((id.as_str(), attempt, self.name())),
-            _ => None,
-        }
-    }
 }
 
 /// Who an agent event is about (`agent` field; "claude" today).

@@ -66,9 +66,9 @@ pub mod ndjson;
 pub mod read;
 pub mod render;
 
-pub use bus::{Closed, EventBus, Ledger, Notice, Stamped, Subscriber, SUBSCRIBER_BACKLOG};
+pub use bus::{Closed, EventBus, Notice, Stamped, Subscriber, SUBSCRIBER_BACKLOG};
 pub use kind::{Event, EventKind, AGENT_CLAUDE};
-pub use ndjson::{format_line, rotated_name};
+pub use ndjson::{format_line, rotated_name, LOGGED_SCAN_BYTES};
 pub use read::{follow, log_files, read_events, tail, Follow, RawEvent, TailRead};
 
 /// The event names of DESIGN §9.
@@ -125,6 +125,22 @@ pub mod names {
         WORKTREE_CREATED,
         LLM_FALLBACK,
     ];
+}
+
+impl EventBus {
+    /// Whether the last [`LOGGED_SCAN_BYTES`] of this bus's log file hold event `event` of
+    /// this task and attempt (false without a log). For crash recovery: whether a step's
+    /// event went out before the crash. Flushes first. The one place that reads the log
+    /// back: a fact written to a second medium (the store) after the line would leave a
+    /// window in which the line is out and the store does not know it, so exactly one
+    /// `task_archived` per task across crashes needs the log's own word.
+    pub fn logged(&self, task_id: &str, attempt: Option<u32>, event: &str) -> bool {
+        self.flush();
+        match self.log_path() {
+            Some(p) => ndjson::logged(p, task_id, attempt, event),
+            None => false,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,11 @@ use std::time::{Duration, Instant};
 use super::kind::Event;
 use crate::value_text::push_json_str;
 
+/// How much of the end of the log [`logged`] reads: several times what a burst writes in
+/// the quarter second a finalize marker may wait (about 1.5 KiB of events per task), and
+/// small, as a restart after a crash reads it once per task it finalizes again.
+pub const LOGGED_SCAN_BYTES: u64 = 2 << 20;
+
 /// How often the writer checks that nobody else (another `orca` process) rotated the file.
 const REOPEN_CHECK: Duration = Duration::from_secs(1);
 
@@ -303,7 +308,7 @@ pub fn rotated_name(path: &Path, n: u32) -> PathBuf {
 }
 
 /// The keys every line has after `ts`, in their order: `,"event":..` and, when given,
-/// `,"task_id":..` and `,"attempt":..`.
+/// `,"task_id":..` and `,"attempt":..` (also what [`logged`] looks for).
 fn push_standard_keys(out: &mut String, event: &str, task_id: Option<&str>, attempt: Option<u32>) {
     out.push_str(",\"event\":");
     push_json_str(out, event);
@@ -349,6 +354,27 @@ pub fn format_line(ts: &str, event: &Event) -> String {
     let mut out = String::with_capacity(160);
     push_line(&mut out, ts, event);
     out
+}
+
+/// Whether the last [`LOGGED_SCAN_BYTES`] of the log file at `path` hold event `event` of
+/// this task and attempt. For crash recovery, which must know whether a step's event went
+/// out before the crash; a log rotated since is not read.
+pub fn logged(path: &Path, task_id: &str, attempt: Option<u32>, event: &str) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut pattern = String::new();
+    push_standard_keys(&mut pattern, event, Some(task_id), attempt);
+    let Ok(mut file) = File::open(path) else {
+        return false;
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(LOGGED_SCAN_BYTES);
+    let mut tail = Vec::new();
+    if file.seek(SeekFrom::Start(start)).is_err() || file.read_to_end(&mut tail).is_err() {
+        return false;
+    }
+    // The key ends where the next one, or the line's object, starts.
+    memchr::memmem::find_iter(&tail, pattern.as_bytes())
+        .any(|at| matches!(tail.get(at + pattern.len()), Some(b',' | b'}')))
 }
 
 #[cfg(test)]
@@ -410,6 +436,56 @@ mod tests {
             want.push_str("}\n");
             assert_eq!(line, want, "{}", e.name());
         }
+    }
+
+    #[test]
+    fn logged_finds_an_event_of_that_task_and_attempt_only() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("events.ndjson");
+        let mut log = NdjsonFile::open(path.clone(), 1 << 30, 2).unwrap();
+        let archived = |a| {
+            Event::attempt(
+                "c10",
+                a,
+                EventKind::TaskArchived {
+                    from: "x".into(),
+                    to: "y".into(),
+                },
+            )
+        };
+        log.write_lines(format_line("t", &archived(2)).as_bytes())
+            .unwrap();
+        let queued = Event::task(
+            "c1",
+            EventKind::Queued {
+                by: None,
+                priority: "high".into(),
+                retry: None,
+                seq: Some(1),
+            },
+        );
+        log.write_lines(format_line("t", &queued).as_bytes())
+            .unwrap();
+        assert!(logged(&path, "c10", Some(2), "task_archived"));
+        assert!(!logged(&path, "c10", Some(1), "task_archived"), "attempt");
+        assert!(!logged(&path, "c1", Some(2), "task_archived"), "prefix id");
+        assert!(!logged(&path, "c10", Some(2), "task_archive"), "prefix");
+        assert!(logged(&path, "c1", None, "queued"));
+        // Only the end of the log is read.
+        let filler = format!(
+            "{{\"ts\":\"t\",\"event\":\"x\",\"text\":\"{}\"}}\n",
+            "x".repeat(1 << 20)
+        );
+        for _ in 0..(LOGGED_SCAN_BYTES >> 20) + 1 {
+            log.write_lines(filler.as_bytes()).unwrap();
+        }
+        assert!(!logged(&path, "c10", Some(2), "task_archived"));
+        assert!(!logged(
+            &d.path().join("none"),
+            "c10",
+            Some(2),
+            "task_archived"
+        ));
     }
 
     /// A file that takes `room` bytes and then fails as a full disk does.

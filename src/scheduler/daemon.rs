@@ -134,8 +134,6 @@ fn run_agent(
             return 1;
         }
     };
-    // Recovery asks the store, not the log, whether a finalize step's event is out.
-    events.set_ledger(super::finalize::ledger(Arc::clone(&store)));
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

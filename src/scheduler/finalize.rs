@@ -393,12 +393,6 @@ fn finalize_known(
                 return Err(e.into());
             }
         };
-        // A restart whose first finalize got its artifacts' events out (the store says so,
-        // see [`ledger`]) does not log them again.
-        let out = run.is_none() && {
-            events.flush();
-            store.was_logged(&rec.id, attempt, crate::events::names::ARTIFACTS_WRITTEN)?
-        };
         written = vec![
             validated,
             EventKind::Summarized {
@@ -414,9 +408,6 @@ fn finalize_known(
                 summary: rel(ws, &summary_path),
             },
         ];
-        if out {
-            written.clear();
-        }
     }
     let archived_to = if src_exists {
         // The artifacts' events and the move's go out in one write. Cut off before it, a
@@ -440,15 +431,11 @@ fn finalize_known(
         // A finalize cut off after its archive move (a SIGKILL that lands during the rename
         // takes effect once the rename is done) may not have logged the move: log it now,
         // unless it did. The move was this attempt's when the store has no archive path yet.
-        // Whether it did is asked of the store: the log's writer notes the event there just
-        // before its line goes out ([`ledger`]); the finalize marker itself is deferred, so
-        // a move logged just before the crash and one cut off before its event leave the
-        // tasks and the files in the same state.
+        // Whether it did is asked of the log itself: a move logged just before the crash and
+        // one cut off before its event leave the store and the files in the same state (the
+        // finalize marker is deferred), so only the log can tell them apart.
         let moved = rec.archived_to.is_none() && !to.is_empty() && ws.root.join(&to).is_file();
-        if moved && {
-            events.flush();
-            !store.was_logged(&rec.id, attempt, crate::events::names::TASK_ARCHIVED)?
-        } {
+        if moved && !events.logged(&rec.id, Some(attempt), "task_archived") {
             events.publish(Event::attempt(
                 &rec.id,
                 attempt,
@@ -477,21 +464,6 @@ fn finalize_known(
         "task finished"
     );
     Ok(())
-}
-
-/// What the event log's writer calls just before a batch goes out (see
-/// [`crate::events::Ledger`]): the finalize steps' events in it are noted in `store`, where a
-/// restart asks whether they are out. A store that cannot be written is logged; the lines
-/// still go out (a restart may then log such a step again: repeated, never lost).
-pub fn ledger(store: std::sync::Arc<dyn Store>) -> crate::events::Ledger {
-    Box::new(move |marks| {
-        if let Err(e) = store.mark_logged(marks) {
-            tracing::warn!(
-                "cannot note {} finalize event(s) in the store: {e}; a restart may log them again",
-                marks.len()
-            );
-        }
-    })
 }
 
 /// `kinds` as events of attempt `attempt` of task `id`.
@@ -592,28 +564,7 @@ mod tests {
         let ws = Workspace::new(dir.path());
         ws.create_all().unwrap();
         let events = EventBus::open_log(ws.events_file(), 1 << 20, 2).unwrap();
-        // As the daemon does: the log's writer notes the finalize steps' events in the store
-        // (its own connection, so that a test's "crash" of the other one leaves it).
-        let noted: std::sync::Arc<dyn Store> =
-            std::sync::Arc::new(SqliteStore::open_in_workspace(&ws).unwrap());
-        events.set_ledger(ledger(noted));
         (dir, ws, events)
-    }
-
-    /// How many events of each finalize step task `t` has in the workspace's log, in the
-    /// order validated, summarized, artifacts_written, task_archived.
-    fn step_events(ws: &Workspace) -> [usize; 4] {
-        let text = std::fs::read_to_string(ws.events_file()).unwrap();
-        [
-            "validated",
-            "summarized",
-            "artifacts_written",
-            "task_archived",
-        ]
-        .map(|name| {
-            let key = format!("\"event\":\"{name}\",\"task_id\":\"t\"");
-            text.lines().filter(|l| l.contains(&key)).count()
-        })
     }
 
     /// Writes tasks/t.task.md and queues it as task `t`.
@@ -691,11 +642,19 @@ mod tests {
         let archived: Vec<_> = std::fs::read_dir(ws.processed()).unwrap().collect();
         assert_eq!(archived.len(), 1, "archived once");
         assert_eq!(
-            step_events(&ws),
-            [1; 4],
-            "every step was logged before the crash, once"
+            archive_events(&ws),
+            1,
+            "the move was logged before the crash, once"
         );
-        assert!(store.was_logged("t", 1, "task_archived").unwrap());
+    }
+
+    /// How many `task_archived` events of task `t` the workspace's log holds.
+    fn archive_events(ws: &Workspace) -> usize {
+        std::fs::read_to_string(ws.events_file())
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("\"event\":\"task_archived\",\"task_id\":\"t\""))
+            .count()
     }
 
     /// A finalize killed during its archive move (the rename completes, the process dies
@@ -721,11 +680,11 @@ mod tests {
             ws.processed().join("t.task.md"),
         )
         .unwrap();
-        assert_eq!(step_events(&ws), [0; 4]);
+        assert_eq!(archive_events(&ws), 0);
 
         let pending = store.pending_finalize().unwrap();
         finalize(&ws, &store, &events, &pending[0], None, None).unwrap();
-        assert_eq!(step_events(&ws), [1; 4], "none missing");
+        assert_eq!(archive_events(&ws), 1);
         let rec = store.get("t").unwrap().unwrap();
         assert!(rec.finalized);
         assert_eq!(
@@ -738,7 +697,7 @@ mod tests {
         again.artifacts_written = false;
         again.archived_to = None;
         finalize(&ws, &store, &events, &again, None, None).unwrap();
-        assert_eq!(step_events(&ws), [1; 4], "none repeated");
+        assert_eq!(archive_events(&ws), 1);
     }
 
     /// A finalize cut off after the result was written (before the store marked it) is
@@ -784,7 +743,6 @@ mod tests {
         );
         let summary = std::fs::read_to_string(ws.summary_file("t")).unwrap();
         assert!(summary.contains("All done here."), "{summary}");
-        assert_eq!(step_events(&ws), [1; 4]);
 
         // `orca retry`, and the new run's finalize is cut off before its result is written:
         // the old run's result file is not taken for the new run's.

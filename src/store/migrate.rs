@@ -8,7 +8,6 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_queue_index.sql"),
     include_str!("migrations/0003_meta.sql"),
-    include_str!("migrations/0004_logged.sql"),
 ];
 
 /// The schema version this build writes.

@@ -402,14 +402,6 @@ pub trait Store: Send + Sync {
     fn flush(&self) -> Result<(), StoreError> {
         Ok(())
     }
-    /// Notes that these events (task id, attempt, event name) are about to be in the event
-    /// log: the log's writer calls it just before the lines go out, so that crash recovery
-    /// asks the store, never the log, whether a step's event is out ([`Store::was_logged`]).
-    /// Idempotent.
-    fn mark_logged(&self, events: &[(&str, u32, &str)]) -> Result<(), StoreError>;
-    /// Whether event `event` of attempt `attempt` of task `id` was noted by
-    /// [`Store::mark_logged`].
-    fn was_logged(&self, id: &str, attempt: u32, event: &str) -> Result<bool, StoreError>;
     /// Final and not finalized (includes rejected records), by arrival.
     fn pending_finalize(&self) -> Result<Vec<TaskRecord>, StoreError>;
     fn get(&self, id: &str) -> Result<Option<TaskRecord>, StoreError>;

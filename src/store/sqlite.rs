@@ -1137,30 +1137,6 @@ impl Store for SqliteStore {
         self.flush_marks()
     }
 
-    fn mark_logged(&self, events: &[(&str, u32, &str)]) -> Result<(), StoreError> {
-        self.write(|conn| {
-            let mut stmt = conn
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO logged (task_id, attempt, event) VALUES (?1, ?2, ?3)",
-                )
-                .map_err(|e| self.err(e))?;
-            for (id, attempt, event) in events {
-                stmt.execute(params![id, attempt, event])
-                    .map_err(|e| self.err(e))?;
-            }
-            Ok(())
-        })
-    }
-
-    fn was_logged(&self, id: &str, attempt: u32, event: &str) -> Result<bool, StoreError> {
-        let conn = self.conn();
-        conn.prepare_cached(
-            "SELECT 1 FROM logged WHERE task_id = ?1 AND attempt = ?2 AND event = ?3",
-        )
-        .and_then(|mut s| s.exists(params![id, attempt, event]))
-        .map_err(|e| self.err(e))
-    }
-
     fn pending_finalize(&self) -> Result<Vec<TaskRecord>, StoreError> {
         let sql = format!(
             "SELECT {COLS} FROM tasks WHERE finalized = 0 \
@@ -1248,11 +1224,6 @@ impl Store for SqliteStore {
                  lease_expires_ms = NULL, max_retries = attempts + retry_budget \
                  WHERE id = ?1 RETURNING {COLS}"
             );
-            // A new life: its finalize steps are not out yet (a task that never ran
-            // finalizes as attempt 0 again).
-            tx.prepare_cached("DELETE FROM logged WHERE task_id = ?1")
-                .and_then(|mut s| s.execute([id]))
-                .map_err(e)?;
             tx.prepare_cached(&sql)
                 .and_then(|mut s| s.query_row([id], record))
                 .map_err(e)

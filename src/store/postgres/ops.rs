@@ -705,9 +705,6 @@ impl Store for PostgresStore {
                 Some(_) => {}
             }
             let rows = tx.write_query(SQL, &[&id])?;
-            // A new life: its finalize steps are not out yet (a task that never ran
-            // finalizes as attempt 0 again).
-            tx.query("DELETE FROM orca_logged WHERE task_id = $1", &[&id])?;
             match rows.first() {
                 Some(r) => rows::record(&self.db, r),
                 None => Err(StoreError::NotFound(id.to_owned())),
@@ -756,34 +753,6 @@ impl Store for PostgresStore {
             db: self.db.clone(),
             detail: detail.into(),
         })
-    }
-
-    fn mark_logged(&self, events: &[(&str, u32, &str)]) -> Result<(), StoreError> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        self.write(|tx| {
-            for (id, attempt, event) in events {
-                let attempt = i32::try_from(*attempt).unwrap_or(i32::MAX);
-                // `query`, not `execute`: a note for recovery is no change other commands
-                // or nodes need to hear of.
-                tx.query(
-                    "INSERT INTO orca_logged (task_id, attempt, event) VALUES ($1, $2, $3) \
-                     ON CONFLICT DO NOTHING",
-                    &[id, &attempt, event],
-                )?;
-            }
-            Ok(())
-        })
-    }
-
-    fn was_logged(&self, id: &str, attempt: u32, event: &str) -> Result<bool, StoreError> {
-        let attempt = i32::try_from(attempt).unwrap_or(i32::MAX);
-        let rows = self.read(
-            "SELECT 1 FROM orca_logged WHERE task_id = $1 AND attempt = $2 AND event = $3",
-            &[&id, &attempt, &event],
-        )?;
-        Ok(!rows.is_empty())
     }
 
     fn put_meta(&self, key: &str, value: &serde_json::Value) -> Result<(), StoreError> {

@@ -8,7 +8,6 @@ use postgres::Client;
 pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_meta.sql"),
-    include_str!("migrations/0003_logged.sql"),
 ];
 
 /// The schema version this build writes.
