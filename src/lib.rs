@@ -4,6 +4,16 @@
 //! Modules follow the data: `intake` -> `store` -> `scheduler` -> `runner` -> `artifacts`
 //! -> `events`; `task` is the file format, `config` the settings, `cli` the command line.
 
+// Linux is the one platform built and tested. What is Linux-only sits in one module per
+// concern, each behind `cfg(target_os = "linux")`: `runner::spawn` (pidfd),
+// `runner::process` and `runner::escape` (`/proc`, the child subreaper) and `intake::watch`
+// (inotify). A port to another system gives those modules a version of its own.
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "Orca runs on Linux only for now: a port replaces runner::spawn (pidfd), runner::process \
+     and runner::escape (/proc, subreaper) and intake::watch (inotify) for its system"
+);
+
 pub mod artifacts;
 pub mod cli;
 pub mod clock;

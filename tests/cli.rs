@@ -998,3 +998,29 @@ fn status_shows_the_running_daemons_settings() {
     assert_eq!(v["max_concurrent_tasks"], 1, "{v}");
     assert_eq!(v["settings_from"], "this shell", "{v}");
 }
+
+/// A database URL of a backend orca does not have (MySQL) is refused with exit 2 by `run`
+/// and the commands on the store alike: the message names the setting, its value with the
+/// password redacted, and the forms that work; nothing is created.
+#[test]
+fn an_unknown_database_url_is_refused_by_every_command() {
+    let ws = Ws::new();
+    std::fs::create_dir_all(ws.root.join("tasks")).unwrap();
+    for args in [&["run"][..], &["list"], &["status"], &["submit", "-p", "x"]] {
+        let err = stderr_of(
+            ws.orca(args)
+                .env("ORCA_DATABASE_URL", "mysql://u:PW@db/orca")
+                .env("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"),
+            2,
+        );
+        assert!(
+            err.contains("ORCA_DATABASE_URL")
+                && err.contains("mysql://u:<redacted>@db/orca")
+                && err.contains("sqlite:"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("PW@"), "{err}");
+    }
+    assert!(!ws.root.join("tasks").read_dir().unwrap().any(|_| true));
+    assert!(!ws.root.join(".orca").exists());
+}

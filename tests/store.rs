@@ -1391,9 +1391,11 @@ fn a_lasting_claim_error_is_logged_with_backoff_not_on_every_tick() {
     // dozen identical lines; now the first, then one after 1 s and one after 3 s at most.
     std::thread::sleep(Duration::from_secs(3));
     let n = claim_errors();
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
     let st = child.wait().unwrap();
     assert_eq!(st.code(), Some(0));
     let log = std::fs::read_to_string(&log_path).unwrap();

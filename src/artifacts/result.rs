@@ -4,6 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::store::TaskState;
 use crate::task::{Priority, TaskType};
 
 /// Current `schema_version`.
@@ -20,7 +21,32 @@ pub enum ResultStatus {
     Rejected,
 }
 
+/// The one map between the store's [`TaskState`] and the result's status: a final state
+/// and its status are the same word; `queued` and `running` have none.
 impl ResultStatus {
+    /// The status of a task in state `state`; None while it is queued or running.
+    pub fn of(state: TaskState) -> Option<ResultStatus> {
+        Some(match state {
+            TaskState::Succeeded => ResultStatus::Succeeded,
+            TaskState::Failed => ResultStatus::Failed,
+            TaskState::TimedOut => ResultStatus::TimedOut,
+            TaskState::Cancelled => ResultStatus::Cancelled,
+            TaskState::Rejected => ResultStatus::Rejected,
+            TaskState::Queued | TaskState::Running => return None,
+        })
+    }
+
+    /// The store state a task with this result is recorded in.
+    pub fn state(self) -> TaskState {
+        match self {
+            ResultStatus::Succeeded => TaskState::Succeeded,
+            ResultStatus::Failed => TaskState::Failed,
+            ResultStatus::TimedOut => TaskState::TimedOut,
+            ResultStatus::Cancelled => TaskState::Cancelled,
+            ResultStatus::Rejected => TaskState::Rejected,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ResultStatus::Succeeded => "succeeded",

@@ -340,12 +340,7 @@ fn agent_version(
         Ok(Ok(output)) => output,
         Ok(Err(e)) => return Err(format!("cannot read its output: {e}")),
         Err(_) => {
-            if let Ok(pid) = i32::try_from(pid) {
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
+            crate::runner::process::kill_group(pid);
             return Err(format!(
                 "`--version` did not answer within {} s",
                 timeout.as_secs()

@@ -492,12 +492,6 @@ fn resolve_path(root: &Path, text: &str, home: Option<&Path>) -> PathBuf {
 
 /// The machine's host name, for the default ORCA_NODE_ID.
 pub fn hostname() -> String {
-    if let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
-        let name = name.trim();
-        if !name.is_empty() {
-            return name.to_string();
-        }
-    }
     if let Ok(name) = nix::unistd::gethostname() {
         let name = name.to_string_lossy().trim().to_string();
         if !name.is_empty() {

@@ -36,6 +36,7 @@ use watch::{DirWatch, WatchEvent};
 
 pub mod ingest;
 mod names;
+#[cfg(target_os = "linux")]
 mod watch;
 
 /// A task file that is ready to be read.

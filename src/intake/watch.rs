@@ -237,6 +237,6 @@ mod tests {
         let file = dir.path().join("f");
         std::fs::write(&file, "").expect("write");
         let e = DirWatch::new(&file).expect_err("a file");
-        assert_eq!(e.raw_os_error(), Some(libc::ENOTDIR));
+        assert_eq!(e.raw_os_error(), Some(nix::errno::Errno::ENOTDIR as i32));
     }
 }

@@ -122,8 +122,9 @@ fn git_top(dir: &Path) -> Option<PathBuf> {
     top
 }
 
-/// [`git_top`] without the reuse: looks at the folder and its parents now.
-fn find_git_top(dir: &Path) -> Option<&Path> {
+/// [`git_top`] without the reuse: looks at the folder and its parents now (also for
+/// [`crate::verify::git::base`], which starts `git` only where this finds a `.git`).
+pub(crate) fn find_git_top(dir: &Path) -> Option<&Path> {
     dir.ancestors()
         .find(|a| std::fs::symlink_metadata(a.join(".git")).is_ok())
 }

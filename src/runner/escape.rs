@@ -38,23 +38,82 @@ pub fn children_of(pid: i32) -> Vec<i32> {
     out
 }
 
+/// The agents started by [`super::spawn::spawn`] and not reaped yet, by pid. While a pid is
+/// here it names that agent (a pid is reused only once reaped, and it leaves this set first,
+/// under the same lock as the reap), so the sweep skips it without reading its `/proc`
+/// files: its own supervisor ends it. Everything else among the children is looked at.
+static AGENTS: std::sync::Mutex<std::collections::BTreeSet<i32>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+fn agents() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<i32>> {
+    AGENTS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Notes a just-started, unreaped agent (see [`AGENTS`]).
+pub(super) fn agent_started(pid: i32) {
+    agents().insert(pid);
+}
+
+/// Runs `reap` (a wait for agent `pid`) with the agent out of [`AGENTS`] when it returns
+/// true (reaped): no sweep sees the pid listed once it may name another process.
+pub(super) fn reaping<T>(pid: i32, reap: impl FnOnce() -> (T, bool)) -> T {
+    let mut set = agents();
+    let (out, reaped) = reap();
+    if reaped {
+        set.remove(&pid);
+    }
+    out
+}
+
+/// Forgets agent `pid` before it is reaped elsewhere (forgetting early only costs the
+/// sweep a closer look).
+pub(super) fn agent_forgotten(pid: i32) {
+    agents().remove(&pid);
+}
+
+/// The children of this process's main thread, where the kernel puts what it re-parents to
+/// a subreaper: to the first live thread of its thread group, which is the main thread
+/// while it lives (in `orca run` it runs the daemon until the end). Children of the other
+/// threads are the agents they started (see [`AGENTS`]) and commands their callers reap;
+/// one (`/proc/self/task/<pid>/children`) read instead of one per thread.
+fn adopted_children() -> Vec<i32> {
+    let me = getpid().as_raw();
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")) else {
+        return children_of(me);
+    };
+    text.split_whitespace()
+        .filter_map(|p| p.parse::<i32>().ok())
+        .collect()
+}
+
 /// Whether process `pid`'s environment has `var=value`.
 pub fn has_env(pid: i32, var: &str, value: &str) -> bool {
+    has_envs(pid, &[(var, value)])
+}
+
+/// Whether process `pid`'s environment has every one of `vars` (`var=value`).
+pub fn has_envs(pid: i32, vars: &[(&str, &str)]) -> bool {
     let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
         return false;
     };
-    let want = format!("{var}={value}");
-    env.split(|b| *b == 0).any(|v| v == want.as_bytes())
+    vars.iter().all(|(var, value)| {
+        let want = format!("{var}={value}");
+        env.split(|b| *b == 0).any(|v| v == want.as_bytes())
+    })
 }
 
 /// Kills (SIGKILL) every child of this process marked with `mark`, with all its
 /// descendants, and reaps them; reaps orphans that already ended. Cheap when nothing
 /// escaped: it reads this process's children lists and each child's environment.
 pub fn kill_marked(mark: &str) {
-    let me = getpid().as_raw();
     let own_sid = getsid(None).map(Pid::as_raw).unwrap_or(-1);
     let own_pgid = getpgrp().as_raw();
-    for child in children_of(me) {
+    let mut children = adopted_children();
+    {
+        let known = agents();
+        children.retain(|c| !known.contains(c));
+    }
+    for child in children {
         let Some(info) = proc_info(child) else {
             continue;
         };

@@ -5,9 +5,12 @@
 pub mod agent_env;
 pub mod changes;
 pub mod claude;
+#[cfg(target_os = "linux")]
 pub mod escape;
+#[cfg(target_os = "linux")]
 pub mod process;
 pub mod prompt;
+#[cfg(target_os = "linux")]
 pub mod spawn;
 pub mod stream;
 pub mod supervise;
@@ -136,6 +139,22 @@ pub enum Outcome {
     SpawnFailed {
         reason: String,
     },
+}
+
+impl Outcome {
+    /// The attempt's end as `claude_finished` and `fix_round` name it (before the policy's
+    /// decision: a `transient` one may still be retried).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::TaskFailed { .. } | Outcome::MaxTurns { .. } => "failed",
+            Outcome::Transient { .. } => "transient",
+            Outcome::AuthFailed { .. } => "auth_failed",
+            Outcome::TimedOut => "timed_out",
+            Outcome::Cancelled => "cancelled",
+            Outcome::SpawnFailed { .. } => "spawn_failed",
+        }
+    }
 }
 
 /// The data of a finished attempt.

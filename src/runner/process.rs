@@ -6,6 +6,16 @@ use std::collections::{HashMap, HashSet};
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::{getpgrp, Pid};
 
+/// SIGKILL to the process group that `pid` leads (a command started with
+/// `process_group(0)`); nothing for a pid of 0 or 1, or one that does not fit.
+pub fn kill_group(pid: u32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        if pid > 1 {
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}
+
 /// One process as `/proc/<pid>/stat` describes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ProcInfo {

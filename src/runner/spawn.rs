@@ -94,12 +94,7 @@ impl AgentChild {
 
     /// The exit status if the child has ended (reaping it), without waiting.
     pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
-        if self.status.is_none() {
-            if let Some(c) = self.child.as_mut() {
-                self.status = c.try_wait()?;
-            }
-        }
-        Ok(self.status)
+        reap(self.pid, &mut self.child, &mut self.status)
     }
 
     /// Waits for the child to end and reaps it; cancel-safe, and returns the same status
@@ -111,10 +106,7 @@ impl AgentChild {
             }
             // Readable once the child has ended: only then is it reaped.
             let mut ready = self.pidfd.readable().await?;
-            if let Some(c) = self.child.as_mut() {
-                self.status = c.try_wait()?;
-            }
-            if self.status.is_none() {
+            if reap(self.pid, &mut self.child, &mut self.status)?.is_none() {
                 ready.clear_ready();
             }
         }
@@ -129,6 +121,7 @@ impl Drop for AgentChild {
         let Some(mut child) = self.child.take() else {
             return;
         };
+        super::escape::agent_forgotten(self.pid as i32);
         // Not reaped, so the pid is still this child's: it cannot name another process.
         let _ = child.kill();
         if let Ok(Some(_)) = child.try_wait() {
@@ -152,6 +145,24 @@ impl Drop for AgentChild {
             }
         }
     }
+}
+
+/// The exit status of `child` if it has ended, reaping it (once; the status is kept). The
+/// escape sweep's list of live agents drops the pid as it is reaped.
+fn reap(
+    pid: u32,
+    child: &mut Option<Child>,
+    status: &mut Option<ExitStatus>,
+) -> io::Result<Option<ExitStatus>> {
+    if status.is_none() {
+        if let Some(c) = child.as_mut() {
+            *status = super::escape::reaping(pid as i32, || match c.try_wait() {
+                Ok(s) => (Ok(s), s.is_some()),
+                Err(e) => (Err(e), false),
+            })?;
+        }
+    }
+    Ok(*status)
 }
 
 /// A pidfd watched by the runtime (readable once its process has ended).
@@ -208,6 +219,7 @@ pub fn spawn(l: Launch<'_>) -> Result<AgentChild, SpawnError> {
         error,
     })?;
     let pid = child.id();
+    super::escape::agent_started(pid as i32);
     let pidfd = rustix::process::Pid::from_raw(pid as i32)
         .ok_or_else(|| io::Error::other("the child has no pid"))
         .and_then(|p| {
@@ -218,6 +230,7 @@ pub fn spawn(l: Launch<'_>) -> Result<AgentChild, SpawnError> {
     let pidfd = match pidfd {
         Ok(fd) => fd,
         Err(e) => {
+            super::escape::agent_forgotten(pid as i32);
             let _ = child.kill();
             let _ = child.wait();
             return Err(SpawnError::setup(e));

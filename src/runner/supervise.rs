@@ -267,8 +267,8 @@ pub async fn output_bounded(
     let out = tokio::time::timeout(within, work).await.ok().flatten();
     if out.is_none() {
         // Its group too: what it started must not hold on either.
-        if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+        if let Some(pid) = pid {
+            super::process::kill_group(pid);
         }
     }
     out

@@ -31,18 +31,6 @@ pub enum FinalizeError {
     NotFinal(String),
 }
 
-/// The result status for a final store state.
-pub fn status_of(state: TaskState) -> Option<ResultStatus> {
-    Some(match state {
-        TaskState::Succeeded => ResultStatus::Succeeded,
-        TaskState::Failed => ResultStatus::Failed,
-        TaskState::TimedOut => ResultStatus::TimedOut,
-        TaskState::Cancelled => ResultStatus::Cancelled,
-        TaskState::Rejected => ResultStatus::Rejected,
-        TaskState::Queued | TaskState::Running => return None,
-    })
-}
-
 /// Where the task file will be archived to: the first free name in the destination.
 pub fn predict_archive(ws: &Workspace, file_name: &str, dest: ArchiveDest) -> PathBuf {
     let dir = match dest {
@@ -113,7 +101,7 @@ pub fn build_result(
         verified,
         judged,
     } = facts;
-    let status = status_of(rec.state)?;
+    let status = ResultStatus::of(rec.state)?;
     let error: Option<ResultError> = rec
         .error
         .as_ref()
@@ -477,7 +465,7 @@ fn finalize_known(
     }
     tracing::info!(
         task = %rec.id,
-        status = status_of(rec.state).map_or("?", |s| s.as_str()),
+        status = ResultStatus::of(rec.state).map_or("?", |s| s.as_str()),
         duration_ms = rec.started_at_ms.zip(rec.finished_at_ms).map(|(a, b)| b - a),
         cost_usd = run.and_then(|r| r.cost_usd),
         "task finished"

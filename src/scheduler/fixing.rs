@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 use super::daemon::Daemon;
-use super::worker::{changed_files, forward_progress, outcome_name};
+use super::worker::{changed_files, forward_progress};
 use crate::config::Config;
 use crate::events::{Event, EventKind};
 use crate::runner::changes::Snapshot;
@@ -195,7 +195,7 @@ impl Daemon {
                 // Not known: taken as changed (the round limit still ends the loop).
                 None => true,
             };
-            let round_outcome = outcome_name(&round.outcome).to_owned();
+            let round_outcome = round.outcome.name().to_owned();
             let round_session = round.session_id.clone();
             rounds::join_round(out, round);
             if matches!(out.outcome, Outcome::Cancelled) {

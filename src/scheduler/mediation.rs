@@ -153,7 +153,7 @@ impl Daemon {
         let inputs = Inputs {
             title: task.title.clone(),
             prompt: task.prompt.clone(),
-            status: crate::scheduler::finalize::status_of(rec.state)
+            status: crate::artifacts::result::ResultStatus::of(rec.state)
                 .map(|s| s.as_str().to_owned())
                 .unwrap_or_default(),
             output,

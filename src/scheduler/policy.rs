@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
+use crate::artifacts::result::ResultStatus;
 use crate::runner::Outcome;
 use crate::scheduler::backoff;
-use crate::store::TaskState;
 
 /// The longest wait before a retry.
 pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
@@ -82,9 +82,10 @@ pub struct Failure {
 /// What the daemon does next with the task.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Next {
-    /// The task is over: record `state` (with `failure` unless it succeeded) and finalize.
+    /// The task is over: record `status` (with `failure` unless it succeeded; the store's
+    /// state is [`ResultStatus::state`]) and finalize.
     Finish {
-        state: TaskState,
+        status: ResultStatus,
         failure: Option<Failure>,
     },
     /// Back to the queue, to run again after `delay` (retry number `retry`, 1-based).
@@ -108,7 +109,7 @@ const TIMEOUT_REASON: &str = "the agent did not finish within its timeout";
 /// The next step for a task whose attempt ended with `outcome`.
 pub fn next(outcome: &Outcome, s: &Situation) -> Next {
     let fail = |kind, message: String, hint: Option<&str>| Next::Finish {
-        state: TaskState::Failed,
+        status: ResultStatus::Failed,
         failure: Some(Failure {
             kind,
             message,
@@ -117,7 +118,7 @@ pub fn next(outcome: &Outcome, s: &Situation) -> Next {
     };
     match outcome {
         Outcome::Succeeded => Next::Finish {
-            state: TaskState::Succeeded,
+            status: ResultStatus::Succeeded,
             failure: None,
         },
         Outcome::MaxTurns { detail, .. } => fail(
@@ -137,7 +138,7 @@ pub fn next(outcome: &Outcome, s: &Situation) -> Next {
         Outcome::TimedOut | Outcome::Transient { .. } if s.cancel_requested => cancelled(),
         Outcome::TimedOut if s.resume_on_retry && s.may_retry() => retry(TIMEOUT_REASON, s),
         Outcome::TimedOut => Next::Finish {
-            state: TaskState::TimedOut,
+            status: ResultStatus::TimedOut,
             failure: Some(Failure {
                 kind: FailureKind::Timeout,
                 message: format!("{TIMEOUT_REASON} (attempt {})", s.attempt),
@@ -154,9 +155,18 @@ pub fn next(outcome: &Outcome, s: &Situation) -> Next {
     }
 }
 
+/// Strict mode's word on a finished attempt whose status the policy decided: a success
+/// whose checks were not all met (`checks_unmet`) is a failure; any other status stands.
+pub fn under_strict(status: ResultStatus, checks_unmet: bool) -> ResultStatus {
+    match status {
+        ResultStatus::Succeeded if checks_unmet => ResultStatus::Failed,
+        s => s,
+    }
+}
+
 fn cancelled() -> Next {
     Next::Finish {
-        state: TaskState::Cancelled,
+        status: ResultStatus::Cancelled,
         failure: Some(Failure {
             kind: FailureKind::Cancelled,
             message: "cancelled by request".into(),
@@ -202,9 +212,9 @@ mod tests {
     /// A short name for a decision, so that the table reads as text.
     fn short(n: &Next) -> String {
         match n {
-            Next::Finish { state, failure } => match failure {
-                Some(f) => format!("{state}:{}", f.kind.as_str()),
-                None => state.to_string(),
+            Next::Finish { status, failure } => match failure {
+                Some(f) => format!("{}:{}", status.as_str(), f.kind.as_str()),
+                None => status.as_str().to_owned(),
             },
             Next::Retry { retry, .. } => format!("retry#{retry}"),
             Next::Release => "release".into(),
@@ -326,6 +336,73 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Strict mode turns only a success into a failure; every final status of the policy
+    /// is recorded as the store state of the same name.
+    #[test]
+    fn strict_mode_and_the_state_of_each_status() {
+        use crate::store::TaskState;
+        let table = [
+            (
+                ResultStatus::Succeeded,
+                ResultStatus::Failed,
+                TaskState::Succeeded,
+            ),
+            (
+                ResultStatus::Failed,
+                ResultStatus::Failed,
+                TaskState::Failed,
+            ),
+            (
+                ResultStatus::TimedOut,
+                ResultStatus::TimedOut,
+                TaskState::TimedOut,
+            ),
+            (
+                ResultStatus::Cancelled,
+                ResultStatus::Cancelled,
+                TaskState::Cancelled,
+            ),
+            (
+                ResultStatus::Rejected,
+                ResultStatus::Rejected,
+                TaskState::Rejected,
+            ),
+        ];
+        for (status, strict, state) in table {
+            assert_eq!(under_strict(status, false), status);
+            assert_eq!(under_strict(status, true), strict, "{status:?}");
+            assert_eq!(status.state(), state);
+            assert_eq!(ResultStatus::of(state), Some(status));
+            assert_eq!(status.as_str(), state.as_str(), "one word for both");
+        }
+        assert_eq!(
+            table.len(),
+            TaskState::FINAL.len(),
+            "every final state has a row"
+        );
+        assert_eq!(ResultStatus::of(TaskState::Queued), None);
+        assert_eq!(ResultStatus::of(TaskState::Running), None);
+    }
+
+    /// The word `claude_finished` gives each outcome kind.
+    #[test]
+    fn every_outcome_has_its_event_word() {
+        let words: Vec<(&str, &str)> = outcomes().iter().map(|(row, o)| (*row, o.name())).collect();
+        assert_eq!(
+            words,
+            [
+                ("succeeded", "succeeded"),
+                ("max_turns", "failed"),
+                ("agent_error", "failed"),
+                ("auth", "auth_failed"),
+                ("spawn", "spawn_failed"),
+                ("timed_out", "timed_out"),
+                ("cancelled", "cancelled"),
+                ("transient", "transient"),
+            ]
+        );
     }
 
     #[test]

@@ -37,17 +37,16 @@ pub fn safe_session_id(s: &str) -> bool {
 /// (its environment carries `ORCA_TASK_ID` and `ORCA_ATTEMPT`), so that a pid from an
 /// earlier daemon's progress record is never mistaken for an unrelated process.
 pub fn is_agent_of(pid: u32, task_id: &str, attempt: u64) -> bool {
-    let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+    let Ok(pid) = i32::try_from(pid) else {
         return false;
     };
-    let id = format!("ORCA_TASK_ID={task_id}");
-    let att = format!("ORCA_ATTEMPT={attempt}");
-    let mut found = (false, false);
-    for var in env.split(|b| *b == 0) {
-        found.0 |= var == id.as_bytes();
-        found.1 |= var == att.as_bytes();
-    }
-    found == (true, true)
+    crate::runner::escape::has_envs(
+        pid,
+        &[
+            ("ORCA_TASK_ID", task_id),
+            ("ORCA_ATTEMPT", &attempt.to_string()),
+        ],
+    )
 }
 
 /// What a resumed attempt is told (the session already holds the task's prompt).

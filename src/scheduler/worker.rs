@@ -13,13 +13,13 @@ use super::daemon::{Daemon, FIRST_PROGRESS_AFTER, SMALL_FOLDER_ENTRIES};
 use super::finalize::RunEnd;
 use super::policy::{self, Next, Situation};
 use super::resume;
-use crate::artifacts::result::ResultError;
+use crate::artifacts::result::{ResultError, ResultStatus};
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::events::{Event, EventKind};
 use crate::runner::changes::Snapshot;
 use crate::runner::{Outcome, Progress, RunOutcome, RunRequest};
-use crate::store::{Finish, TaskRecord, TaskState};
+use crate::store::{Finish, TaskRecord};
 use crate::task;
 
 impl Daemon {
@@ -182,7 +182,7 @@ impl Daemon {
                 cost_usd: out.cost_usd,
                 exit_code: out.exit_code,
                 num_turns: out.num_turns,
-                outcome: outcome_name(&out.outcome).to_owned(),
+                outcome: out.outcome.name().to_owned(),
                 session_id: out.session_id.clone(),
             },
         ));
@@ -234,22 +234,28 @@ impl Daemon {
         let remove = crate::runner::agent_env::withheld(cfg);
         let d = dir.to_path_buf();
         let rx = cancel.clone();
-        let (checks, git, cancelled) = tokio::task::spawn_blocking(move || {
-            let is_cancelled = move || *rx.borrow();
-            let checks = if run {
-                crate::verify::check::run_checks(&criteria, &d, timeout, &remove, &is_cancelled)
-            } else {
-                Vec::new()
-            };
-            let cancelled = run && is_cancelled();
-            (
-                checks,
-                git_base.map(|b| crate::verify::git::info(b, &d)),
-                cancelled,
-            )
-        })
-        .await
-        .unwrap_or_default();
+        // Nothing to run and no repository: no trip to a blocking thread.
+        let idle = (!run || criteria.is_empty()) && git_base.is_none();
+        let (checks, git, cancelled) = if idle {
+            (Vec::new(), None, false)
+        } else {
+            tokio::task::spawn_blocking(move || {
+                let is_cancelled = move || *rx.borrow();
+                let checks = if run {
+                    crate::verify::check::run_checks(&criteria, &d, timeout, &remove, &is_cancelled)
+                } else {
+                    Vec::new()
+                };
+                let cancelled = run && is_cancelled();
+                (
+                    checks,
+                    git_base.map(|b| crate::verify::git::info(b, &d)),
+                    cancelled,
+                )
+            })
+            .await
+            .unwrap_or_default()
+        };
         for c in &checks {
             self.events.publish(Event::attempt(
                 &rec.id,
@@ -394,8 +400,8 @@ impl Daemon {
         let attempt = rec.attempts;
         let cfg = self.cfg();
         let situation = self.situation(rec, &out.outcome, &cfg);
-        let (state, failure) = match policy::next(&out.outcome, &situation) {
-            Next::Finish { state, failure } => (state, failure),
+        let (status, failure) = match policy::next(&out.outcome, &situation) {
+            Next::Finish { status, failure } => (status, failure),
             Next::Retry {
                 reason,
                 retry,
@@ -413,14 +419,14 @@ impl Daemon {
         };
         let redactor = crate::config::redactor_for(&self.ws.root);
         // Strict mode: a success whose checks are not all met is a failure.
-        let (state, strict_error) = match verified.strict_failure.take() {
-            Some(e) if state == TaskState::Succeeded => {
-                let mut e = json!(e);
-                redactor.redact_json(&mut e);
-                (TaskState::Failed, Some(e))
-            }
-            _ => (state, None),
-        };
+        let strict_failure = verified.strict_failure.take();
+        let decided = policy::under_strict(status, strict_failure.is_some());
+        let strict_error = strict_failure.filter(|_| decided != status).map(|e| {
+            let mut e = json!(e);
+            redactor.redact_json(&mut e);
+            e
+        });
+        let state = decided.state();
         let error = strict_error.or(failure.map(|f| {
             let mut e = json!(ResultError {
                 kind: f.kind.as_str().to_owned(),
@@ -457,12 +463,12 @@ impl Daemon {
             (n, rx)
         });
         let done = ended.record;
-        match state {
-            TaskState::TimedOut => {
+        match decided {
+            ResultStatus::TimedOut => {
                 self.events
                     .publish(Event::attempt(id, attempt, EventKind::TimedOut {}))
             }
-            TaskState::Cancelled => {
+            ResultStatus::Cancelled => {
                 self.events
                     .publish(Event::attempt(id, attempt, EventKind::cancelled("running")))
             }
@@ -575,8 +581,8 @@ impl Daemon {
             hint
         });
         let finish = Finish {
-            state: TaskState::Failed,
-            outcome: "failed".into(),
+            state: ResultStatus::Failed.state(),
+            outcome: ResultStatus::Failed.as_str().into(),
             error: Some(error),
             exit_code: None,
             session_id: None,
@@ -610,18 +616,6 @@ pub(super) async fn changed_files(
     tokio::task::spawn_blocking(move || before.changed_since(&skip))
         .await
         .unwrap_or_default()
-}
-
-pub(super) fn outcome_name(o: &Outcome) -> &'static str {
-    match o {
-        Outcome::Succeeded => "succeeded",
-        Outcome::TaskFailed { .. } | Outcome::MaxTurns { .. } => "failed",
-        Outcome::Transient { .. } => "transient",
-        Outcome::AuthFailed { .. } => "auth_failed",
-        Outcome::TimedOut => "timed_out",
-        Outcome::Cancelled => "cancelled",
-        Outcome::SpawnFailed { .. } => "spawn_failed",
-    }
 }
 
 /// Records live progress: a `claude_progress` event whenever the turn or tool changes, and

@@ -8,8 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 
 use super::CheckResult;
 use crate::artifacts::result::{CheckRun, Verdict};
@@ -277,11 +276,7 @@ fn wait_until(
 
 /// SIGKILL to the check's process group and to every descendant seen.
 fn kill_all(child: &Child, tree: &mut ProcessTree) {
-    if let Ok(pid) = i32::try_from(child.id()) {
-        if pid > 1 {
-            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-    }
+    crate::runner::process::kill_group(child.id());
     tree.refresh();
     tree.signal_all(Signal::SIGKILL);
     tree.kill_survivors();

@@ -23,12 +23,22 @@ pub struct Base {
 /// The repository holding `dir` and its HEAD now; None when `dir` is in no repository (or
 /// git is not installed).
 pub fn base(dir: &Path) -> Option<Base> {
+    if !may_be_in_repo(dir) {
+        return None;
+    }
     let repo = git(dir, &["rev-parse", "--show-toplevel"])?;
     Some(Base {
         repo,
         commit: git(dir, &["rev-parse", "--verify", "--quiet", "HEAD"]),
         branch: git(dir, &["symbolic-ref", "--quiet", "--short", "HEAD"]),
     })
+}
+
+/// Whether the canonical folder `dir` may be in a repository, found without starting `git`:
+/// git finds its repository by a `.git` in the folder or a parent, unless GIT_DIR says
+/// where. False means there is none (a few `stat`s instead of a process per attempt).
+pub fn may_be_in_repo(dir: &Path) -> bool {
+    std::env::var_os("GIT_DIR").is_some() || crate::runner::changes::find_git_top(dir).is_some()
 }
 
 /// The result's `git` after the attempt: `base` with the diff stat of the working tree

@@ -164,10 +164,8 @@ impl Ws {
 
     /// Sends a signal to the daemon.
     pub fn signal(&self, sig: i32) {
-        if let Some(c) = &self.daemon {
-            unsafe {
-                libc::kill(c.id() as i32, sig);
-            }
+        if let (Some(c), Ok(sig)) = (&self.daemon, nix::sys::signal::Signal::try_from(sig)) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), sig);
         }
     }
 
