@@ -654,15 +654,11 @@ fn read_only_commands_on_a_plain_folder_create_nothing() {
 fn settings_of_features_not_built_are_refused() {
     let ws = Ws::new();
     std::fs::create_dir_all(ws.root.join("tasks")).unwrap();
-    let refused: [(&str, &str, &str); 4] = [
+    // (The PostgreSQL store is built: tests/store.rs and tests/fleet.rs.)
+    let refused: [(&str, &str, &str); 3] = [
         ("ORCA_LLM", "ollama", "LLM mediation"),
         ("ORCA_LLM", "openai", "LLM mediation"),
         ("TELEGRAM_BOT_TOKEN", "123:SECRET", "the Telegram bot"),
-        (
-            "ORCA_DATABASE_URL",
-            "postgres://u:PW@db/orca",
-            "the PostgreSQL store",
-        ),
     ];
     for (name, value, feature) in refused {
         for args in [&["run"][..], &["list"], &["status"], &["submit", "-p", "x"]] {

@@ -73,7 +73,8 @@ fn load(
 
 fn open(root: &Path, flags: &[(String, String)], access: Access) -> Result<Ctx, i32> {
     let (cfg, ws) = load(root, flags, access)?;
-    let store = crate::store::open(&cfg.database_url, &ws).map_err(|e| {
+    let who = crate::store::Opener::of(&cfg);
+    let store = crate::store::open_as(&cfg.database_url, &ws, &who).map_err(|e| {
         eprintln!("error: {e}");
         e.exit_code()
     })?;
@@ -151,6 +152,22 @@ fn render_status(v: &StatusView, out: &mut dyn Write) -> io::Result<()> {
         None => writeln!(out, "daemon    not running (start it with `orca run`)")?,
     }
     writeln!(out, "store     {} {}", v.store.kind, esc(&v.store.path))?;
+    for n in &v.nodes {
+        let labels = if n.labels.is_empty() {
+            "no labels".to_owned()
+        } else {
+            n.labels.join(",")
+        };
+        writeln!(
+            out,
+            "node      {} ({}), {}/{} running, heartbeat {}",
+            esc(&n.id),
+            esc(&labels),
+            n.running,
+            n.max_running,
+            crate::clock::rfc3339_ms(n.heartbeat_at_ms)
+        )?;
+    }
     writeln!(
         out,
         "agent     {}  (at most {} at once; settings of {})",
@@ -776,6 +793,7 @@ mod tests {
             },
             task_files_waiting: 0,
             version: "0",
+            nodes: Vec::new(),
         };
         let mut out = Vec::new();
         render_status(&view, &mut out).unwrap();

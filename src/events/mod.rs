@@ -94,6 +94,7 @@ pub mod names {
     pub const DAEMON_STARTED: &str = "daemon_started";
     pub const DAEMON_STOPPED: &str = "daemon_stopped";
     pub const CHECK_FINISHED: &str = "check_finished";
+    pub const LEASE_EXPIRED: &str = "lease_expired";
 
     /// Every name above, in DESIGN §9 order.
     pub const ALL: &[&str] = &[
@@ -118,6 +119,7 @@ pub mod names {
         DAEMON_STARTED,
         DAEMON_STOPPED,
         CHECK_FINISHED,
+        LEASE_EXPIRED,
     ];
 }
 
@@ -142,6 +144,6 @@ mod tests {
     #[test]
     fn names_are_all_distinct() {
         let set: std::collections::HashSet<_> = super::names::ALL.iter().collect();
-        assert_eq!(set.len(), 21);
+        assert_eq!(set.len(), 22);
     }
 }

@@ -115,7 +115,8 @@ fn run_agent(
             None
         }
     };
-    let store = match crate::store::open(&cfg.database_url, &ws) {
+    let store = match crate::store::open_as(&cfg.database_url, &ws, &crate::store::Opener::of(&cfg))
+    {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -161,6 +162,7 @@ fn run_agent(
         next_wake_stale: AtomicBool::new(true),
         claimed_by_workers: AtomicBool::new(false),
         own_folders: orca_folders(&ws).into(),
+        node: Default::default(),
         ws,
     });
     // Whatever an agent starts and detaches is re-parented here, to be ended with its
@@ -172,7 +174,7 @@ fn run_agent(
 }
 
 pub(super) struct RunningTask {
-    cancel: watch::Sender<bool>,
+    pub(super) cancel: watch::Sender<bool>,
 }
 
 pub(super) struct Daemon {
@@ -197,6 +199,8 @@ pub(super) struct Daemon {
     pub(super) claimed_by_workers: AtomicBool,
     /// Orca's own folders, left out of `changed_files` (see [`orca_folders`]).
     pub(super) own_folders: Arc<[std::path::PathBuf]>,
+    /// Its place in a fleet (a shared store only).
+    pub(super) node: super::fleet::NodeState,
 }
 
 fn config_stamp(ws: &Workspace) -> Vec<Option<SystemTime>> {
@@ -242,18 +246,30 @@ impl Daemon {
             version: crate::VERSION.to_owned(),
         }));
         tracing::info!(root = %self.ws.root.display(), pid = std::process::id(), "orca daemon started");
-        self.publish_settings(&cfg);
+        // Store calls block (PostgreSQL's client must not run on a runtime thread).
+        use tokio::task::block_in_place as block;
+        block(|| self.publish_settings(&cfg));
 
         // Start-up repair: runs cut off by a crash go back to the queue (their agents, if
         // they outlived the crash, are stopped first); finished tasks whose artifacts or
         // archive move were cut off are completed.
-        stop_orphaned_agents(
+        // In a fleet, only this node's own runs: the others' are theirs (or their leases run
+        // out).
+        block(|| self.fleet_register());
+        let mine = |r: &TaskRecord| {
+            self.store.fleet().is_none() || r.lease_owner.as_deref() == Some(cfg.node_id.as_str())
+        };
+        let running = block(|| {
             self.store
                 .list(Some(TaskState::Running))
-                .unwrap_or_default(),
-        )
-        .await;
-        match self.store.recover_worker(None) {
+                .unwrap_or_default()
+        });
+        stop_orphaned_agents(running.into_iter().filter(mine).collect()).await;
+        let recovered = block(|| match self.store.fleet() {
+            Some(f) => f.recover_own(),
+            None => self.store.recover_worker(None),
+        });
+        match recovered {
             Ok(ids) => {
                 for id in ids {
                     self.events.publish(Event::task(
@@ -267,7 +283,7 @@ impl Daemon {
             }
             Err(e) => tracing::error!("start-up recovery failed: {e}"),
         }
-        self.finalize_pending();
+        block(|| self.finalize_pending());
 
         let (intake, mut ready_rx) = match intake::start(self.ws.tasks()) {
             Ok(x) => x,
@@ -283,7 +299,7 @@ impl Daemon {
         let mut sigusr1 = signal(SignalKind::user_defined1()).ok();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_version = self.store.changes().unwrap_or_default();
+        let mut last_version = block(|| self.store.changes().unwrap_or_default());
         let mut stamp = config_stamp(&self.ws);
         let mut last_pending_retry = Instant::now();
         // Set when the database was deleted or replaced under the daemon: it stops (exit 1).
@@ -293,7 +309,7 @@ impl Daemon {
         // hands its other tasks (workers, intake) to another thread meanwhile.
         loop {
             tokio::task::block_in_place(|| self.dispatch(&done_tx));
-            let backoff_wake = self.backoff_sleep();
+            let backoff_wake = tokio::task::block_in_place(|| self.backoff_sleep());
             tokio::select! {
                 ready = ready_rx.recv() => {
                     let Some(ready) = ready else { break };
@@ -320,9 +336,9 @@ impl Daemon {
                 _ = backoff_wake => self.next_wake_stale.store(true, Ordering::SeqCst),
                 _ = recv_signal(&mut sigint) => break,
                 _ = recv_signal(&mut sigterm) => break,
-                _ = recv_signal(&mut sighup) => self.reload("SIGHUP"),
+                _ = recv_signal(&mut sighup) => tokio::task::block_in_place(|| self.reload("SIGHUP")),
                 _ = recv_signal(&mut sigusr1) => {
-                    match self.check_store(last_version, Check::Full) {
+                    match tokio::task::block_in_place(|| self.check_store(last_version, Check::Full)) {
                         Ok(v) => last_version = v,
                         Err(e) => { gone = Some(e); break; }
                     }
@@ -370,6 +386,7 @@ impl Daemon {
         *last_version = self.check_store(*last_version, check)?;
         self.retry_pending_periodically(last_pending_retry);
         self.heartbeat();
+        self.fleet_tick();
         let now_stamp = config_stamp(&self.ws);
         if now_stamp != *stamp {
             *stamp = now_stamp;
@@ -415,6 +432,12 @@ impl Daemon {
     /// Finishes a task this worker has just ended (with `finish_claimed`): artifacts with the
     /// run's data and changed files.
     pub(super) fn finalize_run(&self, rec: &TaskRecord, end: RunEnd<'_>) {
+        // A task from another node's tasks/: that node writes its artifacts.
+        let mut end = Some(end);
+        if self.hand_over(rec, &mut end) {
+            return;
+        }
+        let Some(end) = end else { return };
         if let Err(e) =
             finalize::finalize_run(&self.ws, self.store.as_ref(), &self.events, rec, end)
         {
@@ -496,7 +519,11 @@ impl Daemon {
         let cfg = self.cfg();
         let lease = cfg.lease_ms();
         for id in ids {
-            if let Err(e) = self.store.heartbeat(&id, &cfg.node_id, lease, now_ms()) {
+            let beat = self.store.heartbeat(&id, &cfg.node_id, lease, now_ms());
+            if matches!(beat, Ok(false)) && self.store.fleet().is_some() {
+                self.stop_lost_lease(&id);
+            }
+            if let Err(e) = beat {
                 static HEARTBEAT_ERRORS: Repeats = Repeats::new();
                 if let Some(more) = HEARTBEAT_ERRORS.admit(&e.to_string()) {
                     tracing::warn!(task = %id, "heartbeat failed: {e}{more}");
@@ -563,7 +590,7 @@ impl Daemon {
 
     /// Claims queued tasks while worker slots are free.
     fn dispatch(self: &Arc<Self>, done: &mpsc::UnboundedSender<()>) {
-        if self.shutting_down.load(Ordering::SeqCst) {
+        if self.shutting_down.load(Ordering::SeqCst) || !self.fleet_may_claim() {
             return;
         }
         let cfg = self.cfg();
@@ -594,7 +621,10 @@ impl Daemon {
                     if me.shutting_down.load(Ordering::SeqCst) {
                         // Claimed just before the stop: back to the queue, not started.
                         let node = me.cfg().node_id.clone();
-                        if let Err(e) = me.store.release(&id, &node, "daemon stopped") {
+                        let released = tokio::task::block_in_place(|| {
+                            me.store.release(&id, &node, "daemon stopped")
+                        });
+                        if let Err(e) = released {
                             tracing::error!(task = %id, "cannot put the task back in the queue: {e}");
                         }
                     } else {
@@ -686,9 +716,14 @@ impl Daemon {
                 }
             }
         }
-        if let Err(e) = self.store.flush() {
-            tracing::error!("cannot record finished tasks as finalized (the next start does): {e}");
-        }
+        tokio::task::block_in_place(|| {
+            if let Err(e) = self.store.flush() {
+                tracing::error!(
+                    "cannot record finished tasks as finalized (the next start does): {e}"
+                );
+            }
+            self.fleet_leave();
+        });
         self.events.publish(Event::daemon(EventKind::DaemonStopped {
             pid: std::process::id(),
         }));

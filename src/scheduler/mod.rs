@@ -4,6 +4,7 @@
 pub mod backoff;
 pub mod daemon;
 pub mod finalize;
+mod fleet;
 pub mod policy;
 pub mod resume;
 mod worker;

@@ -79,6 +79,7 @@ mod tests {
             exit_code: None,
             session_id: sid.map(Into::into),
             resumed: false,
+            node: None,
         }
     }
 

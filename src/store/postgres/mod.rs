@@ -29,7 +29,7 @@ use super::{ChangeToken, Store, StoreError};
 use crate::config::redact_url_password;
 use listen::Listener;
 
-pub use nodes::NodeRecord;
+pub use crate::store::fleet::NodeRecord;
 
 /// Connections a store keeps open for its calls (the change feed has one more of its own).
 pub const DEFAULT_POOL_SIZE: u32 = 4;
@@ -49,6 +49,9 @@ pub struct PgOptions {
     pub poll_only: bool,
     /// Pooled connections for the store's calls.
     pub pool_size: u32,
+    /// The origin key of the tasks this handle enqueues; only they are its to finalize
+    /// (`pending_finalize`) and to find by file (`find_open_by_file`). None: the node id.
+    pub origin: Option<String>,
 }
 
 impl Default for PgOptions {
@@ -56,6 +59,7 @@ impl Default for PgOptions {
         PgOptions {
             poll_only: false,
             pool_size: DEFAULT_POOL_SIZE,
+            origin: None,
         }
     }
 }
@@ -69,6 +73,8 @@ pub struct PostgresStore {
     /// The URL without its password (for messages).
     db: String,
     node: String,
+    /// The origin key of the tasks it enqueues (see [`PgOptions::origin`]).
+    origin: String,
     /// None in poll-only mode.
     listener: Option<Listener>,
 }
@@ -215,9 +221,8 @@ impl Tx<'_> {
 const COMMIT_CHANGED: &str = "UPDATE orca_changes SET n = n + 1; \
      SELECT pg_notify('orca_changes', ''); COMMIT";
 
-/// [`PostgresStore::connect_with`] as the `Store` the daemon and CLI hold. Not reachable
-/// from ORCA_DATABASE_URL yet: `store::open` still refuses `postgres://` until the daemon
-/// takes part in a fleet (node registration, artifacts written by the origin node).
+/// [`PostgresStore::connect_with`] as the `Store` the daemon and CLI hold (`store::open`
+/// for a `postgres://` ORCA_DATABASE_URL).
 pub fn open(url: &str, node: &str, opts: &PgOptions) -> Result<Arc<dyn Store>, StoreError> {
     Ok(Arc::new(PostgresStore::connect_with(url, node, opts)?))
 }
@@ -308,6 +313,7 @@ impl PostgresStore {
             pool: Some(pool),
             db,
             node: node.to_owned(),
+            origin: opts.origin.clone().unwrap_or_else(|| node.to_owned()),
             listener,
         })
     }
@@ -315,6 +321,11 @@ impl PostgresStore {
     /// This node's id.
     pub fn node(&self) -> &str {
         &self.node
+    }
+
+    /// The origin key of the tasks this handle enqueues.
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 
     /// Whether changes arrive by `LISTEN` (false: poll-only, or the listener is reconnecting).
