@@ -18,6 +18,7 @@ pub mod runner;
 pub mod scheduler;
 pub mod store;
 pub mod task;
+pub mod telegram;
 pub mod text_escape;
 pub mod value_text;
 pub mod verify;

@@ -60,10 +60,7 @@ fn written_results_pass_validate_dir() {
         &err,
         1_764_066_600_000,
         1_764_066_600_003,
-        TaskSource {
-            kind: SourceKind::File,
-            user: None,
-        },
+        TaskSource::new(SourceKind::File, None),
     );
     write_result(&ws, "latin1", &rejected).unwrap();
     write_summary(&ws, "latin1", &rejected).unwrap();

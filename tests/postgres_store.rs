@@ -132,6 +132,8 @@ fn task(id: &str, priority: Priority, requires: &[&str]) -> Task {
         requires: requires.iter().map(|s| s.to_string()).collect(),
         strict: None,
         check_timeout_sec: None,
+        fix_rounds: None,
+        worktree: false,
         extra: BTreeMap::new(),
         title: Some(format!("title of {id}")),
         prompt: format!("do {id}"),

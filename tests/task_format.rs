@@ -197,7 +197,7 @@ prop_compose! {
     ) -> Task {
         Task {
             id, task_type, priority, created, working_dir, timeout_sec, max_turns, retries,
-            model, resume_on_retry, requires, strict: None, check_timeout_sec: None,
+            model, resume_on_retry, requires, strict: None, check_timeout_sec: None, fix_rounds: None, worktree: false,
             extra: extra.into_iter().collect::<BTreeMap<_, _>>(),
             title: None, prompt: String::new(), target_files: vec![], success_criteria: vec![],
             context: None,

@@ -350,11 +350,11 @@ fn orca_strict_criteria_makes_every_task_strict_unless_it_says_otherwise() {
 }
 
 #[test]
-fn unbuilt_keys_are_refused_with_the_reason() {
+fn fix_rounds_must_be_a_whole_number() {
     let ws = Ws::new();
     let p = ws.write_task(
-        "wt.task.md",
-        b"---\nworktree: true\nfix_rounds: 2\n---\n\n**Prompt:**\nDo it.\n",
+        "fr.task.md",
+        b"---\nfix_rounds: many\n---\n\n**Prompt:**\nDo it.\n",
     );
     let out = ws.run(&["check", &p.display().to_string()]);
     let text = format!(
@@ -363,14 +363,7 @@ fn unbuilt_keys_are_refused_with_the_reason() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!out.status.success(), "{text}");
-    assert!(
-        text.contains("wt.task.md:2: worktree is not built yet"),
-        "{text}"
-    );
-    assert!(
-        text.contains("wt.task.md:3: fix_rounds is not built yet"),
-        "{text}"
-    );
+    assert!(text.contains("fr.task.md:2: fix_rounds 'many'"), "{text}");
 }
 
 #[test]
@@ -405,5 +398,134 @@ fn a_child_a_check_detaches_into_its_own_session_is_killed_with_it() {
         || !alive(pid),
         "the detached child of the check to be killed",
     );
+    ws.stop();
+}
+
+/// Everything about a checkout a worktree run must leave alone.
+fn checkout_state(dir: &Path) -> Vec<String> {
+    let mut v = vec![
+        git(dir, &["status", "--porcelain", "--untracked-files=all"]),
+        git(dir, &["diff"]),
+        git(dir, &["diff", "--cached"]),
+        git(dir, &["rev-parse", "HEAD"]),
+        git(dir, &["symbolic-ref", "HEAD"]),
+    ];
+    for f in ["README.md", "staged.txt", "notes.txt"] {
+        v.push(std::fs::read_to_string(dir.join(f)).unwrap_or_default());
+    }
+    v
+}
+
+#[test]
+fn a_worktree_run_commits_on_its_branch_and_leaves_a_dirty_checkout_as_it_was() {
+    let mut ws = Ws::new();
+    let repo_dir = ws.path().join("repo");
+    let head = repo(&repo_dir);
+    // The user's uncommitted work: a change, a staged file, an untracked file.
+    std::fs::write(repo_dir.join("README.md"), "first\nmine, not committed\n").unwrap();
+    std::fs::write(repo_dir.join("staged.txt"), "staged\n").unwrap();
+    git(&repo_dir, &["add", "staged.txt"]);
+    std::fs::write(repo_dir.join("notes.txt"), "untracked\n").unwrap();
+    let before = checkout_state(&repo_dir);
+    ws.start();
+    ws.drop_task(
+        "wt.task.md",
+        &task(
+            "wt",
+            "repo",
+            "write out.txt hello",
+            "worktree: true\nstrict: true\n",
+            &[
+                "It is there: `test -f out.txt`",
+                "Clean start: `test ! -e notes.txt`",
+            ],
+        ),
+    );
+    let r = ws.wait_result("wt");
+    assert_eq!(r["status"], "succeeded", "{r:#}");
+    let g = &r["git"];
+    let top = std::fs::canonicalize(&repo_dir).unwrap();
+    assert_eq!(g["repo"], top.display().to_string(), "{g:#}");
+    assert_eq!(g["base_commit"], head.as_str(), "{g:#}");
+    assert_eq!(g["branch"], "orca/wt", "{g:#}");
+    let wt = std::path::PathBuf::from(g["worktree"].as_str().unwrap());
+    assert!(
+        wt.starts_with(ws.path().join(".orca/worktrees")) || wt.ends_with(".orca/worktrees/wt"),
+        "{g:#}"
+    );
+    assert!(wt.join("out.txt").is_file());
+    let commit = git(&repo_dir, &["rev-parse", "orca/wt"]);
+    assert_eq!(g["commit"], commit.as_str(), "{g:#}");
+    assert!(g["diffstat"].as_str().unwrap().contains("out.txt"), "{g:#}");
+    assert_eq!(
+        git(&repo_dir, &["log", "-1", "--format=%an|%s|%P", "orca/wt"]),
+        format!("Orca|Task wt|{head}")
+    );
+    assert_eq!(
+        git(&repo_dir, &["show", "--name-only", "--format=", "orca/wt"]),
+        "out.txt"
+    );
+    assert_eq!(r["changed_files"], serde_json::json!(["out.txt"]), "{r:#}");
+    // The user's checkout, index and uncommitted work are exactly as they were.
+    assert_eq!(checkout_state(&repo_dir), before);
+    assert!(!repo_dir.join("out.txt").exists());
+    let ev = ws.events_named("worktree_created");
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0]["branch"], "orca/wt");
+    assert_eq!(ev[0]["created"], true);
+
+    // `orca clean worktrees` removes the finished task's worktree; the branch stays.
+    ws.wait_archived("wt");
+    let out = ws.run(&["clean", "worktrees", "--dry-run"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text.contains("would remove") && text.contains("worktrees/wt"),
+        "{text}"
+    );
+    assert!(wt.is_dir());
+    let out = ws.run(&["clean", "worktrees"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{out:?}");
+    assert!(text.contains("removed 1 worktree(s)"), "{text}");
+    assert!(!wt.exists());
+    assert_eq!(git(&repo_dir, &["rev-parse", "orca/wt"]), commit);
+    assert!(!git(&repo_dir, &["worktree", "list"]).contains("worktrees/wt"));
+    assert_eq!(checkout_state(&repo_dir), before);
+    ws.stop();
+}
+
+#[test]
+fn worktree_true_outside_a_repository_is_rejected_at_intake() {
+    let mut ws = Ws::new();
+    std::fs::create_dir_all(ws.path().join("plain")).unwrap();
+    // `orca check` says so too.
+    let f = ws.path().join("c.task.md");
+    std::fs::write(&f, task("c", "plain", "success", "worktree: true\n", &[])).unwrap();
+    let out = ws.run(&["check", &f.display().to_string()]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("c.task.md:4: worktree: true, but the working folder"),
+        "{text}"
+    );
+    ws.start();
+    ws.drop_task(
+        "norepo.task.md",
+        &task("norepo", "plain", "success", "worktree: true\n", &[]),
+    );
+    let r = ws.wait_result("norepo");
+    assert_eq!(r["status"], "rejected", "{r:#}");
+    assert_eq!(r["error"]["kind"], "worktree", "{r:#}");
+    let msg = r["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("is not in a git repository"), "{msg}");
+    assert_eq!(r["error"]["line"], 4, "{r:#}");
+    assert!(r["error"]["hint"].as_str().unwrap().contains("git init"));
+    ws.wait_for(
+        || ws.path().join("tasks/rejected/norepo.task.md").is_file(),
+        "the task file in tasks/rejected/",
+    );
+    assert!(ws.agent_starts().is_empty(), "no agent ran");
     ws.stop();
 }

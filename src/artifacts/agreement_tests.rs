@@ -87,10 +87,7 @@ fn rejected() -> TaskResult {
         &err,
         1_764_066_600_000,
         1_764_066_600_003,
-        TaskSource {
-            kind: SourceKind::Telegram,
-            user: Some("alice".into()),
-        },
+        TaskSource::new(SourceKind::Telegram, Some("alice".into())),
     )
 }
 
@@ -516,14 +513,12 @@ fn result() -> impl Strategy<Value = TaskResult> {
                 ),
                 (history, criteria, agent, files, source, method, summary_method, title, prompt),
             )| {
-                let source = TaskSource {
-                    kind: source,
-                    user: title.clone(),
-                };
+                let source = TaskSource::new(source, title.clone());
                 let routing = Routing {
                     method,
                     model: title.clone(),
                     reason: prompt.clone(),
+                    latency_ms: None,
                 };
                 let summary = Summary {
                     method: summary_method,

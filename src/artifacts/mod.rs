@@ -4,6 +4,7 @@
 pub mod archive;
 pub mod clean;
 pub mod error;
+pub mod link;
 pub mod result;
 pub mod summary;
 pub mod validate;

@@ -143,6 +143,9 @@ pub struct Routing {
     pub method: Method,
     pub model: Option<String>,
     pub reason: String,
+    /// How long the LLM's routing call took (null for the rules).
+    #[serde(default)]
+    pub latency_ms: Option<u64>,
 }
 
 /// What the agent reported.
@@ -233,6 +236,36 @@ pub use crate::store::SourceKind;
 pub struct TaskSource {
     pub kind: SourceKind,
     pub user: Option<String>,
+    /// The sender's Telegram user id (tasks from Telegram).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
+    pub user_id: Option<i64>,
+    /// The Telegram chat the task was sent from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
+    pub chat_id: Option<i64>,
+    /// The task this one continues (a reply to its notification): same session and folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = null))]
+    pub follows: Option<String>,
+    /// The tasks that continue this one, in the order they were asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("default" = []))]
+    pub followed_by: Vec<String>,
+}
+
+impl TaskSource {
+    /// A source of `kind` by `user`, with no Telegram details and no links.
+    pub fn new(kind: SourceKind, user: Option<String>) -> TaskSource {
+        TaskSource {
+            kind,
+            user,
+            user_id: None,
+            chat_id: None,
+            follows: None,
+            followed_by: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -483,6 +516,7 @@ impl TaskResult {
                 method: Method::Rules,
                 model: None,
                 reason: "not routed: rejected".to_owned(),
+                latency_ms: None,
             },
             agent: None,
             output: None,
@@ -516,10 +550,7 @@ mod tests {
             line: Some(4),
             kind: TaskErrorKind::Other("priority 'urgent' is not one of high, medium, low".into()),
         };
-        let src = TaskSource {
-            kind: SourceKind::File,
-            user: None,
-        };
+        let src = TaskSource::new(SourceKind::File, None);
         let r = TaskResult::rejected("tasks/bad.task.md", "bad", &err, 1_000, 1_250, src);
         assert_eq!(r.status, ResultStatus::Rejected);
         assert_eq!(r.duration_ms, 250);
@@ -602,6 +633,7 @@ impl TaskResult {
                 method: Method::Rules,
                 model: None,
                 reason: "type given in the task file".to_owned(),
+                latency_ms: None,
             },
             agent: Some(AgentInfo {
                 name: "claude".to_owned(),
@@ -635,10 +667,7 @@ impl TaskResult {
                     evidence: Some("`cargo test` ran after the last edit and passed".to_owned()),
                 }],
             },
-            source: TaskSource {
-                kind: SourceKind::File,
-                user: None,
-            },
+            source: TaskSource::new(SourceKind::File, None),
             summary: Summary {
                 method: SummaryMethod::Extract,
                 text: "The pool was capped at 5 connections. I raised it to 20 and added a timeout."

@@ -24,7 +24,25 @@ pub fn render_summary(r: &TaskResult) -> String {
     out.push_str(&"=".repeat(title.chars().count().clamp(3, 72)));
     out.push_str("\n\n");
 
-    // The checks that were run and not met come first: whatever the status says, the
+    // What the agent said it did and did not (the claims check) comes first.
+    let unbacked: Vec<_> = r
+        .verification
+        .claims
+        .iter()
+        .filter(|c| c.status == super::result::ClaimStatus::Unbacked)
+        .collect();
+    if !unbacked.is_empty() {
+        out.push_str("UNBACKED CLAIMS:\n");
+        for c in unbacked {
+            let _ = writeln!(out, "  ! {}", line(&c.text));
+            if let Some(e) = &c.evidence {
+                let _ = writeln!(out, "      {}", line(e));
+            }
+        }
+        out.push('\n');
+    }
+
+    // The checks that were run and not met come next: whatever the status says, the
     // agent's work did not pass them.
     let unmet: Vec<_> = r
         .success_criteria
@@ -430,10 +448,7 @@ mod tests {
             &err,
             1_764_066_600_000,
             1_764_066_600_012,
-            TaskSource {
-                kind: SourceKind::File,
-                user: None,
-            },
+            TaskSource::new(SourceKind::File, None),
         );
         r.orca_version = "0.1.0".into();
         r.archived_to = Some("tasks/rejected/bad.task.md".into());
@@ -476,10 +491,7 @@ mod tests {
             &err,
             0,
             1,
-            TaskSource {
-                kind: SourceKind::File,
-                user: None,
-            },
+            TaskSource::new(SourceKind::File, None),
         );
         r.archived_to = Some("tasks/rejected/bad.task.md".into());
         let s = render_summary(&r);

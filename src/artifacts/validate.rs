@@ -292,10 +292,10 @@ mod tests {
             &err,
             0,
             5,
-            crate::artifacts::result::TaskSource {
-                kind: crate::artifacts::result::SourceKind::Cli,
-                user: Some("alice".into()),
-            },
+            crate::artifacts::result::TaskSource::new(
+                crate::artifacts::result::SourceKind::Cli,
+                Some("alice".into()),
+            ),
         );
         assert_eq!(validate_value(&serde_json::to_value(r).unwrap()), Ok(()));
     }

@@ -3,7 +3,8 @@
 //!
 //! Mode: the first prompt line `fake-agent: MODE [ARGS]`, else env ORCA_FAKE_AGENT_MODE,
 //! else `success`. Modes: success, fail, api-error STATUS, auth, max-turns, hang, garbage,
-//! slow MS N, child, crash, flaky N, write PATH TEXT, sleep MS, noop.
+//! slow MS N, child, crash, flaky N, write PATH TEXT, sleep MS, noop, long N (an N-character
+//! answer). With ORCA_FAKE_AGENT_ARGV_FILE set, each start appends its arguments to it.
 //! With ORCA_FAKE_AGENT_LOG set, each start appends `pid\ttask_id\tattempt\tmode` to it;
 //! with ORCA_FAKE_AGENT_CLOCK=1 also, as a fifth field, the CLOCK_REALTIME nanoseconds at which
 //! `main` began (the benchmarks measure pickup latency with it).
@@ -12,6 +13,12 @@
 //! ORCA_FAKE_AGENT_ESCAPE (start a `sleep 300` detached by a double fork and `setsid`, its
 //! pid written to `<that path>.<task id>`, before the mode runs), ORCA_FAKE_AGENT_VERSION_BYTES (print that
 //! many bytes before the `--version` line, and leave the version out of the stream).
+//! Verification tests: ORCA_FAKE_AGENT_PROMPT_FILE (append each start's prompt after a
+//! `=== start` line); ORCA_FAKE_AGENT_STEPS (a file of blocks separated by `---` lines: the
+//! n-th start runs block n, the last one again when there are fewer; each line is
+//! `write PATH TEXT`, `run COMMAND` (by `sh -c`, reported as a Bash tool call with its exit
+//! status) or `say TEXT` (the final message); with CLAUDE_CONFIG_DIR set, the session's
+//! transcript file is written as the real CLI does, so that it can be resumed).
 
 // Not under `cargo test`: there the test harness provides `main` (and runs no tests).
 #![cfg_attr(not(test), no_main)]
@@ -234,6 +241,18 @@ impl Out {
         }));
     }
 
+    /// A tool_result with `is_error` (as the CLI sends a Bash command's non-zero exit).
+    fn tool_error(&self, tool_use_id: &str, content: &str) {
+        self.line(&json!({
+            "type": "user",
+            "message": {"role": "user", "content": [
+                {"tool_use_id": tool_use_id, "type": "tool_result", "content": content, "is_error": true}
+            ]},
+            "parent_tool_use_id": null, "session_id": self.session, "uuid": uuid_like(self.tool_seq + 99),
+            "timestamp": "2026-11-25T19:11:40.138Z", "tool_use_result": format!("Error: {content}")
+        }));
+    }
+
     fn result(&self, subtype: &str, is_error: bool, turns: u32, fields: Value) {
         let cost = 0.001 * f64::from(turns);
         let mut v = json!({
@@ -314,6 +333,22 @@ impl Out {
 fn sleep_forever() -> ! {
     loop {
         std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+/// With ORCA_FAKE_AGENT_ARGV_FILE set, appends this start's arguments to it, one line of
+/// tab-separated arguments per start (tests check e.g. `--resume <session>`).
+fn log_argv() {
+    let Some(path) = std::env::var_os("ORCA_FAKE_AGENT_ARGV_FILE") else {
+        return;
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    {
+        let _ = writeln!(f, "{}", args.join("\t"));
     }
 }
 
@@ -497,6 +532,18 @@ fn fake_main() -> u8 {
             s
         }
     };
+    if let Some(path) = std::env::var_os("ORCA_FAKE_AGENT_PROMPT_FILE") {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "=== start\n{prompt}");
+        }
+    }
+    if let Some(steps) = std::env::var_os("ORCA_FAKE_AGENT_STEPS") {
+        return run_steps(Path::new(&steps), &args);
+    }
     let directive = prompt
         .lines()
         .find_map(|l| l.trim().strip_prefix("fake-agent:").map(str::trim))
@@ -508,6 +555,7 @@ fn fake_main() -> u8 {
     let mode = words.next().unwrap_or("success").to_owned();
     let rest: Vec<&str> = words.collect();
     log_start(&mode);
+    log_argv();
     hardening_probes();
     let num = |i: usize, default: u64| -> u64 {
         rest.get(i).and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -686,6 +734,30 @@ fn fake_main() -> u8 {
             out.text(&answer);
             out.success(&answer, 1)
         }
+        "long" => {
+            // An answer of N characters in lines of 100 (the last line numbered).
+            let n = usize::try_from(num(0, 10_000)).unwrap_or(10_000);
+            let mut text = String::with_capacity(n);
+            let mut line = 0;
+            while text.len() < n {
+                line += 1;
+                let head = format!("line {line} ");
+                let room = (n - text.len()).min(100);
+                let mut l: String = head
+                    .chars()
+                    .chain(std::iter::repeat('x'))
+                    .take(room)
+                    .collect();
+                if text.len() + l.len() < n {
+                    l.pop();
+                    l.push('\n');
+                }
+                text.push_str(&l);
+            }
+            out.init();
+            out.text(&text);
+            out.success(&text, 1)
+        }
         other => {
             eprintln!("fake-agent: unknown mode '{other}'");
             out.init();
@@ -698,4 +770,88 @@ fn fake_main() -> u8 {
             2
         }
     }
+}
+
+/// ORCA_FAKE_AGENT_STEPS: runs this start's block of steps (see the module doc).
+fn run_steps(file: &Path, args: &Args) -> u8 {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let blocks: Vec<&str> = text.split("\n---\n").collect();
+    let counter = file.with_extension("count");
+    let n: usize = std::fs::read_to_string(&counter)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    let _ = std::fs::write(&counter, format!("{}\n", n + 1));
+    let block = blocks.get(n).or(blocks.last()).copied().unwrap_or("");
+    let mut out = Out {
+        session: args.resume.clone().unwrap_or_else(|| uuid_like(0)),
+        model: args.model.clone().unwrap_or_else(|| DEFAULT_MODEL.into()),
+        msg_seq: 0,
+        tool_seq: 0,
+    };
+    out.init();
+    let cwd = std::env::current_dir().unwrap_or_default();
+    if let Some(config) = std::env::var_os("CLAUDE_CONFIG_DIR") {
+        let project: String = cwd
+            .to_string_lossy()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let dir = Path::new(&config).join("projects").join(project);
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::write(dir.join(format!("{}.jsonl", out.session)), "{}\n");
+    }
+    let mut say = "Done.".to_owned();
+    let mut turns = 1;
+    for line in block.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let (verb, rest) = line.split_once(' ').unwrap_or((line, ""));
+        turns += 1;
+        match verb {
+            "write" => {
+                let (path, content) = rest.split_once(' ').unwrap_or((rest, ""));
+                let abs = cwd.join(path);
+                let tid = out.tool_use(
+                    "Write",
+                    json!({"file_path": abs.display().to_string(), "content": format!("{content}\n")}),
+                );
+                if let Some(d) = abs.parent() {
+                    let _ = std::fs::create_dir_all(d);
+                }
+                let _ = std::fs::write(&abs, format!("{content}\n"));
+                out.tool_result(
+                    &tid,
+                    &format!("File created successfully at: {}", abs.display()),
+                    json!({"type": "create", "filePath": abs.display().to_string()}),
+                );
+            }
+            "run" => {
+                let tid = out.tool_use("Bash", json!({"command": rest}));
+                let res = Command::new("sh")
+                    .arg("-c")
+                    .arg(rest)
+                    .stdin(Stdio::null())
+                    .output();
+                let (code, text) = match res {
+                    Ok(o) => (
+                        o.status.code().unwrap_or(1),
+                        format!(
+                            "{}{}",
+                            String::from_utf8_lossy(&o.stdout),
+                            String::from_utf8_lossy(&o.stderr)
+                        ),
+                    ),
+                    Err(e) => (127, e.to_string()),
+                };
+                if code == 0 {
+                    out.tool_result(&tid, &text, json!({"stdout": text, "stderr": ""}));
+                } else {
+                    out.tool_error(&tid, &format!("Exit code {code}\n{text}"));
+                }
+            }
+            "say" => say = rest.to_owned(),
+            other => eprintln!("fake-agent: unknown step '{other}'"),
+        }
+    }
+    out.text(&say);
+    out.success(&say, turns)
 }

@@ -35,6 +35,12 @@ pub struct Understood {
     pub model: Option<String>,
     pub resume_on_retry: bool,
     pub requires: Vec<String>,
+    /// Fix rounds after unmet checks (absent: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix_rounds: Option<u32>,
+    /// Runs in a git worktree (absent: no).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub worktree: bool,
 }
 
 /// One success criterion as written.
@@ -138,6 +144,14 @@ pub fn check_file(file: &Path, config: &Config) -> Result<Understood, Vec<TaskEr
         &config.claude_base_cwd,
         &config.claude_allowed_root,
     );
+    // `worktree: true` needs a repository with a commit, as intake does.
+    if let Ok(r) = &resolved {
+        if task.worktree {
+            if let Err(e) = crate::verify::worktree::check_task(file, &r.working_dir) {
+                errors.push(e);
+            }
+        }
+    }
     match resolved {
         Ok(r) if errors.is_empty() => Ok(understood(&task, r.working_dir, r.target_files)),
         Ok(_) => Err(errors),
@@ -177,6 +191,8 @@ fn understood(task: &Task, working_dir: PathBuf, target_files: Vec<PathBuf>) -> 
         model: task.model.clone(),
         resume_on_retry: task.resume_on_retry,
         requires: task.requires.clone(),
+        fix_rounds: task.fix_rounds.filter(|n| *n > 0),
+        worktree: task.worktree,
     }
 }
 
@@ -246,6 +262,12 @@ fn write_text(out: &mut dyn Write, file: &Path, u: &Understood) -> io::Result<()
     }
     if !u.requires.is_empty() {
         rows.push(("requires", u.requires.join(", ")));
+    }
+    if let Some(n) = u.fix_rounds {
+        rows.push(("fix rounds", n.to_string()));
+    }
+    if u.worktree {
+        rows.push(("worktree", "yes (branch orca/<id>)".into()));
     }
     let mut tail: Vec<(&str, String)> = Vec::new();
     tail.push((

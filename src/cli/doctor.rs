@@ -4,8 +4,7 @@
 //! `run` reads the process environment; `run_with` takes it as data, so tests can drive
 //! every check (HOME, PATH, CLAUDE_BIN, OLLAMA_HOST) without touching the real one.
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -13,13 +12,11 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::config::{Config, LlmMode, SETTINGS};
+use crate::config::{Config, SETTINGS};
 use crate::workspace::Workspace;
 
 /// How long `CLAUDE_BIN --version` may take.
 const AGENT_VERSION_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long the Ollama probe may take (connect, then read).
-const OLLAMA_TIMEOUT: Duration = Duration::from_secs(1);
 /// The fix printed when the agent binary is missing.
 pub const AGENT_FIX: &str =
     "install it with `npm install -g @anthropic-ai/claude-code`, or set CLAUDE_BIN to its path";
@@ -52,8 +49,6 @@ struct Report {
     text: String,
     problems: usize,
     warnings: usize,
-    /// Settings of features that are not built: Orca refuses to start (exit 2).
-    refused: usize,
 }
 
 impl Report {
@@ -81,11 +76,6 @@ impl Report {
     }
     fn fail(&mut self, text: impl AsRef<str>, fix: &str) {
         self.problems += 1;
-        self.row("FAIL", text);
-        self.fix(fix);
-    }
-    fn refuse(&mut self, text: impl AsRef<str>, fix: &str) {
-        self.refused += 1;
         self.row("FAIL", text);
         self.fix(fix);
     }
@@ -131,16 +121,9 @@ fn check_all(
     authentication(&config, env, report);
     llm(&config, report);
     telegram(&config, report);
-    not_built(&config, report);
 
     report.line("");
-    if report.refused > 0 {
-        report.line(format!(
-            "Result: refused: {} setting(s) of features not built yet in this version (marked FAIL above); Orca will not start with them (exit 2).",
-            report.refused
-        ));
-        2
-    } else if report.problems == 0 {
+    if report.problems == 0 {
         let warnings = match report.warnings {
             0 => String::new(),
             1 => " (1 warning)".to_string(),
@@ -444,110 +427,13 @@ fn authentication(config: &Config, env: &[(String, String)], report: &mut Report
     }
 }
 
-/// Asks Ollama at `host` (`http://host[:port]`) for its version with a plain HTTP GET.
-pub fn ollama_version(host: &str, timeout: Duration) -> Result<String, String> {
-    let lower = host.to_ascii_lowercase();
-    let Some(rest) = lower.strip_prefix("http://") else {
-        return Err("only http:// can be checked here (no TLS client)".into());
-    };
-    let rest = &host[host.len() - rest.len()..];
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let authority = authority.rsplit('@').next().unwrap_or(authority);
-    let has_port = match authority.rfind(']') {
-        Some(bracket) => authority[bracket..].contains(':'),
-        None => authority.contains(':'),
-    };
-    let address = if has_port {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
-    };
-    let addrs: Vec<_> = address
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {authority}: {e}"))?
-        .collect();
-    let mut last_error = format!("no address for {authority}");
-    for addr in addrs {
-        match TcpStream::connect_timeout(&addr, timeout) {
-            Ok(mut stream) => {
-                let _ = stream.set_read_timeout(Some(timeout));
-                let _ = stream.set_write_timeout(Some(timeout));
-                let request = format!(
-                    "GET /api/version HTTP/1.0\r\nHost: {authority}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
-                );
-                stream
-                    .write_all(request.as_bytes())
-                    .map_err(|e| format!("cannot send the request: {e}"))?;
-                let mut response = Vec::new();
-                let read = stream.take(64 * 1024).read_to_end(&mut response);
-                if let Err(e) = read {
-                    if response.is_empty() {
-                        return Err(format!("no answer: {e}"));
-                    }
-                }
-                return parse_version_response(&response);
-            }
-            Err(e) => last_error = e.to_string(),
-        }
-    }
-    Err(last_error)
-}
-
-fn parse_version_response(response: &[u8]) -> Result<String, String> {
-    let text = String::from_utf8_lossy(response);
-    let status_line = text.lines().next().unwrap_or("");
-    let code = status_line.split_whitespace().nth(1).unwrap_or("");
-    if !status_line.starts_with("HTTP/") {
-        return Err("the answer is not HTTP".into());
-    }
-    if code != "200" {
-        return Err(format!("GET /api/version answered {code}"));
-    }
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
-    let json: serde_json::Value = serde_json::from_str(body.trim())
-        .map_err(|_| "the answer is not Ollama's JSON".to_string())?;
-    json.get("version")
-        .and_then(|v| v.as_str())
-        .map(|v| v.chars().take(40).collect())
-        .ok_or_else(|| "the answer has no version".to_string())
-}
-
 fn llm(config: &Config, report: &mut Report) {
     report.heading("LLM mediation (optional)");
-    if matches!(config.llm, LlmMode::Ollama | LlmMode::OpenAi) {
-        report.off(format!(
-            "ORCA_LLM={}: not built yet in this version (see below)",
-            config.llm.as_str()
-        ));
-        return;
-    }
-    match config.llm {
-        LlmMode::Off => report.off("ORCA_LLM=off: rule-based routing and summaries"),
-        LlmMode::OpenAi => {
-            let url = config
-                .openai_base_url
-                .as_deref()
-                .map(crate::config::redact_url_password)
-                .unwrap_or_default();
-            report.ok(format!(
-                "ORCA_LLM=openai: OpenAI-compatible server at {url}"
-            ));
-        }
-        LlmMode::Auto | LlmMode::Ollama => {
-            let host = crate::config::redact_url_password(&config.ollama_host);
-            match ollama_version(&config.ollama_host, OLLAMA_TIMEOUT) {
-                Ok(version) => report.ok(format!(
-                    "Ollama reachable at {host} (version {version}); model {}",
-                    config.ollama_model
-                )),
-                Err(why) if config.llm == LlmMode::Auto => report.off(format!(
-                    "ORCA_LLM=auto: Ollama not reachable at {host} ({why}); rule-based fallback"
-                )),
-                Err(why) => report.warn(
-                    format!("ORCA_LLM=ollama: Ollama not reachable at {host} ({why}); Orca falls back to rules"),
-                    "start it with `ollama serve`, set OLLAMA_HOST, or set ORCA_LLM=off",
-                ),
-            }
+    for line in super::llm::doctor_lines(config) {
+        match line {
+            super::llm::Line::Ok(t) => report.ok(t),
+            super::llm::Line::Off(t) => report.off(t),
+            super::llm::Line::Warn(t, fix) => report.warn(t, &fix),
         }
     }
 }
@@ -557,12 +443,6 @@ fn telegram(config: &Config, report: &mut Report) {
     if config.telegram_bot_token.is_none() {
         report.off(
             "not configured (set TELEGRAM_BOT_TOKEN and TELEGRAM_ALLOWED_USERS to enable the bot)",
-        );
-        return;
-    }
-    if config.telegram_bot_token.is_some() {
-        report.off(
-            "bot token set (<redacted>): the bot is not built yet in this version (see below)",
         );
         return;
     }
@@ -585,24 +465,6 @@ fn telegram(config: &Config, report: &mut Report) {
             "bot token set (<redacted>), {chat}, allowed users: {}",
             users.join(", ")
         ));
-    }
-}
-
-/// Settings of features this version does not have: each refused, with what to do.
-fn not_built(config: &Config, report: &mut Report) {
-    let unbuilt = config.unbuilt();
-    if unbuilt.is_empty() {
-        return;
-    }
-    report.heading("Not built in this version");
-    for u in unbuilt {
-        report.refuse(
-            format!(
-                "{}={} (from {}): {} is not built yet in this version",
-                u.name, u.value, u.origin, u.feature
-            ),
-            u.fix,
-        );
     }
 }
 
@@ -648,26 +510,6 @@ pub fn process_env() -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn version_responses() {
-        assert_eq!(
-            parse_version_response(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"version\":\"0.5.1\"}"
-            ),
-            Ok("0.5.1".to_string())
-        );
-        assert!(parse_version_response(b"HTTP/1.1 404 Not Found\r\n\r\n").is_err());
-        assert!(parse_version_response(b"SSH-2.0-OpenSSH").is_err());
-        assert!(parse_version_response(b"HTTP/1.1 200 OK\r\n\r\nhello").is_err());
-    }
-
-    #[test]
-    fn https_is_not_probed() {
-        assert!(ollama_version("https://example.invalid", OLLAMA_TIMEOUT)
-            .unwrap_err()
-            .contains("only http://"));
-    }
 
     #[test]
     fn binary_lookup() {

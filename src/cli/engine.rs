@@ -57,12 +57,10 @@ fn load(
     flags: &[(String, String)],
     access: Access,
 ) -> Result<(Config, Workspace), i32> {
-    let cfg = Config::load(root, flags)
-        .and_then(|c| c.check_built().map(|()| c))
-        .map_err(|e| {
-            eprintln!("error: {e}");
-            e.exit_code()
-        })?;
+    let cfg = Config::load(root, flags).map_err(|e| {
+        eprintln!("error: {e}");
+        e.exit_code()
+    })?;
     if access == Access::ReadOnly && !ops::is_workspace(&cfg.root) {
         eprintln!("error: {}", not_a_workspace(&cfg.root));
         return Err(2);
@@ -179,6 +177,9 @@ fn render_status(v: &StatusView, out: &mut dyn Write) -> io::Result<()> {
             "this shell"
         }
     )?;
+    if let Some(line) = crate::mediate::service::status_line(v.llm.as_ref()) {
+        writeln!(out, "llm       {}", esc(&line))?;
+    }
     let line: Vec<String> = TaskState::ALL
         .iter()
         .map(|s| format!("{} {}", s, v.counts.get(s.as_str()).copied().unwrap_or(0)))
@@ -194,6 +195,14 @@ fn render_status(v: &StatusView, out: &mut dyn Write) -> io::Result<()> {
             out,
             "waiting   {} task file(s) in tasks/ not taken yet ({why})",
             v.task_files_waiting
+        )?;
+    }
+    if let Some(t) = &v.telegram {
+        writeln!(
+            out,
+            "telegram  {}: {}",
+            esc(t["state"].as_str().unwrap_or("")),
+            esc(t["detail"].as_str().unwrap_or(""))
         )?;
     }
     if !v.blocked.is_empty() {
@@ -714,6 +723,60 @@ pub fn clean_artifacts(
     }
 }
 
+/// `orca clean worktrees [--dry-run]`: removes the git worktrees of finished tasks (and of
+/// tasks the store no longer knows); their branches stay.
+pub fn clean_worktrees(
+    root: &Path,
+    flags: &[(String, String)],
+    dry_run: bool,
+    out: &mut dyn Write,
+) -> io::Result<i32> {
+    let ctx = match open(root, flags, Access::Write) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let finished = |id: &str| match ctx.store.get(id) {
+        Ok(Some(r)) => r.state.is_final(),
+        Ok(None) => true,
+        Err(_) => false,
+    };
+    let dir = crate::verify::worktree::worktrees_dir(&ctx.ws.state_dir());
+    let plan = crate::verify::worktree::finished_worktrees(&dir, &finished);
+    let (mut removed, mut failed) = (0, 0);
+    for p in &plan.remove {
+        let path_text = p.display().to_string();
+        let shown = esc(&path_text);
+        if dry_run {
+            writeln!(out, "would remove {shown}")?;
+            removed += 1;
+            continue;
+        }
+        match crate::verify::worktree::remove(p) {
+            Ok(()) => {
+                writeln!(out, "removed {shown}")?;
+                removed += 1;
+            }
+            Err(e) => {
+                eprintln!("error: {shown}: {e}");
+                failed += 1;
+            }
+        }
+    }
+    writeln!(
+        out,
+        "{} {removed} worktree(s) of finished tasks (their orca/ branches stay)",
+        if dry_run { "would remove" } else { "removed" }
+    )?;
+    if plan.kept > 0 {
+        writeln!(
+            out,
+            "kept {} worktree(s) of tasks that have not finished",
+            plan.kept
+        )?;
+    }
+    Ok(if failed > 0 { 1 } else { 0 })
+}
+
 /// `orca validate-artifacts [--json]`.
 pub fn validate_artifacts(
     root: &Path,
@@ -792,6 +855,8 @@ mod tests {
                 path: "/w/.orca/orca.db".into(),
             },
             task_files_waiting: 0,
+            telegram: None,
+            llm: None,
             version: "0",
             nodes: Vec::new(),
         };

@@ -4,6 +4,7 @@
 pub mod check;
 pub mod doctor;
 pub mod engine;
+pub mod llm;
 pub mod sample;
 
 use std::ffi::OsString;
@@ -137,6 +138,19 @@ pub enum Command {
     },
     /// Print the man page (roff), e.g. `orca man > orca.1`
     Man,
+    /// Print what routing makes of a sentence: method, type, priority, folder, title
+    Route(RouteArgs),
+}
+
+/// `orca route`.
+#[derive(Debug, Clone, Args)]
+pub struct RouteArgs {
+    /// The request, in plain words
+    #[arg(value_name = "TEXT")]
+    pub text: String,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl Command {
@@ -156,8 +170,10 @@ impl Command {
             Command::TailEvents(_) => "tail-events",
             Command::Clean(CleanCommand::Tasks) => "clean tasks",
             Command::Clean(CleanCommand::Artifacts(_)) => "clean artifacts",
+            Command::Clean(CleanCommand::Worktrees(_)) => "clean worktrees",
             Command::ValidateArtifacts(_) => "validate-artifacts",
             Command::Schema => "schema",
+            Command::Route(_) => "route",
             Command::Completions { .. } => "completions",
             Command::Man => "man",
         }
@@ -288,6 +304,16 @@ pub enum CleanCommand {
     Tasks,
     /// Delete results, summaries and run logs older than N days
     Artifacts(CleanArtifactsArgs),
+    /// Remove the git worktrees of finished tasks (.orca/worktrees/; the orca/ branches stay)
+    Worktrees(CleanWorktreesArgs),
+}
+
+/// `orca clean worktrees`.
+#[derive(Debug, Clone, Args)]
+pub struct CleanWorktreesArgs {
+    /// Print what would be removed, remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `orca clean artifacts`.
@@ -510,7 +536,11 @@ fn run_command(cmd: &Command, ctx: &Ctx, out: &mut dyn Write) -> io::Result<i32>
         Command::Clean(CleanCommand::Artifacts(a)) => {
             engine::clean_artifacts(root, flags, a.days, a.dry_run, out)
         }
+        Command::Clean(CleanCommand::Worktrees(a)) => {
+            engine::clean_worktrees(root, flags, a.dry_run, out)
+        }
         Command::ValidateArtifacts(a) => engine::validate_artifacts(root, flags, a.json, out),
+        Command::Route(a) => llm::route(root, flags, &a.text, a.json, out),
     }
 }
 

@@ -5,14 +5,12 @@
 //! environment as data (tests use it). Every setting's effective value (secrets shown as
 //! `<redacted>`) and source end up in `Config::sources`, which `orca doctor` prints.
 
-mod built;
 mod redact;
 mod sources;
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-pub use built::Unbuilt;
 pub use redact::{
     is_secret_name, redact, redact_url_password, redactor_for, set_redactor, Redactor, REDACTED,
 };
@@ -146,6 +144,7 @@ pub const SETTINGS: &[&str] = &[
     "ORCA_MAX_RETRIES",
     "ORCA_LLM",
     "ORCA_LLM_TIMEOUT_SEC",
+    "ORCA_LLM_CONCURRENCY",
     "OLLAMA_HOST",
     "OLLAMA_MODEL",
     "OPENAI_BASE_URL",
@@ -193,6 +192,8 @@ pub struct Config {
     pub max_retries: u32,
     pub llm: LlmMode,
     pub llm_timeout_sec: u64,
+    /// At most this many LLM calls at once (ORCA_LLM_CONCURRENCY, default 1).
+    pub llm_concurrency: usize,
     pub ollama_host: String,
     pub ollama_model: String,
     pub openai_base_url: Option<String>,
@@ -253,6 +254,7 @@ impl std::fmt::Debug for Config {
             .field("max_retries", &self.max_retries)
             .field("llm", &self.llm)
             .field("llm_timeout_sec", &self.llm_timeout_sec)
+            .field("llm_concurrency", &self.llm_concurrency)
             .field("ollama_host", &redact_url_password(&self.ollama_host))
             .field("ollama_model", &self.ollama_model)
             .field(
@@ -310,15 +312,6 @@ pub enum ConfigError {
     /// A configuration file that does not parse.
     #[error("{origin}: {reason}")]
     Syntax { origin: String, reason: String },
-    /// A setting of a feature this version does not have (see [`Config::unbuilt`]).
-    #[error("{name}={value} (from {origin}) asks for {feature}, which is not built yet in this version of Orca ({}); {fix}", crate::VERSION)]
-    NotBuilt {
-        name: String,
-        value: String,
-        origin: String,
-        feature: String,
-        fix: String,
-    },
 }
 
 fn suggestion_text(suggestion: &Option<String>) -> String {
@@ -693,6 +686,7 @@ fn build(root: &Path, layers: &Layers, home: Option<&Path>) -> Result<Config, Co
         "one of auto, off, ollama, openai",
     )?;
     let llm_timeout_sec = b.int("ORCA_LLM_TIMEOUT_SEC", 20, 1, 3600)?;
+    let llm_concurrency = b.int("ORCA_LLM_CONCURRENCY", 1, 1, 64)?;
     let ollama_host = b
         .url("OLLAMA_HOST", Some("http://127.0.0.1:11434"))?
         .unwrap_or_default();
@@ -851,6 +845,8 @@ fn build(root: &Path, layers: &Layers, home: Option<&Path>) -> Result<Config, Co
         max_retries,
         llm,
         llm_timeout_sec,
+        // At most 64 by validation.
+        llm_concurrency: usize::try_from(llm_concurrency).unwrap_or(64),
         ollama_host,
         ollama_model,
         openai_base_url,

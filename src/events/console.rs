@@ -279,6 +279,8 @@ impl ConsoleState {
                 esc(root.trim_end_matches('/'))
             )),
             EventKind::DaemonStopped { .. } => Some("orca: stopped".to_owned()),
+            // Verbose mode shows it as an event line; not a state change.
+            EventKind::Notified { .. } => None,
             EventKind::TaskReceived { file, .. } => {
                 let v = self.view(id);
                 v.file = Some(file.clone());
@@ -422,6 +424,32 @@ impl ConsoleState {
                     &format!("`{}` {}{how}", esc(command), esc(verdict)),
                 ))
             }
+            EventKind::FixRound {
+                round,
+                max_rounds,
+                unmet,
+                changed,
+                ..
+            } => {
+                let colour = if *unmet == 0 { GREEN } else { YELLOW };
+                let what = match (unmet, changed) {
+                    (0, _) => "the checks are met now".to_owned(),
+                    (n, false) => format!("{n} check(s) still unmet, nothing changed"),
+                    (n, true) => format!("{n} check(s) still unmet"),
+                };
+                Some(tagged(
+                    "fix round",
+                    paint(colour),
+                    id,
+                    &format!("{round} of {max_rounds}: {what}"),
+                ))
+            }
+            EventKind::WorktreeCreated { branch, path, .. } => Some(tagged(
+                "worktree",
+                None,
+                id,
+                &format!("{} on branch {}", esc(path), esc(branch)),
+            )),
             EventKind::TimedOut {} => {
                 let v = self.view(id);
                 let after = match v.timeout_sec {
@@ -470,6 +498,12 @@ impl ConsoleState {
                 self.set_phase(id, Phase::Queued);
                 Some(tagged("recovered", None, id, &esc(reason)))
             }
+            EventKind::LlmFallback { message, stage, .. } => Some(tagged(
+                "llm",
+                None,
+                id,
+                &format!("{} by the rules: {}", esc(stage), esc(message)),
+            )),
             EventKind::ConfigReloaded {
                 applied,
                 changed,

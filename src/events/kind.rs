@@ -141,6 +141,28 @@ pub enum EventKind {
         timed_out: bool,
         verdict: String,
     },
+    /// A fix round ended: the unmet checks were fed back to the agent's session and the
+    /// checks ran again (`unmet` of them are still not met).
+    FixRound {
+        /// Whether the round changed any file in the working folder.
+        changed: bool,
+        /// The unmet checks' commands the round was asked to fix.
+        commands: Vec<String>,
+        max_rounds: u32,
+        /// How the round's agent run ended.
+        outcome: String,
+        round: u32,
+        session_id: Option<String>,
+        unmet: usize,
+    },
+    /// The attempt runs in a fresh git worktree (`worktree: true`).
+    WorktreeCreated {
+        base_commit: Option<String>,
+        branch: String,
+        /// False: an existing worktree of the task is used again (a retry).
+        created: bool,
+        path: String,
+    },
     /// A transient failure is retried.
     Retry {
         delay_ms: u64,
@@ -181,6 +203,13 @@ pub enum EventKind {
     /// Fleet mode: the lease of a running task ran out (its node died or lost the database);
     /// node `by` put it back in the queue (a `recovered` event follows).
     LeaseExpired { by: String },
+    /// An LLM call failed and the rules decided (`stage`: routing or summary; `reason`: the
+    /// failure's kind, e.g. timeout; `message`: what happened).
+    LlmFallback {
+        message: String,
+        reason: String,
+        stage: String,
+    },
     /// The configuration was reloaded (`changed`), or a reload refused (`applied: false`,
     /// `error`).
     ConfigReloaded {
@@ -191,6 +220,14 @@ pub enum EventKind {
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
         reason: String,
+    },
+    /// A notification about the task was sent (`channel`: telegram), or given up on
+    /// (`delivered: false`, logged with the reason).
+    Notified {
+        channel: String,
+        chat_id: Option<i64>,
+        delivered: bool,
+        status: String,
     },
     /// `orca run` started.
     DaemonStarted {
@@ -217,6 +254,8 @@ impl EventKind {
             EventKind::ClaudeProgress { .. } => CLAUDE_PROGRESS,
             EventKind::ClaudeFinished { .. } => CLAUDE_FINISHED,
             EventKind::CheckFinished { .. } => CHECK_FINISHED,
+            EventKind::FixRound { .. } => FIX_ROUND,
+            EventKind::WorktreeCreated { .. } => WORKTREE_CREATED,
             EventKind::Retry { .. } => RETRY,
             EventKind::CancelRequested { .. } => CANCEL_REQUESTED,
             EventKind::Cancelled { .. } => CANCELLED,
@@ -227,7 +266,9 @@ impl EventKind {
             EventKind::TaskArchived { .. } => TASK_ARCHIVED,
             EventKind::Recovered { .. } => RECOVERED,
             EventKind::LeaseExpired { .. } => LEASE_EXPIRED,
+            EventKind::LlmFallback { .. } => LLM_FALLBACK,
             EventKind::ConfigReloaded { .. } => CONFIG_RELOADED,
+            EventKind::Notified { .. } => NOTIFIED,
             EventKind::DaemonStarted { .. } => DAEMON_STARTED,
             EventKind::DaemonStopped { .. } => DAEMON_STOPPED,
         }
@@ -416,6 +457,15 @@ pub(crate) mod tests_support {
                 version: s("0.1.0"),
             }),
             Event::daemon(EventKind::DaemonStopped { pid: 7 }),
+            Event::task(
+                "a",
+                EventKind::Notified {
+                    channel: s("telegram"),
+                    chat_id: Some(-100),
+                    delivered: true,
+                    status: s("succeeded"),
+                },
+            ),
             Event::attempt(
                 "a",
                 1,
@@ -427,6 +477,29 @@ pub(crate) mod tests_support {
                     verdict: s("unmet"),
                 },
             ),
+            Event::attempt(
+                "a",
+                1,
+                EventKind::FixRound {
+                    changed: true,
+                    commands: vec![s("cargo test")],
+                    max_rounds: 2,
+                    outcome: s("succeeded"),
+                    round: 1,
+                    session_id: Some(s("s1")),
+                    unmet: 0,
+                },
+            ),
+            Event::attempt(
+                "a",
+                1,
+                EventKind::WorktreeCreated {
+                    base_commit: Some(s("abc")),
+                    branch: s("orca/a"),
+                    created: true,
+                    path: s("/w/.orca/worktrees/a"),
+                },
+            ),
         ]
     }
 
@@ -434,7 +507,7 @@ pub(crate) mod tests_support {
     fn every_kind_has_its_own_name() {
         let names: std::collections::BTreeSet<&str> =
             one_of_each().iter().map(Event::name).collect();
-        assert_eq!(names.len(), 21);
+        assert_eq!(names.len(), 24);
         for n in &names {
             assert!(crate::events::names::ALL.contains(n), "{n}");
         }

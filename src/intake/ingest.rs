@@ -21,8 +21,12 @@ pub struct Ingest<'a> {
     pub ws: &'a Workspace,
     pub store: &'a dyn Store,
     pub events: &'a EventBus,
-    /// Whether a worker holds the task right now (it finalizes the task itself then).
+    /// Whether a worker holds the task right now (it finalizes the task itself then), or
+    /// mediation holds the task or file (`tasks/x.task.md`) being routed.
     pub is_running: &'a dyn Fn(&str) -> bool,
+    /// Routing of a parsed task: Some to queue it now, None when it is queued later (the
+    /// LLM routes it).
+    pub route: &'a dyn Fn(NewTask, &Path) -> Option<NewTask>,
 }
 
 impl Ingest<'_> {
@@ -43,10 +47,16 @@ impl Ingest<'_> {
                 .next()
                 .map(Ok)
                 .unwrap_or_else(|| self.store.find_open_by_file(&file_rel));
+            if (self.is_running)(&file_rel) {
+                // Being routed: queued when routing ends.
+                continue;
+            }
             match open.and_then(|open| self.take_file(intake, &ready, file_rel, open)) {
                 Ok(Some(new)) => {
-                    news.push(new);
-                    paths.push(ready.path);
+                    if let Some(new) = (self.route)(new, &ready.path) {
+                        news.push(new);
+                        paths.push(ready.path);
+                    }
                 }
                 Ok(None) => {}
                 Err(e) => {

@@ -52,6 +52,7 @@ pub fn route(task: &Task) -> (TaskType, Routing) {
         method: Method::Rules,
         model: None,
         reason,
+        latency_ms: None,
     };
     if let Some(t) = task.task_type {
         return (t, routing("type given in the task file".to_owned()));

@@ -22,7 +22,11 @@ pub fn new_task(
     received_at_ms: i64,
 ) -> Result<NewTask, TaskError> {
     let t = task::parse_file_within(path, &cfg.claude_allowed_root)?;
-    task::paths::resolve_task_paths(&t, path, &cfg.claude_base_cwd, &cfg.claude_allowed_root)?;
+    let resolved =
+        task::paths::resolve_task_paths(&t, path, &cfg.claude_base_cwd, &cfg.claude_allowed_root)?;
+    if t.worktree {
+        crate::verify::worktree::check_task(path, &resolved.working_dir)?;
+    }
     // A stem whose artifacts already exist (say, from before the store was reset) is
     // suffixed too, so no task's artifacts are ever overwritten by another's.
     let stem = crate::artifacts::free_stem(ws, &Workspace::stem_of(path));
@@ -31,7 +35,7 @@ pub fn new_task(
         stem,
         file: file_rel,
         source: source_of(&t),
-        source_user: None,
+        source_user: super::origin::source_user(&t),
         priority: t.priority,
         max_retries: t.retries.unwrap_or(cfg.max_retries),
         task: Some(t),
@@ -41,13 +45,10 @@ pub fn new_task(
     })
 }
 
-/// Where a parsed task came from: `orca submit` marks its files with `x-orca-source: cli`.
+/// Where a parsed task came from: `orca submit` marks its files with `x-orca-source: cli`,
+/// the Telegram bot with `telegram` ([`super::origin`]).
 pub fn source_of(t: &task::Task) -> SourceKind {
-    if t.extra.get("x-orca-source").and_then(|v| v.as_str()) == Some("cli") {
-        SourceKind::Cli
-    } else {
-        SourceKind::File
-    }
+    super::origin::source_kind(t)
 }
 
 /// Queues valid tasks in one store transaction (a burst of files costs one commit, not one
@@ -108,7 +109,8 @@ fn queued_events(rec: &TaskRecord) -> Vec<Event> {
 fn source_name(s: SourceKind) -> &'static str {
     match s {
         SourceKind::Cli => "cli",
-        _ => "file",
+        SourceKind::Telegram => "telegram",
+        SourceKind::File => "file",
     }
 }
 

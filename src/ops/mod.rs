@@ -10,6 +10,7 @@
 //! is shared already.
 
 pub mod ingest;
+pub mod origin;
 pub mod pending;
 mod submit;
 pub mod views;
@@ -23,7 +24,7 @@ use crate::events::{Event, EventBus, EventKind};
 use crate::store::{CancelOutcome, Store, StoreError, TaskRecord, TaskState};
 use crate::workspace::Workspace;
 
-pub use submit::{submit, SubmitRequest, SubmitSource};
+pub use submit::{submit, submit_as, SubmitRequest, SubmitSource};
 pub use views::*;
 
 /// What every operation works on.
@@ -252,6 +253,18 @@ pub fn status(ops: &Ops<'_>) -> Result<StatusView, OpsError> {
         },
         nodes: nodes.unwrap_or_default(),
         task_files_waiting: waiting,
+        telegram: daemon
+            .running
+            .then(|| crate::telegram::status_of(ops.store))
+            .flatten(),
+        llm: if daemon.running {
+            ops.store
+                .get_meta(crate::mediate::service::META_KEY)
+                .ok()
+                .flatten()
+        } else {
+            None
+        },
         version: crate::VERSION,
     })
 }

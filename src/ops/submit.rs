@@ -67,6 +67,19 @@ fn suffixed(base: &str, n: u32) -> String {
 
 /// Writes the task into `tasks/` and returns its id.
 pub fn submit(ops: &Ops<'_>, req: SubmitRequest) -> Result<SubmitView, OpsError> {
+    let mut extra = std::collections::BTreeMap::new();
+    extra.insert("x-orca-source".to_owned(), json!("cli"));
+    submit_as(ops, req, None, extra)
+}
+
+/// [`submit`] for another front end: the task gets `title` (when given) and the `x-orca-*`
+/// keys `extra` (where it came from, see [`super::origin`]) instead of `x-orca-source: cli`.
+pub fn submit_as(
+    ops: &Ops<'_>,
+    req: SubmitRequest,
+    title: Option<String>,
+    extra: std::collections::BTreeMap<String, serde_json::Value>,
+) -> Result<SubmitView, OpsError> {
     let mut task = match &req.source {
         Some(src) => crate::task::parse_bytes(&src.path, &src.bytes)
             .map_err(|e| OpsError::BadTask(e.to_string()))?,
@@ -103,7 +116,17 @@ pub fn submit(ops: &Ops<'_>, req: SubmitRequest) -> Result<SubmitView, OpsError>
     if let Some(id) = &req.id {
         task.id = id.clone();
     }
-    task.extra.insert("x-orca-source".into(), json!("cli"));
+    if req.source.is_none() && req.priority.is_none() {
+        // A request in plain words: routing decides its priority too.
+        task.extra.insert(
+            crate::mediate::routing::PRIORITY_UNSET_KEY.into(),
+            json!(true),
+        );
+    }
+    if title.is_some() {
+        task.title = title;
+    }
+    task.extra.extend(extra);
     crate::task::paths::validate_id(&task.id).map_err(|e| OpsError::Usage(e.to_string()))?;
     let tasks = ops.ws.tasks();
     // Check the rendered file parses and its paths are allowed before it reaches tasks/.

@@ -196,10 +196,17 @@ pub struct StatusView {
     pub store: StoreView,
     /// Task files in `tasks/` that no daemon has taken yet (shown as `pending`).
     pub task_files_waiting: usize,
+    /// The running daemon's Telegram bot (`state`: polling, conflict, unauthorized,
+    /// unreachable, error; `detail`; `since`); absent without a bot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub telegram: Option<Value>,
     pub version: &'static str,
     /// Fleet mode: the live nodes (id, labels, heartbeat, running); absent on one machine.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<crate::store::NodeRecord>,
+    /// The running daemon's LLM mediation: method, model, reason, breaker_open_until_ms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub llm: Option<serde_json::Value>,
 }
 
 /// What `cancel` did.

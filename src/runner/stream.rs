@@ -10,6 +10,8 @@ pub const MAX_LINE_BYTES: usize = 8 * 1024 * 1024;
 /// One tool call the agent made: the tool's name and what it acted on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToolUse {
+    /// The call's `id` (its result names it as `tool_use_id`).
+    pub id: Option<String>,
     pub name: String,
     /// `file_path`, `command`, `pattern`, `path`, `url` or `notebook_path` of the input.
     pub target: Option<String>,
@@ -231,6 +233,7 @@ fn parse_value_line(line: &[u8]) -> StreamEvent {
                 for b in blocks {
                     match b.get("type").and_then(Value::as_str) {
                         Some("tool_use") => tool_uses.push(ToolUse {
+                            id: str_of(b, "id"),
                             name: str_of(b, "name").unwrap_or_else(|| "?".into()),
                             target: b.get("input").and_then(tool_target),
                         }),
@@ -426,6 +429,7 @@ mod tests {
                 message_id: Some("msg_1".into()),
                 model: Some("claude-opus-4-8".into()),
                 tool_uses: vec![ToolUse {
+                    id: Some("toolu_1".into()),
                     name: "Write".into(),
                     target: Some("/w/hello.txt".into())
                 }],

@@ -80,11 +80,6 @@ fn run_agent(
             return 2;
         }
     };
-    // A setting of a feature that is not built is refused, not ignored.
-    if let Err(e) = cfg.check_built() {
-        eprintln!("error: {e}");
-        return e.exit_code();
-    }
     let ws = Workspace::new(cfg.root.clone());
     if let Err(e) = ws.create_all() {
         eprintln!("error: {e}\nhint: check that the workspace folder is writable");
@@ -146,6 +141,9 @@ fn run_agent(
             return 1;
         }
     };
+    let mediator = Arc::new(rt.block_on(crate::mediate::service::Mediator::start(&cfg)));
+    eprintln!("orca: LLM mediation: {}", mediator.line());
+    tracing::info!("LLM mediation: {}", mediator.line());
     // The console (stderr) prints what happens from `daemon_started` on; dropped after the
     // daemon, it prints what is left.
     let _console = crate::events::console::start(&events, console);
@@ -163,6 +161,7 @@ fn run_agent(
         claimed_by_workers: AtomicBool::new(false),
         own_folders: orca_folders(&ws).into(),
         node: Default::default(),
+        mediator,
         ws,
     });
     // Whatever an agent starts and detaches is re-parented here, to be ended with its
@@ -201,6 +200,8 @@ pub(super) struct Daemon {
     pub(super) own_folders: Arc<[std::path::PathBuf]>,
     /// Its place in a fleet (a shared store only).
     pub(super) node: super::fleet::NodeState,
+    /// LLM mediation (routing, summaries), or the rules (see [`super::mediation`]).
+    pub(super) mediator: Arc<crate::mediate::service::Mediator>,
 }
 
 fn config_stamp(ws: &Workspace) -> Vec<Option<SystemTime>> {
@@ -229,7 +230,7 @@ impl Daemon {
     }
 
     pub(super) fn is_running(&self, id: &str) -> bool {
-        self.running.lock().is_ok_and(|m| m.contains_key(id))
+        self.running.lock().is_ok_and(|m| m.contains_key(id)) || self.mediator.is_busy(id)
     }
 
     fn running_count(&self) -> usize {
@@ -248,7 +249,17 @@ impl Daemon {
         tracing::info!(root = %self.ws.root.display(), pid = std::process::id(), "orca daemon started");
         // Store calls block (PostgreSQL's client must not run on a runtime thread).
         use tokio::task::block_in_place as block;
-        block(|| self.publish_settings(&cfg));
+        block(|| {
+            self.publish_settings(&cfg);
+            self.start_mediation();
+        });
+        // The Telegram bot, when TELEGRAM_BOT_TOKEN is set (it ends with the runtime).
+        let _telegram = crate::telegram::start(
+            Arc::clone(&cfg),
+            self.ws.clone(),
+            Arc::clone(&self.store),
+            self.events.clone(),
+        );
 
         // Start-up repair: runs cut off by a crash go back to the queue (their agents, if
         // they outlived the crash, are stopped first); finished tasks whose artifacts or
@@ -322,6 +333,7 @@ impl Daemon {
                         }
                     }
                     let is_running = |id: &str| self.is_running(id);
+                    let route = |new, path: &Path| self.route_new(new, path, &done_tx);
                     let cfg = self.cfg();
                     let ingest = crate::intake::ingest::Ingest {
                         cfg: &cfg,
@@ -329,6 +341,7 @@ impl Daemon {
                         store: self.store.as_ref(),
                         events: &self.events,
                         is_running: &is_running,
+                        route: &route,
                     };
                     tokio::task::block_in_place(|| ingest.take(&intake, batch));
                 }
@@ -438,6 +451,9 @@ impl Daemon {
             return;
         }
         let Some(end) = end else { return };
+        if self.judge_later(rec, &end) {
+            return;
+        }
         if let Err(e) =
             finalize::finalize_run(&self.ws, self.store.as_ref(), &self.events, rec, end)
         {
@@ -716,6 +732,7 @@ impl Daemon {
                 }
             }
         }
+        self.wait_for_mediation().await;
         tokio::task::block_in_place(|| {
             if let Err(e) = self.store.flush() {
                 tracing::error!(

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use crate::artifacts::archive::{archive, ArchiveDest};
 use crate::artifacts::result::{
-    AgentInfo, Attempt, Method, ResultError, ResultStatus, Routing, TaskResult, TaskSource,
-    Verification, VerificationMethod, SCHEMA_VERSION,
+    AgentInfo, Attempt, Method, ResultError, ResultStatus, Routing, TaskResult, Verification,
+    VerificationMethod, SCHEMA_VERSION,
 };
 use crate::artifacts::write::{write_result, write_summary};
 use crate::clock::{now_ms, rfc3339_ms};
@@ -110,6 +110,7 @@ pub fn build_result(
         working_dir,
         changed_files,
         verified,
+        judged,
     } = facts;
     let status = status_of(rec.state)?;
     let error: Option<ResultError> = rec
@@ -120,7 +121,11 @@ pub fn build_result(
     let (task_type, routing) = match &rec.task {
         Some(t) => {
             let (ty, r) = route(t);
-            (Some(ty), r)
+            // Routed at intake (LLM or rules): that routing, and the type it set.
+            match crate::mediate::routing::recorded(t) {
+                Some(recorded) => (t.task_type.or(Some(ty)), recorded),
+                None => (Some(ty), r),
+            }
         }
         None => (
             None,
@@ -128,6 +133,7 @@ pub fn build_result(
                 method: Method::Rules,
                 model: None,
                 reason: "not routed: the task was rejected".into(),
+                latency_ms: None,
             },
         ),
     };
@@ -137,7 +143,19 @@ pub fn build_result(
         .as_ref()
         .map(|t| judge_criteria(&t.success_criteria, output.as_deref(), status))
         .unwrap_or_default();
+    if let Some(j) = &judged {
+        crate::mediate::verdicts::apply(&mut criteria, j);
+    }
     apply_checks(&mut criteria, &verified.checks);
+    let mut attempt_history: Vec<_> = attempts.iter().map(attempt_of).collect();
+    // The fix rounds were this run's, the task's last attempt.
+    if let Some(a) = attempt_history
+        .iter_mut()
+        .rev()
+        .find(|a| a.attempt == rec.attempts)
+    {
+        a.rounds = verified.rounds;
+    }
     let reported = run.map(|r| {
         AgentInfo {
             name: agent_name.to_owned(),
@@ -155,8 +173,27 @@ pub fn build_result(
         Some((a, w)) => (Some(a), w),
         None => (None, Vec::new()),
     };
-    let mut summary = summarize(output.as_deref(), error.as_ref(), status);
+    let mut summary = match &judged {
+        Some(j) => crate::artifacts::result::Summary {
+            method: crate::artifacts::result::SummaryMethod::Llm,
+            text: j.summary.clone(),
+        },
+        None => summarize(output.as_deref(), error.as_ref(), status),
+    };
     note_unmet_checks(&mut summary, &criteria);
+    let verification = match &verified.claims {
+        Some(claims) => {
+            crate::verify::claims::note_unbacked(&mut summary.text, claims);
+            Verification {
+                method: VerificationMethod::Events,
+                claims: claims.clone(),
+            }
+        }
+        None => Verification {
+            method: VerificationMethod::None,
+            claims: Vec::new(),
+        },
+    };
     for w in &warnings {
         tracing::warn!(task = %rec.id, "{w}");
         summary.text.push_str("\nWarning: ");
@@ -185,7 +222,7 @@ pub fn build_result(
         duration_ms: u64::try_from(finished_ms - rec.started_at_ms.unwrap_or(rec.received_at_ms))
             .unwrap_or(0),
         attempts: rec.attempts,
-        attempt_history: attempts.iter().map(attempt_of).collect(),
+        attempt_history,
         working_dir,
         target_files: rec
             .task
@@ -204,14 +241,8 @@ pub fn build_result(
         transcript,
         changed_files,
         git: verified.git.clone(),
-        verification: Verification {
-            method: VerificationMethod::None,
-            claims: Vec::new(),
-        },
-        source: TaskSource {
-            kind: rec.source,
-            user: rec.source_user.clone(),
-        },
+        verification,
+        source: crate::ops::origin::task_source(rec),
         summary,
         warnings,
     })
@@ -225,6 +256,8 @@ pub struct RunFacts {
     pub changed_files: Vec<String>,
     /// Its checks and git facts (the result's criteria verdicts and `git`).
     pub verified: Verified,
+    /// The LLM's summary and verdicts (None: the extract and the rules).
+    pub judged: Option<crate::mediate::verdicts::Judged>,
 }
 
 /// What the worker that has just ended a run (with [`Store::finish_claimed`]) knows, so that
@@ -238,6 +271,8 @@ pub struct RunEnd<'a> {
     pub changed_files: Vec<String>,
     /// The checks run after the agent and the git facts (the result's criteria and `git`).
     pub verified: Verified,
+    /// The LLM's summary and verdicts, when mediation gave them.
+    pub judged: Option<crate::mediate::verdicts::Judged>,
 }
 
 /// Writes the artifacts of a final task and archives its file, recording each step in the
@@ -255,6 +290,7 @@ pub fn finalize(
         changed_files: Vec::new(),
         attempts: None,
         verified: Verified::default(),
+        judged: None,
     };
     finalize_known(ws, store, events, rec, run, known)
 }
@@ -273,6 +309,7 @@ pub fn finalize_run(
         changed_files: end.changed_files,
         attempts: Some(end.attempts),
         verified: end.verified,
+        judged: end.judged,
     };
     finalize_known(ws, store, events, rec, Some(end.outcome), known)
 }
@@ -284,6 +321,7 @@ struct Known {
     /// Some: the run was just finished by this worker (see [`finalize_run`]).
     attempts: Option<Vec<AttemptRecord>>,
     verified: Verified,
+    judged: Option<crate::mediate::verdicts::Judged>,
 }
 
 fn finalize_known(
@@ -346,6 +384,7 @@ fn finalize_known(
                         working_dir: known.working_dir,
                         changed_files: known.changed_files,
                         verified: known.verified,
+                        judged: known.judged,
                     },
                 )
                 .ok_or_else(|| FinalizeError::NotFinal(rec.id.clone()))?
@@ -369,7 +408,10 @@ fn finalize_known(
         written = vec![
             validated,
             EventKind::Summarized {
-                method: "extract".into(),
+                method: match result.summary.method {
+                    crate::artifacts::result::SummaryMethod::Llm => "llm".into(),
+                    crate::artifacts::result::SummaryMethod::Extract => "extract".into(),
+                },
                 summary: rel(ws, &summary_path),
             },
             EventKind::ArtifactsWritten {
@@ -587,6 +629,7 @@ mod tests {
                 working_dir: None,
                 changed_files: vec!["src/lib.rs".into()],
                 verified: Verified::default(),
+                judged: None,
             };
             finalize_run(&ws, &store, &events, &rec, end).unwrap();
             assert!(!store.get("t").unwrap().unwrap().finalized, "deferred");

@@ -194,6 +194,7 @@ impl Daemon {
                 working_dir: end.working_dir,
                 changed_files: end.changed_files,
                 verified: end.verified,
+                judged: end.judged,
             },
         );
         let Some(mut result) = result else {

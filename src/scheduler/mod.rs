@@ -4,6 +4,8 @@
 pub mod backoff;
 pub mod daemon;
 pub mod finalize;
+mod fixing;
+mod mediation;
 mod fleet;
 pub mod policy;
 pub mod resume;

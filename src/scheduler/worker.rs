@@ -55,12 +55,27 @@ impl Daemon {
                 return None;
             }
         };
-        // Opened once beneath the allowed root, following no link: the agent starts in this
-        // very folder, whatever its path names by then.
-        let opened = match crate::runner::workdir::open_beneath(
-            &cfg.claude_allowed_root,
-            &resolved.working_dir,
-        ) {
+        // `worktree: true`: the attempt runs in the task's git worktree (made or reused).
+        let worktree = match self.worktree_for(&rec, &task, &resolved.working_dir).await {
+            Ok(w) => w,
+            Err(e) => {
+                self.fail_now(&rec, &node, "worktree", &e.to_string(), Some(e.hint()));
+                return None;
+            }
+        };
+        let (open_root, open_dir) = match &worktree {
+            Some(w) => (
+                crate::verify::worktree::worktrees_dir(&self.ws.state_dir()),
+                w.dir.clone(),
+            ),
+            None => (
+                cfg.claude_allowed_root.clone(),
+                resolved.working_dir.clone(),
+            ),
+        };
+        // Opened once beneath the allowed root (or Orca's worktrees folder), following no
+        // link: the agent starts in this very folder, whatever its path names by then.
+        let opened = match crate::runner::workdir::open_beneath(&open_root, &open_dir) {
             Ok(o) => o,
             // Out of file descriptors or memory: as transient as an agent that cannot start
             // for the same reason (retried with backoff, then failed with the limit to raise).
@@ -85,6 +100,11 @@ impl Daemon {
         };
         let env = crate::runner::agent_env::for_agent(&cfg);
         let resumed = self.resume_for(&rec, &task, &env, &opened.path);
+        // A follow-up (a reply to a task's notification) resumes the session it continues.
+        let follow_up = match &resumed {
+            Some(_) => None,
+            None => self.follow_up_session(&rec, &task, &env, &opened.path),
+        };
         let prompt = match &resumed {
             Some((_, why)) => resume::continuation_prompt(why),
             None => crate::runner::prompt::build_prompt(&task),
@@ -103,7 +123,7 @@ impl Daemon {
             }),
             model: task.model.clone().or(cfg.claude_model.clone()),
             skip_permissions: cfg.claude_skip_permissions,
-            resume_session: resumed.as_ref().map(|(sid, _)| sid.clone()),
+            resume_session: resumed.as_ref().map(|(sid, _)| sid.clone()).or(follow_up),
             raw_log: self.ws.run_log(&rec.id, attempt),
             env,
             remove_env: crate::runner::agent_env::withheld(&cfg),
@@ -111,7 +131,9 @@ impl Daemon {
         let working_dir = opened.path.display().to_string();
         let skip = Arc::clone(&self.own_folders);
         let before = self.snapshot_before(&rec.id, &opened.path, &skip).await;
-        let git_base = {
+        let git_base = if let Some(w) = &worktree {
+            Some(w.base.clone())
+        } else {
             let d = opened.path.clone();
             tokio::task::spawn_blocking(move || crate::verify::git::base(&d))
                 .await
@@ -131,10 +153,12 @@ impl Daemon {
             },
         ));
         let (ptx, prx) = mpsc::unbounded_channel::<Box<Progress>>();
+        let round_req = req.clone();
+        let agent_started = Instant::now();
         // Progress is forwarded alongside the run, in this task (it ends when the run drops
         // its sender): no task of its own to start and wake on another thread.
         let (mut out, ()) = tokio::join!(
-            agent.run(req, cancel, ptx),
+            agent.run(req, cancel.clone(), ptx),
             forward_progress(
                 Arc::clone(self),
                 rec.id.clone(),
@@ -147,7 +171,8 @@ impl Daemon {
         if out.agent_version.is_none() {
             out.agent_version = agent.version().await;
         }
-        let changed = changed_files(before, skip).await;
+        let agent_time = agent_started.elapsed();
+        let changed = changed_files(before.clone(), Arc::clone(&skip)).await;
         self.events.publish(Event::attempt(
             &rec.id,
             attempt,
@@ -161,16 +186,36 @@ impl Daemon {
                 session_id: out.session_id.clone(),
             },
         ));
-        let verified = self
-            .verify_attempt(&rec, &task, &cfg, &out, &opened.path, git_base)
+        let (mut verified, mut changed) = self
+            .verify_and_fix(
+                super::fixing::Fixing {
+                    rec: &rec,
+                    task: &task,
+                    cfg: &cfg,
+                    node: &node,
+                    req: round_req,
+                    cancel,
+                    agent_time,
+                    git_base,
+                    before,
+                    changed,
+                },
+                &mut out,
+            )
             .await;
+        if let Some(w) = worktree {
+            self.finish_worktree(&rec, &task, &out, w, &mut verified, &mut changed)
+                .await;
+        }
         self.record_off_thread(rec, node, out, Some(working_dir), changed, verified)
             .await
     }
 
     /// Runs the task's checks after a finished agent (on a blocking thread), one
-    /// `check_finished` each, and gathers the git facts and strict mode's verdict.
-    async fn verify_attempt(
+    /// `check_finished` each, and gathers the git facts and strict mode's verdict. A cancel
+    /// stops the checks (`cancelled`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn verify_attempt(
         &self,
         rec: &TaskRecord,
         task: &task::Task,
@@ -178,6 +223,7 @@ impl Daemon {
         out: &RunOutcome,
         dir: &Path,
         git_base: Option<crate::verify::git::Base>,
+        cancel: &watch::Receiver<bool>,
     ) -> crate::verify::Verified {
         let run = crate::verify::runs_checks(&out.outcome);
         let criteria = task.success_criteria.clone();
@@ -187,13 +233,20 @@ impl Daemon {
         );
         let remove = crate::runner::agent_env::withheld(cfg);
         let d = dir.to_path_buf();
-        let (checks, git) = tokio::task::spawn_blocking(move || {
+        let rx = cancel.clone();
+        let (checks, git, cancelled) = tokio::task::spawn_blocking(move || {
+            let is_cancelled = move || *rx.borrow();
             let checks = if run {
-                crate::verify::check::run_checks(&criteria, &d, timeout, &remove)
+                crate::verify::check::run_checks(&criteria, &d, timeout, &remove, &is_cancelled)
             } else {
                 Vec::new()
             };
-            (checks, git_base.map(|b| crate::verify::git::info(b, &d)))
+            let cancelled = run && is_cancelled();
+            (
+                checks,
+                git_base.map(|b| crate::verify::git::info(b, &d)),
+                cancelled,
+            )
         })
         .await
         .unwrap_or_default();
@@ -216,6 +269,9 @@ impl Daemon {
             checks,
             git,
             strict_failure,
+            rounds: None,
+            cancelled,
+            claims: None,
         }
     }
 
@@ -273,6 +329,27 @@ impl Daemon {
         }
         tracing::info!(task = %rec.id, session = %sid, "resuming the agent's session ({why})");
         Some((sid, why))
+    }
+
+    /// The session a follow-up task resumes (`x-orca-resume-session`, the session of the
+    /// task it continues), when the agent still has it. Marks the attempt as resumed.
+    fn follow_up_session(
+        &self,
+        rec: &TaskRecord,
+        task: &task::Task,
+        env: &[(String, String)],
+        cwd: &Path,
+    ) -> Option<String> {
+        let sid = crate::ops::origin::resume_session(task)?;
+        if let Err(why_not) = self.current_agent().can_resume(&sid, cwd, env) {
+            tracing::info!(task = %rec.id, session = %sid, "not resuming the session of the task it follows: {why_not}");
+            return None;
+        }
+        if let Err(e) = self.store.mark_resumed(&rec.id, rec.attempts) {
+            tracing::warn!(task = %rec.id, "cannot mark the attempt as resumed: {e}");
+        }
+        tracing::info!(task = %rec.id, session = %sid, "resuming the session of the task it follows");
+        Some(sid)
     }
 
     /// The snapshot of the working folder before the task's first attempt (kept across
@@ -404,6 +481,7 @@ impl Daemon {
                 working_dir,
                 changed_files: changed,
                 verified,
+                judged: None,
             },
         );
         next
@@ -522,6 +600,7 @@ impl Daemon {
                         working_dir: None,
                         changed_files: Vec::new(),
                         verified: Default::default(),
+                        judged: None,
                     },
                 )
             }),
@@ -531,7 +610,10 @@ impl Daemon {
 }
 
 /// The files changed in the working folder since `before` (off the async threads).
-async fn changed_files(before: Snapshot, skip: Arc<[std::path::PathBuf]>) -> Vec<String> {
+pub(super) async fn changed_files(
+    before: Snapshot,
+    skip: Arc<[std::path::PathBuf]>,
+) -> Vec<String> {
     if let Some(changed) = before.changed_since_small(&skip, SMALL_FOLDER_ENTRIES) {
         return changed;
     }
@@ -540,7 +622,7 @@ async fn changed_files(before: Snapshot, skip: Arc<[std::path::PathBuf]>) -> Vec
         .unwrap_or_default()
 }
 
-fn outcome_name(o: &Outcome) -> &'static str {
+pub(super) fn outcome_name(o: &Outcome) -> &'static str {
     match o {
         Outcome::Succeeded => "succeeded",
         Outcome::TaskFailed { .. } | Outcome::MaxTurns { .. } => "failed",
@@ -557,7 +639,7 @@ fn outcome_name(o: &Outcome) -> &'static str {
 /// start-up recovery and resuming need) once the agent has run for [`FIRST_PROGRESS_AFTER`]
 /// and then at most every 250 ms. A run that ends sooner costs no progress write at all: its
 /// end is recorded next, with the session.
-async fn forward_progress(
+pub(super) async fn forward_progress(
     d: Arc<Daemon>,
     id: String,
     attempt: u32,

@@ -182,24 +182,26 @@ pub(crate) const FIELDS: [Field; 15] = [
             }
         },
     },
-    // Not built yet: read (so the key is known and its value checked) and refused when set.
     Field {
         key: "fix_rounds",
-        read: |_, v, y, k| match whole_number(k, v, y, 0, u64::from(u32::MAX), GE0)? {
-            Some(n) if n > 0 => Err(TaskErrorKind::NotBuilt { field: k }),
-            _ => Ok(()),
+        read: |t, v, y, k| {
+            t.fix_rounds = whole_number(k, v, y, 0, u64::from(u32::MAX), GE0)?
+                .map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+            Ok(())
         },
-        write: |_, _, _| {},
+        write: |t, k, out| opt_num(out, k, t.fix_rounds.map(u64::from)),
     },
     Field {
         key: "worktree",
-        read: |_, v, y, k| {
-            if boolean(k, v, y)? {
-                return Err(TaskErrorKind::NotBuilt { field: k });
-            }
+        read: |t, v, y, k| {
+            t.worktree = boolean(k, v, y)?;
             Ok(())
         },
-        write: |_, _, _| {},
+        write: |t, k, out| {
+            if t.worktree {
+                let _ = writeln!(out, "{k}: true");
+            }
+        },
     },
     Field {
         key: "check_timeout_sec",
@@ -348,43 +350,30 @@ mod tests {
     }
 
     #[test]
-    fn strict_and_check_timeout_are_read_and_unbuilt_keys_refused() {
+    fn strict_check_timeout_fix_rounds_and_worktree_are_read() {
         let (t, errors) =
-            read("strict: true\ncheck_timeout_sec: 3\nfix_rounds: 0\nworktree: false\n");
+            read("strict: true\ncheck_timeout_sec: 3\nfix_rounds: 2\nworktree: true\n");
         assert_eq!(errors, vec![]);
         assert_eq!((t.strict, t.check_timeout_sec), (Some(true), Some(3)));
+        assert_eq!((t.fix_rounds, t.worktree), (Some(2), true));
         let (t, _) = read("id: a\n");
-        assert_eq!(t.strict, None);
+        assert_eq!((t.strict, t.fix_rounds, t.worktree), (None, None, false));
         let (_, errors) =
-            read("fix_rounds: 2\nworktree: true\ncheck_timeout_sec: 0\nstrict: maybe\n");
-        let shown: Vec<(Option<usize>, String, &str)> = errors
-            .iter()
-            .map(|(l, k)| (*l, k.to_string(), k.name()))
-            .collect();
+            read("fix_rounds: -1\nworktree: yes-please\ncheck_timeout_sec: 0\nstrict: maybe\n");
+        let shown: Vec<(Option<usize>, &str)> =
+            errors.iter().map(|(l, k)| (*l, k.name())).collect();
         assert_eq!(
             shown,
             vec![
-                (
-                    Some(2),
-                    "fix_rounds is not built yet in this version of Orca".into(),
-                    "not_built"
-                ),
-                (
-                    Some(3),
-                    "worktree is not built yet in this version of Orca".into(),
-                    "not_built"
-                ),
-                (
-                    Some(4),
-                    "check_timeout_sec '0' is not a whole number of seconds greater than 0".into(),
-                    "bad_number"
-                ),
-                (
-                    Some(5),
-                    "strict 'maybe' is not true or false".into(),
-                    "bad_bool"
-                ),
+                (Some(2), "bad_number"),
+                (Some(3), "bad_bool"),
+                (Some(4), "bad_number"),
+                (Some(5), "bad_bool"),
             ]
+        );
+        assert_eq!(
+            errors[2].1.to_string(),
+            "check_timeout_sec '0' is not a whole number of seconds greater than 0"
         );
     }
 
@@ -447,7 +436,7 @@ mod tests {
                 "check_timeout_sec"
             ]
         );
-        let yaml = "id: a\ntype: fix\npriority: high\ncreated: \"2026-11-25T10:30:00Z\"\nworking_dir: w\ntimeout_sec: 5\nmax_turns: 6\nretries: 7\nmodel: m\nresume_on_retry: true\nrequires: [\"r\"]\nstrict: false\ncheck_timeout_sec: 9\n";
+        let yaml = "id: a\ntype: fix\npriority: high\ncreated: \"2026-11-25T10:30:00Z\"\nworking_dir: w\ntimeout_sec: 5\nmax_turns: 6\nretries: 7\nmodel: m\nresume_on_retry: true\nrequires: [\"r\"]\nstrict: false\nfix_rounds: 3\nworktree: true\ncheck_timeout_sec: 9\n";
         let (t, errors) = read(yaml);
         assert_eq!(errors, vec![]);
         let mut out = String::new();

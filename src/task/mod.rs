@@ -187,6 +187,12 @@ pub struct Task {
     /// The time limit of each executed check (None: 120 s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check_timeout_sec: Option<u64>,
+    /// Fix rounds after unmet checks (None: 0, no fix loop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix_rounds: Option<u32>,
+    /// Run in a fresh git worktree on branch `orca/<id>` (DESIGN §5).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub worktree: bool,
     /// `x-` keys, kept as JSON values (ignored by Orca).
     pub extra: BTreeMap<String, serde_json::Value>,
     /// The first `#` heading.
@@ -214,6 +220,8 @@ impl Task {
             requires: Vec::new(),
             strict: None,
             check_timeout_sec: None,
+            fix_rounds: None,
+            worktree: false,
             extra: BTreeMap::new(),
             title: None,
             prompt: prompt.into(),
@@ -315,6 +323,9 @@ pub enum TaskErrorKind {
     LinkOutsideRoot { target: String, root: String },
     #[error("{field} is not built yet in this version of Orca")]
     NotBuilt { field: &'static str },
+    /// `worktree: true` for a working folder where no worktree can be made.
+    #[error("{reason}")]
+    Worktree { reason: String, fix: String },
     #[error("{0}")]
     Other(String),
 }
@@ -352,6 +363,7 @@ impl TaskErrorKind {
             },
             TaskErrorKind::LinkOutsideRoot { .. } => "link_outside_root",
             TaskErrorKind::NotBuilt { .. } => "not_built",
+            TaskErrorKind::Worktree { .. } => "worktree",
             TaskErrorKind::Other(_) => "invalid",
         }
     }
@@ -444,6 +456,7 @@ impl TaskErrorKind {
             TaskErrorKind::NotBuilt { field } => {
                 format!("remove the `{field}:` line (or set it to its default) until a later version supports it")
             }
+            TaskErrorKind::Worktree { fix, .. } => fix.clone(),
             TaskErrorKind::Other(_) => "see the task format in the README".into(),
         }
     }

@@ -34,22 +34,38 @@ pub fn check_command(text: &str) -> Option<&str> {
     (!cmd.is_empty()).then_some(cmd)
 }
 
+/// Whether the task was cancelled (asked now and then while a check runs).
+pub type Cancelled<'a> = &'a (dyn Fn() -> bool + Sync);
+
+/// A [`Cancelled`] that never is.
+pub fn never() -> bool {
+    false
+}
+
 /// Runs the check of every criterion that has one, in order, in `dir`; `remove_env` are
-/// the variables the check must not see (the secrets agents do not get either).
+/// the variables the check must not see (the secrets agents do not get either). A cancel
+/// kills the running check (its whole group) and skips the rest: those after it get no
+/// result.
 pub fn run_checks(
     criteria: &[Criterion],
     dir: &Path,
     timeout: Duration,
     remove_env: &[String],
+    cancelled: Cancelled<'_>,
 ) -> Vec<CheckResult> {
-    criteria
-        .iter()
-        .enumerate()
-        .filter_map(|(i, c)| {
-            let cmd = check_command(&c.text)?;
-            Some(run_check(i, cmd, dir, timeout, remove_env))
-        })
-        .collect()
+    let mut out = Vec::new();
+    for (i, c) in criteria.iter().enumerate() {
+        let Some(cmd) = check_command(&c.text) else {
+            continue;
+        };
+        if cancelled() {
+            break;
+        }
+        out.push(run_check_cancellable(
+            i, cmd, dir, timeout, remove_env, cancelled,
+        ));
+    }
+    out
 }
 
 /// Runs one check command: exit 0 is met; any other end (an exit code, a signal, the time
@@ -60,6 +76,18 @@ pub fn run_check(
     dir: &Path,
     timeout: Duration,
     remove_env: &[String],
+) -> CheckResult {
+    run_check_cancellable(criterion, command, dir, timeout, remove_env, &never)
+}
+
+/// [`run_check`], killed (unmet, reason `cancelled`) as soon as `cancelled()` says so.
+pub fn run_check_cancellable(
+    criterion: usize,
+    command: &str,
+    dir: &Path,
+    timeout: Duration,
+    remove_env: &[String],
+    cancelled: Cancelled<'_>,
 ) -> CheckResult {
     let started = Instant::now();
     let unmet = |reason: String, exit_code, timed_out, output_tail: String| CheckResult {
@@ -157,7 +185,11 @@ pub fn run_check(
     };
     let mut tree = ProcessTree::new(child.id());
     let deadline = started + timeout;
-    let status = wait_until(&mut child, &mut tree, deadline);
+    let waited = wait_until(&mut child, &mut tree, deadline, cancelled);
+    let status = match waited {
+        Waited::Exited(s) => Some(s),
+        Waited::TimedOut | Waited::Cancelled => None,
+    };
     // Whatever is left of the check (a background child in its group, a descendant that
     // left it) is killed, as an agent's are.
     kill_all(&child, &mut tree);
@@ -169,14 +201,15 @@ pub fn run_check(
         let _ = done_rx.recv_timeout(DRAIN_GRACE);
     }
     let output_tail = tail.lock().map(|t| tail_text(&t)).unwrap_or_default();
-    match status {
-        None => unmet(
+    match waited {
+        Waited::Cancelled => unmet(CANCELLED.into(), None, false, output_tail),
+        Waited::TimedOut => unmet(
             format!("timed out after {} s", timeout.as_secs()),
             None,
             true,
             output_tail,
         ),
-        Some(s) => match (s.code(), std::os::unix::process::ExitStatusExt::signal(&s)) {
+        Waited::Exited(s) => match (s.code(), std::os::unix::process::ExitStatusExt::signal(&s)) {
             (Some(0), _) => CheckResult {
                 criterion,
                 verdict: Verdict::Met,
@@ -201,22 +234,36 @@ pub fn run_check(
     }
 }
 
-/// Waits for the check to exit until `deadline`; None when the time ran out.
+/// The reason of a check killed by a cancel of its task.
+pub const CANCELLED: &str = "cancelled while it ran";
+
+/// How waiting for a check ended.
+enum Waited {
+    Exited(std::process::ExitStatus),
+    TimedOut,
+    Cancelled,
+}
+
+/// Waits for the check to exit until `deadline` or a cancel.
 fn wait_until(
     child: &mut Child,
     tree: &mut ProcessTree,
     deadline: Instant,
-) -> Option<std::process::ExitStatus> {
+    cancelled: Cancelled<'_>,
+) -> Waited {
     let mut polls = 0u32;
     loop {
         match child.try_wait() {
-            Ok(Some(s)) => return Some(s),
+            Ok(Some(s)) => return Waited::Exited(s),
             Ok(None) => {}
             // Not waitable: treated as ended (its processes are killed next).
-            Err(_) => return None,
+            Err(_) => return Waited::TimedOut,
+        }
+        if cancelled() {
+            return Waited::Cancelled;
         }
         if Instant::now() >= deadline {
-            return None;
+            return Waited::TimedOut;
         }
         // Descendants are looked up now and then, so that one that leaves the group is
         // still known when the check ends.
@@ -349,5 +396,28 @@ mod tests {
         let literal = run_check(4, "echo a; false", dir.path(), Duration::from_secs(10), &[]);
         assert_eq!(literal.verdict, Verdict::Met);
         assert_eq!(literal.run.output_tail, "a; false\n");
+    }
+
+    #[test]
+    fn a_cancel_kills_the_running_check_and_skips_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let crit = |t: &str| Criterion {
+            text: t.into(),
+            checked: false,
+        };
+        let criteria = [crit("Hangs: `sleep 600`"), crit("Next: `true`")];
+        let since = Instant::now();
+        let cancel = move || since.elapsed() > Duration::from_millis(200);
+        let got = run_checks(
+            &criteria,
+            dir.path(),
+            Duration::from_secs(600),
+            &[],
+            &cancel,
+        );
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].verdict, Verdict::Unmet);
+        assert_eq!(got[0].reason, CANCELLED);
+        assert!(!got[0].run.timed_out);
     }
 }

@@ -70,6 +70,11 @@ fn git(dir: &Path, args: &[&str]) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
+/// A diff stat cut to [`MAX_DIFFSTAT_BYTES`].
+pub fn bounded_diffstat(s: String) -> String {
+    bounded(s, MAX_DIFFSTAT_BYTES)
+}
+
 /// `s` cut to at most `max` bytes at a line end, marked when cut.
 fn bounded(s: String, max: usize) -> String {
     if s.len() <= max {

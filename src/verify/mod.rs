@@ -1,8 +1,12 @@
 //! Verifying an attempt after its agent: the task's checks (criteria ending in a backticked
-//! command, run in the working folder), strict mode's verdict on them, and the git facts.
+//! command, run in the working folder), strict mode's verdict on them, the fix loop's policy
+//! ([`rounds`]), the claims check ([`claims`]) and the git facts.
 
 pub mod check;
+pub mod claims;
 pub mod git;
+pub mod rounds;
+pub mod worktree;
 
 use crate::artifacts::result::{
     CheckRun, CriterionMethod, CriterionVerdict, GitInfo, ResultError, Verdict,
@@ -18,6 +22,12 @@ pub struct Verified {
     pub git: Option<GitInfo>,
     /// Strict mode's failure of a succeeded attempt whose checks are not all met.
     pub strict_failure: Option<ResultError>,
+    /// Fix rounds the attempt ran (None: none).
+    pub rounds: Option<u32>,
+    /// A cancel of the task stopped the checks.
+    pub cancelled: bool,
+    /// The claims check of the agent's final message (None: not made, no final message).
+    pub claims: Option<Vec<crate::artifacts::result::Claim>>,
 }
 
 /// The executed check of the criterion at `criterion` (an index into the task's criteria).

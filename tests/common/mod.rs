@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod fake_llm;
+
 /// How long any wait may take before the test fails.
 pub const TIMEOUT: Duration = Duration::from_secs(90);
 
