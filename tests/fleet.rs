@@ -188,6 +188,11 @@ fn three_nodes_share_300_tasks_each_run_once_and_the_origin_writes_every_result(
         "{by_node:?}"
     );
     assert_eq!(by_node.values().sum::<usize>(), N, "{by_node:?}");
+    let names: Vec<&str> = by_node.keys().map(String::as_str).collect();
+    assert_eq!(names, ["node-a", "node-b", "node-c"], "{by_node:?}");
+    for (w, id) in [(&a, "node-a"), (&c, "node-c")] {
+        assert_eq!(by_node[id], starts(w).len(), "{by_node:?}");
+    }
     // A result of a task node-b ran carries that run's output, handed over.
     let (id, _) = &starts(&b)[0];
     let r = a.wait_result(id);
@@ -235,6 +240,20 @@ fn priority_holds_across_nodes_and_labels_route() {
     assert!(
         why.contains("waiting for a node with labels work") && why.contains("node-a"),
         "{show:#}"
+    );
+    // The text forms say it too.
+    let text = String::from_utf8_lossy(&a.run(&["show", "h1"]).stdout).into_owned();
+    assert!(
+        text.contains("waits      waiting for a node with labels work (ORCA_NODE_LABELS); live nodes: node-a (no labels)"),
+        "{text}"
+    );
+    let text = String::from_utf8_lossy(&a.run(&["status"]).stdout).into_owned();
+    assert!(
+        text.contains(
+            "blocked   5 queued task(s) require labels no node offers (see the live nodes above)"
+        ) && text.contains("needs work")
+            && text.contains("node      node-a"),
+        "{text}"
     );
     let mut b = node(
         &db.url,
@@ -580,4 +599,33 @@ fn the_database_stopped_and_started_under_a_running_node() {
     assert_eq!(a.wait_result("after")["status"], "succeeded");
     assert_eq!(starts(&a).len(), 2, "the agent ran once per task");
     assert_eq!(a.stop(), Some(0), "{}", a.daemon_output());
+}
+
+/// A `postgres://` URL nothing answers at: `orca run` and the commands on the store stop at
+/// once with exit 2, naming host, port and database, never the password; no task file is
+/// taken and nothing is created in the database's stead.
+#[test]
+fn an_unreachable_database_at_start_is_a_clear_error_exit_2() {
+    // Nothing listens on port 1 of the loopback address.
+    let url = "postgres://orca:HUNTER2@127.0.0.1:1/fleetdb";
+    let ws = node(url, "node-a", &[]);
+    ws.drop_task("t.task.md", &task("t", "medium", "noop"));
+    for args in [&["run"][..], &["status"], &["list"], &["submit", "-p", "x"]] {
+        let out = ws.run(args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "orca {args:?}: {err}");
+        assert!(
+            err.contains("127.0.0.1:1") && err.contains("database fleetdb"),
+            "orca {args:?}: {err}"
+        );
+        assert!(!err.contains("HUNTER2"), "orca {args:?}: {err}");
+    }
+    assert!(
+        ws.path().join("tasks/t.task.md").is_file(),
+        "the file stays"
+    );
+    assert!(
+        !ws.path().join(".orca/orca.db").exists(),
+        "no SQLite stand-in"
+    );
 }

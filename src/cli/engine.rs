@@ -206,14 +206,21 @@ fn render_status(v: &StatusView, out: &mut dyn Write) -> io::Result<()> {
         )?;
     }
     if !v.blocked.is_empty() {
-        let offered = if v.node_labels.is_empty() {
-            "none".to_string()
+        let offered = if v.store.kind == "postgres" {
+            // A fleet: what the live nodes offer is listed under `node` above.
+            if v.nodes.is_empty() {
+                "no node is live".to_string()
+            } else {
+                "see the live nodes above".to_string()
+            }
+        } else if v.node_labels.is_empty() {
+            "ORCA_NODE_LABELS: none".to_string()
         } else {
-            v.node_labels.join(",")
+            format!("ORCA_NODE_LABELS: {}", v.node_labels.join(","))
         };
         writeln!(
             out,
-            "blocked   {} queued task(s) require labels no node offers (ORCA_NODE_LABELS: {offered})",
+            "blocked   {} queued task(s) require labels no node offers ({offered})",
             v.blocked.len()
         )?;
         for b in &v.blocked {
