@@ -311,6 +311,15 @@ impl Daemon {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_version = block(|| self.store.changes().unwrap_or_default());
+        // Another node's change (a new task, a cancel) wakes the loop at once, when the
+        // store can say so; the tick stays behind it as the safety poll.
+        let change_signal = self.store.change_signal();
+        let changed = || async {
+            match &change_signal {
+                Some(n) => n.notified().await,
+                None => std::future::pending().await,
+            }
+        };
         let mut stamp = config_stamp(&self.ws);
         let mut last_pending_retry = Instant::now();
         // Set when the database was deleted or replaced under the daemon: it stops (exit 1).
@@ -352,6 +361,12 @@ impl Daemon {
                 _ = recv_signal(&mut sighup) => tokio::task::block_in_place(|| self.reload("SIGHUP")),
                 _ = recv_signal(&mut sigusr1) => {
                     match tokio::task::block_in_place(|| self.check_store(last_version, Check::Full)) {
+                        Ok(v) => last_version = v,
+                        Err(e) => { gone = Some(e); break; }
+                    }
+                }
+                _ = changed() => {
+                    match tokio::task::block_in_place(|| self.check_store(last_version, Check::IfChanged)) {
                         Ok(v) => last_version = v,
                         Err(e) => { gone = Some(e); break; }
                     }

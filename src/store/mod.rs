@@ -440,6 +440,12 @@ pub trait Store: Send + Sync {
     fn fleet(&self) -> Option<&dyn Fleet> {
         None
     }
+    /// Notified as soon as another handle's change arrives (PostgreSQL's `LISTEN`), for the
+    /// daemon to look at once instead of at its next tick; None when changes are only
+    /// polled (SQLite, poll-only mode).
+    fn change_signal(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
 }
 
 /// What [`Store::describe`] answers.

@@ -25,6 +25,11 @@ pub(crate) struct Feed {
     /// Listening now: `count` is current.
     pub(crate) live: AtomicBool,
     stop: AtomicBool,
+    /// Notified when `count` moves (see [`Store::change_signal`](crate::store::Store)).
+    pub(crate) wake: Arc<tokio::sync::Notify>,
+    /// The payload of this handle's own notifications: they are not counted (its own
+    /// writes need not wake it).
+    pub(crate) own: String,
 }
 
 /// The running listener; stops (within [`WAKE`]) when dropped.
@@ -40,9 +45,13 @@ impl Listener {
         mut client: Client,
         config: Config,
         db: String,
+        own: String,
     ) -> Result<Listener, postgres::Error> {
         client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
-        let feed = Arc::new(Feed::default());
+        let feed = Arc::new(Feed {
+            own,
+            ..Feed::default()
+        });
         feed.live.store(true, Ordering::SeqCst);
         let shared = Arc::clone(&feed);
         let thread = std::thread::Builder::new()
@@ -80,7 +89,7 @@ fn run(mut client: Client, config: &Config, feed: &Feed, db: &str) {
             let mut it = notes.timeout_iter(WAKE);
             loop {
                 match it.next() {
-                    Ok(Some(_)) => got += 1,
+                    Ok(Some(n)) => got += u64::from(n.payload() != feed.own),
                     Ok(None) => break Ok(()),
                     Err(e) => break Err(e),
                 }
@@ -88,6 +97,7 @@ fn run(mut client: Client, config: &Config, feed: &Feed, db: &str) {
         };
         if got > 0 {
             feed.count.fetch_add(got, Ordering::SeqCst);
+            feed.wake.notify_one();
         }
         let lost = match outcome {
             Err(e) => Some(e.to_string()),
@@ -112,6 +122,7 @@ fn run(mut client: Client, config: &Config, feed: &Feed, db: &str) {
                     backoff = Duration::from_millis(100);
                     feed.count.fetch_add(1, Ordering::SeqCst);
                     feed.live.store(true, Ordering::SeqCst);
+                    feed.wake.notify_one();
                     tracing::info!("change feed of {db} is back");
                     break;
                 }

@@ -218,8 +218,14 @@ impl Tx<'_> {
 /// How a write transaction ends when it changed something: the change counter (poll-only
 /// token) is bumped last, so its row lock is held only for the commit, and the notification
 /// goes out when the transaction commits.
+/// The payload is the writing handle's token ([`WRITER_SETTING`]), for its own listener to
+/// leave out.
 const COMMIT_CHANGED: &str = "UPDATE orca_changes SET n = n + 1; \
-     SELECT pg_notify('orca_changes', ''); COMMIT";
+     SELECT pg_notify('orca_changes', current_setting('orca.writer', true)); COMMIT";
+
+/// A session setting naming the store handle (process) that writes: the payload of its
+/// notifications.
+const WRITER_SETTING: &str = "orca.writer";
 
 /// [`PostgresStore::connect_with`] as the `Store` the daemon and CLI hold (`store::open`
 /// for a `postgres://` ORCA_DATABASE_URL).
@@ -266,9 +272,18 @@ impl PostgresStore {
             config.application_name(&format!("orca {node}"));
         }
         // Added to the URL's own `options`, if any.
+        // This handle's token: unique per process and handle, without spaces.
+        static HANDLES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let writer = format!(
+            "{}.{}.{}",
+            std::process::id(),
+            HANDLES.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+            crate::clock::now_ms()
+        );
+        let ours = format!("-c lock_timeout={LOCK_TIMEOUT_MS} -c {WRITER_SETTING}={writer}");
         let options = match config.get_options() {
-            Some(o) if !o.trim().is_empty() => format!("{o} -c lock_timeout={LOCK_TIMEOUT_MS}"),
-            _ => format!("-c lock_timeout={LOCK_TIMEOUT_MS}"),
+            Some(o) if !o.trim().is_empty() => format!("{o} {ours}"),
+            _ => ours,
         };
         config.options(&options);
         let target = server_of(&config);
@@ -307,7 +322,7 @@ impl PostgresStore {
         let listener = if opts.poll_only {
             None
         } else {
-            Some(Listener::start(first, config, db.clone()).map_err(|e| map_err(&db, e))?)
+            Some(Listener::start(first, config, db.clone(), writer).map_err(|e| map_err(&db, e))?)
         };
         Ok(PostgresStore {
             pool: Some(pool),

@@ -757,6 +757,12 @@ impl Store for PostgresStore {
         self.change_token()
     }
 
+    fn change_signal(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        self.listener
+            .as_ref()
+            .map(|l| std::sync::Arc::clone(&l.feed.wake))
+    }
+
     fn check_writable(&self) -> Result<(), StoreError> {
         let rows = self.read(
             "SELECT pg_is_in_recovery(), current_setting('transaction_read_only') = 'on', \
