@@ -83,22 +83,26 @@ impl Drop for Listener {
 fn run(mut client: Client, config: &Config, feed: &Feed, db: &str) {
     let mut backoff = Duration::from_millis(100);
     while !feed.stop.load(Ordering::SeqCst) {
-        let mut got = 0u64;
         let outcome = {
             let mut notes = client.notifications();
             let mut it = notes.timeout_iter(WAKE);
             loop {
                 match it.next() {
-                    Ok(Some(n)) => got += u64::from(n.payload() != feed.own),
+                    // Counted and signalled as each one arrives: the iterator ends only
+                    // after WAKE without any, which under load may be never.
+                    Ok(Some(n)) if n.payload() != feed.own => {
+                        feed.count.fetch_add(1, Ordering::SeqCst);
+                        feed.wake.notify_one();
+                    }
+                    Ok(Some(_)) => {}
                     Ok(None) => break Ok(()),
                     Err(e) => break Err(e),
                 }
+                if feed.stop.load(Ordering::SeqCst) {
+                    break Ok(());
+                }
             }
         };
-        if got > 0 {
-            feed.count.fetch_add(got, Ordering::SeqCst);
-            feed.wake.notify_one();
-        }
         let lost = match outcome {
             Err(e) => Some(e.to_string()),
             Ok(()) if client.is_closed() => Some("the connection was closed".to_owned()),
