@@ -53,7 +53,10 @@ fn routing_summary_and_verdicts_by_the_llm() {
     assert_eq!(r["type"], "code_review");
     assert_eq!(r["priority"], "high");
     assert_eq!(r["title"], "LLM title");
-    assert_eq!(r["prompt"], "LLM prompt: do the thing.");
+    assert_eq!(
+        r["prompt"],
+        "LLM prompt: Review the code in /svc, it is urgent"
+    );
     assert!(
         r["working_dir"].as_str().unwrap().ends_with("/svc"),
         "{r:#}"
@@ -236,6 +239,40 @@ fn a_folder_outside_the_root_is_refused_and_the_rules_decide() {
     );
 }
 
+/// A small model copies the prompt's example folder and loses the request when it
+/// "cleans" it: a folder the request does not name is refused, and a cleaned prompt that
+/// drops most of the request is not used (the request is kept as written).
+#[test]
+fn a_guessed_folder_and_a_lossy_prompt_are_not_used() {
+    let fake = FakeLlm::start(Api::Ollama, &[MODEL]);
+    let ws = ollama_ws(&fake, &[]);
+    std::fs::create_dir_all(ws.path().join("backend")).unwrap();
+    fake.script([Reply::Object(json!({
+        "type": "fix", "priority": "high", "folder": "/backend",
+        "title": "Login crash", "prompt": "The error occurred.",
+    }))]);
+    let text = "Fix the crash in the login page, it is urgent";
+    let out = ws.run(&["route", "--json", text]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["method"], "llm", "{v:#}");
+    assert_eq!(
+        (v["type"].as_str(), v["priority"].as_str()),
+        (Some("fix"), Some("high"))
+    );
+    assert_eq!(v["folder"], Value::Null, "{v:#}");
+    assert_eq!(v["prompt"], text, "{v:#}");
+    assert_eq!(v["title"], "Login crash");
+    let reason = v["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("folder '/backend' refused (the request does not name it)"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("the request is kept as written"),
+        "{reason}"
+    );
+}
+
 #[test]
 fn each_failure_falls_back_to_the_rules_with_llm_fallback() {
     let fake = FakeLlm::start(Api::Ollama, &[MODEL]);
@@ -318,7 +355,13 @@ fn a_refused_connection_falls_back_and_opens_the_breaker() {
     ]);
     ws.start();
     // Each task: a refused routing and a refused summary (two failures).
-    ws.drop_task("a.task.md", &plain("Review this diff"));
+    ws.drop_task(
+        "a.task.md",
+        &format!(
+            "{}\n**Success Criteria:**\n- [ ] The diff is reviewed\n",
+            plain("Review this diff")
+        ),
+    );
     let a = ws.wait_result("a");
     assert_eq!(a["routing"]["method"], "rules");
     assert!(
@@ -329,7 +372,19 @@ fn a_refused_connection_falls_back_and_opens_the_breaker() {
         "{a:#}"
     );
     assert_eq!(a["summary"]["method"], "extract", "{a:#}");
-    assert_eq!(a["success_criteria"], json!([]));
+    // The verdict says how the LLM failed, not that none is configured.
+    let v = &a["success_criteria"][0];
+    assert_eq!(
+        (v["verdict"].as_str(), v["method"].as_str()),
+        (Some("unknown"), Some("none"))
+    );
+    let why = v["reason"].as_str().unwrap();
+    assert!(
+        why.starts_with(
+            "the LLM could not judge it (refused: connection refused by http://127.0.0.1:"
+        ),
+        "{why}"
+    );
     ws.drop_task("b.task.md", &plain("Review that diff"));
     let b = ws.wait_result("b");
     assert_eq!(b["type"], "code_review");
@@ -369,7 +424,7 @@ fn calls_never_exceed_the_concurrency_limit() {
     });
     let mut ws = ollama_ws(
         &fake,
-        &[("ORCA_LLM_CONCURRENCY", "2"), ("MAX_CONCURRENT_TASKS", "4")],
+        &[("ORCA_LLM_CONCURRENCY", "2"), ("MAX_CONCURRENT_TASKS", "6")],
     );
     ws.start();
     for i in 0..6 {
@@ -383,6 +438,64 @@ fn calls_never_exceed_the_concurrency_limit() {
     assert_eq!(fake.questions().len(), 12);
     assert!(fake.max_in_flight() <= 2, "{}", fake.max_in_flight());
     assert!(fake.max_in_flight() >= 1);
+}
+
+/// A burst of plain-words tasks: the LLM routes while fewer routings than agent slots wait
+/// for it; the rules route the rest at once (`busy`), so their agents run while the LLM is
+/// still holding its answers.
+#[test]
+fn a_burst_beyond_one_routing_per_slot_is_routed_by_the_rules() {
+    let fake = FakeLlm::start(Api::Ollama, &[MODEL]);
+    fake.answer_with(|c| Reply::Held(Box::new(common::fake_llm::default_answer(c))));
+    let mut ws = ollama_ws(
+        &fake,
+        &[("MAX_CONCURRENT_TASKS", "2"), ("ORCA_LLM_CONCURRENCY", "2")],
+    );
+    ws.start();
+    for i in 0..5 {
+        ws.drop_task(&format!("b{i}.task.md"), &plain("Look at the design"));
+    }
+    // Three agents ran though the LLM has answered nothing yet.
+    ws.wait_for(|| ws.agent_starts().len() >= 3, "three agents to start");
+    fake.wait("the two routings", |c| {
+        c.iter().filter(|c| c.is_routing()).count() >= 2
+    });
+    let routings = fake.questions().iter().filter(|c| c.is_routing()).count();
+    assert_eq!(
+        routings,
+        2,
+        "one routing per agent slot: {:#?}",
+        fake.questions()
+    );
+    fake.release();
+    let results: Vec<Value> = (0..5).map(|i| ws.wait_result(&format!("b{i}"))).collect();
+    ws.stop();
+    let by = |m: &str| {
+        results
+            .iter()
+            .filter(|r| r["routing"]["method"] == m)
+            .count()
+    };
+    assert_eq!((by("llm"), by("rules")), (2, 3), "{results:#?}");
+    for r in results.iter().filter(|r| r["routing"]["method"] == "rules") {
+        let reason = r["routing"]["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with(
+                "the LLM was not asked (busy: the LLM is busy: 2 routings already wait for it"
+            ),
+            "{reason}"
+        );
+        assert_eq!(
+            r["summary"]["method"], "llm",
+            "the summary is still the LLM's: {r:#}"
+        );
+    }
+    let busy = ws
+        .events_named("llm_fallback")
+        .iter()
+        .filter(|e| e["reason"] == "busy" && e["stage"] == "routing")
+        .count();
+    assert_eq!(busy, 3);
 }
 
 #[test]
@@ -433,6 +546,85 @@ fn the_openai_path_negotiates_the_format_and_never_shows_the_key() {
         let text = String::from_utf8_lossy(&bytes);
         assert!(!text.contains(KEY), "the key is in {}", entry.display());
     }
+}
+
+/// A server that knows neither `json_schema` (422, a validation error) nor `json_object`
+/// (400): Orca falls to JSON described in the prompt, checks the answer all the same, and
+/// `doctor` says so; a server that refuses for another reason gets no second format.
+#[test]
+fn a_server_refusing_both_formats_is_asked_in_the_prompt_and_still_validated() {
+    let fake = FakeLlm::start(Api::OpenAi, &["smollm2"]);
+    fake.refuse_formats(
+        422,
+        r#"[{"type":"literal_error","loc":["body","response_format","type"],"msg":"Input should be 'text'"}]"#,
+        &["json_schema", "json_object"],
+    );
+    let ws = Ws::new().with_env([
+        ("ORCA_LLM", "openai"),
+        ("OPENAI_BASE_URL", fake.url().as_str()),
+        ("ORCA_LLM_MODEL", "smollm2"),
+    ]);
+    let doctor = out_of(&ws.run(&["doctor"]));
+    assert!(
+        doctor.contains("asked with JSON described in the prompt"),
+        "{doctor}"
+    );
+    // One process: json_schema and json_object once each, then the prompt from then on.
+    let out = ws.run(&["route", "--json", "Fix the login crash, it is urgent"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["method"], "llm", "{v:#}");
+    let asked: Vec<String> = fake
+        .questions()
+        .iter()
+        .skip(3)
+        .map(|c| {
+            c.body["response_format"]["type"]
+                .as_str()
+                .unwrap_or("none")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(asked, ["json_schema", "json_object", "none"]);
+    let last = fake.questions().pop().unwrap();
+    assert!(last.system().contains("\"priority\""), "{}", last.system());
+
+    // The prompt-only answer is checked like any other: a wrong shape falls to the rules.
+    fake.script([
+        Reply::Object(json!({"type": "bugfix", "priority": "now"})),
+        Reply::Object(json!({"type": "bugfix", "priority": "now"})),
+    ]);
+    let out = ws.run(&["route", "--json", "Fix the login crash, it is urgent"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["method"], "rules", "{v:#}");
+    assert!(
+        v["fallback"].as_str().unwrap().starts_with("wrong_shape"),
+        "{v:#}"
+    );
+
+    // A 400 that is not about the format is an error, not a reason to try another format.
+    let other = FakeLlm::start(Api::OpenAi, &["smollm2"]);
+    other.refuse_formats(400, "the prompt is too long", &["json_schema"]);
+    let ws = Ws::new().with_env([
+        ("ORCA_LLM", "openai"),
+        ("OPENAI_BASE_URL", other.url().as_str()),
+        ("ORCA_LLM_MODEL", "smollm2"),
+    ]);
+    let out = ws.run(&["route", "--json", "Fix the login crash, it is urgent"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["method"], "rules", "{v:#}");
+    assert!(
+        v["fallback"]
+            .as_str()
+            .unwrap()
+            .contains("the prompt is too long"),
+        "{v:#}"
+    );
+    let asked: Vec<Value> = other
+        .questions()
+        .iter()
+        .map(|c| c.body["response_format"]["type"].clone())
+        .collect();
+    assert_eq!(asked, [json!("json_schema")], "no other format tried");
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

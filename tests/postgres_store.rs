@@ -1243,7 +1243,13 @@ fn lost_connections_are_replaced_and_the_change_feed_comes_back() {
     let db = db_or_skip!();
     let daemon = db.store("daemon");
     let cli = db.store("cli");
+    let t0 = daemon.changes().unwrap();
     cli.enqueue(new_task("a", Priority::Medium)).unwrap();
+    // The enqueue's own notification first: arriving after `before`, it would pass for the
+    // reconnection below while the listener has not noticed the cut yet.
+    wait_until("the enqueue's notification", || {
+        daemon.changes().unwrap() != t0
+    });
     let before = daemon.changes().unwrap();
     let mut admin = db.client();
     assert!(

@@ -1,8 +1,10 @@
 //! The Telegram bot inside `orca run`, against a fake Bot API on 127.0.0.1 (real HTTP,
 //! scripted updates, every call recorded): commands, plain-words tasks and their folder,
-//! access control, progress edits, notifications and buttons, replies that continue a
-//! session, 429, 409, long answers, restarts, and the token kept out of every file.
+//! access control (groups too), progress edits, buttons, 429, 409, long answers, restarts
+//! and crashes, and the token kept out of every file. Notifications: tests/telegram_notify.rs.
 
+#[path = "common/bot.rs"]
+mod bot;
 mod common;
 #[path = "common/fake_telegram.rs"]
 mod fake_telegram;
@@ -10,73 +12,9 @@ mod fake_telegram;
 use std::path::Path;
 use std::time::Duration;
 
-use common::Ws;
-use fake_telegram::{message, press, Call, FakeTelegram};
+use bot::{assert_token_nowhere, bot_ws, buttons, queued_id, text, wait_result, ADA, EVE, TOKEN};
+use fake_telegram::{group_message, message, press, Call, FakeTelegram};
 use serde_json::Value;
-
-const TOKEN: &str = "123456:TEST-SECRET-TOKEN";
-const ADA: i64 = 408_258_968;
-const EVE: i64 = 666;
-
-fn bot_ws(fake: &FakeTelegram, allowed: &str) -> Ws {
-    let ws = Ws::new();
-    ws.set_env(&[
-        ("TELEGRAM_BOT_TOKEN", TOKEN),
-        ("TELEGRAM_API_URL", &fake.url()),
-        ("TELEGRAM_ALLOWED_USERS", allowed),
-    ]);
-    ws
-}
-
-fn text(c: &Call) -> String {
-    c.body["text"].as_str().unwrap_or("").to_owned()
-}
-
-/// The id of the task a "queued" answer names.
-fn queued_id(c: &Call) -> String {
-    let t = text(c);
-    let start = t.find("<code>").expect("an id") + 6;
-    let end = t[start..].find("</code>").expect("an id") + start;
-    t[start..end].to_owned()
-}
-
-fn buttons(c: &Call) -> Vec<String> {
-    c.body["reply_markup"]["inline_keyboard"]
-        .as_array()
-        .map(|rows| {
-            rows.iter()
-                .flat_map(|r| r.as_array().cloned().unwrap_or_default())
-                .filter_map(|b| b["callback_data"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// No file under `dir` holds the token (results, logs, the store, agent env dumps, ...).
-fn assert_token_nowhere(dir: &Path) {
-    let secret = TOKEN.split(':').nth(1).unwrap();
-    let mut stack = vec![dir.to_path_buf()];
-    let mut seen = 0;
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.file_name().is_some_and(|n| n != ".env") {
-                let bytes = std::fs::read(&p).unwrap_or_default();
-                let hay = String::from_utf8_lossy(&bytes);
-                assert!(!hay.contains(secret), "the token is in {}", p.display());
-                seen += 1;
-            }
-        }
-    }
-    assert!(seen > 3, "only {seen} files looked at");
-}
-
-fn wait_result(ws: &Ws, id: &str) -> Value {
-    ws.wait_archived(id);
-    ws.wait_result(id)
-}
 
 #[test]
 fn commands_tasks_in_plain_words_and_their_folder() {
@@ -89,13 +27,8 @@ fn commands_tasks_in_plain_words_and_their_folder() {
         &ws.path().join("agent-env.txt").display().to_string(),
     )]);
     ws.start();
-    let calls = fake.wait("setMyCommands", |c| {
-        c.iter().any(|c| c.method == "setMyCommands")
-    });
-    let cmds: Vec<String> = calls
-        .iter()
-        .find(|c| c.method == "setMyCommands")
-        .unwrap()
+    let cmds: Vec<String> = fake
+        .wait_call("setMyCommands", "setMyCommands", |_| true)
         .body["commands"]
         .as_array()
         .unwrap()
@@ -115,11 +48,8 @@ fn commands_tasks_in_plain_words_and_their_folder() {
         text(&help)
     );
     fake.push(message(2, ADA, "/help@orca_test_bot", None));
-    fake.wait("a second help", |c| {
-        c.iter()
-            .filter(|c| c.method == "sendMessage" && text(c).contains("plain words"))
-            .count()
-            == 2
+    fake.wait_count("sendMessage", "a second help", 2, |c| {
+        text(c).contains("plain words")
     });
 
     // A task in plain words, in a folder under CLAUDE_BASE_CWD.
@@ -277,9 +207,8 @@ fn an_empty_allow_list_serves_nobody_and_says_how_to_configure() {
     );
     fake.push(message(2, ADA, "/status", None));
     // Processed (the offset moved past it) without a second answer.
-    fake.wait("the second update taken", |c| {
-        c.iter()
-            .any(|c| c.method == "getUpdates" && c.body["offset"] == 3)
+    fake.wait_call("getUpdates", "the second update taken", |c| {
+        c.body["offset"] == 3
     });
     assert_eq!(fake.sent_to(ADA).len(), 1);
     assert!(ws.files_in("tasks").is_empty());
@@ -305,14 +234,9 @@ fn buttons_cancel_a_running_task_and_retry_it() {
     fake.push(press(2, ADA, progress_id, &format!("cancel:{id}")));
     let r = wait_result(&ws, &id);
     assert_eq!(r["status"], "cancelled", "{r:#}");
-    let answered = fake.wait("the press answered", |c| {
-        c.iter()
-            .any(|c| c.method == "answerCallbackQuery" && c.body["callback_query_id"] == "cbq2")
+    let a = fake.wait_call("answerCallbackQuery", "the press answered", |c| {
+        c.body["callback_query_id"] == "cbq2"
     });
-    let a = answered
-        .iter()
-        .find(|c| c.method == "answerCallbackQuery")
-        .unwrap();
     assert!(
         a.body["text"].as_str().unwrap().contains("Stopping"),
         "{:?}",
@@ -322,10 +246,8 @@ fn buttons_cancel_a_running_task_and_retry_it() {
     assert_eq!(buttons(&note), [format!("retry:{id}")]);
     assert!(text(&note).contains("cancelled"));
     // The progress message was edited to its end, without buttons.
-    fake.wait("the progress message's last edit", |c| {
-        c.iter().any(|c| {
-            c.method == "editMessageText" && text(c).contains("finished") && buttons(c).is_empty()
-        })
+    fake.wait_call("editMessageText", "the progress message's last edit", |c| {
+        text(c).contains("finished") && buttons(c).is_empty()
     });
     let sent = fake.sent_to(ADA);
     let note_id = 1001 + sent.iter().position(|c| text(c).contains("⏹ <b>")).unwrap() as i64;
@@ -346,20 +268,16 @@ fn the_progress_message_is_edited_in_place_at_most_every_two_seconds() {
     fake.push(message(1, ADA, "take steps\nfake-agent: slow 300 20", None));
     let id = queued_id(&fake.wait_text(ADA, "queued"));
     wait_result(&ws, &id);
-    let calls = fake.wait("the final edit", |c| {
-        c.iter()
-            .any(|c| c.method == "editMessageText" && text(c).contains("finished"))
+    fake.wait_call("editMessageText", "the final edit", |c| {
+        text(c).contains("finished")
     });
-    let edits: Vec<&Call> = calls
-        .iter()
-        .filter(|c| c.method == "editMessageText")
-        .collect();
+    let edits = fake.calls_of("editMessageText");
     assert!(edits.len() >= 2, "{edits:?}");
     let mid = &edits[0].body["message_id"];
     assert!(edits.iter().all(|e| &e.body["message_id"] == mid));
     assert!(edits.iter().any(|e| text(e).contains("Bash")), "{edits:?}");
     // Edits while running are at least ~2 s apart (the last one, at the end, may be sooner).
-    let running: Vec<&&Call> = edits
+    let running: Vec<&Call> = edits
         .iter()
         .filter(|e| !text(e).contains("finished"))
         .collect();
@@ -372,66 +290,6 @@ fn the_progress_message_is_edited_in_place_at_most_every_two_seconds() {
         running.len() < progress_events.max(2),
         "{} edits for {progress_events} progress events",
         running.len()
-    );
-    ws.stop();
-}
-
-#[test]
-fn a_reply_to_a_notification_continues_the_session() {
-    let fake = FakeTelegram::start(TOKEN);
-    let config = tempfile::tempdir().unwrap();
-    let mut ws = bot_ws(&fake, &ADA.to_string());
-    ws.set_env(&[
-        ("CLAUDE_CONFIG_DIR", &config.path().display().to_string()),
-        (
-            "ORCA_FAKE_AGENT_ARGV_FILE",
-            &ws.path().join("argv.log").display().to_string(),
-        ),
-    ]);
-    std::fs::create_dir_all(ws.path().join("project")).unwrap();
-    ws.start();
-    fake.push(message(
-        1,
-        ADA,
-        "start the work in /project\nfake-agent: success",
-        None,
-    ));
-    let parent = queued_id(&fake.wait_text(ADA, "queued"));
-    let r = wait_result(&ws, &parent);
-    let sid = r["agent"]["session_id"].as_str().unwrap().to_owned();
-    // The CLI keeps the session's transcript; the follow-up finds it.
-    let proj = config.path().join("projects/some-project");
-    std::fs::create_dir_all(&proj).unwrap();
-    std::fs::write(proj.join(format!("{sid}.jsonl")), "{}\n").unwrap();
-    fake.wait_text(ADA, "✅");
-    let sent = fake.sent_to(ADA);
-    let note_id = 1001 + sent.iter().position(|c| text(c).contains("✅")).unwrap() as i64;
-    fake.push(message(
-        2,
-        ADA,
-        "now add tests\nfake-agent: success",
-        Some(note_id),
-    ));
-    let follow = fake.wait_text(ADA, "Follow-up");
-    assert!(text(&follow).contains("same session"), "{}", text(&follow));
-    let child = queued_id(&follow);
-    let c = wait_result(&ws, &child);
-    assert_eq!(c["status"], "succeeded", "{c:#}");
-    assert_eq!(c["source"]["follows"], parent.as_str());
-    assert_eq!(c["working_dir"], r["working_dir"]);
-    assert_eq!(c["attempt_history"][0]["resumed"], true, "{c:#}");
-    let argv = std::fs::read_to_string(ws.path().join("argv.log")).unwrap();
-    let lines: Vec<&str> = argv.lines().collect();
-    assert_eq!(lines.len(), 2, "{argv}");
-    assert!(!lines[0].contains("--resume"), "{argv}");
-    assert!(lines[1].contains(&format!("--resume\t{sid}")), "{argv}");
-    let p = ws.wait_result(&parent);
-    assert_eq!(p["source"]["followed_by"], serde_json::json!([child]));
-    let check = ws.run(&["validate-artifacts"]);
-    assert!(
-        check.status.success(),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
     );
     ws.stop();
 }
@@ -457,17 +315,16 @@ fn rate_limits_are_honoured_and_long_answers_split() {
     fake.push(message(2, ADA, "write a lot\nfake-agent: long 10000", None));
     let id = queued_id(&fake.wait_text(ADA, "queued"));
     wait_result(&ws, &id);
-    let calls = fake.wait("the whole answer", |c| {
-        c.iter()
-            .any(|c| c.method == "sendMessage" && text(c).contains("Next:"))
+    fake.wait_call("sendMessage", "the whole answer", |c| {
+        text(c).contains("Next:")
     });
-    let sends: Vec<&Call> = calls.iter().filter(|c| c.method == "sendMessage").collect();
+    let sends = fake.calls_of("sendMessage");
     let start = sends.iter().position(|c| text(c).contains("✅")).unwrap();
     assert!(
         sends[start..].iter().all(|c| c.status == 200),
         "a send was refused"
     );
-    let parts: Vec<String> = sends[start..].iter().map(|c| text(c)).collect();
+    let parts: Vec<String> = sends[start..].iter().map(text).collect();
     assert!(parts.len() >= 3, "{} parts", parts.len());
     assert!(parts.iter().all(|p| p.encode_utf16().count() <= 4096));
     let all = parts.join("\n");
@@ -490,11 +347,8 @@ fn a_conflict_is_reported_once_and_polling_recovers() {
         None,
     );
     ws.start();
-    fake.wait("the conflict recorded", |c| {
-        c.iter()
-            .filter(|c| c.method == "getUpdates" && c.status == 409)
-            .count()
-            >= 1
+    fake.wait_count("getUpdates", "the conflict recorded", 1, |c| {
+        c.status == 409
     });
     ws.wait_for(
         || String::from_utf8_lossy(&ws.run(&["status"]).stdout).contains("another bot instance"),
@@ -503,12 +357,7 @@ fn a_conflict_is_reported_once_and_polling_recovers() {
     let status = ws.run(&["status", "--json"]);
     let st: Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(st["telegram"]["state"], "conflict", "{st:#}");
-    fake.wait("the conflicts passed", |c| {
-        c.iter()
-            .filter(|c| c.method == "getUpdates" && c.status == 409)
-            .count()
-            == 3
-    });
+    fake.wait_count("getUpdates", "the conflicts passed", 3, |c| c.status == 409);
     fake.push(message(1, ADA, "/status", None));
     fake.wait_text(ADA, "<b>Orca</b>");
     ws.stop();
@@ -530,7 +379,8 @@ fn a_restart_handles_no_update_twice() {
     // The fake still holds update 1: only the stored offset keeps it from coming back.
     ws.start();
     fake.push(message(2, ADA, "/list", None));
-    fake.wait_text(ADA, &format!("<code>{id}</code>"));
+    let listed = format!("<code>{id}</code> succeeded – ");
+    fake.wait_text(ADA, &listed);
     let queued = fake
         .calls_of("sendMessage")
         .iter()
@@ -539,35 +389,67 @@ fn a_restart_handles_no_update_twice() {
     assert_eq!(queued, 1);
     let list: Value = serde_json::from_slice(&ws.run(&["list", "--json"]).stdout).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1, "{list:#}");
+    // A crash (SIGKILL) does not bring them back either.
+    ws.kill9();
+    ws.start();
+    fake.push(message(3, ADA, "/status", None));
+    fake.wait_text(ADA, "<b>Orca</b>");
+    let lists = fake
+        .sent_to(ADA)
+        .iter()
+        .filter(|c| text(c).contains(&listed))
+        .count();
+    assert_eq!(lists, 1, "the /list was answered again");
+    let queued = fake
+        .calls_of("sendMessage")
+        .iter()
+        .filter(|c| text(c).contains("queued ("))
+        .count();
+    assert_eq!(queued, 1);
     ws.stop();
 }
 
 #[test]
-fn tasks_from_files_are_notified_to_the_configured_chat_with_retry() {
+fn commands_act_on_a_running_task_and_groups_hear_only_allowed_users() {
     let fake = FakeTelegram::start(TOKEN);
     let mut ws = bot_ws(&fake, &ADA.to_string());
-    ws.set_env(&[("TELEGRAM_CHAT_ID", "-100123")]);
     ws.start();
-    ws.drop_task("broken.task.md", &common::task("broken", "high", "fail"));
-    let r = wait_result(&ws, "broken");
-    assert_eq!(r["status"], "failed");
-    let calls = fake.wait("the group notification", |c| {
-        c.iter()
-            .any(|c| c.method == "sendMessage" && c.body["chat_id"] == -100_123)
-    });
-    let note = calls
-        .iter()
-        .find(|c| c.method == "sendMessage" && c.body["chat_id"] == -100_123)
-        .unwrap();
-    assert!(
-        text(note).contains("❌ <b>Task broken</b>"),
-        "{}",
-        text(note)
+    fake.push(message(
+        1,
+        ADA,
+        "/task wait for the build\nfake-agent: hang",
+        None,
+    ));
+    let queued = fake.wait_text(ADA, "queued");
+    let id = queued_id(&queued);
+    assert!(id.starts_with("tg_"), "{id}");
+    fake.wait_text(ADA, "attempt 1");
+    ws.wait_for(
+        || ws.agent_starts().iter().any(|s| s[1] == id),
+        "the agent started",
     );
-    assert!(text(note).contains("Press Retry"), "{}", text(note));
-    assert_eq!(buttons(note), ["retry:broken"]);
-    // No live progress for a task from a file: only the notification went out.
-    assert!(fake.calls_of("editMessageText").is_empty());
-    assert_eq!(fake.calls_of("sendMessage").len(), 1);
+    fake.push(message(2, ADA, &format!("/progress {id}"), None));
+    let p = fake.wait_text(ADA, &format!("<code>{id}</code> running · attempt 1"));
+    assert!(text(&p).contains("claude_started"), "{}", text(&p));
+    // A group: a stranger's command is not acted on, an allowed user's is.
+    const GROUP: i64 = -100_555;
+    fake.push(group_message(3, GROUP, EVE, &format!("/cancel {id}")));
+    fake.push(group_message(4, GROUP, ADA, "/list"));
+    fake.wait_text(GROUP, &format!("<code>{id}</code> running"));
+    let to_group = fake.sent_to(GROUP);
+    assert_eq!(to_group.len(), 2, "{to_group:?}");
+    assert!(
+        to_group.iter().any(|c| text(c).contains("not allowed")),
+        "{to_group:?}"
+    );
+    assert!(ws.events_named("cancel_requested").is_empty());
+    // /cancel of the running task stops it.
+    fake.push(message(5, ADA, &format!("/cancel {id}"), None));
+    fake.wait_text(ADA, &format!("Stopping <code>{id}</code>"));
+    let r = wait_result(&ws, &id);
+    assert_eq!(r["status"], "cancelled", "{r:#}");
+    assert_eq!(r["source"]["kind"], "telegram");
     ws.stop();
+    let log = std::fs::read_to_string(ws.path().join("logs/orchestrator.log")).unwrap();
+    assert!(log.contains("user_id=666"), "{log}");
 }

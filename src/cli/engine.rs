@@ -200,9 +200,15 @@ fn render_status(v: &StatusView, out: &mut dyn Write) -> io::Result<()> {
     if let Some(t) = &v.telegram {
         writeln!(
             out,
-            "telegram  {}: {}",
+            "telegram  {}: {}{}",
             esc(t["state"].as_str().unwrap_or("")),
-            esc(t["detail"].as_str().unwrap_or(""))
+            esc(t["detail"].as_str().unwrap_or("")),
+            match t["unsent"].as_u64().unwrap_or(0) {
+                0 => String::new(),
+                n => format!(
+                    "; {n} notification(s) not delivered yet, kept in .orca/telegram-outbox/"
+                ),
+            }
         )?;
     }
     if !v.blocked.is_empty() {

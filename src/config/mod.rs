@@ -169,9 +169,14 @@ pub const SETTINGS: &[&str] = &[
 ];
 
 /// True for the settings a running daemon applies on reload (DESIGN §8):
-/// `CLAUDE_*`, `MAX_CONCURRENT_TASKS` and `LOG_LEVEL`.
+/// `CLAUDE_*`, `MAX_CONCURRENT_TASKS`, `LOG_LEVEL`, and the Telegram bot's
+/// `TELEGRAM_ALLOWED_USERS` and `TELEGRAM_CHAT_ID` (its token and API URL need a restart).
 pub fn is_reloadable(name: &str) -> bool {
-    name.starts_with("CLAUDE_") || name == "MAX_CONCURRENT_TASKS" || name == "LOG_LEVEL"
+    name.starts_with("CLAUDE_")
+        || matches!(
+            name,
+            "MAX_CONCURRENT_TASKS" | "LOG_LEVEL" | "TELEGRAM_ALLOWED_USERS" | "TELEGRAM_CHAT_ID"
+        )
 }
 
 /// The effective configuration. Paths are absolute.
@@ -376,7 +381,7 @@ impl Config {
         build(&root, &Layers::new(), None)
     }
 
-    /// The reloadable settings (`CLAUDE_*`, `MAX_CONCURRENT_TASKS`, `LOG_LEVEL`) whose
+    /// The reloadable settings (see [`is_reloadable`]) whose
     /// value differs in `new`, by name, in [`SETTINGS`] order.
     pub fn reloadable_changes(&self, new: &Config) -> Vec<String> {
         self.changed(new)
@@ -404,6 +409,8 @@ impl Config {
         self.claude_bin = new.claude_bin.clone();
         self.claude_model = new.claude_model.clone();
         self.log_level = new.log_level;
+        self.telegram_allowed_users = new.telegram_allowed_users.clone();
+        self.telegram_chat_id = new.telegram_chat_id;
         for name in SETTINGS.iter().filter(|n| is_reloadable(n)) {
             if let Some(entry) = new.sources.get(*name) {
                 self.sources.insert(name.to_string(), entry.clone());
@@ -414,10 +421,25 @@ impl Config {
         }
     }
 
+    /// The value of a secret setting (its `sources` entry is redacted, so it cannot tell a
+    /// change).
+    fn secret_named(&self, name: &str) -> Option<Option<&str>> {
+        let s = match name {
+            "OPENAI_API_KEY" => &self.openai_api_key,
+            "ANTHROPIC_API_KEY" => &self.anthropic_api_key,
+            "TELEGRAM_BOT_TOKEN" => &self.telegram_bot_token,
+            _ => return None,
+        };
+        Some(s.as_ref().map(Secret::expose))
+    }
+
     fn changed(&self, new: &Config) -> Vec<String> {
         SETTINGS
             .iter()
             .filter(|name| {
+                if let (Some(a), Some(b)) = (self.secret_named(name), new.secret_named(name)) {
+                    return a != b;
+                }
                 self.sources.get(**name).map(|(v, _)| v) != new.sources.get(**name).map(|(v, _)| v)
             })
             .map(|name| name.to_string())

@@ -426,6 +426,51 @@ fn reload_lists_changed_reloadable_settings() {
 }
 
 #[test]
+fn the_bots_allow_list_and_chat_reload_and_its_token_needs_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = load(
+        dir.path(),
+        &[
+            ("TELEGRAM_BOT_TOKEN", "1:old"),
+            ("TELEGRAM_ALLOWED_USERS", "1"),
+        ],
+        &[],
+    )
+    .unwrap();
+    let new = load(
+        dir.path(),
+        &[
+            ("TELEGRAM_BOT_TOKEN", "1:new"),
+            ("TELEGRAM_ALLOWED_USERS", "1,2"),
+            ("TELEGRAM_CHAT_ID", "-100"),
+            ("TELEGRAM_API_URL", "http://127.0.0.1:9"),
+        ],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        old.reloadable_changes(&new),
+        vec!["TELEGRAM_ALLOWED_USERS", "TELEGRAM_CHAT_ID"]
+    );
+    assert_eq!(
+        old.restart_required_changes(&new),
+        vec!["TELEGRAM_BOT_TOKEN", "TELEGRAM_API_URL"]
+    );
+    let mut applied = old.clone();
+    applied.apply_reloadable(&new);
+    assert_eq!(applied.telegram_allowed_users, vec![1, 2]);
+    assert_eq!(applied.telegram_chat_id, Some(-100));
+    assert_eq!(
+        applied
+            .telegram_bot_token
+            .as_ref()
+            .map(|t| t.expose().to_owned()),
+        Some("1:old".to_owned())
+    );
+    assert_eq!(applied.telegram_api_url, old.telegram_api_url);
+}
+
+#[test]
 fn defaults_reads_nothing() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), ".env", "MAX_CONCURRENT_TASKS=9\n");

@@ -231,6 +231,11 @@ impl EventBus {
         }
     }
 
+    /// The sequence number of the last event published (0 before the first).
+    pub fn published(&self) -> u64 {
+        self.inner.published.load(Ordering::SeqCst)
+    }
+
     /// How many subscribers there are now (the log not counted).
     pub fn subscribers(&self) -> usize {
         self.inner.tx.receiver_count()

@@ -7,7 +7,8 @@
 //! wanted JSON is always described in the prompt too (ollama#8162). Every answer is parsed
 //! here and checked for shape by the caller.
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -35,6 +36,8 @@ pub enum LlmError {
         "the circuit breaker is open after repeated failures (rules decide for {secs_left} s more)"
     )]
     BreakerOpen { secs_left: u64 },
+    #[error("the LLM is busy: {pending} routings already wait for it, one per agent slot; the rules route this one so that no agent slot waits")]
+    Busy { pending: usize },
 }
 
 impl LlmError {
@@ -49,6 +52,7 @@ impl LlmError {
             LlmError::WrongShape(_) => "wrong_shape",
             LlmError::Transport(_) => "transport",
             LlmError::BreakerOpen { .. } => "breaker_open",
+            LlmError::Busy { .. } => "busy",
         }
     }
 
@@ -89,7 +93,23 @@ impl JsonMode {
             JsonMode::Prompt => None,
         }
     }
+
+    /// The mode to try after the server answered `status` with `message` to this one: the
+    /// next when the server refused the `response_format` (a validation error, 400, 422 or
+    /// 500 naming it), else None (the error stands).
+    pub fn after_refusal(self, status: u16, message: &str) -> Option<JsonMode> {
+        if matches!(status, 400 | 422 | 500) && refuses_format(message) {
+            self.next()
+        } else {
+            None
+        }
+    }
 }
+
+/// What worked with each OpenAI-compatible server (by base URL) in this process: every
+/// client of the same server starts from there.
+static MODES: LazyLock<Mutex<HashMap<String, JsonMode>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// Which server and model.
 #[derive(Debug, Clone)]
@@ -111,7 +131,6 @@ pub struct LlmClient {
     http: reqwest::Client,
     backend: Backend,
     timeout: Duration,
-    mode: Mutex<Option<JsonMode>>,
 }
 
 impl LlmClient {
@@ -126,7 +145,6 @@ impl LlmClient {
             http,
             backend,
             timeout,
-            mode: Mutex::new(None),
         })
     }
 
@@ -156,7 +174,16 @@ impl LlmClient {
 
     /// How the OpenAI-compatible server was last asked for JSON successfully, if known.
     pub fn json_mode(&self) -> Option<JsonMode> {
-        self.mode.lock().ok().and_then(|m| *m)
+        let Backend::OpenAi { base, .. } = &self.backend else {
+            return None;
+        };
+        MODES.lock().ok().and_then(|m| m.get(base).copied())
+    }
+
+    fn remember(&self, mode: JsonMode) {
+        if let (Backend::OpenAi { base, .. }, Ok(mut m)) = (&self.backend, MODES.lock()) {
+            m.insert(base.clone(), mode);
+        }
     }
 
     fn error_of(&self, e: reqwest::Error, url: &str) -> LlmError {
@@ -295,7 +322,7 @@ impl LlmClient {
                 let body = json!({
                     "model": model, "messages": messages, "stream": false,
                     "format": schema, "keep_alive": KEEP_ALIVE,
-                    "options": {"temperature": 0},
+                    "options": {"temperature": 0, "num_predict": MAX_ANSWER_TOKENS},
                 });
                 let v = self.post(&format!("{base}/api/chat"), &body).await?;
                 v.pointer("/message/content")
@@ -311,6 +338,7 @@ impl LlmClient {
                 loop {
                     let mut body = json!({
                         "model": model, "messages": messages, "stream": false, "temperature": 0,
+                        "max_tokens": MAX_ANSWER_TOKENS,
                     });
                     match mode {
                         JsonMode::JsonSchema => {
@@ -325,9 +353,7 @@ impl LlmClient {
                     }
                     match self.post(&url, &body).await {
                         Ok(v) => {
-                            if let Ok(mut m) = self.mode.lock() {
-                                *m = Some(mode);
-                            }
+                            self.remember(mode);
                             break v
                                 .pointer("/choices/0/message/content")
                                 .and_then(Value::as_str)
@@ -338,11 +364,17 @@ impl LlmClient {
                                     )
                                 })?;
                         }
-                        Err(LlmError::Http { status, message })
-                            if matches!(status, 400 | 422 | 500) && refuses_format(&message) =>
-                        {
-                            match mode.next() {
-                                Some(n) => mode = n,
+                        Err(LlmError::Http { status, message }) => {
+                            match mode.after_refusal(status, &message) {
+                                Some(n) => {
+                                    tracing::debug!(
+                                        "{} refused {} (HTTP {status}); trying {}",
+                                        self.describe(),
+                                        mode.as_str(),
+                                        n.as_str()
+                                    );
+                                    mode = n;
+                                }
                                 None => return Err(LlmError::Http { status, message }),
                             }
                         }
@@ -354,6 +386,11 @@ impl LlmClient {
         parse_object(&content)
     }
 }
+
+/// The longest answer asked for, in tokens: a routing or a summary is far shorter, and a
+/// model that loops inside a JSON string is cut (its answer is then malformed, and the
+/// rules decide) instead of running until the timeout.
+const MAX_ANSWER_TOKENS: u32 = 768;
 
 /// How long Ollama keeps the model loaded after a call.
 const KEEP_ALIVE: &str = "10m";
@@ -481,5 +518,39 @@ mod tests {
             "model 'x' not found"
         );
         assert!(refuses_format("Input should be 'text' or 'json_object'"));
+    }
+
+    #[test]
+    fn format_negotiation_table() {
+        use JsonMode::*;
+        let pydantic = r#"[{"type":"literal_error","loc":["body","response_format","type"],"msg":"Input should be 'text' or 'json_object'"}]"#;
+        // (mode tried, status, message, the mode to try next)
+        let table: [(JsonMode, u16, &str, Option<JsonMode>); 8] = [
+            (JsonSchema, 422, pydantic, Some(JsonObject)),
+            (
+                JsonSchema,
+                400,
+                "response_format json_schema is not supported",
+                Some(JsonObject),
+            ),
+            (
+                JsonSchema,
+                500,
+                "1 validation error: response_format",
+                Some(JsonObject),
+            ),
+            (JsonObject, 400, "unknown field json_object", Some(Prompt)),
+            (Prompt, 400, "response_format missing", None),
+            (JsonSchema, 400, "the prompt is too long", None),
+            (JsonSchema, 401, "bad key for response_format", None),
+            (JsonSchema, 503, "response_format: overloaded", None),
+        ];
+        for (mode, status, msg, want) in table {
+            assert_eq!(
+                mode.after_refusal(status, msg),
+                want,
+                "{mode:?} {status} {msg}"
+            );
+        }
     }
 }

@@ -177,11 +177,56 @@ pub fn rules(task: &Task) -> (Routed, String) {
             task_type,
             priority,
             folder,
-            title: None,
+            title: rules_title(&task.prompt),
             prompt: None,
         },
         reasons.join("; "),
     )
+}
+
+/// Most words in a title the rules make.
+const TITLE_WORDS: usize = 8;
+
+/// The rules' title: the request's first clause without its "in <path>", at most
+/// [`TITLE_WORDS`] words (an ellipsis when cut), capitalised; None when nothing is left.
+pub fn rules_title(prompt: &str) -> Option<String> {
+    let line = prompt.lines().map(str::trim).find(|l| !l.is_empty())?;
+    // The clause ends at `,;!?` or a full stop before a space (not the dot of `a.rs`).
+    let end = line
+        .char_indices()
+        .find(|&(i, c)| {
+            matches!(c, ',' | ';' | '!' | '?')
+                || (c == '.' && line[i + 1..].starts_with(char::is_whitespace))
+        })
+        .map_or(line.len(), |(i, _)| i);
+    let clause = line[..end].trim_end_matches('.');
+    let mut words: Vec<&str> = Vec::new();
+    let mut it = clause.split_whitespace().peekable();
+    while let Some(w) = it.next() {
+        let next_is_path = it
+            .peek()
+            .is_some_and(|p| p.contains('/') || p.contains('\\'));
+        if w.eq_ignore_ascii_case("in") && next_is_path {
+            it.next();
+            continue;
+        }
+        words.push(w);
+    }
+    let cut = words.len() > TITLE_WORDS;
+    let mut title = words
+        .into_iter()
+        .take(TITLE_WORDS)
+        .collect::<Vec<_>>()
+        .join(" ");
+    if title.is_empty() {
+        return None;
+    }
+    if cut {
+        title.push('…');
+    }
+    let mut chars = title.chars();
+    let first = chars.next()?;
+    Some(first.to_uppercase().chain(chars).collect())
 }
 
 /// The path of the first "in <path>" whose path has a `/` or `\` (`in /backend`,
@@ -215,9 +260,16 @@ pub fn apply(
         task.priority = routed.priority;
     }
     task.extra.remove(PRIORITY_UNSET_KEY);
+    let request = format!("{} {}", task.title.as_deref().unwrap_or(""), task.prompt);
     if let (true, Some(folder)) = (need.folder, &routed.folder) {
-        let candidates = folder_candidates(folder);
-        let mut refusal = None;
+        let candidates = if folder_named(folder, &request) {
+            folder_candidates(folder)
+        } else {
+            Vec::new()
+        };
+        let mut refusal = candidates
+            .is_empty()
+            .then(|| "the request does not name it".to_owned());
         for c in candidates {
             task.working_dir = Some(c);
             match check_folder(task) {
@@ -242,10 +294,58 @@ pub fn apply(
             task.title = Some(t.clone());
         }
         if let Some(p) = &routed.prompt {
-            task.prompt = p.clone();
+            if keeps_request(p, &task.prompt, routed.folder.as_deref()) {
+                task.prompt = p.clone();
+            } else {
+                notes.push(
+                    "the cleaned prompt drops most of the request; the request is kept as written"
+                        .into(),
+                );
+            }
         }
     }
     notes
+}
+
+/// Whether `request` names `folder`: its last component (`backend` of `/srv/backend`,
+/// `auth-system`), case aside. A folder the request does not name is a model's guess (a
+/// small model copies the prompt's example) and is refused.
+pub fn folder_named(folder: &str, request: &str) -> bool {
+    let last = folder
+        .split(['/', '\\'])
+        .rfind(|c| !c.is_empty() && *c != ".")
+        .unwrap_or("");
+    !last.is_empty() && request.to_lowercase().contains(&last.to_lowercase())
+}
+
+/// Whether a cleaned prompt keeps the request: at least half of the request's words of 4
+/// letters or more, leaving out the urgency words and the folder's, are in it.
+pub fn keeps_request(cleaned: &str, request: &str, folder: Option<&str>) -> bool {
+    let words = |s: &str| -> Vec<String> {
+        s.to_lowercase()
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| w.chars().count() >= 4)
+            .map(str::to_owned)
+            .collect()
+    };
+    let folder_words = folder.map(words).unwrap_or_default();
+    let routing_word = |w: &str| {
+        HIGH_WORDS.contains(&w)
+            || LOW_WORDS.contains(&w)
+            || LOW_PHRASES.iter().any(|p| p.split(' ').any(|x| x == w))
+            || w == "priority"
+            || folder_words.iter().any(|f| f == w)
+    };
+    let wanted: Vec<String> = words(request)
+        .into_iter()
+        .filter(|w| !routing_word(w))
+        .collect();
+    if wanted.is_empty() {
+        return !cleaned.trim().is_empty();
+    }
+    let have = words(cleaned);
+    let kept = wanted.iter().filter(|w| have.contains(w)).count();
+    kept * 2 >= wanted.len()
 }
 
 /// An absolute folder as written, then the same inside the base folder (`/backend` is
@@ -347,6 +447,68 @@ mod tests {
             rules(&t("Fix in /api now")).0.folder.as_deref(),
             Some("/api")
         );
+    }
+
+    #[test]
+    fn rules_titles() {
+        let table = [
+            (
+                "Review the code in /backend, it is urgent",
+                Some("Review the code"),
+            ),
+            (
+                "fix the login bug in services/auth.",
+                Some("Fix the login bug"),
+            ),
+            (
+                "summarise every design note we have written about the new storage layer",
+                Some("Summarise every design note we have written about…"),
+            ),
+            (
+                "\n\n  look at the logs\nthen more",
+                Some("Look at the logs"),
+            ),
+            ("Fix main.rs in src/. Then test", Some("Fix main.rs")),
+            ("in /backend", None),
+            ("...", None),
+            ("", None),
+        ];
+        for (prompt, want) in table {
+            assert_eq!(rules_title(prompt).as_deref(), want, "{prompt:?}");
+        }
+        let (r, _) = rules(&Task::new("t", "Fix the crash in /api, it is urgent"));
+        assert_eq!(r.title.as_deref(), Some("Fix the crash"));
+    }
+
+    #[test]
+    fn folders_must_be_named_and_prompts_kept() {
+        let req = "Review the code in the auth-system repo when you have time";
+        let table = [
+            ("auth-system", true),
+            ("/srv/Auth-System/", true),
+            ("backend", false),
+            ("/", false),
+            ("", false),
+        ];
+        for (folder, want) in table {
+            assert_eq!(folder_named(folder, req), want, "{folder}");
+        }
+        let req = "Fix the crash in the login page in /web, it is urgent";
+        let table = [
+            ("Fix the crash in the login page", true),
+            ("Fix the login page crash.", true),
+            ("The error occurred.", false),
+            ("Fix it", false),
+        ];
+        for (cleaned, want) in table {
+            assert_eq!(keeps_request(cleaned, req, Some("/web")), want, "{cleaned}");
+        }
+        assert!(keeps_request(
+            "Review the code",
+            "Review the code in /backend when you have time",
+            Some("/backend")
+        ));
+        assert!(keeps_request("Do it", "it is urgent", None));
     }
 
     #[test]

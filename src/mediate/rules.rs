@@ -97,6 +97,20 @@ pub fn judge_criteria(
     output: Option<&str>,
     status: ResultStatus,
 ) -> Vec<CriterionVerdict> {
+    judge_criteria_with(criteria, output, status, NO_LLM)
+}
+
+/// Why a succeeded task's criteria are `unknown` when no LLM is configured.
+pub const NO_LLM: &str = "no LLM configured to judge";
+
+/// [`judge_criteria`], where `unjudged` says why a succeeded task's criteria were not
+/// judged (no LLM configured, or how the LLM failed).
+pub fn judge_criteria_with(
+    criteria: &[Criterion],
+    output: Option<&str>,
+    status: ResultStatus,
+    unjudged: &str,
+) -> Vec<CriterionVerdict> {
     let (verdict, reason) = match status {
         ResultStatus::Failed => (Verdict::Unmet, "the task failed before completing"),
         ResultStatus::TimedOut => (Verdict::Unmet, "the task timed out before completing"),
@@ -108,7 +122,7 @@ pub fn judge_criteria(
         ResultStatus::Succeeded if output.is_none_or(|o| o.trim().is_empty()) => {
             (Verdict::Unknown, "the agent gave no output to judge")
         }
-        ResultStatus::Succeeded => (Verdict::Unknown, "no LLM configured to judge"),
+        ResultStatus::Succeeded => (Verdict::Unknown, unjudged),
     };
     criteria
         .iter()

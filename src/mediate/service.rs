@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -25,6 +26,15 @@ pub struct Mediator {
     reason: String,
     /// Task files being routed and task ids being judged right now.
     busy: Mutex<HashSet<String>>,
+    /// How many of those are routings (by the LLM, in flight or waiting for the gate).
+    routings: AtomicUsize,
+}
+
+/// Whether the LLM may route one more task while `pending` routings wait for it, with
+/// `slots` agent slots: only while fewer than one per slot wait, so that a burst of tasks
+/// does not leave the agents idle behind the LLM (the rules route the rest at once).
+pub fn llm_may_route(pending: usize, slots: usize) -> bool {
+    pending < slots.max(1)
 }
 
 impl Mediator {
@@ -36,6 +46,7 @@ impl Mediator {
                 llm: Some(Arc::new(Llm::new(client, reason.clone(), cfg))),
                 reason,
                 busy: Mutex::new(HashSet::new()),
+                routings: AtomicUsize::new(0),
             },
         }
     }
@@ -46,6 +57,7 @@ impl Mediator {
             llm: None,
             reason,
             busy: Mutex::new(HashSet::new()),
+            routings: AtomicUsize::new(0),
         }
     }
 
@@ -98,6 +110,23 @@ impl Mediator {
         self.busy.lock().is_ok_and(|b| b.contains(key))
     }
 
+    /// Counts one more LLM routing pending: false (and nothing counted) when
+    /// [`llm_may_route`] says the rules must route it.
+    pub fn begin_routing(&self, slots: usize) -> Result<(), LlmError> {
+        let pending = self.routings.fetch_add(1, Ordering::SeqCst);
+        if llm_may_route(pending, slots) {
+            Ok(())
+        } else {
+            self.routings.fetch_sub(1, Ordering::SeqCst);
+            Err(LlmError::Busy { pending })
+        }
+    }
+
+    /// Ends a routing counted by [`Mediator::begin_routing`].
+    pub fn end_routing(&self) {
+        self.routings.fetch_sub(1, Ordering::SeqCst);
+    }
+
     /// How many things are in flight.
     pub fn busy_count(&self) -> usize {
         self.busy.lock().map(|b| b.len()).unwrap_or(0)
@@ -125,7 +154,14 @@ pub async fn route_task(
                     "routed by the LLM: type {}, priority {}",
                     routed.task_type, routed.priority
                 );
+                if need.title && task.title.is_none() {
+                    // The model left the title empty: the rules make one.
+                    task.title = routing::rules_title(&original.prompt);
+                }
                 if !notes.is_empty() {
+                    reason.push_str(&format!("; {}", notes.join("; ")));
+                }
+                if need.folder && routed.folder.is_some() && task.working_dir.is_none() {
                     // The folder was refused: the rules decide it.
                     let (rules, _) = routing::rules(&original);
                     let folder_need = Need {
@@ -133,7 +169,6 @@ pub async fn route_task(
                         ..Need::default()
                     };
                     let more = routing::apply(task, folder_need, &rules, &check_folder);
-                    reason.push_str(&format!("; {}", notes.join("; ")));
                     if task.working_dir.is_some() && more.is_empty() {
                         reason.push_str("; the rules' folder is used");
                     }
@@ -166,8 +201,12 @@ pub fn route_by_rules(
     for n in notes {
         reason.push_str(&format!("; {n}"));
     }
-    if let Some(e) = failure {
-        reason = format!("the LLM failed ({}: {e}); rules: {reason}", e.kind());
+    match failure {
+        Some(e @ LlmError::Busy { .. }) => {
+            reason = format!("the LLM was not asked ({}: {e}); rules: {reason}", e.kind());
+        }
+        Some(e) => reason = format!("the LLM failed ({}: {e}); rules: {reason}", e.kind()),
+        None => {}
     }
     routing::by_rules(reason)
 }
@@ -176,9 +215,13 @@ pub fn route_by_rules(
 pub async fn judge(llm: &Llm, inputs: &Inputs) -> Result<Judged, LlmError> {
     let (system, user) = verdicts::prompt(inputs);
     let mut j = llm
-        .ask(&system, &user, "orca_summary", &verdicts::schema(), |v| {
-            verdicts::parse_answer(v, inputs)
-        })
+        .ask(
+            &system,
+            &user,
+            "orca_summary",
+            &verdicts::schema(inputs.criteria.len()),
+            |v| verdicts::parse_answer(v, inputs),
+        )
         .await?;
     j.model = llm.model().to_owned();
     Ok(j)
@@ -220,4 +263,32 @@ pub fn status_line(state: Option<&Value>) -> Option<String> {
         }
     }
     Some(line)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_llm_routes_while_fewer_than_one_per_slot_wait() {
+        // (routings pending, agent slots, the LLM may route one more)
+        let table = [
+            (0, 4, true),
+            (3, 4, true),
+            (4, 4, false),
+            (9, 4, false),
+            (0, 0, true),
+            (1, 1, false),
+        ];
+        for (pending, slots, want) in table {
+            assert_eq!(
+                super::llm_may_route(pending, slots),
+                want,
+                "{pending} {slots}"
+            );
+        }
+        let m = super::Mediator::rules(String::new());
+        assert!(m.begin_routing(2).is_ok() && m.begin_routing(2).is_ok());
+        assert_eq!(m.begin_routing(2).unwrap_err().kind(), "busy");
+        m.end_routing();
+        assert!(m.begin_routing(2).is_ok());
+    }
 }

@@ -38,6 +38,24 @@ pub struct Judged {
     pub verdicts: Vec<(usize, Verdict, String)>,
 }
 
+/// What mediation made of a finished task: the LLM's judgement, or why it gave none (the
+/// extract and the rules stand in, and the verdicts' reason says why).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judgement {
+    Judged(Judged),
+    /// The LLM failed: the `llm_fallback` reason and message.
+    Failed(String),
+}
+
+impl Judgement {
+    pub fn judged(&self) -> Option<&Judged> {
+        match self {
+            Judgement::Judged(j) => Some(j),
+            Judgement::Failed(_) => None,
+        }
+    }
+}
+
 /// `s` cut to `max` characters with a marker saying how much was left out.
 pub fn bounded(s: &str, max: usize) -> String {
     let n = s.chars().count();
@@ -51,16 +69,25 @@ pub fn bounded(s: &str, max: usize) -> String {
     )
 }
 
-pub fn schema() -> Value {
+/// The JSON Schema of the answer for `criteria` numbered criteria: each verdict's
+/// `criterion` is one of 1..=criteria, and there are at most that many verdicts (a server
+/// that constrains its output by the schema cannot number one that does not exist).
+pub fn schema(criteria: usize) -> Value {
+    let numbers: Vec<usize> = (1..=criteria).collect();
+    let criterion = if numbers.is_empty() {
+        json!({"type": "integer"})
+    } else {
+        json!({"type": "integer", "enum": numbers})
+    };
     json!({
         "type": "object",
         "properties": {
             "done": {"type": "string"},
             "left": {"type": "string"},
-            "verdicts": {"type": "array", "items": {
+            "verdicts": {"type": "array", "maxItems": criteria, "items": {
                 "type": "object",
                 "properties": {
-                    "criterion": {"type": "integer"},
+                    "criterion": criterion,
                     "verdict": {"type": "string", "enum": ["met", "unmet", "unknown"]},
                     "reason": {"type": "string"}
                 },
@@ -119,6 +146,15 @@ pub fn prompt(i: &Inputs) -> (String, String) {
     (system, u)
 }
 
+/// Whether `s` has a word: two letters in a row.
+fn has_words(s: &str) -> bool {
+    let mut run = 0;
+    s.chars().any(|c| {
+        run = if c.is_alphabetic() { run + 1 } else { 0 };
+        run >= 2
+    })
+}
+
 #[derive(Deserialize)]
 struct Answer {
     done: String,
@@ -156,8 +192,12 @@ pub fn apply(criteria: &mut [CriterionVerdict], judged: &Judged) {
 /// the answer skips stays with the rules).
 pub fn parse_answer(v: Value, i: &Inputs) -> Result<Judged, LlmError> {
     let a: Answer = serde_json::from_value(v).map_err(|e| LlmError::WrongShape(e.to_string()))?;
-    if a.done.trim().is_empty() {
-        return Err(LlmError::WrongShape("`done` is empty".into()));
+    if !has_words(&a.done) {
+        // A small model can fill the string with punctuation (`][`): no summary.
+        return Err(LlmError::WrongShape(format!(
+            "`done` has no words: {:?}",
+            a.done.chars().take(40).collect::<String>()
+        )));
     }
     let mut verdicts = Vec::new();
     for v in a.verdicts {
@@ -237,10 +277,35 @@ mod tests {
         assert_eq!(j.verdicts, vec![(2, Verdict::Met, "docs changed".into())]);
         for bad in [
             json!({"left": "x", "verdicts": []}),
+            json!({"done": "][", "left": "", "verdicts": []}),
+            json!({"done": " ", "left": "", "verdicts": []}),
             json!({"done": "d", "left": "", "verdicts": [{"criterion": 3, "verdict": "met", "reason": ""}]}),
             json!({"done": "d", "left": "", "verdicts": [{"criterion": 1, "verdict": "yes", "reason": ""}]}),
         ] {
             assert_eq!(parse_answer(bad, &i).unwrap_err().kind(), "wrong_shape");
+        }
+    }
+
+    #[test]
+    fn the_schema_numbers_only_the_criteria_asked() {
+        let v = |n: usize| jsonschema::validator_for(&schema(n)).unwrap();
+        let answer = |verdicts: Value| json!({"done": "d", "left": "l", "verdicts": verdicts});
+        let one = |c: i64| json!({"criterion": c, "verdict": "met", "reason": "r"});
+        // (criteria asked, the answer's verdicts, valid)
+        let table = [
+            (2, json!([one(1), one(2)]), true),
+            (2, json!([one(3)]), false),
+            (2, json!([one(0)]), false),
+            (2, json!([one(1), one(2), one(1)]), false),
+            (0, json!([]), true),
+            (0, json!([one(1)]), false),
+        ];
+        for (n, verdicts, valid) in table {
+            assert_eq!(
+                v(n).is_valid(&answer(verdicts.clone())),
+                valid,
+                "{n}: {verdicts}"
+            );
         }
     }
 }

@@ -255,7 +255,7 @@ pub fn status(ops: &Ops<'_>) -> Result<StatusView, OpsError> {
         task_files_waiting: waiting,
         telegram: daemon
             .running
-            .then(|| crate::telegram::status_of(ops.store))
+            .then(|| crate::telegram::status_of(ops.store, ops.ws))
             .flatten(),
         llm: if daemon.running {
             ops.store

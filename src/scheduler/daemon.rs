@@ -162,6 +162,7 @@ fn run_agent(
         own_folders: orca_folders(&ws).into(),
         node: Default::default(),
         mediator,
+        telegram: std::sync::OnceLock::new(),
         ws,
     });
     // Whatever an agent starts and detaches is re-parented here, to be ended with its
@@ -202,6 +203,8 @@ pub(super) struct Daemon {
     pub(super) node: super::fleet::NodeState,
     /// LLM mediation (routing, summaries), or the rules (see [`super::mediation`]).
     pub(super) mediator: Arc<crate::mediate::service::Mediator>,
+    /// The Telegram bot, when TELEGRAM_BOT_TOKEN is set (reloads reach it; the stop drains it).
+    pub(super) telegram: std::sync::OnceLock<crate::telegram::Handle>,
 }
 
 fn config_stamp(ws: &Workspace) -> Vec<Option<SystemTime>> {
@@ -254,12 +257,15 @@ impl Daemon {
             self.start_mediation();
         });
         // The Telegram bot, when TELEGRAM_BOT_TOKEN is set (it ends with the runtime).
-        let _telegram = crate::telegram::start(
+        if let Some(bot) = crate::telegram::start(
             Arc::clone(&cfg),
+            self.current_agent(),
             self.ws.clone(),
             Arc::clone(&self.store),
             self.events.clone(),
-        );
+        ) {
+            let _ = self.telegram.set(bot);
+        }
 
         // Start-up repair: runs cut off by a crash go back to the queue (their agents, if
         // they outlived the crash, are stopped first); finished tasks whose artifacts or
@@ -568,6 +574,10 @@ impl Daemon {
             Ok(new) => {
                 let mut changed = Vec::new();
                 if let Ok(mut cur) = self.cfg.write() {
+                    let later = cur.restart_required_changes(&new);
+                    if !later.is_empty() {
+                        tracing::warn!(?later, "changed settings that take effect only when `orca run` is restarted ({why})");
+                    }
                     changed = cur.reloadable_changes(&new);
                     if changed.is_empty() {
                         return;
@@ -583,6 +593,9 @@ impl Daemon {
                     crate::logging::set_level(new.log_level);
                 }
                 self.publish_settings(&self.cfg());
+                if let Some(bot) = self.telegram.get() {
+                    bot.reconfigure(self.cfg(), self.current_agent());
+                }
                 tracing::info!(?changed, "configuration reloaded ({why})");
                 self.events
                     .publish(Event::daemon(EventKind::ConfigReloaded {
@@ -748,6 +761,9 @@ impl Daemon {
             }
         }
         self.wait_for_mediation().await;
+        if let Some(bot) = self.telegram.get() {
+            bot.drain(crate::telegram::DRAIN_WITHIN).await;
+        }
         tokio::task::block_in_place(|| {
             if let Err(e) = self.store.flush() {
                 tracing::error!(

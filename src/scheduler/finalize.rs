@@ -11,8 +11,9 @@ use crate::artifacts::result::{
 use crate::artifacts::write::{write_result, write_summary};
 use crate::clock::{now_ms, rfc3339_ms};
 use crate::events::{Event, EventBus, EventKind};
-use crate::mediate::rules::{judge_criteria, route};
+use crate::mediate::rules::{judge_criteria_with, route};
 use crate::mediate::summary::{note_unmet_checks, summarize};
+use crate::mediate::verdicts::Judgement;
 use crate::runner::RunOutcome;
 use crate::store::{AttemptRecord, Store, StoreError, TaskRecord, TaskState};
 use crate::task::paths::is_plain;
@@ -138,12 +139,18 @@ pub fn build_result(
         ),
     };
     let output = run.and_then(|r| r.output.clone());
+    // After an LLM failure the verdicts say what failed, not that no LLM is configured.
+    let unjudged = match &judged {
+        Some(Judgement::Failed(why)) => format!("the LLM could not judge it ({why})"),
+        _ => crate::mediate::rules::NO_LLM.to_owned(),
+    };
+    let judged = judged.as_ref().and_then(Judgement::judged);
     let mut criteria = rec
         .task
         .as_ref()
-        .map(|t| judge_criteria(&t.success_criteria, output.as_deref(), status))
+        .map(|t| judge_criteria_with(&t.success_criteria, output.as_deref(), status, &unjudged))
         .unwrap_or_default();
-    if let Some(j) = &judged {
+    if let Some(j) = judged {
         crate::mediate::verdicts::apply(&mut criteria, j);
     }
     apply_checks(&mut criteria, &verified.checks);
@@ -173,7 +180,7 @@ pub fn build_result(
         Some((a, w)) => (Some(a), w),
         None => (None, Vec::new()),
     };
-    let mut summary = match &judged {
+    let mut summary = match judged {
         Some(j) => crate::artifacts::result::Summary {
             method: crate::artifacts::result::SummaryMethod::Llm,
             text: j.summary.clone(),
@@ -257,7 +264,7 @@ pub struct RunFacts {
     /// Its checks and git facts (the result's criteria verdicts and `git`).
     pub verified: Verified,
     /// The LLM's summary and verdicts (None: the extract and the rules).
-    pub judged: Option<crate::mediate::verdicts::Judged>,
+    pub judged: Option<crate::mediate::verdicts::Judgement>,
 }
 
 /// What the worker that has just ended a run (with [`Store::finish_claimed`]) knows, so that
@@ -272,7 +279,7 @@ pub struct RunEnd<'a> {
     /// The checks run after the agent and the git facts (the result's criteria and `git`).
     pub verified: Verified,
     /// The LLM's summary and verdicts, when mediation gave them.
-    pub judged: Option<crate::mediate::verdicts::Judged>,
+    pub judged: Option<crate::mediate::verdicts::Judgement>,
 }
 
 /// Writes the artifacts of a final task and archives its file, recording each step in the
@@ -321,7 +328,7 @@ struct Known {
     /// Some: the run was just finished by this worker (see [`finalize_run`]).
     attempts: Option<Vec<AttemptRecord>>,
     verified: Verified,
-    judged: Option<crate::mediate::verdicts::Judged>,
+    judged: Option<crate::mediate::verdicts::Judgement>,
 }
 
 fn finalize_known(

@@ -13,7 +13,7 @@ use crate::events::{Event, EventKind};
 use crate::mediate::client::LlmError;
 use crate::mediate::routing;
 use crate::mediate::service::{self, check_folder};
-use crate::mediate::verdicts::Inputs;
+use crate::mediate::verdicts::{Inputs, Judgement};
 use crate::ops::ingest as record;
 use crate::runner::RunOutcome;
 use crate::store::{AttemptRecord, NewTask, TaskRecord};
@@ -67,15 +67,18 @@ impl Daemon {
             return Some(new);
         }
         let file = path.to_path_buf();
-        let llm = self
-            .mediator
-            .llm()
-            .filter(|l| l.gate.open_secs().is_none())
-            .cloned();
+        // The LLM routes unless there is none, its breaker is open, or it already has one
+        // routing per agent slot waiting (then the rules, so that no slot waits for it).
+        let failure = match self.mediator.llm() {
+            None => None,
+            Some(l) => match l.gate.open_secs() {
+                Some(secs_left) => Some(LlmError::BreakerOpen { secs_left }),
+                None => self.mediator.begin_routing(cfg.max_concurrent_tasks).err(),
+            },
+        };
+        let llm = self.mediator.llm().filter(|_| failure.is_none()).cloned();
         let Some(llm) = llm else {
             let check = |t: &crate::task::Task| check_folder(&cfg, &file, t);
-            let open = self.mediator.llm().and_then(|l| l.gate.open_secs());
-            let failure = open.map(|secs_left| LlmError::BreakerOpen { secs_left });
             let r = service::route_by_rules(task, need, check, failure.as_ref());
             if let Some(e) = &failure {
                 fallback(&self.events, &new.desired_id, "routing", e);
@@ -85,6 +88,7 @@ impl Daemon {
             return Some(new);
         };
         if !self.mediator.mark(&new.file) {
+            self.mediator.end_routing();
             return None;
         }
         let me = Arc::clone(self);
@@ -105,6 +109,7 @@ impl Daemon {
                 routing::record(task, &r);
                 new.priority = task.priority;
             }
+            me.mediator.end_routing();
             let me2 = Arc::clone(&me);
             let queued = tokio::task::spawn_blocking(move || {
                 record::queue(me2.store.as_ref(), &me2.events, vec![new])
@@ -189,12 +194,12 @@ impl Daemon {
                     .flatten();
             }
             let judged = match service::judge(&llm, &inputs).await {
-                Ok(j) => Some(j),
+                Ok(j) => Judgement::Judged(j),
                 Err(e) => {
                     fallback(&events, &owned.rec.id, "summary", &e);
                     let (s, m) = (Arc::clone(&store), Arc::clone(&mediator));
                     let _ = tokio::task::spawn_blocking(move || publish_state(s.as_ref(), &m)).await;
-                    None
+                    Judgement::Failed(format!("{}: {e}", e.kind()))
                 }
             };
             let id = owned.rec.id.clone();
@@ -205,7 +210,7 @@ impl Daemon {
                     working_dir: owned.working_dir,
                     changed_files: owned.changed_files,
                     verified: owned.verified,
-                    judged,
+                    judged: Some(judged),
                 };
                 if let Err(e) = finalize::finalize_run(
                     &ws,

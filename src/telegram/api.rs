@@ -108,7 +108,7 @@ pub struct Update {
 }
 
 /// One inline button: a label and the data sent back when it is pressed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Button {
     pub text: String,
     pub callback_data: String,

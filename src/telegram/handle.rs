@@ -36,7 +36,7 @@ fn reply(bot: &Bot, m: &Message, html: String) {
 
 /// Access control: true when `user` may act; otherwise logs and refuses (once per user).
 fn admitted(bot: &Bot, user: &User, chat: i64, what: &str) -> bool {
-    match commands::access(&bot.cfg.telegram_allowed_users, user.id) {
+    match commands::access(&bot.cfg().telegram_allowed_users, user.id) {
         Access::Allowed => true,
         a => {
             let text = crate::text_escape::escape_line(what);
@@ -47,7 +47,7 @@ fn admitted(bot: &Bot, user: &User, chat: i64, what: &str) -> bool {
             );
             if bot.first_refusal(user.id) {
                 let html = match a {
-                    Access::NobodyAllowed => format!("This Orca bot serves nobody yet. To allow yourself, set <code>TELEGRAM_ALLOWED_USERS={}</code> in Orca's .env or environment and restart <code>orca run</code>.", user.id),
+                    Access::NobodyAllowed => format!("This Orca bot serves nobody yet. To allow yourself, set <code>TELEGRAM_ALLOWED_USERS={}</code> in Orca's .env or config/orca.toml; <code>orca run</code> picks it up without a restart.", user.id),
                     _ => "Sorry, you are not allowed to use this bot.".to_owned(),
                 };
                 bot.outbox.post(chat, html, None);
@@ -129,11 +129,8 @@ fn err_text(e: &OpsError) -> String {
 async fn new_task(bot: &Arc<Bot>, m: &Message, from: &User, words: String) -> String {
     let dir = match commands::named_folder(&words) {
         Some(named) => {
-            match commands::resolve_folder(
-                &named,
-                &bot.cfg.claude_base_cwd,
-                &bot.cfg.claude_allowed_root,
-            ) {
+            let cfg = bot.cfg();
+            match commands::resolve_folder(&named, &cfg.claude_base_cwd, &cfg.claude_allowed_root) {
                 Ok(d) => Some(d),
                 Err(why) => {
                     tracing::info!(user_id = from.id, "Telegram: task refused: {why}");
@@ -155,7 +152,7 @@ async fn new_task(bot: &Arc<Bot>, m: &Message, from: &User, words: String) -> St
     };
     let extra = origin.telegram_extra();
     let done = bot
-        .blocking(move |b| crate::ops::submit_as(&b.ops(), req, Some(title), extra))
+        .blocking(move |b| b.with_ops(|o| crate::ops::submit_as(o, req, Some(title), extra)))
         .await;
     match done {
         Some(Ok(v)) => {
@@ -196,6 +193,7 @@ async fn follow_up(bot: &Arc<Bot>, m: &Message, from: &User, parent: String, wor
             let dir = result
                 .as_ref()
                 .and_then(|r| r["working_dir"].as_str().map(str::to_owned));
+            let session = session_plan(b, &parent, rec.session_id.as_deref(), dir.as_deref());
             origin.follows = Some((parent.clone(), rec.session_id.clone()));
             let req = SubmitRequest {
                 prompt: Some(words),
@@ -203,7 +201,8 @@ async fn follow_up(bot: &Arc<Bot>, m: &Message, from: &User, parent: String, wor
                 id: Some(id),
                 ..Default::default()
             };
-            let v = crate::ops::submit_as(&b.ops(), req, Some(title), origin.telegram_extra())
+            let v = b
+                .with_ops(|o| crate::ops::submit_as(o, req, Some(title), origin.telegram_extra()))
                 .map_err(|e| e.to_string())?;
             if let Err(e) = crate::artifacts::link::add_follow_up(&b.ws, &rec.stem, &v.id) {
                 tracing::warn!(task = %parent, "cannot link the follow-up {} in the result: {e}", v.id);
@@ -212,7 +211,7 @@ async fn follow_up(bot: &Arc<Bot>, m: &Message, from: &User, parent: String, wor
                 "Follow-up <code>{}</code> of <code>{}</code> queued: {}.",
                 escape(&v.id),
                 escape(&parent),
-                if rec.session_id.is_some() { "same session, same folder" } else { "same folder (the task had no session to resume)" }
+                escape(&session.text(&parent))
             ))
         })
         .await;
@@ -224,8 +223,53 @@ async fn follow_up(bot: &Arc<Bot>, m: &Message, from: &User, parent: String, wor
     reply(bot, m, html);
 }
 
+/// How a follow-up's agent session relates to its parent's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionPlan {
+    /// The agent still has the parent's session: the follow-up resumes it.
+    Same,
+    /// The agent no longer has it (the reason): a fresh session.
+    Gone(String),
+    /// The parent ran no agent session.
+    None,
+}
+
+impl SessionPlan {
+    /// What the user is told (plain text, to be escaped).
+    pub fn text(&self, parent: &str) -> String {
+        match self {
+            SessionPlan::Same => "same session, same folder".to_owned(),
+            SessionPlan::Gone(why) => format!(
+                "a fresh agent session in the same folder, linked to {parent} (its session cannot be resumed: {why})"
+            ),
+            SessionPlan::None => format!(
+                "a fresh agent session in the same folder, linked to {parent} (it had no session to resume)"
+            ),
+        }
+    }
+}
+
+/// Whether the agent in force can resume the parent's session for a follow-up in `dir`.
+fn session_plan(b: &Bot, parent: &str, session: Option<&str>, dir: Option<&str>) -> SessionPlan {
+    let Some(sid) = session else {
+        return SessionPlan::None;
+    };
+    let cfg = b.cfg();
+    let cwd = dir
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| cfg.claude_base_cwd.clone());
+    let env = crate::runner::agent_env::for_agent(&cfg);
+    match b.agent().can_resume(sid, &cwd, &env) {
+        Ok(()) => SessionPlan::Same,
+        Err(why) => {
+            tracing::info!(task = %parent, session = %sid, "a follow-up starts a fresh session: {why}");
+            SessionPlan::Gone(why)
+        }
+    }
+}
+
 fn status_text(b: &Bot) -> String {
-    match crate::ops::status(&b.ops()) {
+    match b.with_ops(crate::ops::status) {
         Ok(s) => {
             let counts: Vec<String> = s
                 .counts
@@ -256,12 +300,15 @@ fn status_text(b: &Bot) -> String {
                     r.elapsed_ms / 1000
                 ));
             }
-            if let Some(t) = super::status_of(b.store.as_ref()) {
+            if let Some(t) = super::status_of(b.store.as_ref(), &b.ws) {
                 if t["state"] != "polling" {
                     out.push_str(&format!(
                         "Telegram: {}\n",
                         escape(t["detail"].as_str().unwrap_or(""))
                     ));
+                }
+                if let Some(n) = t["unsent"].as_u64().filter(|n| *n > 0) {
+                    out.push_str(&format!("{n} notification(s) not delivered yet\n"));
                 }
             }
             out
@@ -271,7 +318,7 @@ fn status_text(b: &Bot) -> String {
 }
 
 fn list_text(b: &Bot) -> String {
-    match crate::ops::list(&b.ops(), ListFilter::All) {
+    match b.with_ops(|o| crate::ops::list(o, ListFilter::All)) {
         Ok(v) if v.is_empty() => "No tasks yet.".to_owned(),
         Ok(v) => {
             let skip = v.len().saturating_sub(15);
@@ -293,7 +340,7 @@ fn list_text(b: &Bot) -> String {
 }
 
 fn progress_text(b: &Bot, id: &str) -> String {
-    match crate::ops::show(&b.ops(), id) {
+    match b.with_ops(|o| crate::ops::show(o, id)) {
         Ok(s) => {
             let mut out = format!(
                 "<code>{}</code> {} · attempt {}\n",
@@ -323,7 +370,7 @@ fn progress_text(b: &Bot, id: &str) -> String {
 }
 
 fn cancel_text(b: &Bot, id: &str) -> String {
-    let r = crate::ops::cancel(&b.ops(), id);
+    let r = b.with_ops(|o| crate::ops::cancel(o, id));
     b.poke();
     match r {
         Ok(crate::ops::CancelView::Cancelled { id, .. }) => {
@@ -337,7 +384,7 @@ fn cancel_text(b: &Bot, id: &str) -> String {
 }
 
 fn retry_text(b: &Bot, id: &str) -> String {
-    let r = crate::ops::retry(&b.ops(), id);
+    let r = b.with_ops(|o| crate::ops::retry(o, id));
     b.poke();
     match r {
         Ok(v) => format!(
@@ -382,4 +429,29 @@ fn html_unescape(s: &str) -> String {
     s.replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&amp;", "&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_follow_up_says_which_session_it_gets() {
+        for (plan, has, lacks) in [
+            (SessionPlan::Same, "same session, same folder", "fresh"),
+            (
+                SessionPlan::Gone("the agent no longer has the session".into()),
+                "a fresh agent session in the same folder, linked to p1 (its session cannot be resumed: the agent no longer has the session)",
+                "same session",
+            ),
+            (
+                SessionPlan::None,
+                "a fresh agent session in the same folder, linked to p1 (it had no session to resume)",
+                "same session",
+            ),
+        ] {
+            let t = plan.text("p1");
+            assert!(t.contains(has) && !t.contains(lacks), "{plan:?}: {t}");
+        }
+    }
 }

@@ -1,24 +1,32 @@
 //! The Telegram bot (issue #20), started inside `orca run` when TELEGRAM_BOT_TOKEN is set:
 //! long polling ([`poll`]), commands and plain-words tasks through `ops` ([`handle`]), live
-//! progress and notifications from the event bus ([`notify`]), one paced [`outbox`].
+//! progress and notifications from the event bus ([`notify`]), one paced [`outbox`], and
+//! notifications kept until delivered ([`pending`]).
 
 pub mod api;
 pub mod commands;
 pub mod handle;
 pub mod notify;
 pub mod outbox;
+pub mod pending;
 pub mod poll;
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::config::Config;
 use crate::events::EventBus;
 use crate::ops::Ops;
+use crate::runner::Agent;
 use crate::store::Store;
 use crate::workspace::Workspace;
+
+/// How long a stopping daemon waits at most for the outbox to send what is queued.
+pub const DRAIN_WITHIN: Duration = Duration::from_secs(5);
 
 /// Store meta key of the next update id to ask for (`{"offset": n}`).
 pub const OFFSET_KEY: &str = "telegram_offset";
@@ -32,24 +40,38 @@ pub fn message_key(chat: i64, message_id: i64) -> String {
 
 /// What the bot's parts share.
 pub struct Bot {
-    pub cfg: Arc<Config>,
+    /// The configuration in force (replaced on a reload, see [`Handle::reconfigure`]).
+    cfg: RwLock<Arc<Config>>,
+    /// The agent in force (asked whether a follow-up can resume its parent's session).
+    agent: RwLock<Arc<dyn Agent>>,
     pub ws: Workspace,
     pub store: Arc<dyn Store>,
     pub events: EventBus,
     pub api: api::Api,
     pub outbox: outbox::Outbox,
-    /// Users refused once already (each gets one refusal per run).
+    /// Users refused once already (each gets one refusal per run, or per allow-list).
     refused: Mutex<HashSet<i64>>,
+    /// The bus sequence number of the last event the notifier has acted on.
+    seen: AtomicU64,
+    /// Notifications in the outbox, not yet sent or given up: key -> (task, chat).
+    undelivered: Mutex<HashMap<String, (String, i64)>>,
+}
+
+/// The daemon's handle on its running bot: reloads and the drain at stop.
+#[derive(Clone)]
+pub struct Handle {
+    bot: Arc<Bot>,
 }
 
 /// Starts the bot on the current runtime when a token is set; None otherwise (or when the
 /// client cannot be made, which is logged).
 pub fn start(
     cfg: Arc<Config>,
+    agent: Arc<dyn Agent>,
     ws: Workspace,
     store: Arc<dyn Store>,
     events: EventBus,
-) -> Option<tokio::task::JoinHandle<()>> {
+) -> Option<Handle> {
     let token = cfg.telegram_bot_token.clone()?;
     let api = match api::Api::new(&cfg.telegram_api_url, token) {
         Ok(a) => a,
@@ -63,27 +85,131 @@ pub fn start(
     }
     let outbox = outbox::Outbox::start(api.clone());
     let bot = Arc::new(Bot {
-        cfg,
+        cfg: RwLock::new(cfg),
+        agent: RwLock::new(agent),
         ws,
         store,
         events,
         api,
         outbox,
         refused: Mutex::new(HashSet::new()),
+        seen: AtomicU64::new(0),
+        undelivered: Mutex::new(HashMap::new()),
     });
     notify::start(Arc::clone(&bot));
-    Some(tokio::spawn(poll::run(bot)))
+    tokio::spawn(poll::run(Arc::clone(&bot)));
+    Some(Handle { bot })
+}
+
+impl Handle {
+    /// Takes the reloaded configuration: the allow-list and TELEGRAM_CHAT_ID apply at once;
+    /// the token and TELEGRAM_API_URL need a restart (the daemon's reload says so).
+    pub fn reconfigure(&self, cfg: Arc<Config>, agent: Arc<dyn Agent>) {
+        let b = &self.bot;
+        let old = b.cfg();
+        if old.telegram_allowed_users != cfg.telegram_allowed_users {
+            if cfg.telegram_allowed_users.is_empty() {
+                tracing::warn!("the Telegram bot serves nobody now: TELEGRAM_ALLOWED_USERS is empty (set it to the user ids allowed to use the bot)");
+            } else {
+                tracing::info!(
+                    users = cfg.telegram_allowed_users.len(),
+                    "Telegram: the allow-list was reloaded"
+                );
+            }
+            // Everyone refused before may be refused (once) again under the new list.
+            if let Ok(mut r) = b.refused.lock() {
+                r.clear();
+            }
+        }
+        if old.telegram_chat_id != cfg.telegram_chat_id {
+            tracing::info!(
+                chat = ?cfg.telegram_chat_id,
+                "Telegram: notifications of tasks from files and the CLI go to the reloaded TELEGRAM_CHAT_ID"
+            );
+        }
+        match b.cfg.write() {
+            Ok(mut c) => *c = cfg,
+            Err(p) => *p.into_inner() = cfg,
+        }
+        match b.agent.write() {
+            Ok(mut a) => *a = agent,
+            Err(p) => *p.into_inner() = agent,
+        }
+    }
+
+    /// At stop: waits (at most `within`) until the notifier has acted on every event
+    /// published so far and the outbox is done with every notification; each one still
+    /// unsent is logged (it is kept, and the next start sends it).
+    pub async fn drain(&self, within: Duration) {
+        let b = &self.bot;
+        let deadline = Instant::now() + within;
+        let target = b.events.published();
+        // Progress edits of tasks the stop cut off are not waited for: only notifications.
+        let unsent = || b.undelivered.lock().map(|m| !m.is_empty()).unwrap_or(false);
+        while (b.seen.load(Ordering::SeqCst) < target || unsent()) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let left: Vec<(String, i64)> = b
+            .undelivered
+            .lock()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        for (task, chat) in left {
+            tracing::warn!(
+                task = %task,
+                chat,
+                "Telegram: the notification of task {task} was not sent before the stop; it is kept in {} and sent at the next start",
+                pending::dir(&b.ws).display()
+            );
+        }
+    }
 }
 
 impl Bot {
-    /// The operations, as every front end uses them.
-    pub fn ops(&self) -> Ops<'_> {
-        Ops {
-            cfg: &self.cfg,
+    /// The configuration in force.
+    pub fn cfg(&self) -> Arc<Config> {
+        match self.cfg.read() {
+            Ok(c) => Arc::clone(&c),
+            Err(p) => Arc::clone(&p.into_inner()),
+        }
+    }
+
+    /// The agent in force.
+    pub fn agent(&self) -> Arc<dyn Agent> {
+        match self.agent.read() {
+            Ok(a) => Arc::clone(&a),
+            Err(p) => Arc::clone(&p.into_inner()),
+        }
+    }
+
+    /// Runs `f` with the operations, as every front end uses them, under the configuration
+    /// in force.
+    pub fn with_ops<R>(&self, f: impl FnOnce(&Ops<'_>) -> R) -> R {
+        let cfg = self.cfg();
+        f(&Ops {
+            cfg: &cfg,
             ws: &self.ws,
             store: self.store.as_ref(),
             events: Some(&self.events),
+        })
+    }
+
+    /// Marks a notification as in the outbox (see [`Handle::drain`]).
+    fn track(&self, key: &str, task: &str, chat: i64) {
+        if let Ok(mut m) = self.undelivered.lock() {
+            m.insert(key.to_owned(), (task.to_owned(), chat));
         }
+    }
+
+    fn untrack(&self, key: &str) {
+        if let Ok(mut m) = self.undelivered.lock() {
+            m.remove(key);
+        }
+    }
+
+    /// The notifier has acted on the event `seq`.
+    fn saw(&self, seq: u64) {
+        self.seen.fetch_max(seq, Ordering::SeqCst);
     }
 
     /// Runs `f` (store calls, file I/O) on a blocking thread.
@@ -140,7 +266,12 @@ impl Bot {
     }
 }
 
-/// `orca status`'s view of the bot (the state the daemon recorded), if any.
-pub fn status_of(store: &dyn Store) -> Option<Value> {
-    store.get_meta(STATUS_KEY).ok().flatten()
+/// `orca status`'s view of the bot (the state the daemon recorded), if any, with `unsent`:
+/// how many notifications are kept, waiting to be delivered.
+pub fn status_of(store: &dyn Store, ws: &Workspace) -> Option<Value> {
+    let mut v = store.get_meta(STATUS_KEY).ok().flatten()?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert("unsent".into(), json!(pending::count(ws)));
+    }
+    Some(v)
 }

@@ -1,6 +1,7 @@
 //! From the event bus to Telegram: a live progress message for each running task from
 //! Telegram (edited in place, at most every [`EDIT_EVERY`]), and a notification when any
-//! task ends, to the chat that created it or to TELEGRAM_CHAT_ID.
+//! task ends, to the chat that created it or to TELEGRAM_CHAT_ID; each notification is
+//! kept ([`super::pending`]) until delivered, and what a previous run left is sent at start.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,6 +11,7 @@ use serde_json::Value;
 
 use super::api::{Button, Keyboard};
 use super::outbox::escape;
+use super::pending::{self, AfterSend, OnStart, Pending};
 use super::Bot;
 use crate::events::{EventKind, Notice};
 
@@ -36,13 +38,14 @@ pub fn start(bot: Arc<Bot>) {
     let mut sub = bot.events.subscribe();
     let (b, l) = (Arc::clone(&bot), Arc::clone(&live));
     tokio::spawn(async move {
+        send_kept(&b).await;
         while let Some(n) = sub.recv().await {
             match n {
                 Notice::Event(e) => {
-                    let Some(task) = e.event.task_id.clone() else {
-                        continue;
-                    };
-                    on_event(&b, &l, task, e.event.attempt, &e.event.kind).await;
+                    if let Some(task) = e.event.task_id.clone() {
+                        on_event(&b, &l, task, e.event.attempt, &e.event.kind).await;
+                    }
+                    b.saw(e.seq);
                 }
                 Notice::Lagged { missed } => {
                     tracing::warn!(
@@ -148,7 +151,7 @@ async fn on_event(
             lock(live).insert(task.clone(), Live { shown: html, ..l });
             let (b, lv) = (Arc::clone(bot), Arc::clone(live));
             tokio::spawn(async move {
-                if let Ok(Some(mid)) = rx.await {
+                if let Ok(Ok(mid)) = rx.await {
                     if let Some(l) = lock(&lv).get_mut(&task) {
                         l.message_id = Some(mid);
                         l.last_edit = Instant::now();
@@ -176,38 +179,113 @@ async fn on_event(
                     bot.outbox.edit(l.chat, mid, html, None);
                 }
             }
-            let (t, r) = (task.clone(), result.clone());
-            let Some(Some((chat, html, buttons))) =
-                bot.blocking(move |b| notification(b, &t, &r)).await
-            else {
-                return;
-            };
-            let status = status.clone();
-            let rx = bot.outbox.send(chat, html, buttons, None);
-            let b = Arc::clone(bot);
-            tokio::spawn(async move {
-                let sent = rx.await.ok().flatten();
-                match sent {
-                    Some(mid) => {
-                        let t = task.clone();
-                        b.blocking(move |b| b.remember(chat, mid, &t)).await;
-                    }
-                    None => {
-                        tracing::error!(task = %task, chat, "Telegram: the task's notification could not be sent")
-                    }
+            let (t, r, st) = (task.clone(), result.clone(), status.clone());
+            let kept = bot.blocking(move |b| {
+                let (chat, html, buttons) = notification(b, &t, &r)?;
+                let p = Pending::new(&t, chat, html, buttons, &st);
+                if let Err(e) = pending::save(&b.ws, &p) {
+                    tracing::warn!(task = %t, chat, "cannot keep the Telegram notification until it is delivered ({e}); it is sent, but a stop before then loses it");
                 }
-                b.events.publish(crate::events::Event::task(
-                    &task,
-                    EventKind::Notified {
-                        channel: "telegram".into(),
-                        chat_id: Some(chat),
-                        delivered: sent.is_some(),
-                        status,
-                    },
-                ));
+                Some(p)
             });
+            if let Some(Some(p)) = kept.await {
+                deliver(bot, p);
+            }
         }
         _ => {}
+    }
+}
+
+/// Queues a kept notification and settles it once the outbox is done with it: delivered
+/// (the message is remembered for replies and buttons) or refused for good, its file goes;
+/// otherwise it stays for the next start. Either way the end is logged and `notified` says it.
+fn deliver(bot: &Arc<Bot>, p: Pending) {
+    let rx = bot
+        .outbox
+        .send(p.chat, p.html.clone(), p.buttons.clone(), None);
+    bot.track(&p.key, &p.task, p.chat);
+    let b = Arc::clone(bot);
+    tokio::spawn(async move {
+        // The outbox is gone only when the daemon stops: the file stays for the next start.
+        let Ok(sent) = rx.await else { return };
+        b.untrack(&p.key);
+        let (task, chat) = (p.task.clone(), p.chat);
+        match &sent {
+            Ok(_) => {}
+            Err(f) if f.permanent => tracing::error!(
+                task = %task,
+                chat,
+                "Telegram refused the notification of task {task}: {}; it is dropped",
+                f.error
+            ),
+            Err(f) => tracing::error!(
+                task = %task,
+                chat,
+                "Telegram: the notification of task {task} could not be sent ({}); it is kept in {} and sent again at the next start",
+                f.error,
+                pending::dir(&b.ws).display()
+            ),
+        }
+        let after = pending::after_send(sent.as_ref().err().map(|f| f.permanent));
+        let (key, delivered) = (p.key.clone(), sent.as_ref().ok().copied());
+        b.blocking(move |b| {
+            if let Some(mid) = delivered {
+                b.remember(chat, mid, &p.task);
+            }
+            if after == AfterSend::Forget {
+                pending::forget(&b.ws, &key);
+            }
+        })
+        .await;
+        b.events.publish(crate::events::Event::task(
+            &task,
+            EventKind::Notified {
+                channel: "telegram".into(),
+                chat_id: Some(chat),
+                delivered: sent.is_ok(),
+                status: p.status,
+            },
+        ));
+    });
+}
+
+/// Sends the notifications a previous run left (or gives up those tried by too many starts).
+async fn send_kept(bot: &Arc<Bot>) {
+    let Some(kept) = bot.blocking(|b| pending::load_all(&b.ws)).await else {
+        return;
+    };
+    for mut p in kept {
+        match pending::on_start(&p) {
+            OnStart::GiveUp => {
+                tracing::error!(
+                    task = %p.task,
+                    chat = p.chat,
+                    "Telegram: gave up the notification of task {} (queued {}) after {} starts could not send it",
+                    p.task,
+                    p.queued_at,
+                    p.starts
+                );
+                let key = p.key.clone();
+                bot.blocking(move |b| pending::forget(&b.ws, &key)).await;
+            }
+            OnStart::Send => {
+                p.starts += 1;
+                tracing::info!(
+                    task = %p.task,
+                    chat = p.chat,
+                    "Telegram: sending the notification of task {} left by an earlier run",
+                    p.task
+                );
+                let copy = p.clone();
+                bot.blocking(move |b| {
+                    if let Err(e) = pending::save(&b.ws, &copy) {
+                        tracing::warn!(task = %copy.task, "cannot count this start on the kept Telegram notification: {e}");
+                    }
+                })
+                .await;
+                deliver(bot, p);
+            }
+        }
     }
 }
 
@@ -230,7 +308,7 @@ fn chat_for(b: &Bot, task: &str) -> Option<i64> {
         .ok()
         .flatten()
         .and_then(|r| r.task.as_ref().and_then(crate::ops::origin::chat_id))
-        .or(b.cfg.telegram_chat_id)
+        .or(b.cfg().telegram_chat_id)
 }
 
 /// The notification of a finished task, read from its result document.

@@ -119,7 +119,7 @@ enum Out {
         html: String,
         buttons: Option<Keyboard>,
         reply_to: Option<i64>,
-        done: Option<oneshot::Sender<Option<i64>>>,
+        done: Option<oneshot::Sender<Sent>>,
     },
     Edit {
         chat: i64,
@@ -142,6 +142,18 @@ struct Item {
     tries: u32,
 }
 
+/// Why a message was given up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failed {
+    /// Telegram refused it for good (a 4xx other than 429): sending it again cannot help.
+    pub permanent: bool,
+    /// The last error, for the log.
+    pub error: String,
+}
+
+/// What became of a message: its id, or why it was given up.
+pub type Sent = Result<i64, Failed>;
+
 /// The outbox's handle. Cheap to clone.
 #[derive(Clone)]
 pub struct Outbox {
@@ -156,15 +168,20 @@ impl Outbox {
         Outbox { tx }
     }
 
+    /// Hands `out` to the outbox's task (gone only when the runtime ends).
+    fn queue(&self, out: Out) {
+        let _ = self.tx.send(out);
+    }
+
     /// Queues a message (split when long: the buttons go with the last part, which is also
-    /// the id answered). The receiver gets the id, or None when it could not be sent.
+    /// the id answered). The receiver gets the id, or why it could not be sent.
     pub fn send(
         &self,
         chat: i64,
         html: String,
         buttons: Option<Keyboard>,
         reply_to: Option<i64>,
-    ) -> oneshot::Receiver<Option<i64>> {
+    ) -> oneshot::Receiver<Sent> {
         let (done_tx, done_rx) = oneshot::channel();
         let parts = split(&html, PART_LIMIT);
         let n = parts.len();
@@ -172,7 +189,7 @@ impl Outbox {
         let mut buttons = buttons;
         for (i, part) in parts.into_iter().enumerate() {
             let last = i + 1 == n;
-            let _ = self.tx.send(Out::Send {
+            self.queue(Out::Send {
                 chat,
                 html: part,
                 buttons: if last { buttons.take() } else { None },
@@ -190,7 +207,7 @@ impl Outbox {
 
     /// Queues an edit; a queued edit of the same message not yet sent is replaced.
     pub fn edit(&self, chat: i64, message_id: i64, html: String, buttons: Option<Keyboard>) {
-        let _ = self.tx.send(Out::Edit {
+        self.queue(Out::Edit {
             chat,
             message_id,
             html: fit_edit(&html),
@@ -208,7 +225,8 @@ fn interval(chat: i64) -> Duration {
     }
 }
 
-fn push(queue: &mut VecDeque<Item>, out: Out) {
+/// Queues `out`; false when it was merged into a queued edit of the same message.
+fn push(queue: &mut VecDeque<Item>, out: Out) -> bool {
     if let Out::Edit {
         chat,
         message_id,
@@ -227,7 +245,7 @@ fn push(queue: &mut VecDeque<Item>, out: Out) {
                 if *c == chat && *m == message_id {
                     *h = html;
                     *b = buttons;
-                    return;
+                    return false;
                 }
             }
         }
@@ -240,23 +258,27 @@ fn push(queue: &mut VecDeque<Item>, out: Out) {
             },
             tries: 0,
         });
-        return;
+        return true;
     }
     queue.push_back(Item { out, tries: 0 });
+    true
 }
 
 async fn run(api: Api, mut rx: mpsc::UnboundedReceiver<Out>) {
     let mut queue: VecDeque<Item> = VecDeque::new();
     let mut next_at: HashMap<i64, Instant> = HashMap::new();
+    let take = |queue: &mut VecDeque<Item>, o: Out| {
+        push(queue, o);
+    };
     loop {
         if queue.is_empty() {
             match rx.recv().await {
-                Some(o) => push(&mut queue, o),
+                Some(o) => take(&mut queue, o),
                 None => return,
             }
         }
         while let Ok(o) = rx.try_recv() {
-            push(&mut queue, o);
+            take(&mut queue, o);
         }
         let now = Instant::now();
         let ready = |chat: i64| next_at.get(&chat).is_none_or(|t| *t <= now);
@@ -270,7 +292,7 @@ async fn run(api: Api, mut rx: mpsc::UnboundedReceiver<Out>) {
             tokio::select! {
                 _ = tokio::time::sleep_until(wake.into()) => {}
                 o = rx.recv() => match o {
-                    Some(o) => push(&mut queue, o),
+                    Some(o) => take(&mut queue, o),
                     None => return,
                 },
             }
@@ -304,8 +326,8 @@ async fn run(api: Api, mut rx: mpsc::UnboundedReceiver<Out>) {
         next_at.insert(chat, now + interval(chat));
         match answer {
             Ok(id) => {
-                if let Out::Send { done: Some(d), .. } = item.out {
-                    let _ = d.send(id);
+                if let (Out::Send { done: Some(d), .. }, Some(id)) = (item.out, id) {
+                    let _ = d.send(Ok(id));
                 }
             }
             Err(e) => {
@@ -353,7 +375,10 @@ async fn run(api: Api, mut rx: mpsc::UnboundedReceiver<Out>) {
                         item.tries
                     );
                     if let Out::Send { done: Some(d), .. } = item.out {
-                        let _ = d.send(None);
+                        let _ = d.send(Err(Failed {
+                            permanent: !again,
+                            error: e.to_string(),
+                        }));
                     }
                 }
             }
@@ -412,7 +437,7 @@ mod tests {
             html: h.into(),
             buttons: None,
         };
-        push(&mut q, e("a"));
+        assert!(push(&mut q, e("a")));
         push(
             &mut q,
             Out::Edit {
@@ -422,7 +447,7 @@ mod tests {
                 buttons: None,
             },
         );
-        push(&mut q, e("b"));
+        assert!(!push(&mut q, e("b")), "merged, not queued");
         assert_eq!(q.len(), 2);
         match &q[0].out {
             Out::Edit { html, .. } => assert_eq!(html, "b"),

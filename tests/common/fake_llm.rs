@@ -110,8 +110,8 @@ struct State {
     models: Vec<String>,
     in_flight: usize,
     max_in_flight: usize,
-    /// OpenAI: refuse `response_format: json_schema` as llama-cpp-python does.
-    refuse_json_schema: bool,
+    /// OpenAI: the `response_format` types refused, with the status and error text.
+    refuse: Option<(u16, String, Vec<String>)>,
     released: bool,
 }
 
@@ -145,6 +145,12 @@ pub fn default_answer(call: &Call) -> Reply {
     } else {
         ("analyze", "low")
     };
+    let request = user
+        .split("Request: ")
+        .nth(1)
+        .unwrap_or("")
+        .trim()
+        .to_owned();
     let folder = user
         .split_whitespace()
         .skip_while(|w| *w != "in")
@@ -152,7 +158,7 @@ pub fn default_answer(call: &Call) -> Reply {
         .map(|f| f.trim_end_matches([',', '.']).to_owned());
     Reply::Object(json!({
         "type": ty, "priority": pr, "folder": folder,
-        "title": "LLM title", "prompt": "LLM prompt: do the thing.",
+        "title": "LLM title", "prompt": format!("LLM prompt: {request}"),
     }))
 }
 
@@ -168,7 +174,7 @@ impl FakeLlm {
             models: models.iter().map(|m| m.to_string()).collect(),
             in_flight: 0,
             max_in_flight: 0,
-            refuse_json_schema: false,
+            refuse: None,
             released: false,
         }));
         let s = Arc::clone(&state);
@@ -205,8 +211,19 @@ impl FakeLlm {
         self.state.lock().unwrap().released = true;
     }
 
+    /// OpenAI: refuses `response_format: json_schema` as llama-cpp-python does.
     pub fn refuse_json_schema(&self) {
-        self.state.lock().unwrap().refuse_json_schema = true;
+        self.refuse_formats(500, "1 validation error: ('body', 'response_format', 'type'): Input should be 'text' or 'json_object'", &["json_schema"]);
+    }
+
+    /// OpenAI: answers a request whose `response_format.type` is one of `types` with
+    /// `status` and `message` (a server that does not know that format).
+    pub fn refuse_formats(&self, status: u16, message: &str, types: &[&str]) {
+        self.state.lock().unwrap().refuse = Some((
+            status,
+            message.to_owned(),
+            types.iter().map(|t| t.to_string()).collect(),
+        ));
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -326,11 +343,11 @@ fn route(st: &mut State, api: Api, call: &Call) -> Reply {
             if !known && api == Api::Ollama {
                 return Reply::Status(404, format!("model '{model}' not found"));
             }
-            if api == Api::OpenAi
-                && st.refuse_json_schema
-                && call.body["response_format"]["type"] == "json_schema"
-            {
-                return Reply::Status(500, "1 validation error: ('body', 'response_format', 'type'): Input should be 'text' or 'json_object'".into());
+            if let (Api::OpenAi, Some((status, message, types))) = (api, &st.refuse) {
+                let asked = call.body["response_format"]["type"].as_str().unwrap_or("");
+                if types.iter().any(|t| t == asked) {
+                    return Reply::Status(*status, message.clone());
+                }
             }
             if !call.is_question() {
                 // The warm-up: an empty chat loads the model.

@@ -28,7 +28,11 @@ struct State {
     next_message: HashMap<i64, i64>,
     /// (method, status, description, retry_after) answered to the next calls of `method`.
     failures: VecDeque<(String, u16, String, Option<u64>)>,
+    /// (method, wait) before answering the next calls of `method`.
+    delays: VecDeque<(String, Duration)>,
     raw_paths: Vec<String>,
+    /// The method of every request received, answered or not yet.
+    received: Vec<String>,
 }
 
 struct Shared {
@@ -93,6 +97,31 @@ impl FakeTelegram {
         }
     }
 
+    /// The next `n` calls of `method` are answered only after `wait`.
+    pub fn delay(&self, method: &str, n: usize, wait: Duration) {
+        let mut st = self.shared.state.lock().unwrap();
+        for _ in 0..n {
+            st.delays.push_back((method.to_owned(), wait));
+        }
+    }
+
+    /// Waits until a request for `method` has arrived (answered or not).
+    pub fn wait_received(&self, method: &str) {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !self
+            .shared
+            .state
+            .lock()
+            .unwrap()
+            .received
+            .iter()
+            .any(|m| m == method)
+        {
+            assert!(Instant::now() < deadline, "no {method} request arrived");
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
     pub fn calls(&self) -> Vec<Call> {
         self.shared.state.lock().unwrap().calls.clone()
     }
@@ -134,6 +163,31 @@ impl FakeTelegram {
             }
             std::thread::sleep(Duration::from_millis(25));
         }
+    }
+
+    /// Waits for a call of `method` for which `pred` holds and returns the first such call.
+    pub fn wait_call(&self, method: &str, what: &str, pred: impl Fn(&Call) -> bool) -> Call {
+        let is = |c: &Call| c.method == method && pred(c);
+        let calls = self.wait(what, |calls| calls.iter().any(is));
+        calls.into_iter().find(is).expect("the call waited for")
+    }
+
+    /// Waits until at least `n` calls of `method` satisfy `pred`; returns them.
+    pub fn wait_count(
+        &self,
+        method: &str,
+        what: &str,
+        n: usize,
+        pred: impl Fn(&Call) -> bool,
+    ) -> Vec<Call> {
+        let is = |c: &Call| c.method == method && pred(c);
+        let calls = self.wait(what, |calls| calls.iter().filter(|c| is(c)).count() >= n);
+        calls.into_iter().filter(is).collect()
+    }
+
+    /// Forgets the scripted failures not yet answered.
+    pub fn clear_failures(&self) {
+        self.shared.state.lock().unwrap().failures.clear();
     }
 
     /// Waits for a successful sendMessage to `chat` whose text contains `needle`.
@@ -183,6 +237,13 @@ pub fn message(update_id: i64, user: i64, text: &str, reply_to: Option<i64>) -> 
         });
     }
     json!({"update_id": update_id, "message": m})
+}
+
+/// A message from `user` in the group chat `chat` (negative id).
+pub fn group_message(update_id: i64, chat: i64, user: i64, text: &str) -> Value {
+    let mut u = message(update_id, user, text, None);
+    u["message"]["chat"] = json!({"id": chat, "title": "Team", "type": "supergroup"});
+    u
 }
 
 /// A button press by `user` on message `message_id` of its private chat.
@@ -332,7 +393,11 @@ fn route(s: &Shared, path: &str, body: Value) -> (u16, Value) {
     let mut segs = path.trim_start_matches('/').splitn(2, '/');
     let bot = segs.next().unwrap_or("");
     let method = segs.next().unwrap_or("").to_owned();
-    s.state.lock().unwrap().raw_paths.push(path.to_owned());
+    {
+        let mut st = s.state.lock().unwrap();
+        st.raw_paths.push(path.to_owned());
+        st.received.push(method.clone());
+    }
     let (status, answer) = if bot.strip_prefix("bot") != Some(s.token.as_str()) {
         error(401, "Unauthorized", None)
     } else {
@@ -348,6 +413,14 @@ fn route(s: &Shared, path: &str, body: Value) -> (u16, Value) {
 }
 
 fn answer(s: &Shared, method: &str, body: &Value) -> (u16, Value) {
+    let delay = {
+        let mut st = s.state.lock().unwrap();
+        let i = st.delays.iter().position(|d| d.0 == method);
+        i.and_then(|i| st.delays.remove(i)).map(|d| d.1)
+    };
+    if let Some(wait) = delay {
+        std::thread::sleep(wait);
+    }
     {
         let mut st = s.state.lock().unwrap();
         if let Some(i) = st.failures.iter().position(|f| f.0 == method) {
