@@ -263,13 +263,9 @@ fn priority_holds_across_nodes_and_labels_route() {
             ("MAX_CONCURRENT_TASKS", "1"),
         ],
     );
-    let mut c = node(
-        &db.url,
-        "node-c",
-        &[("ORCA_NODE_LABELS", "work"), ("MAX_CONCURRENT_TASKS", "1")],
-    );
+    // One runner with one slot: its claims follow the queue's order. (With two runners,
+    // claims in flight at once skip each other's locked rows, so start times may interleave.)
     b.start();
-    c.start();
     for (id, _) in tasks {
         a.wait_result(id);
     }
@@ -290,7 +286,8 @@ fn priority_holds_across_nodes_and_labels_route() {
         highest_last <= medium && medium <= lowest_first,
         "{highest_last} {medium} {lowest_first}"
     );
-    for w in [&mut a, &mut b, &mut c] {
+    assert_eq!(starts(&b).len(), tasks.len(), "node-b ran them all");
+    for w in [&mut a, &mut b] {
         assert_eq!(w.stop(), Some(0));
     }
 }
