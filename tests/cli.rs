@@ -648,45 +648,6 @@ fn read_only_commands_on_a_plain_folder_create_nothing() {
     assert!(left.is_empty(), "{left:?}");
 }
 
-/// Settings of features that are not built are refused with exit 2, by `run` and the
-/// commands on the store alike; every ORCA_LLM mode is accepted (LLM mediation is built).
-#[test]
-fn settings_of_features_not_built_are_refused() {
-    let ws = Ws::new();
-    std::fs::create_dir_all(ws.root.join("tasks")).unwrap();
-    let refused: [(&str, &str, &str); 1] = [(
-        "ORCA_DATABASE_URL",
-        "postgres://u:PW@db/orca",
-        "the PostgreSQL store",
-    )];
-    for (name, value, feature) in refused {
-        for args in [&["run"][..], &["list"], &["status"], &["submit", "-p", "x"]] {
-            let err = stderr_of(
-                ws.orca(args)
-                    .env(name, value)
-                    .env("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"),
-                2,
-            );
-            assert!(
-                err.contains(&format!("{name}="))
-                    && err.contains(feature)
-                    && err.contains("not built yet in this version"),
-                "{name}={value} {args:?}: {err}"
-            );
-            assert!(!err.contains("SECRET") && !err.contains("PW@"), "{err}");
-        }
-    }
-    assert!(!ws.root.join("tasks").read_dir().unwrap().any(|_| true));
-    for mode in ["auto", "off", "ollama", "openai"] {
-        stdout_of(
-            ws.orca(&["list"])
-                .env("ORCA_LLM", mode)
-                .env("OPENAI_BASE_URL", "http://127.0.0.1:9/v1"),
-            0,
-        );
-    }
-}
-
 #[test]
 fn run_prints_what_doctor_would_fail_and_keeps_running() {
     let mut ws = common::Ws::new();

@@ -1066,6 +1066,42 @@ fn a_write_from_another_node_changes_the_listening_token() {
     );
 }
 
+/// The change signal wakes a listening handle for another handle's write, at once, and
+/// not for its own writes (they are neither counted nor signalled).
+#[test]
+fn the_change_signal_fires_for_other_handles_writes_only() {
+    let db = db_or_skip!();
+    let daemon = db.store("daemon");
+    let cli = db.store("cli");
+    let signal = daemon
+        .change_signal()
+        .expect("a listening store has a signal");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let fires = |within: Duration| {
+        rt.block_on(async {
+            tokio::time::timeout(within, signal.notified())
+                .await
+                .is_ok()
+        })
+    };
+    // Whatever the set-up sent (the listener's own start) is drained first.
+    while fires(Duration::from_millis(300)) {}
+    let t0 = daemon.changes().unwrap();
+    daemon.enqueue(new_task("own", Priority::Medium)).unwrap();
+    assert!(!fires(Duration::from_millis(500)), "its own write woke it");
+    assert_eq!(daemon.changes().unwrap(), t0, "its own write was counted");
+    cli.enqueue(new_task("other", Priority::Medium)).unwrap();
+    assert!(
+        fires(Duration::from_secs(10)),
+        "another handle's write did not wake it"
+    );
+    assert_ne!(daemon.changes().unwrap(), t0);
+    assert!(db.poll_store("poller").change_signal().is_none());
+}
+
 #[test]
 fn a_poll_only_token_changes_with_every_committed_change_and_only_then() {
     let db = db_or_skip!();
@@ -1207,7 +1243,13 @@ fn lost_connections_are_replaced_and_the_change_feed_comes_back() {
     let db = db_or_skip!();
     let daemon = db.store("daemon");
     let cli = db.store("cli");
+    let t0 = daemon.changes().unwrap();
     cli.enqueue(new_task("a", Priority::Medium)).unwrap();
+    // The enqueue's own notification first: arriving after `before`, it would pass for the
+    // reconnection below while the listener has not noticed the cut yet.
+    wait_until("the enqueue's notification", || {
+        daemon.changes().unwrap() != t0
+    });
     let before = daemon.changes().unwrap();
     let mut admin = db.client();
     assert!(

@@ -1160,18 +1160,21 @@ fn output_of(mut c: std::process::Command) -> (Option<i32>, String) {
 }
 
 #[test]
-fn a_postgres_url_is_refused_by_run_and_status_with_exit_2() {
+fn an_unreachable_postgres_url_is_refused_by_run_and_status_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("tasks")).unwrap();
+    // Nothing listens on port 1.
     for url in [
-        "postgres://x@127.0.0.1/db",
-        "postgresql://orca:hunter2@127.0.0.1:5432/db",
+        "postgres://x@127.0.0.1:1/fleetdb",
+        "postgresql://orca:hunter2@127.0.0.1:1/fleetdb",
     ] {
         for args in [&["run"][..], &["status"][..], &["list"][..]] {
             let (code, text) = output_of(orca(dir.path(), Some(url), args));
             assert_eq!(code, Some(2), "{url} {args:?}: {text}");
             assert!(
-                text.contains("PostgreSQL") && text.contains("not built"),
+                text.contains(
+                    "cannot connect to the PostgreSQL server at 127.0.0.1:1 (database fleetdb)"
+                ),
                 "{url} {args:?}: {text}"
             );
             assert!(text.contains("ORCA_DATABASE_URL"), "{text}");

@@ -49,8 +49,6 @@ struct Report {
     text: String,
     problems: usize,
     warnings: usize,
-    /// Settings of features that are not built: Orca refuses to start (exit 2).
-    refused: usize,
 }
 
 impl Report {
@@ -78,11 +76,6 @@ impl Report {
     }
     fn fail(&mut self, text: impl AsRef<str>, fix: &str) {
         self.problems += 1;
-        self.row("FAIL", text);
-        self.fix(fix);
-    }
-    fn refuse(&mut self, text: impl AsRef<str>, fix: &str) {
-        self.refused += 1;
         self.row("FAIL", text);
         self.fix(fix);
     }
@@ -128,16 +121,9 @@ fn check_all(
     authentication(&config, env, report);
     llm(&config, report);
     telegram(&config, report);
-    not_built(&config, report);
 
     report.line("");
-    if report.refused > 0 {
-        report.line(format!(
-            "Result: refused: {} setting(s) of features not built yet in this version (marked FAIL above); Orca will not start with them (exit 2).",
-            report.refused
-        ));
-        2
-    } else if report.problems == 0 {
+    if report.problems == 0 {
         let warnings = match report.warnings {
             0 => String::new(),
             1 => " (1 warning)".to_string(),
@@ -474,24 +460,6 @@ fn telegram(config: &Config, report: &mut Report) {
             "bot token set (<redacted>), {chat}, allowed users: {}",
             users.join(", ")
         ));
-    }
-}
-
-/// Settings of features this version does not have: each refused, with what to do.
-fn not_built(config: &Config, report: &mut Report) {
-    let unbuilt = config.unbuilt();
-    if unbuilt.is_empty() {
-        return;
-    }
-    report.heading("Not built in this version");
-    for u in unbuilt {
-        report.refuse(
-            format!(
-                "{}={} (from {}): {} is not built yet in this version",
-                u.name, u.value, u.origin, u.feature
-            ),
-            u.fix,
-        );
     }
 }
 

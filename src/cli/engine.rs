@@ -57,12 +57,10 @@ fn load(
     flags: &[(String, String)],
     access: Access,
 ) -> Result<(Config, Workspace), i32> {
-    let cfg = Config::load(root, flags)
-        .and_then(|c| c.check_built().map(|()| c))
-        .map_err(|e| {
-            eprintln!("error: {e}");
-            e.exit_code()
-        })?;
+    let cfg = Config::load(root, flags).map_err(|e| {
+        eprintln!("error: {e}");
+        e.exit_code()
+    })?;
     if access == Access::ReadOnly && !ops::is_workspace(&cfg.root) {
         eprintln!("error: {}", not_a_workspace(&cfg.root));
         return Err(2);
@@ -73,7 +71,8 @@ fn load(
 
 fn open(root: &Path, flags: &[(String, String)], access: Access) -> Result<Ctx, i32> {
     let (cfg, ws) = load(root, flags, access)?;
-    let store = crate::store::open(&cfg.database_url, &ws).map_err(|e| {
+    let who = crate::store::Opener::of(&cfg);
+    let store = crate::store::open_as(&cfg.database_url, &ws, &who).map_err(|e| {
         eprintln!("error: {e}");
         e.exit_code()
     })?;
@@ -151,6 +150,22 @@ fn render_status(v: &StatusView, out: &mut dyn Write) -> io::Result<()> {
         None => writeln!(out, "daemon    not running (start it with `orca run`)")?,
     }
     writeln!(out, "store     {} {}", v.store.kind, esc(&v.store.path))?;
+    for n in &v.nodes {
+        let labels = if n.labels.is_empty() {
+            "no labels".to_owned()
+        } else {
+            n.labels.join(",")
+        };
+        writeln!(
+            out,
+            "node      {} ({}), {}/{} running, heartbeat {}",
+            esc(&n.id),
+            esc(&labels),
+            n.running,
+            n.max_running,
+            crate::clock::rfc3339_ms(n.heartbeat_at_ms)
+        )?;
+    }
     writeln!(
         out,
         "agent     {}  (at most {} at once; settings of {})",
@@ -197,14 +212,21 @@ fn render_status(v: &StatusView, out: &mut dyn Write) -> io::Result<()> {
         )?;
     }
     if !v.blocked.is_empty() {
-        let offered = if v.node_labels.is_empty() {
-            "none".to_string()
+        let offered = if v.store.kind == "postgres" {
+            // A fleet: what the live nodes offer is listed under `node` above.
+            if v.nodes.is_empty() {
+                "no node is live".to_string()
+            } else {
+                "see the live nodes above".to_string()
+            }
+        } else if v.node_labels.is_empty() {
+            "ORCA_NODE_LABELS: none".to_string()
         } else {
-            v.node_labels.join(",")
+            format!("ORCA_NODE_LABELS: {}", v.node_labels.join(","))
         };
         writeln!(
             out,
-            "blocked   {} queued task(s) require labels no node offers (ORCA_NODE_LABELS: {offered})",
+            "blocked   {} queued task(s) require labels no node offers ({offered})",
             v.blocked.len()
         )?;
         for b in &v.blocked {
@@ -849,6 +871,7 @@ mod tests {
             telegram: None,
             llm: None,
             version: "0",
+            nodes: Vec::new(),
         };
         let mut out = Vec::new();
         render_status(&view, &mut out).unwrap();

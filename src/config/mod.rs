@@ -5,14 +5,12 @@
 //! environment as data (tests use it). Every setting's effective value (secrets shown as
 //! `<redacted>`) and source end up in `Config::sources`, which `orca doctor` prints.
 
-mod built;
 mod redact;
 mod sources;
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 
-pub use built::Unbuilt;
 pub use redact::{
     is_secret_name, redact, redact_url_password, redactor_for, set_redactor, Redactor, REDACTED,
 };
@@ -160,6 +158,7 @@ pub const SETTINGS: &[&str] = &[
     "ORCA_NODE_ID",
     "ORCA_NODE_LABELS",
     "ORCA_LEASE_SEC",
+    "ORCA_PG_POLL_ONLY",
     "ORCA_SHUTDOWN_GRACE_SEC",
     "ORCA_RETRY_BASE_MS",
     "ORCA_LOG_MAX_BYTES",
@@ -216,6 +215,9 @@ pub struct Config {
     pub node_id: String,
     pub node_labels: Vec<String>,
     pub lease_sec: u64,
+    /// PostgreSQL store: no LISTEN, changes are polled (ORCA_PG_POLL_ONLY, default false),
+    /// for connection poolers that do not pass LISTEN/NOTIFY.
+    pub pg_poll_only: bool,
     /// Grace period for running agents at shutdown (ORCA_SHUTDOWN_GRACE_SEC, default 30).
     pub shutdown_grace_sec: u64,
     /// First retry delay in ms, doubled per retry up to 60 s (ORCA_RETRY_BASE_MS, default 1000).
@@ -278,6 +280,7 @@ impl std::fmt::Debug for Config {
             .field("node_id", &self.node_id)
             .field("node_labels", &self.node_labels)
             .field("lease_sec", &self.lease_sec)
+            .field("pg_poll_only", &self.pg_poll_only)
             .field("shutdown_grace_sec", &self.shutdown_grace_sec)
             .field("retry_base_ms", &self.retry_base_ms)
             .field("log_max_bytes", &self.log_max_bytes)
@@ -314,15 +317,6 @@ pub enum ConfigError {
     /// A configuration file that does not parse.
     #[error("{origin}: {reason}")]
     Syntax { origin: String, reason: String },
-    /// A setting of a feature this version does not have (see [`Config::unbuilt`]).
-    #[error("{name}={value} (from {origin}) asks for {feature}, which is not built yet in this version of Orca ({}); {fix}", crate::VERSION)]
-    NotBuilt {
-        name: String,
-        value: String,
-        origin: String,
-        feature: String,
-        fix: String,
-    },
 }
 
 fn suggestion_text(suggestion: &Option<String>) -> String {
@@ -843,6 +837,7 @@ fn build(root: &Path, layers: &Layers, home: Option<&Path>) -> Result<Config, Co
     };
     b.record("ORCA_NODE_LABELS", node_labels.join(","));
     let lease_sec = b.int("ORCA_LEASE_SEC", 30, 1, 3600)?;
+    let pg_poll_only = b.boolean("ORCA_PG_POLL_ONLY", false)?;
     let shutdown_grace_sec = b.int("ORCA_SHUTDOWN_GRACE_SEC", 30, 0, 3600)?;
     let retry_base_ms = b.int("ORCA_RETRY_BASE_MS", 1000, 1, 600_000)?;
     let log_max_bytes = b.int("ORCA_LOG_MAX_BYTES", 1_048_576, 1024, 1 << 40)?;
@@ -882,6 +877,7 @@ fn build(root: &Path, layers: &Layers, home: Option<&Path>) -> Result<Config, Co
         node_id,
         node_labels,
         lease_sec,
+        pg_poll_only,
         shutdown_grace_sec,
         retry_base_ms,
         log_max_bytes,

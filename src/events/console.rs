@@ -488,6 +488,12 @@ impl ConsoleState {
                 }
                 Some(tagged("finished", None, id, &rest))
             }
+            EventKind::LeaseExpired { by } => Some(tagged(
+                "lease expired",
+                None,
+                id,
+                &format!("queued again by node {}", esc(by)),
+            )),
             EventKind::Recovered { reason } => {
                 self.set_phase(id, Phase::Queued);
                 Some(tagged("recovered", None, id, &esc(reason)))

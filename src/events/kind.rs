@@ -200,6 +200,9 @@ pub enum EventKind {
     TaskArchived { from: String, to: String },
     /// At start, a task whose run was cut off was queued again.
     Recovered { reason: String },
+    /// Fleet mode: the lease of a running task ran out (its node died or lost the database);
+    /// node `by` put it back in the queue (a `recovered` event follows).
+    LeaseExpired { by: String },
     /// An LLM call failed and the rules decided (`stage`: routing or summary; `reason`: the
     /// failure's kind, e.g. timeout; `message`: what happened).
     LlmFallback {
@@ -262,6 +265,7 @@ impl EventKind {
             EventKind::ArtifactsWritten { .. } => ARTIFACTS_WRITTEN,
             EventKind::TaskArchived { .. } => TASK_ARCHIVED,
             EventKind::Recovered { .. } => RECOVERED,
+            EventKind::LeaseExpired { .. } => LEASE_EXPIRED,
             EventKind::LlmFallback { .. } => LLM_FALLBACK,
             EventKind::ConfigReloaded { .. } => CONFIG_RELOADED,
             EventKind::Notified { .. } => NOTIFIED,
@@ -432,6 +436,7 @@ pub(crate) mod tests_support {
                     reason: s("the previous run was cut off"),
                 },
             ),
+            Event::task("a", EventKind::LeaseExpired { by: s("n2") }),
             Event::daemon(EventKind::ConfigReloaded {
                 applied: None,
                 changed: Some(vec![s("MAX_CONCURRENT_TASKS")]),
@@ -502,7 +507,7 @@ pub(crate) mod tests_support {
     fn every_kind_has_its_own_name() {
         let names: std::collections::BTreeSet<&str> =
             one_of_each().iter().map(Event::name).collect();
-        assert_eq!(names.len(), 23);
+        assert_eq!(names.len(), 24);
         for n in &names {
             assert!(crate::events::names::ALL.contains(n), "{n}");
         }

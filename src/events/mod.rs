@@ -94,6 +94,7 @@ pub mod names {
     pub const DAEMON_STARTED: &str = "daemon_started";
     pub const DAEMON_STOPPED: &str = "daemon_stopped";
     pub const CHECK_FINISHED: &str = "check_finished";
+    pub const LEASE_EXPIRED: &str = "lease_expired";
     pub const FIX_ROUND: &str = "fix_round";
     pub const WORKTREE_CREATED: &str = "worktree_created";
     pub const LLM_FALLBACK: &str = "llm_fallback";
@@ -121,6 +122,7 @@ pub mod names {
         DAEMON_STARTED,
         DAEMON_STOPPED,
         CHECK_FINISHED,
+        LEASE_EXPIRED,
         FIX_ROUND,
         WORKTREE_CREATED,
         LLM_FALLBACK,
@@ -148,6 +150,6 @@ mod tests {
     #[test]
     fn names_are_all_distinct() {
         let set: std::collections::HashSet<_> = super::names::ALL.iter().collect();
-        assert_eq!(set.len(), 24);
+        assert_eq!(set.len(), 25);
     }
 }

@@ -89,8 +89,32 @@ impl Ops<'_> {
         if r.state != TaskState::Queued {
             return None;
         }
+        if let Some(nodes) = self.live_nodes_if(r) {
+            let requires = r
+                .task
+                .as_ref()
+                .map(|t| t.requires.as_slice())
+                .unwrap_or(&[]);
+            return crate::store::fleet::unroutable_reason(requires, &nodes);
+        }
         let missing = missing_labels(r, &self.cfg.node_labels);
         (!missing.is_empty()).then(|| labels_reason(&missing, &self.cfg.node_labels))
+    }
+
+    /// The live nodes of a shared store (None on one machine), asked only when `r` requires
+    /// labels.
+    fn live_nodes_if(&self, r: &TaskRecord) -> Option<Vec<crate::store::NodeRecord>> {
+        let f = self.store.fleet()?;
+        if r.task.as_ref().is_none_or(|t| t.requires.is_empty()) {
+            return Some(Vec::new());
+        }
+        Some(self.live_nodes(f))
+    }
+
+    /// The nodes whose heartbeat is current (none when the store cannot say).
+    fn live_nodes(&self, f: &dyn crate::store::Fleet) -> Vec<crate::store::NodeRecord> {
+        let since = crate::store::fleet::alive_since_ms(now_ms(), self.cfg.lease_ms());
+        f.nodes(Some(since)).unwrap_or_default()
     }
 
     fn view(&self, r: &TaskRecord) -> TaskView {
@@ -113,6 +137,26 @@ fn missing_labels(r: &TaskRecord, labels: &[String]) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// In a fleet: the required labels of `r` when no live node has them all (those that no
+/// live node has at all, or all of them when they are only split over several nodes).
+fn fleet_missing(r: &TaskRecord, nodes: &[crate::store::NodeRecord]) -> Vec<String> {
+    let requires = r
+        .task
+        .as_ref()
+        .map(|t| t.requires.as_slice())
+        .unwrap_or(&[]);
+    if crate::store::fleet::unroutable_reason(requires, nodes).is_none() {
+        return Vec::new();
+    }
+    let offered: Vec<String> = nodes.iter().flat_map(|n| n.labels.clone()).collect();
+    let missing = missing_labels(r, &offered);
+    if missing.is_empty() {
+        requires.to_vec()
+    } else {
+        missing
+    }
 }
 
 fn labels_reason(missing: &[String], labels: &[String]) -> String {
@@ -159,10 +203,14 @@ pub fn status(ops: &Ops<'_>) -> Result<StatusView, OpsError> {
     let queued = ops.store.list(Some(TaskState::Queued))?;
     let now = now_ms();
     let waiting = pending::count(ops)?;
+    let nodes = ops.store.fleet().map(|f| ops.live_nodes(f));
     let blocked = queued
         .iter()
         .filter_map(|r| {
-            let missing = missing_labels(r, &labels);
+            let missing = match &nodes {
+                Some(nodes) => fleet_missing(r, nodes),
+                None => missing_labels(r, &labels),
+            };
             (!missing.is_empty()).then(|| BlockedView {
                 id: r.id.clone(),
                 missing,
@@ -190,10 +238,20 @@ pub fn status(ops: &Ops<'_>) -> Result<StatusView, OpsError> {
                 task: ops.view(r),
             })
             .collect(),
-        store: StoreView {
-            kind: "sqlite",
-            path: ops.ws.db_file().display().to_string(),
+        store: match ops.store.fleet() {
+            Some(_) => {
+                let info = ops.store.describe();
+                StoreView {
+                    kind: info.kind,
+                    path: info.db,
+                }
+            }
+            None => StoreView {
+                kind: "sqlite",
+                path: ops.ws.db_file().display().to_string(),
+            },
         },
+        nodes: nodes.unwrap_or_default(),
         task_files_waiting: waiting,
         telegram: daemon
             .running

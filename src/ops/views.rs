@@ -103,6 +103,9 @@ pub struct AttemptView {
     pub session_id: Option<String>,
     pub started_at: String,
     pub worker: String,
+    /// The node that ran it (fleet mode only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 impl AttemptView {
@@ -117,6 +120,7 @@ impl AttemptView {
             session_id: a.session_id.clone(),
             started_at: rfc3339_ms(a.started_at_ms),
             worker: a.worker.clone(),
+            node: a.node.clone(),
         }
     }
 }
@@ -197,6 +201,9 @@ pub struct StatusView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub telegram: Option<Value>,
     pub version: &'static str,
+    /// Fleet mode: the live nodes (id, labels, heartbeat, running); absent on one machine.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<crate::store::NodeRecord>,
     /// The running daemon's LLM mediation: method, model, reason, breaker_open_until_ms.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub llm: Option<serde_json::Value>,

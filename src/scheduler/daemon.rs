@@ -80,11 +80,6 @@ fn run_agent(
             return 2;
         }
     };
-    // A setting of a feature that is not built is refused, not ignored.
-    if let Err(e) = cfg.check_built() {
-        eprintln!("error: {e}");
-        return e.exit_code();
-    }
     let ws = Workspace::new(cfg.root.clone());
     if let Err(e) = ws.create_all() {
         eprintln!("error: {e}\nhint: check that the workspace folder is writable");
@@ -115,7 +110,8 @@ fn run_agent(
             None
         }
     };
-    let store = match crate::store::open(&cfg.database_url, &ws) {
+    let store = match crate::store::open_as(&cfg.database_url, &ws, &crate::store::Opener::of(&cfg))
+    {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -164,6 +160,7 @@ fn run_agent(
         next_wake_stale: AtomicBool::new(true),
         claimed_by_workers: AtomicBool::new(false),
         own_folders: orca_folders(&ws).into(),
+        node: Default::default(),
         mediator,
         telegram: std::sync::OnceLock::new(),
         ws,
@@ -177,7 +174,7 @@ fn run_agent(
 }
 
 pub(super) struct RunningTask {
-    cancel: watch::Sender<bool>,
+    pub(super) cancel: watch::Sender<bool>,
 }
 
 pub(super) struct Daemon {
@@ -202,6 +199,8 @@ pub(super) struct Daemon {
     pub(super) claimed_by_workers: AtomicBool,
     /// Orca's own folders, left out of `changed_files` (see [`orca_folders`]).
     pub(super) own_folders: Arc<[std::path::PathBuf]>,
+    /// Its place in a fleet (a shared store only).
+    pub(super) node: super::fleet::NodeState,
     /// LLM mediation (routing, summaries), or the rules (see [`super::mediation`]).
     pub(super) mediator: Arc<crate::mediate::service::Mediator>,
     /// The Telegram bot, when TELEGRAM_BOT_TOKEN is set (reloads reach it; the stop drains it).
@@ -251,8 +250,12 @@ impl Daemon {
             version: crate::VERSION.to_owned(),
         }));
         tracing::info!(root = %self.ws.root.display(), pid = std::process::id(), "orca daemon started");
-        self.publish_settings(&cfg);
-        self.start_mediation();
+        // Store calls block (PostgreSQL's client must not run on a runtime thread).
+        use tokio::task::block_in_place as block;
+        block(|| {
+            self.publish_settings(&cfg);
+            self.start_mediation();
+        });
         // The Telegram bot, when TELEGRAM_BOT_TOKEN is set (it ends with the runtime).
         if let Some(bot) = crate::telegram::start(
             Arc::clone(&cfg),
@@ -267,13 +270,23 @@ impl Daemon {
         // Start-up repair: runs cut off by a crash go back to the queue (their agents, if
         // they outlived the crash, are stopped first); finished tasks whose artifacts or
         // archive move were cut off are completed.
-        stop_orphaned_agents(
+        // In a fleet, only this node's own runs: the others' are theirs (or their leases run
+        // out).
+        block(|| self.fleet_register());
+        let mine = |r: &TaskRecord| {
+            self.store.fleet().is_none() || r.lease_owner.as_deref() == Some(cfg.node_id.as_str())
+        };
+        let running = block(|| {
             self.store
                 .list(Some(TaskState::Running))
-                .unwrap_or_default(),
-        )
-        .await;
-        match self.store.recover_worker(None) {
+                .unwrap_or_default()
+        });
+        stop_orphaned_agents(running.into_iter().filter(mine).collect()).await;
+        let recovered = block(|| match self.store.fleet() {
+            Some(f) => f.recover_own(),
+            None => self.store.recover_worker(None),
+        });
+        match recovered {
             Ok(ids) => {
                 for id in ids {
                     self.events.publish(Event::task(
@@ -287,7 +300,7 @@ impl Daemon {
             }
             Err(e) => tracing::error!("start-up recovery failed: {e}"),
         }
-        self.finalize_pending();
+        block(|| self.finalize_pending());
 
         let (intake, mut ready_rx) = match intake::start(self.ws.tasks()) {
             Ok(x) => x,
@@ -303,7 +316,16 @@ impl Daemon {
         let mut sigusr1 = signal(SignalKind::user_defined1()).ok();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_version = self.store.changes().unwrap_or_default();
+        let mut last_version = block(|| self.store.changes().unwrap_or_default());
+        // Another node's change (a new task, a cancel) wakes the loop at once, when the
+        // store can say so; the tick stays behind it as the safety poll.
+        let change_signal = self.store.change_signal();
+        let changed = || async {
+            match &change_signal {
+                Some(n) => n.notified().await,
+                None => std::future::pending().await,
+            }
+        };
         let mut stamp = config_stamp(&self.ws);
         let mut last_pending_retry = Instant::now();
         // Set when the database was deleted or replaced under the daemon: it stops (exit 1).
@@ -313,7 +335,7 @@ impl Daemon {
         // hands its other tasks (workers, intake) to another thread meanwhile.
         loop {
             tokio::task::block_in_place(|| self.dispatch(&done_tx));
-            let backoff_wake = self.backoff_sleep();
+            let backoff_wake = tokio::task::block_in_place(|| self.backoff_sleep());
             tokio::select! {
                 ready = ready_rx.recv() => {
                     let Some(ready) = ready else { break };
@@ -342,9 +364,15 @@ impl Daemon {
                 _ = backoff_wake => self.next_wake_stale.store(true, Ordering::SeqCst),
                 _ = recv_signal(&mut sigint) => break,
                 _ = recv_signal(&mut sigterm) => break,
-                _ = recv_signal(&mut sighup) => self.reload("SIGHUP"),
+                _ = recv_signal(&mut sighup) => tokio::task::block_in_place(|| self.reload("SIGHUP")),
                 _ = recv_signal(&mut sigusr1) => {
-                    match self.check_store(last_version, Check::Full) {
+                    match tokio::task::block_in_place(|| self.check_store(last_version, Check::Full)) {
+                        Ok(v) => last_version = v,
+                        Err(e) => { gone = Some(e); break; }
+                    }
+                }
+                _ = changed() => {
+                    match tokio::task::block_in_place(|| self.check_store(last_version, Check::IfChanged)) {
                         Ok(v) => last_version = v,
                         Err(e) => { gone = Some(e); break; }
                     }
@@ -392,6 +420,7 @@ impl Daemon {
         *last_version = self.check_store(*last_version, check)?;
         self.retry_pending_periodically(last_pending_retry);
         self.heartbeat();
+        self.fleet_tick();
         let now_stamp = config_stamp(&self.ws);
         if now_stamp != *stamp {
             *stamp = now_stamp;
@@ -437,6 +466,12 @@ impl Daemon {
     /// Finishes a task this worker has just ended (with `finish_claimed`): artifacts with the
     /// run's data and changed files.
     pub(super) fn finalize_run(&self, rec: &TaskRecord, end: RunEnd<'_>) {
+        // A task from another node's tasks/: that node writes its artifacts.
+        let mut end = Some(end);
+        if self.hand_over(rec, &mut end) {
+            return;
+        }
+        let Some(end) = end else { return };
         if self.judge_later(rec, &end) {
             return;
         }
@@ -521,7 +556,11 @@ impl Daemon {
         let cfg = self.cfg();
         let lease = cfg.lease_ms();
         for id in ids {
-            if let Err(e) = self.store.heartbeat(&id, &cfg.node_id, lease, now_ms()) {
+            let beat = self.store.heartbeat(&id, &cfg.node_id, lease, now_ms());
+            if matches!(beat, Ok(false)) && self.store.fleet().is_some() {
+                self.stop_lost_lease(&id);
+            }
+            if let Err(e) = beat {
                 static HEARTBEAT_ERRORS: Repeats = Repeats::new();
                 if let Some(more) = HEARTBEAT_ERRORS.admit(&e.to_string()) {
                     tracing::warn!(task = %id, "heartbeat failed: {e}{more}");
@@ -595,7 +634,7 @@ impl Daemon {
 
     /// Claims queued tasks while worker slots are free.
     fn dispatch(self: &Arc<Self>, done: &mpsc::UnboundedSender<()>) {
-        if self.shutting_down.load(Ordering::SeqCst) {
+        if self.shutting_down.load(Ordering::SeqCst) || !self.fleet_may_claim() {
             return;
         }
         let cfg = self.cfg();
@@ -626,7 +665,10 @@ impl Daemon {
                     if me.shutting_down.load(Ordering::SeqCst) {
                         // Claimed just before the stop: back to the queue, not started.
                         let node = me.cfg().node_id.clone();
-                        if let Err(e) = me.store.release(&id, &node, "daemon stopped") {
+                        let released = tokio::task::block_in_place(|| {
+                            me.store.release(&id, &node, "daemon stopped")
+                        });
+                        if let Err(e) = released {
                             tracing::error!(task = %id, "cannot put the task back in the queue: {e}");
                         }
                     } else {
@@ -722,9 +764,14 @@ impl Daemon {
         if let Some(bot) = self.telegram.get() {
             bot.drain(crate::telegram::DRAIN_WITHIN).await;
         }
-        if let Err(e) = self.store.flush() {
-            tracing::error!("cannot record finished tasks as finalized (the next start does): {e}");
-        }
+        tokio::task::block_in_place(|| {
+            if let Err(e) = self.store.flush() {
+                tracing::error!(
+                    "cannot record finished tasks as finalized (the next start does): {e}"
+                );
+            }
+            self.fleet_leave();
+        });
         self.events.publish(Event::daemon(EventKind::DaemonStopped {
             pid: std::process::id(),
         }));

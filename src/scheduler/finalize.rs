@@ -80,7 +80,7 @@ fn attempt_of(a: &AttemptRecord) -> Attempt {
         exit_code: a.exit_code,
         session_id: a.session_id.clone(),
         resumed: a.resumed,
-        node: None,
+        node: a.node.clone(),
         rounds: None,
     }
 }

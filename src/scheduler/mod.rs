@@ -5,6 +5,7 @@ pub mod backoff;
 pub mod daemon;
 pub mod finalize;
 mod fixing;
+mod fleet;
 mod mediation;
 pub mod policy;
 pub mod resume;

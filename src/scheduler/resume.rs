@@ -78,6 +78,7 @@ mod tests {
             exit_code: None,
             session_id: sid.map(Into::into),
             resumed: false,
+            node: None,
         }
     }
 

@@ -321,14 +321,16 @@ impl Daemon {
         if rec.attempts < 2 {
             return None;
         }
-        let attempts = self.store.attempts(&rec.id).ok()?;
+        let attempts = tokio::task::block_in_place(|| self.store.attempts(&rec.id)).ok()?;
         let (sid, why) = resume::resumable_session(&attempts, rec.attempts, task.resume_on_retry)?;
         let agent = self.current_agent();
         if let Err(why_not) = agent.can_resume(&sid, cwd, env) {
             tracing::info!(task = %rec.id, session = %sid, "not resuming: {why_not}");
             return None;
         }
-        if let Err(e) = self.store.mark_resumed(&rec.id, rec.attempts) {
+        if let Err(e) =
+            tokio::task::block_in_place(|| self.store.mark_resumed(&rec.id, rec.attempts))
+        {
             tracing::warn!(task = %rec.id, "cannot mark the attempt as resumed: {e}");
         }
         tracing::info!(task = %rec.id, session = %sid, "resuming the agent's session ({why})");
@@ -446,10 +448,10 @@ impl Daemon {
             session_id: out.session_id.clone(),
             now_ms: now_ms(),
         };
-        let ended = match self
-            .store
-            .finish_claimed(rec, node, finish, self.next_claim(&cfg))
-        {
+        let ended = match self.until_recorded("record the end of the task", || {
+            self.store
+                .finish_claimed(rec, node, finish.clone(), self.next_claim(&cfg))
+        }) {
             Ok(ended) => ended,
             Err(e) => {
                 tracing::error!(task = %id, "cannot record the end of the task: {e}");
@@ -588,18 +590,26 @@ impl Daemon {
             session_id: None,
             now_ms: now_ms(),
         };
-        match self.store.finish_claimed(rec, node, finish, None) {
-            Ok(ended) => self.finalize_run(
-                &ended.record,
-                RunEnd {
-                    outcome: &out,
-                    attempts: ended.attempts,
-                    working_dir: None,
-                    changed_files: Vec::new(),
-                    verified: Default::default(),
-                    judged: None,
-                },
-            ),
+        // Store and files block: off the runtime's threads.
+        let ended = tokio::task::block_in_place(|| {
+            self.until_recorded("record the failure", || {
+                self.store.finish_claimed(rec, node, finish.clone(), None)
+            })
+        });
+        match ended {
+            Ok(ended) => tokio::task::block_in_place(|| {
+                self.finalize_run(
+                    &ended.record,
+                    RunEnd {
+                        outcome: &out,
+                        attempts: ended.attempts,
+                        working_dir: None,
+                        changed_files: Vec::new(),
+                        verified: Default::default(),
+                        judged: None,
+                    },
+                )
+            }),
             Err(e) => tracing::error!(task = %rec.id, "cannot record the failure: {e}"),
         }
     }
@@ -691,7 +701,9 @@ fn progress_json(attempt: u32, p: &Progress) -> serde_json::Value {
 
 fn store_progress(d: &Daemon, id: &str, node: &str, attempt: u32, p: &Progress) {
     let v = progress_json(attempt, p);
-    if let Err(e) = d.store.set_progress(id, node, &v, p.session_id.as_deref()) {
+    let stored =
+        tokio::task::block_in_place(|| d.store.set_progress(id, node, &v, p.session_id.as_deref()));
+    if let Err(e) = stored {
         tracing::warn!(task = %id, "cannot record progress: {e}");
     }
 }

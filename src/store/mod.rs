@@ -15,6 +15,7 @@
 //! numbering goes on and the same test keeps working.
 
 pub mod error;
+pub mod fleet;
 pub mod lock;
 mod migrate;
 mod open;
@@ -31,8 +32,9 @@ use serde::{Deserialize, Serialize};
 use crate::task::{Priority, Task};
 
 pub use error::StoreError;
+pub use fleet::{Fleet, NodeRecord, Opener};
 pub use lock::{acquire, holder, LockError, WorkspaceLock};
-pub use open::{open, Backend, DEFAULT_URL};
+pub use open::{open, open_as, Backend, DEFAULT_URL};
 pub use repeat::Repeats;
 pub use sqlite::SqliteStore;
 
@@ -251,6 +253,9 @@ pub struct AttemptRecord {
     pub session_id: Option<String>,
     /// The agent session of an earlier attempt was resumed.
     pub resumed: bool,
+    /// The node that ran it (a fleet's shared store); None on a single machine.
+    #[serde(default)]
+    pub node: Option<String>,
 }
 
 /// How a running task ended.
@@ -430,6 +435,17 @@ pub trait Store: Send + Sync {
     fn put_meta(&self, key: &str, value: &serde_json::Value) -> Result<(), StoreError>;
     /// The document published under `key`, if any.
     fn get_meta(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError>;
+    /// The fleet operations of a store shared by several nodes; None for a store of one
+    /// machine (the default).
+    fn fleet(&self) -> Option<&dyn Fleet> {
+        None
+    }
+    /// Notified as soon as another handle's change arrives (PostgreSQL's `LISTEN`), for the
+    /// daemon to look at once instead of at its next tick; None when changes are only
+    /// polled (SQLite, poll-only mode).
+    fn change_signal(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        None
+    }
 }
 
 /// What [`Store::describe`] answers.

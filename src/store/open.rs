@@ -1,10 +1,11 @@
-//! `store::open(url, workspace)`: the backend named by ORCA_DATABASE_URL. Today only the
-//! embedded SQLite file; a PostgreSQL URL is refused (the many-machines mode is not built
-//! yet), never ignored; anything else is refused naming the forms that work.
+//! `store::open(url, workspace)`: the backend named by ORCA_DATABASE_URL: the embedded
+//! SQLite file, or a PostgreSQL database shared by a fleet of nodes (`open_as` names the
+//! node); anything else is refused naming the forms that work.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::fleet::Opener;
 use super::sqlite::SqliteStore;
 use super::{Store, StoreError};
 use crate::config::redact_url_password;
@@ -48,7 +49,8 @@ impl Backend {
             url: redact_url_password(url),
             reason: format!(
                 "it is not a database URL orca knows; use sqlite:PATH (PATH relative to the \
-                 workspace, or absolute; the default is {DEFAULT_URL}), or leave \
+                 workspace, or absolute; the default is {DEFAULT_URL}), \
+                 postgres://USER:PASSWORD@HOST:PORT/DATABASE (a fleet), or leave \
                  ORCA_DATABASE_URL unset"
             ),
         })
@@ -56,8 +58,21 @@ impl Backend {
 }
 
 /// Opens the store `url` names (see [`Backend::parse`]) for the workspace `ws`, creating
-/// the SQLite file and its folder when missing and bringing its schema up to date.
+/// the SQLite file and its folder when missing and bringing its schema up to date. A
+/// PostgreSQL store is opened for a node named by host and workspace (see [`open_as`]).
 pub fn open(url: &str, ws: &Workspace) -> Result<Arc<dyn Store>, StoreError> {
+    let who = Opener {
+        node_id: format!("{}-{}", crate::config::hostname(), std::process::id()),
+        origin: super::fleet::origin_of(&ws.root),
+        poll_only: false,
+    };
+    open_as(url, ws, &who)
+}
+
+/// [`open`] for the node `who` (its id, origin key and poll-only mode matter only for a
+/// PostgreSQL store). A server that cannot be reached is an error naming host and database
+/// (exit 2).
+pub fn open_as(url: &str, ws: &Workspace, who: &Opener) -> Result<Arc<dyn Store>, StoreError> {
     match Backend::parse(url, ws)? {
         Backend::Sqlite(path) => {
             if let Some(dir) = path.parent() {
@@ -70,14 +85,14 @@ pub fn open(url: &str, ws: &Workspace) -> Result<Arc<dyn Store>, StoreError> {
                 .map_err(|e| super::sqlite::explain_open_error(&path, e))?;
             Ok(Arc::new(store))
         }
-        Backend::Postgres => Err(StoreError::Unsupported {
-            url: redact_url_password(url),
-            reason: format!(
-                "PostgreSQL (the many-machines mode) is not built into this orca yet; unset \
-                 ORCA_DATABASE_URL to use the embedded database ({DEFAULT_URL}), or set it \
-                 to sqlite:PATH"
-            ),
-        }),
+        Backend::Postgres => {
+            let opts = super::postgres::PgOptions {
+                poll_only: who.poll_only,
+                origin: Some(who.origin.clone()),
+                ..Default::default()
+            };
+            super::postgres::open(url, &who.node_id, &opts)
+        }
     }
 }
 
@@ -143,14 +158,15 @@ mod tests {
         assert!(msg.contains("sqlite:PATH"), "{msg}");
         assert_eq!(unknown.exit_code(), 2);
 
-        let pg = match open("postgres://orca:hunter2@127.0.0.1/db", &ws) {
+        // Nothing listens on port 1: the error names host, port and database.
+        let pg = match open("postgres://orca:hunter2@127.0.0.1:1/fleetdb", &ws) {
             Err(e) => e,
-            Ok(_) => panic!("a postgres URL must be refused"),
+            Ok(_) => panic!("an unreachable server must be refused"),
         };
         let msg = pg.to_string();
         assert!(matches!(pg, StoreError::Unsupported { .. }), "{pg:?}");
         assert!(
-            msg.contains("PostgreSQL") && msg.contains("not built"),
+            msg.contains("127.0.0.1:1") && msg.contains("database fleetdb"),
             "{msg}"
         );
         assert!(!msg.contains("hunter2"), "{msg}");

@@ -713,6 +713,7 @@ fn attempt_row(row: &Row<'_>) -> rusqlite::Result<AttemptRecord> {
         exit_code: row.get(7)?,
         session_id: row.get(8)?,
         resumed: row.get(9)?,
+        node: None,
     })
 }
 

@@ -25,6 +25,11 @@ pub(crate) struct Feed {
     /// Listening now: `count` is current.
     pub(crate) live: AtomicBool,
     stop: AtomicBool,
+    /// Notified when `count` moves (see [`Store::change_signal`](crate::store::Store)).
+    pub(crate) wake: Arc<tokio::sync::Notify>,
+    /// The payload of this handle's own notifications: they are not counted (its own
+    /// writes need not wake it).
+    pub(crate) own: String,
 }
 
 /// The running listener; stops (within [`WAKE`]) when dropped.
@@ -40,9 +45,13 @@ impl Listener {
         mut client: Client,
         config: Config,
         db: String,
+        own: String,
     ) -> Result<Listener, postgres::Error> {
         client.batch_execute(&format!("LISTEN {CHANNEL}"))?;
-        let feed = Arc::new(Feed::default());
+        let feed = Arc::new(Feed {
+            own,
+            ..Feed::default()
+        });
         feed.live.store(true, Ordering::SeqCst);
         let shared = Arc::clone(&feed);
         let thread = std::thread::Builder::new()
@@ -74,21 +83,26 @@ impl Drop for Listener {
 fn run(mut client: Client, config: &Config, feed: &Feed, db: &str) {
     let mut backoff = Duration::from_millis(100);
     while !feed.stop.load(Ordering::SeqCst) {
-        let mut got = 0u64;
         let outcome = {
             let mut notes = client.notifications();
             let mut it = notes.timeout_iter(WAKE);
             loop {
                 match it.next() {
-                    Ok(Some(_)) => got += 1,
+                    // Counted and signalled as each one arrives: the iterator ends only
+                    // after WAKE without any, which under load may be never.
+                    Ok(Some(n)) if n.payload() != feed.own => {
+                        feed.count.fetch_add(1, Ordering::SeqCst);
+                        feed.wake.notify_one();
+                    }
+                    Ok(Some(_)) => {}
                     Ok(None) => break Ok(()),
                     Err(e) => break Err(e),
                 }
+                if feed.stop.load(Ordering::SeqCst) {
+                    break Ok(());
+                }
             }
         };
-        if got > 0 {
-            feed.count.fetch_add(got, Ordering::SeqCst);
-        }
         let lost = match outcome {
             Err(e) => Some(e.to_string()),
             Ok(()) if client.is_closed() => Some("the connection was closed".to_owned()),
@@ -112,6 +126,7 @@ fn run(mut client: Client, config: &Config, feed: &Feed, db: &str) {
                     backoff = Duration::from_millis(100);
                     feed.count.fetch_add(1, Ordering::SeqCst);
                     feed.live.store(true, Ordering::SeqCst);
+                    feed.wake.notify_one();
                     tracing::info!("change feed of {db} is back");
                     break;
                 }

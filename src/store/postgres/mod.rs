@@ -29,7 +29,7 @@ use super::{ChangeToken, Store, StoreError};
 use crate::config::redact_url_password;
 use listen::Listener;
 
-pub use nodes::NodeRecord;
+pub use crate::store::fleet::NodeRecord;
 
 /// Connections a store keeps open for its calls (the change feed has one more of its own).
 pub const DEFAULT_POOL_SIZE: u32 = 4;
@@ -49,6 +49,9 @@ pub struct PgOptions {
     pub poll_only: bool,
     /// Pooled connections for the store's calls.
     pub pool_size: u32,
+    /// The origin key of the tasks this handle enqueues; only they are its to finalize
+    /// (`pending_finalize`) and to find by file (`find_open_by_file`). None: the node id.
+    pub origin: Option<String>,
 }
 
 impl Default for PgOptions {
@@ -56,6 +59,7 @@ impl Default for PgOptions {
         PgOptions {
             poll_only: false,
             pool_size: DEFAULT_POOL_SIZE,
+            origin: None,
         }
     }
 }
@@ -69,6 +73,8 @@ pub struct PostgresStore {
     /// The URL without its password (for messages).
     db: String,
     node: String,
+    /// The origin key of the tasks it enqueues (see [`PgOptions::origin`]).
+    origin: String,
     /// None in poll-only mode.
     listener: Option<Listener>,
 }
@@ -212,12 +218,17 @@ impl Tx<'_> {
 /// How a write transaction ends when it changed something: the change counter (poll-only
 /// token) is bumped last, so its row lock is held only for the commit, and the notification
 /// goes out when the transaction commits.
+/// The payload is the writing handle's token ([`WRITER_SETTING`]), for its own listener to
+/// leave out.
 const COMMIT_CHANGED: &str = "UPDATE orca_changes SET n = n + 1; \
-     SELECT pg_notify('orca_changes', ''); COMMIT";
+     SELECT pg_notify('orca_changes', current_setting('orca.writer', true)); COMMIT";
 
-/// [`PostgresStore::connect_with`] as the `Store` the daemon and CLI hold. Not reachable
-/// from ORCA_DATABASE_URL yet: `store::open` still refuses `postgres://` until the daemon
-/// takes part in a fleet (node registration, artifacts written by the origin node).
+/// A session setting naming the store handle (process) that writes: the payload of its
+/// notifications.
+const WRITER_SETTING: &str = "orca.writer";
+
+/// [`PostgresStore::connect_with`] as the `Store` the daemon and CLI hold (`store::open`
+/// for a `postgres://` ORCA_DATABASE_URL).
 pub fn open(url: &str, node: &str, opts: &PgOptions) -> Result<Arc<dyn Store>, StoreError> {
     Ok(Arc::new(PostgresStore::connect_with(url, node, opts)?))
 }
@@ -261,9 +272,18 @@ impl PostgresStore {
             config.application_name(&format!("orca {node}"));
         }
         // Added to the URL's own `options`, if any.
+        // This handle's token: unique per process and handle, without spaces.
+        static HANDLES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let writer = format!(
+            "{}.{}.{}",
+            std::process::id(),
+            HANDLES.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+            crate::clock::now_ms()
+        );
+        let ours = format!("-c lock_timeout={LOCK_TIMEOUT_MS} -c {WRITER_SETTING}={writer}");
         let options = match config.get_options() {
-            Some(o) if !o.trim().is_empty() => format!("{o} -c lock_timeout={LOCK_TIMEOUT_MS}"),
-            _ => format!("-c lock_timeout={LOCK_TIMEOUT_MS}"),
+            Some(o) if !o.trim().is_empty() => format!("{o} {ours}"),
+            _ => ours,
         };
         config.options(&options);
         let target = server_of(&config);
@@ -302,12 +322,13 @@ impl PostgresStore {
         let listener = if opts.poll_only {
             None
         } else {
-            Some(Listener::start(first, config, db.clone()).map_err(|e| map_err(&db, e))?)
+            Some(Listener::start(first, config, db.clone(), writer).map_err(|e| map_err(&db, e))?)
         };
         Ok(PostgresStore {
             pool: Some(pool),
             db,
             node: node.to_owned(),
+            origin: opts.origin.clone().unwrap_or_else(|| node.to_owned()),
             listener,
         })
     }
@@ -315,6 +336,11 @@ impl PostgresStore {
     /// This node's id.
     pub fn node(&self) -> &str {
         &self.node
+    }
+
+    /// The origin key of the tasks this handle enqueues.
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 
     /// Whether changes arrive by `LISTEN` (false: poll-only, or the listener is reconnecting).

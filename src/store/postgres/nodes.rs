@@ -4,20 +4,8 @@
 
 use super::rows::int;
 use super::PostgresStore;
+use crate::store::fleet::{Fleet, NodeRecord};
 use crate::store::StoreError;
-
-/// One node as the database knows it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct NodeRecord {
-    pub id: String,
-    pub labels: Vec<String>,
-    pub started_at_ms: i64,
-    pub heartbeat_at_ms: i64,
-    /// Tasks running on it at its last heartbeat.
-    pub running: u32,
-    /// Its MAX_CONCURRENT_TASKS.
-    pub max_running: u32,
-}
 
 impl PostgresStore {
     /// Registers this node (or renews its row after a restart): its labels and how many
@@ -80,5 +68,64 @@ impl PostgresStore {
                 })
             })
             .collect()
+    }
+}
+
+impl Fleet for PostgresStore {
+    fn node_id(&self) -> &str {
+        &self.node
+    }
+
+    fn register(&self, labels: &[String], max_running: u32, now_ms: i64) -> Result<(), StoreError> {
+        self.register_node(labels, max_running, now_ms)
+    }
+
+    fn node_heartbeat(&self, running: u32, now_ms: i64) -> Result<bool, StoreError> {
+        PostgresStore::node_heartbeat(self, running, now_ms)
+    }
+
+    fn unregister(&self) -> Result<(), StoreError> {
+        self.unregister_node()
+    }
+
+    fn nodes(&self, alive_since_ms: Option<i64>) -> Result<Vec<NodeRecord>, StoreError> {
+        PostgresStore::nodes(self, alive_since_ms)
+    }
+
+    fn recover_own(&self) -> Result<Vec<String>, StoreError> {
+        self.recover_owner(&self.node)
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        self.read("SELECT 1", &[]).map(|_| ())
+    }
+
+    fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    fn origin_of(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let rows = self.read("SELECT origin_node FROM orca_tasks WHERE id = $1", &[&id])?;
+        match rows.first() {
+            Some(r) => r.try_get(0).map(Some).map_err(|e| self.err(e)),
+            None => Ok(None),
+        }
+    }
+
+    fn store_result(
+        &self,
+        id: &str,
+        attempt: u32,
+        result: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let text = super::rows::to_json(result)?;
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE orca_tasks SET result = $3 WHERE id = $1 AND attempts = $2 \
+                 AND NOT finalized",
+                &[&id, &int(attempt), &text],
+            )
+            .map(|_| ())
+        })
     }
 }

@@ -11,6 +11,11 @@ use crate::store::{
     Store, StoreError, StoreInfo, TaskRecord, TaskState,
 };
 
+/// How long an origin node waits for the result a node that ran its task hands over
+/// ([`Fleet::store_result`](crate::store::Fleet::store_result)) before it writes one of its
+/// own from the record alone (that node died between the finish and the handover).
+const RESULT_HANDOVER_MS: i64 = 10_000;
+
 /// The advisory lock every enqueue takes, so that two nodes choosing the same free id or
 /// stem at once cannot both insert it (one waits for the other's commit).
 const ENQUEUE_LOCK: i64 = 0x6f72_6371;
@@ -38,7 +43,7 @@ const ATTEMPTS_OPEN_SQL: &str =
      SELECT t, a, w, $4::text, $5::int8 FROM unnest($1::text[], $2::int4[], $3::text[]) AS u(t, a, w)";
 
 const ATTEMPTS_SQL: &str = "SELECT task_id, attempt, worker, started_at_ms, finished_at_ms, \
-     outcome, error, exit_code, session_id, resumed FROM orca_attempts WHERE task_id = $1 \
+     outcome, error, exit_code, session_id, resumed, node FROM orca_attempts WHERE task_id = $1 \
      ORDER BY attempt";
 
 /// Ends a running task we own (`$1` id, `$2` state, `$3` error JSON, `$4` now, `$5` session
@@ -65,6 +70,11 @@ const EXPIRED_SQL: &str = "SELECT id, attempts, cancel_requested, lease_owner FR
 const RECOVER_SQL: &str = "SELECT id, attempts, cancel_requested, lease_owner FROM orca_tasks \
      WHERE state = 'running' AND ($1::text IS NULL OR starts_with(lease_owner, $1)) \
      ORDER BY seq FOR UPDATE";
+
+/// Running tasks whose lease owner is exactly `$1`.
+const RECOVER_OWNER_SQL: &str =
+    "SELECT id, attempts, cancel_requested, lease_owner FROM orca_tasks \
+     WHERE state = 'running' AND lease_owner = $1 ORDER BY seq FOR UPDATE";
 
 const OWNED_SQL: &str = "SELECT state, lease_owner, attempts, cancel_requested FROM orca_tasks \
      WHERE id = $1 FOR UPDATE";
@@ -288,6 +298,16 @@ impl PostgresStore {
         })
     }
 
+    /// Start-up repair of one worker (exactly `owner`): its running tasks back to the queue.
+    pub(crate) fn recover_owner(&self, owner: &str) -> Result<Vec<String>, StoreError> {
+        self.requeue_where(
+            RECOVER_OWNER_SQL,
+            &[&owner],
+            "recovered after a restart",
+            crate::clock::now_ms(),
+        )
+    }
+
     /// `base`, or `base-2`, `base-3`, ...: the first value not yet used (`exists_sql` asks).
     fn unique_value(
         &self,
@@ -341,7 +361,7 @@ impl PostgresStore {
                 &t.received_at_ms,
                 &finished,
                 &error,
-                &self.node,
+                &self.origin,
             ],
         )?;
         let seq: i64 = match rows.first() {
@@ -396,21 +416,23 @@ impl Store for PostgresStore {
         const SQL: &str = concat!(
             "SELECT ",
             cols!(),
-            " FROM orca_tasks WHERE file = $1 AND NOT finalized ORDER BY seq DESC LIMIT 1"
+            " FROM orca_tasks WHERE file = $1 AND NOT finalized AND origin_node = $2 \
+             ORDER BY seq DESC LIMIT 1"
         );
-        Ok(self.select(SQL, &[&file])?.into_iter().next())
+        Ok(self.select(SQL, &[&file, &self.origin])?.into_iter().next())
     }
 
     fn find_open_by_files(&self, files: &[&str]) -> Result<Vec<Option<TaskRecord>>, StoreError> {
         const SQL: &str = concat!(
             "SELECT DISTINCT ON (file) ",
             cols!(),
-            " FROM orca_tasks WHERE file = ANY($1) AND NOT finalized ORDER BY file, seq DESC"
+            " FROM orca_tasks WHERE file = ANY($1) AND NOT finalized AND origin_node = $2 \
+             ORDER BY file, seq DESC"
         );
         if files.is_empty() {
             return Ok(Vec::new());
         }
-        let found = self.select(SQL, &[&files])?;
+        let found = self.select(SQL, &[&files, &self.origin])?;
         Ok(files
             .iter()
             .map(|f| found.iter().find(|r| r.file == *f).cloned())
@@ -636,9 +658,15 @@ impl Store for PostgresStore {
             "SELECT ",
             cols!(),
             " FROM orca_tasks WHERE NOT finalized AND state NOT IN ('queued', 'running') \
+             AND origin_node = $1 AND (result IS NOT NULL OR attempts = 0 OR finished_at_ms < $2 OR EXISTS (SELECT 1 \
+             FROM orca_attempts a WHERE a.task_id = orca_tasks.id AND a.attempt = orca_tasks.attempts AND a.node = $3)) \
              ORDER BY seq"
         );
-        self.select(SQL, &[])
+        let now = crate::clock::now_ms();
+        self.select(
+            SQL,
+            &[&self.origin, &(now - RESULT_HANDOVER_MS), &self.node],
+        )
     }
 
     fn get(&self, id: &str) -> Result<Option<TaskRecord>, StoreError> {
@@ -729,6 +757,12 @@ impl Store for PostgresStore {
         self.change_token()
     }
 
+    fn change_signal(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        self.listener
+            .as_ref()
+            .map(|l| std::sync::Arc::clone(&l.feed.wake))
+    }
+
     fn check_writable(&self) -> Result<(), StoreError> {
         let rows = self.read(
             "SELECT pg_is_in_recovery(), current_setting('transaction_read_only') = 'on', \
@@ -774,6 +808,10 @@ impl Store for PostgresStore {
             None => None,
         };
         Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
+    fn fleet(&self) -> Option<&dyn crate::store::Fleet> {
+        Some(self)
     }
 
     fn describe(&self) -> StoreInfo {

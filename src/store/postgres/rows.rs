@@ -90,7 +90,7 @@ pub(crate) fn records(db: &str, rows: &[Row]) -> Result<Vec<TaskRecord>, StoreEr
 }
 
 /// Reads an attempt row (task_id, attempt, worker, started_at_ms, finished_at_ms, outcome,
-/// error, exit_code, session_id, resumed).
+/// error, exit_code, session_id, resumed, node).
 pub(crate) fn attempt(db: &str, row: &Row) -> Result<AttemptRecord, StoreError> {
     let task_id: String = row.try_get(0).map_err(|e| corrupt(db, "?", e))?;
     let bad = |e: postgres::Error| corrupt(db, &task_id, e);
@@ -104,6 +104,7 @@ pub(crate) fn attempt(db: &str, row: &Row) -> Result<AttemptRecord, StoreError> 
         exit_code: row.try_get(7).map_err(bad)?,
         session_id: row.try_get(8).map_err(bad)?,
         resumed: row.try_get(9).map_err(bad)?,
+        node: row.try_get(10).map_err(bad)?,
         task_id,
     })
 }
