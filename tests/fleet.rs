@@ -626,3 +626,84 @@ fn an_unreachable_database_at_start_is_a_clear_error_exit_2() {
         "no SQLite stand-in"
     );
 }
+
+/// The `(event, task_id)` pairs of `tail-events --json` output.
+fn event_pairs(text: &str) -> BTreeSet<(String, String)> {
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|v| {
+            (
+                v["event"].as_str().unwrap_or_default().to_owned(),
+                v["task_id"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn tail_events_on_any_node_sees_the_whole_fleet_and_follows_it() {
+    let db = db_or_skip!();
+    let mut a = node(&db.url, "node-a", &[]);
+    let mut b = node(&db.url, "node-b", &[("ORCA_NODE_LABELS", "work")]);
+    a.start();
+    b.start();
+    // `--follow` on node-a from before the second task, into a file.
+    let followed = a.path().join("followed.ndjson");
+    let mut follower = a
+        .cmd()
+        .args(["tail-events", "--follow", "--json", "--lines", "0"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&followed).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn tail-events --follow");
+    // Taken in by node-a, run by node-b (only it has the label), written by node-a.
+    for id in ["e1", "e2"] {
+        a.drop_task(
+            &format!("{id}.task.md"),
+            &task_requiring(id, "medium", "ok", &["work"]),
+        );
+        assert_eq!(a.wait_result(id)["status"], "succeeded");
+    }
+    assert!(
+        a.events_named("claude_started").is_empty(),
+        "node-a ran an agent itself"
+    );
+    for (ws, name) in [(&a, "node-a"), (&b, "node-b")] {
+        let seen = || {
+            let out = ws.run(&["tail-events", "--json", "--lines", "1000"]);
+            assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+            event_pairs(&String::from_utf8_lossy(&out.stdout))
+        };
+        // The events go to the database in batches: a moment after the result.
+        ws.wait_for(
+            || {
+                let s = seen();
+                ["e1", "e2"].iter().all(|id| {
+                    ["task_received", "claude_started", "claude_finished", "task_archived"]
+                        .iter()
+                        .all(|ev| s.contains(&(ev.to_string(), id.to_string())))
+                })
+            },
+            &format!("{name} to see both nodes' events of both tasks"),
+        );
+        // --task: only that task's events.
+        let out = ws.run(&["tail-events", "--json", "--task", "e2", "--lines", "1000"]);
+        let pairs = event_pairs(&String::from_utf8_lossy(&out.stdout));
+        assert!(!pairs.is_empty(), "{name}");
+        assert!(pairs.iter().all(|(_, t)| t == "e2"), "{name}: {pairs:?}");
+    }
+    // The follower saw e2's run on node-b as it happened.
+    a.wait_for(
+        || {
+            let s = event_pairs(&std::fs::read_to_string(&followed).unwrap_or_default());
+            s.contains(&("claude_started".into(), "e2".into()))
+                && s.contains(&("task_archived".into(), "e2".into()))
+        },
+        "tail-events --follow on node-a to show node-b's run of e2",
+    );
+    let _ = follower.kill();
+    let _ = follower.wait();
+    a.stop();
+    b.stop();
+}

@@ -612,10 +612,27 @@ pub fn tail_events(
     out: &mut dyn Write,
     as_json: bool,
 ) -> io::Result<i32> {
-    let (_cfg, ws) = match load(root, flags, Access::ReadOnly) {
+    let (cfg, ws) = match load(root, flags, Access::ReadOnly) {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
+    // A node of a fleet: the fleet's event log in the shared store, every node's events.
+    if matches!(
+        crate::store::Backend::parse(&cfg.database_url, &ws),
+        Ok(crate::store::Backend::Postgres)
+    ) {
+        let who = crate::store::Opener::of(&cfg);
+        let store = match crate::store::open_as(&cfg.database_url, &ws, &who) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(e.exit_code());
+            }
+        };
+        if let Some(fleet) = store.fleet() {
+            return super::tail_fleet::tail(fleet, task, lines, follow, out, as_json);
+        }
+    }
     let file = ws.events_file();
     let (read, mut follower) = match crate::events::tail(&file, task, Some(lines)) {
         Ok(x) => x,

@@ -6,6 +6,7 @@ pub mod doctor;
 pub mod engine;
 pub mod llm;
 pub mod sample;
+pub mod tail_fleet;
 
 use std::ffi::OsString;
 use std::io::{self, Write};

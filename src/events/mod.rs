@@ -65,6 +65,7 @@ pub mod kind;
 pub mod ndjson;
 pub mod read;
 pub mod render;
+pub mod shared;
 
 pub use bus::{Closed, EventBus, Notice, Stamped, Subscriber, SUBSCRIBER_BACKLOG};
 pub use kind::{Event, EventKind, AGENT_CLAUDE};

@@ -147,6 +147,8 @@ fn run_agent(
     // The console (stderr) prints what happens from `daemon_started` on; dropped after the
     // daemon, it prints what is left.
     let _console = crate::events::console::start(&events, console);
+    // In a fleet, the events are copied to the shared store too (`tail-events` anywhere).
+    let _fleet_events = crate::events::shared::start(&events, Arc::clone(&store));
     let daemon = Arc::new(Daemon {
         agent: RwLock::new(make_agent(&cfg)),
         cfg: RwLock::new(Arc::new(cfg)),
@@ -532,8 +534,11 @@ impl Daemon {
                 .collect(),
             Err(_) => Vec::new(),
         };
-        for (id, cancel) in ids {
-            if matches!(self.store.is_cancel_requested(&id), Ok(true)) && !*cancel.borrow() {
+        // One look for all of them (one query on PostgreSQL, not one per running task).
+        let asked: Vec<&str> = ids.iter().map(|(id, _)| id.as_str()).collect();
+        let requested = self.store.cancels_requested(&asked).unwrap_or_default();
+        for (id, cancel) in &ids {
+            if requested.contains(id) && !*cancel.borrow() {
                 tracing::info!(task = %id, "cancel requested: stopping the agent");
                 let _ = cancel.send(true);
             }
@@ -639,21 +644,28 @@ impl Daemon {
         }
         let cfg = self.cfg();
         let lease = cfg.lease_ms();
-        while self.running_count() < cfg.max_concurrent_tasks {
-            let rec = match self
+        let free = cfg
+            .max_concurrent_tasks
+            .saturating_sub(self.running_count());
+        if free == 0 {
+            return;
+        }
+        // The free slots' claims in one batch (one transaction on PostgreSQL).
+        let recs =
+            match self
                 .store
-                .claim(&cfg.node_id, &cfg.node_labels, lease, now_ms())
+                .claim_many(&cfg.node_id, &cfg.node_labels, free, lease, now_ms())
             {
-                Ok(Some(rec)) => rec,
-                Ok(None) => break,
+                Ok(recs) => recs,
                 Err(e) => {
                     static CLAIM_ERRORS: Repeats = Repeats::new();
                     if let Some(more) = CLAIM_ERRORS.admit(&e.to_string()) {
                         tracing::error!("cannot claim a task: {e}{more}");
                     }
-                    break;
+                    return;
                 }
             };
+        for rec in recs {
             let rx = self.register(&rec.id);
             let me = Arc::clone(self);
             let done = done.clone();

@@ -85,7 +85,34 @@ pub trait Fleet: Send + Sync {
         attempt: u32,
         result: &serde_json::Value,
     ) -> Result<(), StoreError>;
+    /// Appends events this node published to the fleet's event log: `(task id, line)`,
+    /// the line as in `events.ndjson` without its `\n`. One transaction.
+    fn put_events(&self, events: &[(Option<&str>, &str)]) -> Result<(), StoreError>;
+    /// The fleet's events after `after` (a [`SharedEvent::seq`]; 0: from the start), of
+    /// task `task` only when given, oldest first; with `last`, only the newest `last` of them.
+    fn events_after(
+        &self,
+        after: i64,
+        task: Option<&str>,
+        last: Option<usize>,
+    ) -> Result<Vec<SharedEvent>, StoreError>;
 }
+
+/// One line of the fleet's event log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedEvent {
+    /// Its place in the log (insertion order; a concurrent insert may commit a smaller one
+    /// a moment later, so a reader that follows looks back a little, see
+    /// [`FOLLOW_LOOKBACK`]).
+    pub seq: i64,
+    /// The node that published it.
+    pub node: String,
+    pub line: String,
+}
+
+/// How far back (in seqs) a follower of the shared event log looks again on every poll, for
+/// lines whose transactions committed after a later one's.
+pub const FOLLOW_LOOKBACK: i64 = 4096;
 
 /// Why a queued task with `requires` cannot run on any of `nodes` (the live ones): the
 /// labels no live node has all of; None when some live node has them all (or none needed).

@@ -330,6 +330,28 @@ pub trait Store: Send + Sync {
         lease_ms: i64,
         now_ms: i64,
     ) -> Result<Option<TaskRecord>, StoreError>;
+    /// Up to `n` claims for `worker`, best first, in one transaction when the backend can
+    /// (the default calls [`Store::claim`] until it finds nothing or an error: then what it
+    /// claimed so far, or the error when it claimed nothing).
+    fn claim_many(
+        &self,
+        worker: &str,
+        labels: &[String],
+        n: usize,
+        lease_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<TaskRecord>, StoreError> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            match self.claim(worker, labels, lease_ms, now_ms) {
+                Ok(Some(rec)) => out.push(rec),
+                Ok(None) => break,
+                Err(e) if out.is_empty() => return Err(e),
+                Err(_) => break,
+            }
+        }
+        Ok(out)
+    }
     /// Renews the lease; false when it is no longer ours.
     fn heartbeat(
         &self,
@@ -383,6 +405,17 @@ pub trait Store: Send + Sync {
         -> Result<Vec<String>, StoreError>;
     fn request_cancel(&self, id: &str, now_ms: i64) -> Result<CancelOutcome, StoreError>;
     fn is_cancel_requested(&self, id: &str) -> Result<bool, StoreError>;
+    /// Those of `ids` whose cancel was requested (unknown ids left out), in one look when the
+    /// backend can (the default asks [`Store::is_cancel_requested`] for each).
+    fn cancels_requested(&self, ids: &[&str]) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for id in ids {
+            if matches!(self.is_cancel_requested(id), Ok(true)) {
+                out.push((*id).to_owned());
+            }
+        }
+        Ok(out)
+    }
     /// Artifacts written and task file archived, in one transaction: the finalize step
     /// whose artifact writes are idempotent (a crash before this call just redoes them,
     /// reusing the result file already written).

@@ -13,6 +13,7 @@
 //! check the owner, so worker names must be unique over the fleet (node id, then slot).
 //! Time: leases compare the `now_ms` of different nodes, so their clocks must agree (NTP).
 
+mod events;
 mod listen;
 mod nodes;
 mod ops;
@@ -77,7 +78,25 @@ pub struct PostgresStore {
     origin: String,
     /// None in poll-only mode.
     listener: Option<Listener>,
+    /// Finalize markers held back ([`Store::mark_finalized_later`]): written with the next
+    /// write transaction, at [`Store::flush`], or when the store is dropped.
+    marks: std::sync::Mutex<Vec<Mark>>,
 }
+
+/// A finalize marker waiting to be written: attempt `attempt` of task `id` is finalized.
+#[derive(Debug, Clone)]
+pub(crate) struct Mark {
+    id: String,
+    attempt: i32,
+    archived_to: String,
+}
+
+/// Writes held-back finalize markers, all in one statement; a marker whose task has run
+/// again meanwhile (another attempt, or queued or running) is skipped.
+const MARKS_SQL: &str = "UPDATE orca_tasks SET artifacts_written = TRUE, archived_to = m.a, \
+     finalized = TRUE FROM unnest($1::text[], $2::int4[], $3::text[]) AS m(id, att, a) \
+     WHERE orca_tasks.id = m.id AND orca_tasks.attempts = m.att AND NOT orca_tasks.finalized \
+     AND orca_tasks.state NOT IN ('queued', 'running')";
 
 impl std::fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,6 +113,16 @@ impl Drop for PostgresStore {
     /// tokio runtime (the daemon may drop its last handle there): then the connections are
     /// closed on a thread of their own.
     fn drop(&mut self) {
+        // On a runtime's thread the client cannot block: the markers are lost then, and the
+        // next start finalizes those tasks again (finalize is safe to redo).
+        if tokio::runtime::Handle::try_current().is_err() {
+            if let Err(e) = self.flush_marks() {
+                tracing::error!(
+                    "cannot record finished tasks as finalized in {} (the next start finalizes them again): {e}",
+                    self.db
+                );
+            }
+        }
         let pool = self.pool.take();
         let listener = self.listener.take();
         if tokio::runtime::Handle::try_current().is_err() {
@@ -163,6 +192,16 @@ impl r2d2::ManageConnection for Manager {
     fn has_broken(&self, conn: &mut Conn) -> bool {
         conn.broken || conn.client.is_closed()
     }
+}
+
+/// Whether a write transaction that changed something tells the other nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    /// Bumps the change counter and notifies (a new task, a cancel, a requeue: work or news
+    /// for other nodes).
+    Notify,
+    /// Neither (see [`PostgresStore::write_quiet`]).
+    Quiet,
 }
 
 /// A write transaction in progress (see [`PostgresStore::write`]).
@@ -330,6 +369,7 @@ impl PostgresStore {
             node: node.to_owned(),
             origin: opts.origin.clone().unwrap_or_else(|| node.to_owned()),
             listener,
+            marks: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -382,26 +422,103 @@ impl PostgresStore {
         &self,
         f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.write_as(Signal::Notify, f)
+    }
+
+    /// [`PostgresStore::write`] for the writes of the task path that no other node acts on
+    /// (claims, finishes, progress, finalize markers): no change counter bump, no
+    /// notification. Every notifying commit takes PostgreSQL's notify queue lock until it
+    /// has flushed (and the counter's row lock too), so they commit one at a time
+    /// server-wide; these do not, and the other nodes are not woken for them.
+    fn write_quiet<T>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.write_as(Signal::Quiet, f)
+    }
+
+    fn write_as<T>(
+        &self,
+        signal: Signal,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut conn = self.conn()?;
-        conn.client
-            .batch_execute("BEGIN")
-            .map_err(|e| self.err(e))?;
+        let marks = std::mem::take(&mut *self.marks_held());
+        let began = conn.client.batch_execute("BEGIN").map_err(|e| self.err(e));
+        if let Err(e) = began {
+            self.marks_held().splice(0..0, marks);
+            return Err(e);
+        }
         let mut tx = Tx {
             conn: &mut conn,
             store: self,
             changed: false,
         };
-        let out = f(&mut tx);
+        // The markers ride along; they are no change other nodes act on (no notify).
+        let out = self.write_marks(&mut tx, &marks).and_then(|()| f(&mut tx));
         let changed = tx.changed;
         let out = out.and_then(|v| {
-            let end = if changed { COMMIT_CHANGED } else { "COMMIT" };
+            let end = if changed && signal == Signal::Notify {
+                COMMIT_CHANGED
+            } else {
+                "COMMIT"
+            };
             conn.client.batch_execute(end).map_err(|e| self.err(e))?;
             Ok(v)
         });
-        if out.is_err() && conn.client.batch_execute("ROLLBACK").is_err() {
-            conn.broken = true;
+        if out.is_err() {
+            if conn.client.batch_execute("ROLLBACK").is_err() {
+                conn.broken = true;
+            }
+            // Not written: they wait for the next transaction.
+            self.marks_held().splice(0..0, marks);
         }
         out
+    }
+
+    fn marks_held(&self) -> std::sync::MutexGuard<'_, Vec<Mark>> {
+        self.marks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_marks(&self, tx: &mut Tx<'_>, marks: &[Mark]) -> Result<(), StoreError> {
+        if marks.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<&str> = marks.iter().map(|m| m.id.as_str()).collect();
+        let attempts: Vec<i32> = marks.iter().map(|m| m.attempt).collect();
+        let to: Vec<&str> = marks.iter().map(|m| m.archived_to.as_str()).collect();
+        let stmt = tx.conn.prep(MARKS_SQL).map_err(|e| self.err(e))?;
+        tx.conn
+            .client
+            .execute(&stmt, &[&ids, &attempts, &to])
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Holds a finalize marker back (the PostgreSQL side of
+    /// [`Store::mark_finalized_later`]).
+    pub(crate) fn hold_mark(&self, id: &str, attempt: u32, archived_to: &str) {
+        self.marks_held().push(Mark {
+            id: id.to_owned(),
+            attempt: rows::int(attempt),
+            archived_to: archived_to.to_owned(),
+        });
+    }
+
+    /// Whether a marker for this record's attempt is waiting to be written.
+    pub(crate) fn mark_held(&self, rec: &super::TaskRecord) -> bool {
+        let attempt = rows::int(rec.attempts);
+        self.marks_held()
+            .iter()
+            .any(|m| m.id == rec.id && m.attempt == attempt)
+    }
+
+    /// Writes the markers held back (nothing, and no transaction, when none).
+    pub fn flush_marks(&self) -> Result<(), StoreError> {
+        if self.marks_held().is_empty() {
+            return Ok(());
+        }
+        self.write_quiet(|_| Ok(()))
     }
 
     /// The poll-only change token: the change counter, bumped by every write that changed

@@ -128,4 +128,17 @@ impl Fleet for PostgresStore {
             .map(|_| ())
         })
     }
+
+    fn put_events(&self, events: &[(Option<&str>, &str)]) -> Result<(), StoreError> {
+        PostgresStore::put_events(self, events)
+    }
+
+    fn events_after(
+        &self,
+        after: i64,
+        task: Option<&str>,
+        last: Option<usize>,
+    ) -> Result<Vec<crate::store::fleet::SharedEvent>, StoreError> {
+        PostgresStore::events_after(self, after, task, last)
+    }
 }

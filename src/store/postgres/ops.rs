@@ -16,6 +16,10 @@ use crate::store::{
 /// own from the record alone (that node died between the finish and the handover).
 const RESULT_HANDOVER_MS: i64 = 10_000;
 
+/// The most tasks one claim transaction takes (a small batch: the rows stay locked, and
+/// out of other nodes' reach, only for that transaction).
+const CLAIM_BATCH: usize = 16;
+
 /// The advisory lock every enqueue takes, so that two nodes choosing the same free id or
 /// stem at once cannot both insert it (one waits for the other's commit).
 const ENQUEUE_LOCK: i64 = 0x6f72_6371;
@@ -109,7 +113,7 @@ impl PostgresStore {
         if workers.is_empty() {
             return Ok(Vec::new());
         }
-        self.write(|tx| self.claim_in(tx, workers, labels, lease_ms, now_ms))
+        self.write_quiet(|tx| self.claim_in(tx, workers, labels, lease_ms, now_ms))
     }
 
     fn claim_in(
@@ -419,7 +423,8 @@ impl Store for PostgresStore {
             " FROM orca_tasks WHERE file = $1 AND NOT finalized AND origin_node = $2 \
              ORDER BY seq DESC LIMIT 1"
         );
-        Ok(self.select(SQL, &[&file, &self.origin])?.into_iter().next())
+        let rec = self.select(SQL, &[&file, &self.origin])?.into_iter().next();
+        Ok(rec.filter(|r| !self.mark_held(r)))
     }
 
     fn find_open_by_files(&self, files: &[&str]) -> Result<Vec<Option<TaskRecord>>, StoreError> {
@@ -435,7 +440,13 @@ impl Store for PostgresStore {
         let found = self.select(SQL, &[&files, &self.origin])?;
         Ok(files
             .iter()
-            .map(|f| found.iter().find(|r| r.file == *f).cloned())
+            .map(|f| {
+                found
+                    .iter()
+                    .find(|r| r.file == *f)
+                    .filter(|r| !self.mark_held(r))
+                    .cloned()
+            })
             .collect())
     }
 
@@ -450,6 +461,17 @@ impl Store for PostgresStore {
             .claim_batch(&[worker], labels, lease_ms, now_ms)?
             .into_iter()
             .next())
+    }
+
+    fn claim_many(
+        &self,
+        worker: &str,
+        labels: &[String],
+        n: usize,
+        lease_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<TaskRecord>, StoreError> {
+        self.claim_batch(&vec![worker; n.min(CLAIM_BATCH)], labels, lease_ms, now_ms)
     }
 
     fn heartbeat(
@@ -482,7 +504,7 @@ impl Store for PostgresStore {
         session_id: Option<&str>,
     ) -> Result<(), StoreError> {
         let progress = to_json(progress)?;
-        self.write(|tx| {
+        self.write_quiet(|tx| {
             let rows = tx.write_query(
                 "UPDATE orca_tasks SET progress = $3, session_id = COALESCE($4, session_id) \
                  WHERE id = $1 AND state = 'running' AND lease_owner = $2 RETURNING attempts",
@@ -500,7 +522,7 @@ impl Store for PostgresStore {
     }
 
     fn mark_resumed(&self, id: &str, attempt: u32) -> Result<(), StoreError> {
-        let n = self.write(|tx| {
+        let n = self.write_quiet(|tx| {
             tx.execute(
                 "UPDATE orca_attempts SET resumed = TRUE WHERE task_id = $1 AND attempt = $2",
                 &[&id, &int(attempt)],
@@ -513,7 +535,7 @@ impl Store for PostgresStore {
     }
 
     fn finish(&self, id: &str, worker: &str, f: Finish) -> Result<TaskRecord, StoreError> {
-        self.write(|tx| self.finish_in(tx, (id, worker, &f), None))
+        self.write_quiet(|tx| self.finish_in(tx, (id, worker, &f), None))
     }
 
     fn finish_claimed(
@@ -524,7 +546,7 @@ impl Store for PostgresStore {
         next: Option<NextClaim<'_>>,
     ) -> Result<Finished, StoreError> {
         let id = claimed.id.as_str();
-        self.write(|tx| {
+        self.write_quiet(|tx| {
             let record = self.finish_in(tx, (id, worker, &f), Some(claimed.attempts))?;
             let attempts = tx
                 .query(ATTEMPTS_SQL, &[&id])?
@@ -639,8 +661,21 @@ impl Store for PostgresStore {
         }
     }
 
+    fn cancels_requested(&self, ids: &[&str]) -> Result<Vec<String>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.read(
+            "SELECT id FROM orca_tasks WHERE id = ANY($1) AND cancel_requested",
+            &[&ids],
+        )?
+        .iter()
+        .map(|r| r.try_get(0).map_err(|e| self.err(e)))
+        .collect()
+    }
+
     fn mark_finalized(&self, id: &str, archived_to: &str) -> Result<(), StoreError> {
-        let n = self.write(|tx| {
+        let n = self.write_quiet(|tx| {
             tx.execute(
                 "UPDATE orca_tasks SET artifacts_written = TRUE, archived_to = $2, \
                  finalized = TRUE WHERE id = $1",
@@ -653,6 +688,20 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    fn mark_finalized_later(
+        &self,
+        id: &str,
+        attempt: u32,
+        archived_to: &str,
+    ) -> Result<(), StoreError> {
+        self.hold_mark(id, attempt, archived_to);
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.flush_marks()
+    }
+
     fn pending_finalize(&self) -> Result<Vec<TaskRecord>, StoreError> {
         const SQL: &str = concat!(
             "SELECT ",
@@ -663,10 +712,12 @@ impl Store for PostgresStore {
              ORDER BY seq"
         );
         let now = crate::clock::now_ms();
-        self.select(
+        let mut recs = self.select(
             SQL,
             &[&self.origin, &(now - RESULT_HANDOVER_MS), &self.node],
-        )
+        )?;
+        recs.retain(|r| !self.mark_held(r));
+        Ok(recs)
     }
 
     fn get(&self, id: &str) -> Result<Option<TaskRecord>, StoreError> {

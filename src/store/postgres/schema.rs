@@ -8,6 +8,8 @@ use postgres::Client;
 pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_meta.sql"),
+    include_str!("migrations/0003_hot_path_indexes.sql"),
+    include_str!("migrations/0004_events.sql"),
 ];
 
 /// The schema version this build writes.
