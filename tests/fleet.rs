@@ -661,7 +661,7 @@ fn tail_events_on_any_node_sees_the_whole_fleet_and_follows_it() {
     for id in ["e1", "e2"] {
         a.drop_task(
             &format!("{id}.task.md"),
-            &task_requiring(id, "medium", "ok", &["work"]),
+            &task_requiring(id, "medium", "noop", &["work"]),
         );
         assert_eq!(a.wait_result(id)["status"], "succeeded");
     }
@@ -672,7 +672,11 @@ fn tail_events_on_any_node_sees_the_whole_fleet_and_follows_it() {
     for (ws, name) in [(&a, "node-a"), (&b, "node-b")] {
         let seen = || {
             let out = ws.run(&["tail-events", "--json", "--lines", "1000"]);
-            assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             event_pairs(&String::from_utf8_lossy(&out.stdout))
         };
         // The events go to the database in batches: a moment after the result.
@@ -680,9 +684,14 @@ fn tail_events_on_any_node_sees_the_whole_fleet_and_follows_it() {
             || {
                 let s = seen();
                 ["e1", "e2"].iter().all(|id| {
-                    ["task_received", "claude_started", "claude_finished", "task_archived"]
-                        .iter()
-                        .all(|ev| s.contains(&(ev.to_string(), id.to_string())))
+                    [
+                        "task_received",
+                        "claude_started",
+                        "claude_finished",
+                        "task_archived",
+                    ]
+                    .iter()
+                    .all(|ev| s.contains(&(ev.to_string(), id.to_string())))
                 })
             },
             &format!("{name} to see both nodes' events of both tasks"),

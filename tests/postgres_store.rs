@@ -706,10 +706,24 @@ fn counts_list_and_the_finalize_flow() {
         s.find_open_by_file("tasks/a.task.md").unwrap().unwrap().id,
         second.id
     );
-    // mark_finalized_later writes at once here (nothing is held back).
+    // mark_finalized_later holds the marker back: this handle sees the task as finalized at
+    // once, another handle only once the marker went out with a write of this one.
     s.mark_finalized_later("c", 0, "tasks/rejected/c.task.md")
         .unwrap();
-    assert!(db.store("other").get("c").unwrap().unwrap().finalized);
+    assert!(s.pending_finalize().unwrap().iter().all(|r| r.id != "c"));
+    assert!(!db.store("other").get("c").unwrap().unwrap().finalized);
+    s.flush().unwrap();
+    let c = db.store("other").get("c").unwrap().unwrap();
+    assert!(c.finalized && c.archived_to.as_deref() == Some("tasks/rejected/c.task.md"));
+    // Held back again, it rides along with the next write.
+    s.enqueue(new_task("d", Priority::Medium)).unwrap();
+    let rec = s.claim("w", &[], LEASE, T0).unwrap().unwrap();
+    s.finish(&rec.id, "w", finish(TaskState::Succeeded, T0 + 1))
+        .unwrap();
+    s.mark_finalized_later(&rec.id, rec.attempts, "tasks/processed/x.task.md")
+        .unwrap();
+    s.enqueue(new_task("e", Priority::Medium)).unwrap();
+    assert!(db.store("other").get(&rec.id).unwrap().unwrap().finalized);
     assert!(matches!(
         s.mark_finalized("ghost", "x"),
         Err(StoreError::NotFound(_))
@@ -969,7 +983,7 @@ fn two_nodes_connecting_at_once_both_migrate_safely() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1, 2], "each migration applied once");
+    assert_eq!(versions, [1, 2, 3, 4], "each migration applied once");
     stores[0].enqueue(new_task("a", Priority::Medium)).unwrap();
     assert_eq!(
         stores[1]
@@ -986,7 +1000,7 @@ fn two_nodes_connecting_at_once_both_migrate_safely() {
         .query_one("SELECT count(*) FROM orca_schema", &[])
         .unwrap()
         .get(0);
-    assert_eq!(n, 2);
+    assert_eq!(n, 4);
 }
 
 #[test]
