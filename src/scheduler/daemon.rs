@@ -253,6 +253,9 @@ impl Daemon {
         // Store calls block (PostgreSQL's client must not run on a runtime thread).
         use tokio::task::block_in_place as block;
         block(|| {
+            // In the log at once, not when the log thread next writes (a start cut off just
+            // after it still counts as one).
+            self.events.flush();
             self.publish_settings(&cfg);
             self.start_mediation();
         });
