@@ -385,3 +385,64 @@ fn start_log_thread(file: NdjsonFile) -> std::io::Result<Log> {
         thread: Mutex::new(Some(thread)),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Publishers on four threads, each flushing after every other event: the log holds
+    /// every event once, in the bus's order, whichever thread wrote it.
+    #[test]
+    fn flushes_and_the_log_thread_write_every_event_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.ndjson");
+        let bus = EventBus::open_log(path.clone(), 1 << 30, 1).unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let bus = bus.clone();
+                std::thread::spawn(move || {
+                    for i in 0..250u32 {
+                        bus.publish(Event::attempt(&format!("t{t}"), i, EventKind::TimedOut {}));
+                        if i % 2 == 0 {
+                            // Once flushed, the event is in the file.
+                            bus.flush();
+                            let text = std::fs::read_to_string(bus.log_path().unwrap()).unwrap();
+                            let key = format!("\"task_id\":\"t{t}\",\"attempt\":{i}");
+                            assert!(
+                                text.contains(&format!("{key},"))
+                                    || text.contains(&format!("{key}}}")),
+                                "t{t} attempt {i} not in the log after a flush"
+                            );
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        bus.flush();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1000);
+        // Per publisher, the attempts come in the order they were published.
+        for t in 0..4 {
+            let key = format!("\"task_id\":\"t{t}\"");
+            let attempts: Vec<u32> = text
+                .lines()
+                .filter(|l| l.contains(&key))
+                .map(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    v["attempt"].as_u64().unwrap() as u32
+                })
+                .collect();
+            assert_eq!(attempts, (0..250).collect::<Vec<_>>(), "publisher t{t}");
+        }
+        // Dropping the last handle writes what is left and ends the thread.
+        bus.publish(Event::daemon(EventKind::TimedOut {}));
+        drop(bus);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap().lines().count(),
+            1001
+        );
+    }
+}

@@ -242,6 +242,9 @@ impl Daemon {
 
     async fn main(self: Arc<Self>) -> i32 {
         let cfg = self.cfg();
+        // Before `daemon_started`: a config file changed once the start is logged is a
+        // change the tick sees.
+        let mut stamp = config_stamp(&self.ws);
         self.events.publish(Event::daemon(EventKind::DaemonStarted {
             max_concurrent_tasks: cfg.max_concurrent_tasks,
             node: cfg.node_id.clone(),
@@ -329,7 +332,6 @@ impl Daemon {
                 None => std::future::pending().await,
             }
         };
-        let mut stamp = config_stamp(&self.ws);
         let mut last_pending_retry = Instant::now();
         // Set when the database was deleted or replaced under the daemon: it stops (exit 1).
         let mut gone: Option<StoreError> = None;
