@@ -389,6 +389,7 @@ fn start_log_thread(file: NdjsonFile) -> std::io::Result<Log> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::EventKind;
 
     /// Publishers on four threads, each flushing after every other event: the log holds
     /// every event once, in the bus's order, whichever thread wrote it.
