@@ -1,11 +1,14 @@
 //! The in-process event bus: every event is published once, stamped with a sequence
 //! number and a time, and handed to every subscriber in the same order.
 //!
-//! - The NDJSON log ([`EventBus::open_log`]) is the one lossless subscriber: a thread of its
-//!   own writes every event, in order, so publishing never waits for the disk.
-//!   [`EventBus::flush`] waits until what was published so far is written (finalize calls it
-//!   before the result appears and before a task counts as finished, so the log holds a
-//!   task's events by then, as it did when events were written on the spot).
+//! - The NDJSON log ([`EventBus::open_log`]) is the one lossless subscriber: publishing
+//!   queues the event and never waits for the disk; a thread of its own writes the queue,
+//!   in order, gathering a burst's events for a moment into one write (it is woken only
+//!   when it sleeps and the queue was empty, not once per event).
+//!   [`EventBus::flush`] writes what was published so far itself, on the caller's thread
+//!   (finalize calls it before the result appears and before a task counts as finished, so
+//!   the log holds a task's events by then, as it did when events were written on the
+//!   spot), with no hand-off to the log thread and back.
 //! - Any number of further subscribers ([`EventBus::subscribe`]: the console, Telegram, the
 //!   dashboard) read from a bounded ring. One that falls behind by more than
 //!   [`SUBSCRIBER_BACKLOG`] events never holds up the pipeline: it misses the oldest and is
@@ -16,7 +19,7 @@
 //! Notice::Lagged { missed } => .. } }`; it ends when the bus is dropped.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
 use tokio::sync::broadcast;
@@ -30,6 +33,9 @@ pub const SUBSCRIBER_BACKLOG: usize = 1024;
 /// How long [`EventBus::flush`] waits for the log thread at most (a disk that hangs must
 /// not stop the daemon for good; what is late is still written, just later).
 const FLUSH_LIMIT: Duration = Duration::from_secs(5);
+
+/// How long the log thread gathers events after it is woken before it writes them.
+const GATHER: Duration = Duration::from_millis(5);
 
 /// An event as published: its place in the order of the bus and when it happened.
 #[derive(Debug, Clone, PartialEq)]
@@ -127,13 +133,56 @@ struct Inner {
     log: Option<Log>,
 }
 
-/// The log thread's end of the bus.
+/// The event log's end of the bus: the queue publishers fill, and the file that the log
+/// thread, or a [`EventBus::flush`], empties it into.
 struct Log {
     path: std::path::PathBuf,
-    tx: Mutex<Option<mpsc::Sender<Vec<Arc<Stamped>>>>>,
-    /// The highest sequence number written (or given up on), and its wake-up.
-    written: Arc<(Mutex<u64>, Condvar)>,
+    shared: Arc<LogShared>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+struct LogShared {
+    queue: Mutex<Queue>,
+    /// Rung when work arrives while the log thread sleeps (see [`Queue::idle`]).
+    work: Condvar,
+    /// The writer's lock: whoever holds it takes the queue and writes it, so that the file
+    /// gets the events in their order whoever writes them.
+    file: Mutex<NdjsonFile>,
+    /// The highest sequence number written (or given up on).
+    written: AtomicU64,
+}
+
+#[derive(Default)]
+struct Queue {
+    events: Vec<Arc<Stamped>>,
+    /// The log thread waits for work (a publisher rings it; else nobody does).
+    idle: bool,
+    /// The bus is gone: the thread writes what is left and ends.
+    closed: bool,
+}
+
+impl LogShared {
+    /// Takes every queued event and writes it with one write (the caller holds `file`).
+    fn write_queued(&self, file: &mut NdjsonFile, text: &mut String) {
+        let batch = std::mem::take(&mut lock(&self.queue).events);
+        let Some(last) = batch.last().map(|e| e.seq) else {
+            return;
+        };
+        text.clear();
+        for e in &batch {
+            push_line(text, &e.ts, &e.event);
+        }
+        if let Err(err) = file.write_lines(text.as_bytes()) {
+            let mut names: Vec<&'static str> = batch.iter().map(|e| e.event.name()).collect();
+            names.dedup();
+            tracing::warn!(
+                "cannot write event(s) '{}' to {}: {err}",
+                names.join("', '"),
+                file.path().display()
+            );
+        }
+        self.written.store(last, Ordering::SeqCst);
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -210,17 +259,20 @@ impl EventBus {
                 })
             })
             .collect();
-        self.inner.published.store(*seq, Ordering::SeqCst);
         for e in &batch {
             // No subscriber: nothing is kept.
             let _ = self.inner.tx.send(Arc::clone(e));
         }
         if let Some(log) = &self.inner.log {
-            let sent = lock(&log.tx).as_ref().map(|tx| tx.send(batch));
-            if !matches!(sent, Some(Ok(()))) {
-                tracing::warn!("the event log's thread is gone; events are not logged");
+            let mut q = lock(&log.shared.queue);
+            q.events.extend(batch);
+            if q.idle {
+                q.idle = false;
+                log.shared.work.notify_one();
             }
         }
+        // Counted once queued: a flush that sees this number finds the events to write.
+        self.inner.published.store(*seq, Ordering::SeqCst);
     }
 
     /// A new subscriber: it sees every event published from now on, in order, unless it
@@ -241,29 +293,36 @@ impl EventBus {
         self.inner.tx.receiver_count()
     }
 
-    /// Waits until every event published so far is in the log file (at most a few
-    /// seconds; a log that cannot be written counts as done, its failure is logged).
-    /// Cheap when the log thread has caught up. Blocking: call it where file I/O is fine.
+    /// Writes every event published so far to the log file, on this thread, unless the
+    /// log thread already did (waits at most a few seconds for a write in progress; a log
+    /// that cannot be written counts as done, its failure is logged). Cheap when there is
+    /// nothing to write. Blocking: call it where file I/O is fine.
     pub fn flush(&self) {
         let Some(log) = &self.inner.log else { return };
         let target = self.inner.published.load(Ordering::SeqCst);
-        let (m, cv) = &*log.written;
-        let mut written = lock(m);
+        let shared = &log.shared;
         let deadline = std::time::Instant::now() + FLUSH_LIMIT;
-        while *written < target {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() {
-                tracing::warn!(
-                    "the event log {} is more than {}s behind",
-                    log.path.display(),
-                    FLUSH_LIMIT.as_secs()
-                );
-                return;
+        let mut pause = Duration::from_micros(50);
+        while shared.written.load(Ordering::SeqCst) < target {
+            match shared.file.try_lock() {
+                Ok(mut file) => shared.write_queued(&mut file, &mut String::new()),
+                Err(TryLockError::Poisoned(p)) => {
+                    shared.write_queued(&mut p.into_inner(), &mut String::new())
+                }
+                // Another writer is at it: what it writes may be all that was missing.
+                Err(TryLockError::WouldBlock) => {
+                    if std::time::Instant::now() >= deadline {
+                        tracing::warn!(
+                            "the event log {} is more than {}s behind",
+                            log.path.display(),
+                            FLUSH_LIMIT.as_secs()
+                        );
+                        return;
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(5));
+                }
             }
-            written = match cv.wait_timeout(written, left) {
-                Ok((g, _)) => g,
-                Err(p) => p.into_inner().0,
-            };
         }
     }
 }
@@ -278,7 +337,8 @@ impl Drop for Inner {
     fn drop(&mut self) {
         // The last handle: the log thread writes what is left and ends.
         if let Some(log) = &self.log {
-            lock(&log.tx).take();
+            lock(&log.shared.queue).closed = true;
+            log.shared.work.notify_one();
             if let Some(t) = lock(&log.thread).take() {
                 let _ = t.join();
             }
@@ -286,50 +346,104 @@ impl Drop for Inner {
     }
 }
 
-fn start_log_thread(mut file: NdjsonFile) -> std::io::Result<Log> {
-    let (tx, rx) = mpsc::channel::<Vec<Arc<Stamped>>>();
-    let written = Arc::new((Mutex::new(0u64), Condvar::new()));
-    let done = Arc::clone(&written);
+fn start_log_thread(file: NdjsonFile) -> std::io::Result<Log> {
     let path = file.path().to_path_buf();
+    let shared = Arc::new(LogShared {
+        queue: Mutex::new(Queue::default()),
+        work: Condvar::new(),
+        file: Mutex::new(file),
+        written: AtomicU64::new(0),
+    });
+    let me = Arc::clone(&shared);
     let thread = std::thread::Builder::new()
         .name("orca-events".into())
         .spawn(move || {
             let mut text = String::new();
-            while let Ok(batch) = rx.recv() {
-                // Whatever else is waiting goes out with the same write.
-                let mut last = 0;
-                let mut names: Vec<&'static str> = Vec::new();
-                text.clear();
-                let mut more = Some(batch);
-                let mut queued = Vec::new();
-                while let Some(b) = more.take() {
-                    queued.push(b);
-                    if queued.len() < 64 {
-                        more = rx.try_recv().ok();
+            loop {
+                let closed = {
+                    let mut q = lock(&me.queue);
+                    while q.events.is_empty() && !q.closed {
+                        q.idle = true;
+                        q = me.work.wait(q).unwrap_or_else(|p| p.into_inner());
                     }
+                    q.idle = false;
+                    if q.events.is_empty() {
+                        return;
+                    }
+                    q.closed
+                };
+                // The rest of a burst joins this write (a flush may write it sooner).
+                if !closed {
+                    std::thread::sleep(GATHER);
                 }
-                for e in queued.iter().flatten() {
-                    push_line(&mut text, &e.ts, &e.event);
-                    last = e.seq;
-                    names.push(e.event.name());
-                }
-                if let Err(e) = file.write_lines(text.as_bytes()) {
-                    names.dedup();
-                    tracing::warn!(
-                        "cannot write event(s) '{}' to {}: {e}",
-                        names.join("', '"),
-                        file.path().display()
-                    );
-                }
-                let (m, cv) = &*done;
-                *lock(m) = last;
-                cv.notify_all();
+                me.write_queued(&mut lock(&me.file), &mut text);
             }
         })?;
     Ok(Log {
         path,
-        tx: Mutex::new(Some(tx)),
-        written,
+        shared,
         thread: Mutex::new(Some(thread)),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::EventKind;
+
+    /// Publishers on four threads, each flushing after every other event: the log holds
+    /// every event once, in the bus's order, whichever thread wrote it.
+    #[test]
+    fn flushes_and_the_log_thread_write_every_event_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.ndjson");
+        let bus = EventBus::open_log(path.clone(), 1 << 30, 1).unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let bus = bus.clone();
+                std::thread::spawn(move || {
+                    for i in 0..250u32 {
+                        bus.publish(Event::attempt(&format!("t{t}"), i, EventKind::TimedOut {}));
+                        if i % 2 == 0 {
+                            // Once flushed, the event is in the file.
+                            bus.flush();
+                            let text = std::fs::read_to_string(bus.log_path().unwrap()).unwrap();
+                            let key = format!("\"task_id\":\"t{t}\",\"attempt\":{i}");
+                            assert!(
+                                text.contains(&format!("{key},"))
+                                    || text.contains(&format!("{key}}}")),
+                                "t{t} attempt {i} not in the log after a flush"
+                            );
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        bus.flush();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1000);
+        // Per publisher, the attempts come in the order they were published.
+        for t in 0..4 {
+            let key = format!("\"task_id\":\"t{t}\"");
+            let attempts: Vec<u32> = text
+                .lines()
+                .filter(|l| l.contains(&key))
+                .map(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    v["attempt"].as_u64().unwrap() as u32
+                })
+                .collect();
+            assert_eq!(attempts, (0..250).collect::<Vec<_>>(), "publisher t{t}");
+        }
+        // Dropping the last handle writes what is left and ends the thread.
+        bus.publish(Event::daemon(EventKind::TimedOut {}));
+        drop(bus);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap().lines().count(),
+            1001
+        );
+    }
 }

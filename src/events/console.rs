@@ -672,6 +672,10 @@ pub struct Printer<W: Write> {
     pub now: fn() -> i64,
 }
 
+/// How long the console gathers events after a write before it prints again (a human
+/// does not see 10 ms; a burst costs at most 100 wake-ups a second, not one per event).
+const GATHER: Duration = Duration::from_millis(10);
+
 /// Erase the line the cursor is on, from its start.
 const CLEAR: &str = "\r\x1b[K";
 
@@ -693,6 +697,12 @@ impl<W: Write> Printer<W> {
                         self.take(&mut state, n, &mut text);
                     }
                     shown |= self.write(&state, text);
+                    // A burst's events are gathered for a moment and printed with one
+                    // write: the console thread is not woken once per event.
+                    tokio::select! {
+                        _ = tokio::time::sleep(GATHER) => {}
+                        _ = &mut stop => break,
+                    }
                 }
                 _ = tick.tick(), if self.style.live => {
                     if state.counts().1 > 0 {

@@ -244,6 +244,9 @@ impl Daemon {
 
     async fn main(self: Arc<Self>) -> i32 {
         let cfg = self.cfg();
+        // Before `daemon_started`: a config file changed once the start is logged is a
+        // change the tick sees.
+        let mut stamp = config_stamp(&self.ws);
         self.events.publish(Event::daemon(EventKind::DaemonStarted {
             max_concurrent_tasks: cfg.max_concurrent_tasks,
             node: cfg.node_id.clone(),
@@ -255,6 +258,9 @@ impl Daemon {
         // Store calls block (PostgreSQL's client must not run on a runtime thread).
         use tokio::task::block_in_place as block;
         block(|| {
+            // In the log at once, not when the log thread next writes (a start cut off just
+            // after it still counts as one).
+            self.events.flush();
             self.publish_settings(&cfg);
             self.start_mediation();
         });
@@ -328,7 +334,6 @@ impl Daemon {
                 None => std::future::pending().await,
             }
         };
-        let mut stamp = config_stamp(&self.ws);
         let mut last_pending_retry = Instant::now();
         // Set when the database was deleted or replaced under the daemon: it stops (exit 1).
         let mut gone: Option<StoreError> = None;

@@ -133,6 +133,9 @@ impl Daemon {
         let before = self.snapshot_before(&rec.id, &opened.path, &skip).await;
         let git_base = if let Some(w) = &worktree {
             Some(w.base.clone())
+        } else if !crate::verify::git::may_be_in_repo(&opened.path) {
+            // A few `stat`s: no repository, no trip to a blocking thread.
+            None
         } else {
             let d = opened.path.clone();
             tokio::task::spawn_blocking(move || crate::verify::git::base(&d))
