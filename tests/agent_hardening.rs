@@ -98,8 +98,8 @@ fn orcas_own_secrets_do_not_reach_the_agent_its_api_key_does() {
     let env_file = dump.path().join("env.txt");
     let mut ws = Ws::new().with_env([
         ("ORCA_FAKE_AGENT_ENV_FILE", env_file.display().to_string()),
-        // TELEGRAM_BOT_TOKEN is withheld too (unit table in runner::agent_env); this version
-        // refuses to start with it, since the bot is not built yet.
+        // TELEGRAM_BOT_TOKEN is withheld too (unit table in runner::agent_env; tests/telegram.rs
+        // runs the bot with a token and checks no file holds it).
         ("ORCA_DASHBOARD_TOKEN", "dash-secret-value".into()),
         ("ORCA_DATABASE_URL", "sqlite://.orca/orca.db".into()),
         ("ANTHROPIC_API_KEY", "sk-ant-agent-needs-this".into()),

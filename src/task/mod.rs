@@ -321,8 +321,6 @@ pub enum TaskErrorKind {
     },
     #[error("the task file is a symbolic link to {target}, outside the allowed root {root}")]
     LinkOutsideRoot { target: String, root: String },
-    #[error("{field} is not built yet in this version of Orca")]
-    NotBuilt { field: &'static str },
     /// `worktree: true` for a working folder where no worktree can be made.
     #[error("{reason}")]
     Worktree { reason: String, fix: String },
@@ -362,7 +360,6 @@ impl TaskErrorKind {
                 paths::PathError::Unresolvable { .. } => "path_unresolvable",
             },
             TaskErrorKind::LinkOutsideRoot { .. } => "link_outside_root",
-            TaskErrorKind::NotBuilt { .. } => "not_built",
             TaskErrorKind::Worktree { .. } => "worktree",
             TaskErrorKind::Other(_) => "invalid",
         }
@@ -452,9 +449,6 @@ impl TaskErrorKind {
             },
             TaskErrorKind::LinkOutsideRoot { .. } => {
                 "copy the file into tasks/ instead of linking to it (a link is read only when it leads inside CLAUDE_ALLOWED_ROOT)".into()
-            }
-            TaskErrorKind::NotBuilt { field } => {
-                format!("remove the `{field}:` line (or set it to its default) until a later version supports it")
             }
             TaskErrorKind::Worktree { fix, .. } => fix.clone(),
             TaskErrorKind::Other(_) => "see the task format in the README".into(),
