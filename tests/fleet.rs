@@ -7,78 +7,15 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{task, Ws, TIMEOUT};
 use serde_json::Value;
 
-/// A database of its own on the test server, dropped (with its connections) when this
-/// guard goes, however the test ends.
-struct TestDb {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-static SEQ: AtomicU32 = AtomicU32::new(0);
-
-impl TestDb {
-    fn new() -> Option<TestDb> {
-        let admin = std::env::var("ORCA_TEST_PG_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-        let mut client = match postgres::Client::connect(&admin, postgres::NoTls) {
-            Ok(c) => c,
-            Err(e) => {
-                let msg = format!(
-                    "cannot reach the test PostgreSQL server {admin}: {e}; start it \
-                     (`pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`, \
-                     as .ci/run does) or set ORCA_TEST_PG_URL"
-                );
-                if std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false") {
-                    panic!("{msg}");
-                }
-                eprintln!("skipped: {msg}");
-                return None;
-            }
-        };
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let name = format!(
-            "orca_t_fleet_{}_{}_{nanos}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::SeqCst)
-        );
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .unwrap();
-        let base = admin.rsplit_once('/').unwrap().0;
-        let url = format!("{base}/{name}");
-        Some(TestDb { admin, name, url })
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Ok(mut c) = postgres::Client::connect(&self.admin, postgres::NoTls) {
-            let _ = c.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
-        }
-    }
-}
-
-macro_rules! db_or_skip {
-    () => {
-        match TestDb::new() {
-            Some(db) => db,
-            None => return,
-        }
-    };
-}
+#[path = "common/test_db.rs"]
+#[macro_use]
+mod test_db;
+use test_db::TestDb;
 
 /// A node: a workspace of its own on database `url`.
 fn node(url: &str, id: &str, settings: &[(&str, &str)]) -> Ws {
