@@ -17,10 +17,13 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
+
+#[path = "common.rs"]
+mod common;
+use common::{build_agent, now_ns, percentile, stop_daemon, wait, Res};
 
 const ORCA: &str = env!("CARGO_BIN_EXE_orca");
-const FAKE_AGENT: &str = env!("CARGO_BIN_EXE_orca-fake-agent");
 /// Slots per node.
 const WORKERS: usize = 8;
 
@@ -40,39 +43,6 @@ const SCRUB: &[&str] = &[
     "ORCA_FAKE_AGENT_LOG",
     "ORCA_FAKE_AGENT_CLOCK",
 ];
-
-type Res<T> = Result<T, String>;
-
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
-/// bench/noop_agent.rs built statically with rustc (as bench/pipeline.rs does), else the test
-/// suite's `orca-fake-agent`.
-fn build_agent() -> (PathBuf, String) {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/noop_agent.rs");
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("orca-noop-agent-fleet");
-    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let built = Command::new(&rustc)
-        .args(["--edition", "2021", "-O", "-C", "panic=abort"])
-        .args(["-C", "strip=symbols", "-C", "target-feature=+crt-static"])
-        .arg(&src)
-        .arg("-o")
-        .arg(&out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .output();
-    match built {
-        Ok(o) if o.status.success() => (out, "no-op agent (bench/noop_agent.rs, static)".into()),
-        _ => (
-            PathBuf::from(FAKE_AGENT),
-            "orca-fake-agent (noop mode)".into(),
-        ),
-    }
-}
 
 /// A database of its own on the server, dropped with its connections at the end.
 struct Db {
@@ -216,21 +186,7 @@ impl Node {
     }
 
     fn stop(&mut self) {
-        if let Some(mut c) = self.daemon.take() {
-            // SAFETY: kill(2) on our own child's pid.
-            unsafe {
-                libc::kill(c.id() as i32, libc::SIGTERM);
-            }
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        stop_daemon(&mut self.daemon);
     }
 }
 
@@ -238,17 +194,6 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn wait(limit: Duration, what: &str, cond: impl Fn() -> bool) -> Res<()> {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        if Instant::now() > deadline {
-            return Err(format!("timed out after {limit:?} waiting for {what}"));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
 }
 
 fn write_task(dir: &Path, id: &str, requires: &str) -> Res<()> {
@@ -259,14 +204,6 @@ fn write_task(dir: &Path, id: &str, requires: &str) -> Res<()> {
         .map_err(|e| format!("write task {id}: {e}"))?;
     f.write_all(text.as_bytes())
         .map_err(|e| format!("write task {id}: {e}"))
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 /// `n` tasks over `k` nodes (each node's share into its own tasks/): tasks per second from
@@ -380,7 +317,7 @@ fn main() {
         }
         i += 1;
     }
-    let (agent, agent_name) = build_agent();
+    let (agent, agent_name) = build_agent("fleet");
     let cores = std::thread::available_parallelism().map_or(0, |c| c.get());
     println!(
         "fleet benchmark: {agent_name}, {WORKERS} slots per node, {cores} cores, server {}",

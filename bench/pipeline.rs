@@ -13,7 +13,11 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+#[path = "common.rs"]
+mod common;
+use common::{build_agent, fake_agent, now_ns, percentile, stop_daemon, wait, Res, FAKE_AGENT};
 
 /// The `orca` this benchmark builds; `--orca PATH` measures another build instead (an earlier
 /// commit's, say, with the same harness).
@@ -23,7 +27,6 @@ fn orca() -> &'static Path {
     ORCA.get_or_init(|| PathBuf::from(env!("CARGO_BIN_EXE_orca")))
 }
 /// The test suite's stand-in agent: the fallback when the no-op agent cannot be built.
-const FAKE_AGENT: &str = env!("CARGO_BIN_EXE_orca-fake-agent");
 const WORKERS: usize = 8;
 
 /// Settings the benchmark process must not leak into the daemon.
@@ -44,8 +47,6 @@ const SCRUB: &[&str] = &[
     "ORCA_FAKE_AGENT_CLOCK",
 ];
 
-type Res<T> = Result<T, String>;
-
 /// Where the workspaces are made (`--dir`; by default RAM-backed /dev/shm when there is one,
 /// so that a disk's state, such as ext4's slow inode allocation after mass deletes, does not
 /// decide the figures; `--dir` on a disk measures that too).
@@ -59,56 +60,6 @@ fn agent() -> &'static Path {
         .get()
         .map(PathBuf::as_path)
         .unwrap_or(Path::new(FAKE_AGENT))
-}
-
-/// Builds bench/noop_agent.rs with rustc as a static executable (no dynamic loading at each
-/// start), else as a dynamic one; says which. Falls back to `orca-fake-agent`.
-fn build_agent() -> (PathBuf, String) {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/noop_agent.rs");
-    let out_dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    for (name, extra) in [
-        ("static", &["-C", "target-feature=+crt-static"][..]),
-        ("dynamic", &[][..]),
-    ] {
-        let out = out_dir.join(format!("orca-noop-agent-{name}"));
-        let built = Command::new(&rustc)
-            .args([
-                "--edition",
-                "2021",
-                "-O",
-                "-C",
-                "panic=abort",
-                "-C",
-                "strip=symbols",
-            ])
-            .args(extra)
-            .arg(&src)
-            .arg("-o")
-            .arg(&out)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output();
-        match built {
-            Ok(o) if o.status.success() => {
-                return (out, format!("no-op agent (bench/noop_agent.rs, {name})"))
-            }
-            Ok(o) => eprintln!(
-                "cannot build the {name} no-op agent: {}",
-                String::from_utf8_lossy(&o.stderr).trim()
-            ),
-            Err(e) => eprintln!("cannot run {}: {e}", rustc.to_string_lossy()),
-        }
-    }
-    fake_agent()
-}
-
-/// The test suite's `orca-fake-agent` in noop mode, and its name for the report.
-fn fake_agent() -> (PathBuf, String) {
-    (
-        PathBuf::from(FAKE_AGENT),
-        "orca-fake-agent (noop mode)".into(),
-    )
 }
 
 fn base_dir() -> PathBuf {
@@ -144,13 +95,6 @@ fn fs_type(dir: &Path) -> String {
         0x794C_7630 => "overlay".into(),
         other => format!("{other:#x}"),
     }
-}
-
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
 }
 
 fn task_text(id: &str) -> String {
@@ -238,21 +182,7 @@ impl Bench {
     }
 
     fn stop(&mut self) {
-        if let Some(mut c) = self.daemon.take() {
-            // SAFETY: kill(2) on our own child's pid.
-            unsafe {
-                libc::kill(c.id() as i32, libc::SIGTERM);
-            }
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        stop_daemon(&mut self.daemon);
     }
 
     fn count(&self, rel: &str, suffix: &str) -> usize {
@@ -394,17 +324,6 @@ impl Drop for Bench {
     }
 }
 
-fn wait(limit: Duration, what: &str, cond: impl Fn() -> bool) -> Res<()> {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        if Instant::now() > deadline {
-            return Err(format!("timed out after {limit:?} waiting for {what}"));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(())
-}
-
 /// (VmRSS, VmHWM) of a process, in KiB.
 fn mem_kib(pid: u32) -> (u64, u64) {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -423,14 +342,6 @@ fn write_task(dir: &Path, id: &str) -> Res<()> {
         .map_err(|e| format!("write task {id}: {e}"))?;
     f.write_all(task_text(id).as_bytes())
         .map_err(|e| format!("write task {id}: {e}"))
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 /// Idle RSS after start-up, then the pickup latency of `n` tasks written `gap` apart.
@@ -704,7 +615,7 @@ fn main() {
     let (agent_path, agent_name) = if use_fake_agent {
         fake_agent()
     } else {
-        build_agent()
+        build_agent("pipeline")
     };
     let _ = AGENT.set(agent_path);
     let fs = fs_type(&base_dir());
