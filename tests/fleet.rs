@@ -564,6 +564,35 @@ fn an_unreachable_database_at_start_is_a_clear_error_exit_2() {
     );
 }
 
+#[test]
+fn doctor_checks_the_shared_queue() {
+    let db = db_or_skip!();
+    let ws = node(&db.url, "node-a", &[]);
+    let text = |out: &std::process::Output| String::from_utf8_lossy(&out.stdout).into_owned();
+    let out = ws.run(&["doctor"]);
+    let t = text(&out);
+    assert!(t.contains("Shared queue (ORCA_DATABASE_URL)"), "{t}");
+    assert!(
+        t.contains("PostgreSQL ") && t.contains("no Orca schema yet"),
+        "{t}"
+    );
+    // `orca list` opens the store: the schema is made.
+    assert!(ws.run(&["list"]).status.success());
+    let t = text(&ws.run(&["doctor"]));
+    assert!(t.contains("schema version "), "{t}");
+
+    // A server that cannot be reached: FAIL naming it, exit 1, no password printed.
+    let bad = node("postgres://orca:HUNTER2@127.0.0.1:1/fleetdb", "node-b", &[]);
+    let out = bad.run(&["doctor"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains("cannot connect to the PostgreSQL server at 127.0.0.1:1 (database fleetdb)"),
+        "{t}"
+    );
+    assert!(!t.contains("HUNTER2"), "{t}");
+}
+
 /// The `(event, task_id)` pairs of `tail-events --json` output.
 fn event_pairs(text: &str) -> BTreeSet<(String, String)> {
     text.lines()

@@ -119,6 +119,7 @@ fn check_all(
     folders(&config, report);
     agent(&config, env, report);
     authentication(&config, env, report);
+    database(&config, report);
     llm(&config, report);
     telegram(&config, report);
 
@@ -419,6 +420,23 @@ fn authentication(config: &Config, env: &[(String, String)], report: &mut Report
             "no ANTHROPIC_API_KEY and no Claude Code login found; the agent may refuse to run",
             "run `claude` once and log in, or set ANTHROPIC_API_KEY (in .env or the environment)",
         );
+    }
+}
+
+/// A fleet's shared queue: the PostgreSQL server reached (version, schema), or why not.
+/// The embedded SQLite store needs no check of its own (its folder is checked above).
+fn database(config: &Config, report: &mut Report) {
+    let lower = config.database_url.trim().to_ascii_lowercase();
+    if !(lower.starts_with("postgres://") || lower.starts_with("postgresql://")) {
+        return;
+    }
+    report.heading("Shared queue (ORCA_DATABASE_URL)");
+    match crate::store::postgres::probe(&config.database_url) {
+        Ok(text) => report.ok(text),
+        Err(e) => report.fail(
+            e.to_string(),
+            "start the server or correct ORCA_DATABASE_URL; every node of the fleet uses this URL",
+        ),
     }
 }
 

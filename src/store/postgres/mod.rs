@@ -546,6 +546,44 @@ impl PostgresStore {
     }
 }
 
+/// What `orca doctor` says of a PostgreSQL URL: connects (bounded by the connect timeout),
+/// asks the server's version and the schema version found, changes nothing. The error names
+/// the server and says what to check.
+pub fn probe(url: &str) -> Result<String, StoreError> {
+    let db = redact_url_password(url.trim());
+    let refuse = |reason: String| StoreError::Unsupported {
+        url: db.clone(),
+        reason,
+    };
+    let mut config: Config = url.trim().parse().map_err(|e| {
+        refuse(format!(
+            "it is not a PostgreSQL URL ({e}); write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+        ))
+    })?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    config.application_name("orca doctor");
+    let target = server_of(&config);
+    let failed = |e: postgres::Error| {
+        refuse(format!(
+            "cannot connect to the PostgreSQL server {target}: {}; check that the server \
+             runs, that this machine may connect (pg_hba.conf) and that the database exists",
+            error_text(&e)
+        ))
+    };
+    let mut client = config.connect(NoTls).map_err(failed)?;
+    let version: String = client
+        .query_one("SHOW server_version", &[])
+        .map_err(failed)?
+        .get(0);
+    let schema = match schema::version(&mut client).map_err(failed)? {
+        0 => "no Orca schema yet (the first node to start makes it)".to_owned(),
+        v => format!("schema version {v} (this Orca: {})", schema::LATEST),
+    };
+    Ok(format!("PostgreSQL {version} {target}, {schema}"))
+}
+
 /// `host:port, database NAME` of a config, for messages.
 fn server_of(config: &Config) -> String {
     use postgres::config::Host;

@@ -32,7 +32,7 @@ impl From<postgres::Error> for MigrateError {
 }
 
 /// The schema version of the database (0 when it has none yet).
-fn version(client: &mut impl postgres::GenericClient) -> Result<i64, postgres::Error> {
+pub(super) fn version(client: &mut impl postgres::GenericClient) -> Result<i64, postgres::Error> {
     let exists: bool = client
         .query_one("SELECT to_regclass('orca_schema') IS NOT NULL", &[])?
         .get(0);
