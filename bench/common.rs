@@ -1,6 +1,7 @@
 //! What the benchmarks share (included with `#[path]` by bench/pipeline.rs and bench/fleet.rs):
 //! the no-op agent's build, waiting, percentiles, the clock and stopping a daemon.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -100,4 +101,26 @@ pub fn build_agent(tag: &str) -> (PathBuf, String) {
         }
     }
     fake_agent()
+}
+
+/// Milliseconds from each file's close (`closed`: id, ns) to its agent's start (`starts`),
+/// sorted; an error naming `whose` when a start is missing.
+pub fn pickup_ms(
+    closed: &[(String, u64)],
+    starts: &HashMap<String, u64>,
+    whose: &str,
+) -> Res<Vec<f64>> {
+    let mut lat: Vec<f64> = closed
+        .iter()
+        .filter_map(|(id, t)| Some((*starts.get(id)? as f64 - *t as f64) / 1e6))
+        .collect();
+    if lat.len() != closed.len() {
+        return Err(format!(
+            "only {} of {} {whose} were logged",
+            lat.len(),
+            closed.len()
+        ));
+    }
+    lat.sort_by(|x, y| x.total_cmp(y));
+    Ok(lat)
 }

@@ -21,7 +21,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 #[path = "common.rs"]
 mod common;
-use common::{build_agent, now_ns, percentile, stop_daemon, wait, Res};
+use common::{build_agent, now_ns, percentile, pickup_ms, stop_daemon, wait, Res};
 
 const ORCA: &str = env!("CARGO_BIN_EXE_orca");
 /// Slots per node.
@@ -265,17 +265,7 @@ fn pickup(admin: &str, agent: &Path, poll_only: bool, n: usize, gap: Duration) -
     })
     .map_err(|e| format!("{e}\n{}\n{}", a.output(), b.output()))?;
     let starts = b.agent_starts();
-    let mut lat: Vec<f64> = closed
-        .iter()
-        .filter_map(|(id, t)| Some((*starts.get(id)? as f64 - *t as f64) / 1e6))
-        .collect();
-    if lat.len() != n {
-        return Err(format!(
-            "only {} of {n} starts on node b were logged",
-            lat.len()
-        ));
-    }
-    lat.sort_by(|x, y| x.total_cmp(y));
+    let lat = pickup_ms(&closed, &starts, "starts on node b")?;
     a.stop();
     b.stop();
     Ok([

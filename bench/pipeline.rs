@@ -17,7 +17,9 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 #[path = "common.rs"]
 mod common;
-use common::{build_agent, fake_agent, now_ns, percentile, stop_daemon, wait, Res, FAKE_AGENT};
+use common::{
+    build_agent, fake_agent, now_ns, percentile, pickup_ms, stop_daemon, wait, Res, FAKE_AGENT,
+};
 
 /// The `orca` this benchmark builds; `--orca PATH` measures another build instead (an earlier
 /// commit's, say, with the same harness).
@@ -360,17 +362,7 @@ fn idle_and_pickup(n: usize, gap: Duration) -> Res<(f64, f64, f64, f64)> {
     }
     b.wait_done(n, Duration::from_secs(120))?;
     let starts = b.agent_starts();
-    let mut lat: Vec<f64> = closed
-        .iter()
-        .filter_map(|(id, t)| Some((*starts.get(id)? as f64 - *t as f64) / 1e6))
-        .collect();
-    if lat.len() != n {
-        return Err(format!(
-            "only {} of {n} agent starts were logged",
-            lat.len()
-        ));
-    }
-    lat.sort_by(|a, b| a.total_cmp(b));
+    let lat = pickup_ms(&closed, &starts, "agent starts")?;
     let max = lat.last().copied().unwrap_or(f64::NAN);
     Ok((
         idle_rss as f64 / 1024.0,

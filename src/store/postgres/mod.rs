@@ -290,23 +290,12 @@ impl PostgresStore {
         opts: &PgOptions,
     ) -> Result<PostgresStore, StoreError> {
         let db = redact_url_password(url.trim());
-        let refuse = |reason: String| StoreError::Unsupported {
-            url: db.clone(),
-            reason,
-        };
         if node.trim().is_empty() {
             return Err(StoreError::Invalid(
                 "the node id is empty; set ORCA_NODE_ID to a name unique in the fleet".into(),
             ));
         }
-        let mut config: Config = url.trim().parse().map_err(|e| {
-            refuse(format!(
-                "it is not a PostgreSQL URL ({e}); write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE"
-            ))
-        })?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(CONNECT_TIMEOUT);
-        }
+        let mut config = parse_url(url)?;
         if config.get_application_name().is_none() {
             config.application_name(&format!("orca {node}"));
         }
@@ -325,15 +314,9 @@ impl PostgresStore {
             _ => ours,
         };
         config.options(&options);
-        let target = server_of(&config);
-        let unreachable = |e: postgres::Error| {
-            refuse(format!(
-                "cannot connect to the PostgreSQL server {target}: {}; check that the server \
-                 runs, that this machine may connect (pg_hba.conf) and that the database exists",
-                error_text(&e)
-            ))
-        };
-        let mut first = config.connect(NoTls).map_err(unreachable)?;
+        let mut first = config
+            .connect(NoTls)
+            .map_err(|e| unreachable(url, &config, &e))?;
         match schema::migrate(&mut first) {
             Ok(_) => {}
             Err(schema::MigrateError::Newer { found }) => {
@@ -355,7 +338,10 @@ impl PostgresStore {
             })
             .map_err(|e| StoreError::Backend {
                 db: db.clone(),
-                message: format!("cannot open a connection pool to {target}: {e}"),
+                message: format!(
+                    "cannot open a connection pool to {}: {e}",
+                    server_of(&config)
+                ),
             })?;
         // The first connection listens (in poll-only mode it is not needed any more).
         let listener = if opts.poll_only {
@@ -550,28 +536,9 @@ impl PostgresStore {
 /// asks the server's version and the schema version found, changes nothing. The error names
 /// the server and says what to check.
 pub fn probe(url: &str) -> Result<String, StoreError> {
-    let db = redact_url_password(url.trim());
-    let refuse = |reason: String| StoreError::Unsupported {
-        url: db.clone(),
-        reason,
-    };
-    let mut config: Config = url.trim().parse().map_err(|e| {
-        refuse(format!(
-            "it is not a PostgreSQL URL ({e}); write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE"
-        ))
-    })?;
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(CONNECT_TIMEOUT);
-    }
+    let mut config = parse_url(url)?;
     config.application_name("orca doctor");
-    let target = server_of(&config);
-    let failed = |e: postgres::Error| {
-        refuse(format!(
-            "cannot connect to the PostgreSQL server {target}: {}; check that the server \
-             runs, that this machine may connect (pg_hba.conf) and that the database exists",
-            error_text(&e)
-        ))
-    };
+    let failed = |e: postgres::Error| unreachable(url, &config, &e);
     let mut client = config.connect(NoTls).map_err(failed)?;
     let version: String = client
         .query_one("SHOW server_version", &[])
@@ -581,7 +548,39 @@ pub fn probe(url: &str) -> Result<String, StoreError> {
         0 => "no Orca schema yet (the first node to start makes it)".to_owned(),
         v => format!("schema version {v} (this Orca: {})", schema::LATEST),
     };
-    Ok(format!("PostgreSQL {version} {target}, {schema}"))
+    Ok(format!(
+        "PostgreSQL {version} {}, {schema}",
+        server_of(&config)
+    ))
+}
+
+/// The client config of a PostgreSQL URL, with the connect timeout when the URL sets none;
+/// a URL that does not parse is `Unsupported`, naming the URL (password redacted).
+fn parse_url(url: &str) -> Result<Config, StoreError> {
+    let mut config: Config = url.trim().parse().map_err(|e| StoreError::Unsupported {
+        url: redact_url_password(url.trim()),
+        reason: format!(
+            "it is not a PostgreSQL URL ({e}); write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+        ),
+    })?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    Ok(config)
+}
+
+/// The error of a connection to `config`'s server that failed: names the server and says
+/// what to check.
+fn unreachable(url: &str, config: &Config, e: &postgres::Error) -> StoreError {
+    StoreError::Unsupported {
+        url: redact_url_password(url.trim()),
+        reason: format!(
+            "cannot connect to the PostgreSQL server {}: {}; check that the server \
+             runs, that this machine may connect (pg_hba.conf) and that the database exists",
+            server_of(config),
+            error_text(e)
+        ),
+    }
 }
 
 /// `host:port, database NAME` of a config, for messages.
